@@ -1,0 +1,33 @@
+/// The one error type of the domain: a stable code for callers, and a message that is safe to show a client.
+///
+/// Driver details (SQL text, libmongoc messages) never go into `message`; they are logged where they happen.
+/// Each service maps the code to a gRPC status in one place (`ShippyError+RPC.swift` in the runtime).
+public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// What kind of failure this is; each maps to exactly one gRPC status code.
+    public enum Code: String, Sendable, Hashable {
+        case invalidArgument
+        case notFound
+        case alreadyExists
+        case resourceExhausted
+        case unauthenticated
+        case permissionDenied
+        case unavailable
+        case deadlineExceeded
+        case `internal`
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    public static func invalidArgument(_ message: String) -> ShippyError { ShippyError(.invalidArgument, message) }
+    public static func notFound(_ message: String) -> ShippyError { ShippyError(.notFound, message) }
+    public static func alreadyExists(_ message: String) -> ShippyError { ShippyError(.alreadyExists, message) }
+    public static func unavailable(_ message: String) -> ShippyError { ShippyError(.unavailable, message) }
+}

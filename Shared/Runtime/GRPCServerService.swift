@@ -1,0 +1,66 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ServiceLifecycle
+
+/// The gRPC server as a swift-service-lifecycle `Service`, with the health service registered beside the
+/// service's own.
+///
+/// On graceful shutdown (SIGTERM/SIGINT) it reports NOT_SERVING, stops accepting new calls and returns
+/// once the calls in flight have finished; the service group cancels them after its grace period.
+public struct GRPCServerService: Service {
+    public let server: GRPCServer<HTTP2ServerTransport.Posix>
+    private let health: HealthService
+    private let logger: Logger
+
+    public init(
+        host: String,
+        port: Int,
+        services: [any RegistrableRPCService],
+        health: HealthService,
+        interceptors: [any ServerInterceptor] = [],
+        logger: Logger
+    ) {
+        let address: GRPCNIOTransportCore.SocketAddress =
+            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        self.server = GRPCServer(
+            transport: .http2NIOPosix(address: address, transportSecurity: .plaintext),
+            services: services + [health],
+            interceptors: interceptors
+        )
+        self.health = health
+        self.logger = logger
+    }
+
+    /// The address the server listens on once it has bound (useful when the configured port is 0).
+    public var listeningAddress: GRPCNIOTransportCore.SocketAddress {
+        get async throws { try await server.transport.listeningAddress }
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask {
+                    do {
+                        try await server.serve()
+                    } catch {
+                        throw ServerStartError(reason: "\(error)")
+                    }
+                }
+                if let address = try? await server.listeningAddress {
+                    logger.info("listening", metadata: ["address": "\(address)"])
+                }
+            }
+        } onGracefulShutdown: {
+            logger.info("shutting down: no new calls, finishing the calls in flight")
+            health.shutDown()
+            server.beginGracefulShutdown()
+        }
+    }
+}
+
+/// The server could not start, most often because the port is taken.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { "cannot start the gRPC server: \(reason)" }
+}

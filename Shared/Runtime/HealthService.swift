@@ -1,0 +1,94 @@
+import GRPCCore
+import ShippyContracts
+import Synchronization
+
+/// The standard `grpc.health.v1.Health` service.
+///
+/// Every registered service name (and `""`, the server as a whole) starts NOT_SERVING, turns SERVING when
+/// the process's dependencies are connected, and NOT_SERVING again when shutdown begins.
+public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
+    public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
+
+    private struct State {
+        var statuses: [String: Status]
+        var watchers: [Int: (service: String, continuation: AsyncStream<Status>.Continuation)] = [:]
+        var nextWatcherID = 0
+        var isShutDown = false
+    }
+
+    private let state: Mutex<State>
+
+    /// - Parameter services: Fully qualified names the server offers, e.g. `vessel.VesselService`.
+    public init(services: [String]) {
+        var statuses: [String: Status] = ["": .notServing]
+        for service in services { statuses[service] = .notServing }
+        state = Mutex(State(statuses: statuses))
+    }
+
+    /// The current status of `service`, or `nil` when it is not registered.
+    public func status(of service: String = "") -> Status? {
+        state.withLock { $0.statuses[service] }
+    }
+
+    /// Marks every registered service SERVING (or NOT_SERVING) and tells the watchers.
+    /// Ignored after `shutDown()`: a stopping server never reports SERVING again.
+    public func setServing(_ serving: Bool) {
+        state.withLock { state in
+            guard !state.isShutDown else { return }
+            for service in state.statuses.keys { state.statuses[service] = serving ? .serving : .notServing }
+            for watcher in state.watchers.values {
+                if let status = state.statuses[watcher.service] { watcher.continuation.yield(status) }
+            }
+        }
+    }
+
+    /// Reports NOT_SERVING for good and ends every Watch stream, so they do not hold up graceful shutdown.
+    public func shutDown() {
+        state.withLock { state in
+            for service in state.statuses.keys { state.statuses[service] = .notServing }
+            state.isShutDown = true
+            for watcher in state.watchers.values {
+                watcher.continuation.yield(.notServing)
+                watcher.continuation.finish()
+            }
+            state.watchers.removeAll()
+        }
+    }
+
+    /// - Throws: `RPCError` `.notFound` for a service name that is not registered.
+    public func check(
+        request: Grpc_Health_V1_HealthCheckRequest,
+        context: ServerContext
+    ) async throws -> Grpc_Health_V1_HealthCheckResponse {
+        guard let status = status(of: request.service) else {
+            throw RPCError(code: .notFound, message: "unknown service \"\(request.service)\"")
+        }
+        return .with { $0.status = status }
+    }
+
+    /// Streams the status of the service now and on every change; SERVICE_UNKNOWN for unregistered names.
+    public func watch(
+        request: Grpc_Health_V1_HealthCheckRequest,
+        response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>,
+        context: ServerContext
+    ) async throws {
+        let (updates, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
+        let id = state.withLock { state in
+            continuation.yield(state.statuses[request.service] ?? .serviceUnknown)
+            if state.isShutDown {
+                continuation.finish()
+                return -1
+            }
+            let id = state.nextWatcherID
+            state.nextWatcherID += 1
+            state.watchers[id] = (request.service, continuation)
+            return id
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
+        }
+        for await status in updates {
+            try await response.write(.with { $0.status = status })
+        }
+    }
+}

@@ -1,0 +1,79 @@
+import ArgumentParser
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+
+/// What a service's commands need to know about it.
+public protocol ServiceIdentity {
+    /// The executable's name, e.g. `vessel-service`.
+    static var name: String { get }
+    /// The port it listens on unless `PORT` or `--port` says otherwise.
+    static var defaultPort: Int { get }
+}
+
+/// `SERVICE healthcheck`: calls grpc.health.v1 Check and exits 0 only on SERVING (1 otherwise), for
+/// compose health checks and scripts.
+public struct HealthcheckCommand<Identity: ServiceIdentity>: AsyncParsableCommand {
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "healthcheck",
+            abstract: "Exit 0 when the service at ADDRESS reports SERVING, 1 otherwise."
+        )
+    }
+
+    @Option(help: "The service's address (default 127.0.0.1:PORT, PORT from the environment or the default).")
+    public var address: String?
+
+    @Option(help: "The health service name to check; empty for the server as a whole.")
+    public var service: String = ""
+
+    @Option(help: "Seconds to wait for an answer.")
+    public var timeout: Double = 3
+
+    public init() {}
+
+    public func run() async throws {
+        let reader = ConfigurationReader()
+        let port = try reader.integer("PORT", default: Identity.defaultPort, in: 1...65535)
+        let target = try ServiceAddress.target(address ?? "127.0.0.1:\(port)", key: "--address")
+        let status = await HealthProbe.check(target: target, service: service, timeout: .seconds(timeout))
+        print(status.description)
+        if case .serving = status { return }
+        throw ExitCode.failure
+    }
+}
+
+/// One health check over a fresh connection.
+public enum HealthProbe {
+    public enum Outcome: CustomStringConvertible, Sendable {
+        case serving
+        case notServing(Grpc_Health_V1_HealthCheckResponse.ServingStatus)
+        case failed(RPCError.Code, String)
+
+        public var description: String {
+            switch self {
+            case .serving: "SERVING"
+            case .notServing(let status): "\(status)".uppercased()
+            case .failed(let code, let message): "unreachable: \(code): \(message)"
+            }
+        }
+    }
+
+    public static func check(target: any ResolvableTarget, service: String = "", timeout: Duration) async -> Outcome {
+        do {
+            return try await withGRPCClient(
+                transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)
+            ) { client in
+                let health = Grpc_Health_V1_Health.Client(wrapping: client)
+                var options = CallOptions.defaults
+                options.timeout = timeout
+                let response = try await health.check(.with { $0.service = service }, options: options)
+                return response.status == .serving ? .serving : .notServing(response.status)
+            }
+        } catch let error as RPCError {
+            return .failed(error.code, error.message)
+        } catch {
+            return .failed(.unknown, "\(error)")
+        }
+    }
+}

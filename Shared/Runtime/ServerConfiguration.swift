@@ -1,0 +1,111 @@
+import ArgumentParser
+import Logging
+
+/// What every service needs to run: where to listen, how to log, how long to wait at start and at stop.
+public struct ServerConfiguration: Sendable {
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case text, json
+    }
+
+    public var host: String
+    public var port: Int
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+    /// How long dependencies are retried at start before the service gives up (exit 1).
+    public var startupTimeout: Duration
+    /// How long in-flight calls may run after SIGTERM/SIGINT before they are cancelled.
+    public var shutdownGrace: Duration
+
+    public init(
+        host: String = "127.0.0.1",
+        port: Int,
+        logLevel: Logger.Level = .info,
+        logFormat: LogFormat = .text,
+        startupTimeout: Duration = .seconds(60),
+        shutdownGrace: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.logLevel = logLevel
+        self.logFormat = logFormat
+        self.startupTimeout = startupTimeout
+        self.shutdownGrace = shutdownGrace
+    }
+}
+
+
+/// The command-line flags every service accepts; each overrides the environment variable in its help.
+public struct ServerOptions: ParsableArguments {
+    @Option(help: "Address to listen on (env HOST, default 127.0.0.1; 0.0.0.0 in containers).")
+    public var host: String?
+
+    @Option(help: "Port to listen on (env PORT; the default is the service's own).")
+    public var port: String?
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info).")
+    public var logLevel: String?
+
+    @Option(help: "text or json (env LOG_FORMAT, default text).")
+    public var logFormat: String?
+
+    @Option(help: "Seconds to keep retrying dependencies at start (env STARTUP_TIMEOUT, default 60).")
+    public var startupTimeout: String?
+
+    @Option(help: "Seconds in-flight calls get to finish on SIGTERM (env SHUTDOWN_GRACE, default 10).")
+    public var shutdownGrace: String?
+
+    public init() {}
+
+    /// Merges flags, environment and defaults, validating each value.
+    public func resolve(defaultPort: Int, _ reader: ConfigurationReader) throws(ConfigurationError)
+        -> ServerConfiguration
+    {
+        ServerConfiguration(
+            host: try reader.string("HOST", flag: ("host", host), default: "127.0.0.1"),
+            port: try reader.integer("PORT", flag: ("port", port), default: defaultPort, in: 0...65535),
+            logLevel: try reader.choice("LOG_LEVEL", flag: ("log-level", logLevel), default: .info),
+            logFormat: try reader.choice("LOG_FORMAT", flag: ("log-format", logFormat), default: .text),
+            startupTimeout: try reader.seconds(
+                "STARTUP_TIMEOUT", flag: ("startup-timeout", startupTimeout), default: .seconds(60), in: 0...86_400),
+            shutdownGrace: try reader.seconds(
+                "SHUTDOWN_GRACE", flag: ("shutdown-grace", shutdownGrace), default: .seconds(10), in: 0...3_600)
+        )
+    }
+}
+
+/// Where a service keeps its MongoDB data.
+public struct MongoConfiguration: Sendable {
+    /// A `mongodb://` connection string; may carry credentials, so it is only ever logged redacted.
+    public var url: String
+    public var database: String
+    /// Blocking driver calls that may run at once (the bounded thread pool and the client pool).
+    public var threads: Int
+
+    public init(url: String, database: String = "shippy", threads: Int = 4) {
+        self.url = url
+        self.database = database
+        self.threads = threads
+    }
+}
+
+/// The command-line flags of services that use MongoDB.
+public struct MongoOptions: ParsableArguments {
+    @Option(help: "MongoDB connection string (env MONGO_URL, default mongodb://127.0.0.1:27017).")
+    public var mongoURL: String?
+
+    @Option(help: "MongoDB database name (env MONGO_DATABASE, default shippy).")
+    public var mongoDatabase: String?
+
+    @Option(help: "Blocking MongoDB calls that may run at once (env MONGO_THREADS, default 4).")
+    public var mongoThreads: String?
+
+    public init() {}
+
+    public func resolve(_ reader: ConfigurationReader) throws(ConfigurationError) -> MongoConfiguration {
+        MongoConfiguration(
+            url: try reader.string("MONGO_URL", flag: ("mongo-url", mongoURL), default: "mongodb://127.0.0.1:27017"),
+            database: try reader.string("MONGO_DATABASE", flag: ("mongo-database", mongoDatabase), default: "shippy"),
+            threads: try reader.integer("MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256)
+        )
+    }
+}

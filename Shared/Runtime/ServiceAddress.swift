@@ -1,0 +1,33 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+
+/// Parses the addresses that configuration and CLIs accept into gRPC targets:
+/// `host:port`, `[ipv6]:port`, or `dns:///name:port`.
+public enum ServiceAddress {
+    /// - Throws: `ConfigurationError` naming `key` when the address has no valid port or host.
+    public static func target(_ address: String, key: String) throws(ConfigurationError) -> any ResolvableTarget {
+        var rest = Substring(address)
+        let isDNS = rest.hasPrefix("dns:///")
+        if isDNS { rest = rest.dropFirst("dns:///".count) }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]),
+            (1...65535).contains(port)
+        else {
+            throw ConfigurationError(key: key, problem: "\"\(address)\" is not host:port (for example 127.0.0.1:50052)")
+        }
+        var host = String(rest[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") {
+            host = String(host.dropFirst().dropLast())
+            return .ipv6(host: host, port: port)
+        }
+        guard !host.isEmpty else {
+            throw ConfigurationError(key: key, problem: "\"\(address)\" has no host")
+        }
+        if !isDNS && isIPv4(host) { return .ipv4(host: host, port: port) }
+        return .dns(host: host, port: port)
+    }
+
+    private static func isIPv4(_ host: String) -> Bool {
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { UInt8($0) != nil }
+    }
+}

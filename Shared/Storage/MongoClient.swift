@@ -1,0 +1,229 @@
+import CMongoc
+import Logging
+import NIOPosix
+import ShippyDomain
+
+/// The process's MongoDB connection: one `mongoc_client_pool_t`, and the bounded thread pool on which
+/// every blocking libmongoc call runs, so that none blocks Swift's cooperative executor.
+public final class MongoClient: Sendable {
+    /// `mongoc_client_pool_t` is thread-safe by libmongoc's contract; each client popped from it is used
+    /// by one pool thread at a time and pushed back before that thread takes other work.
+    private nonisolated(unsafe) let pool: OpaquePointer
+    private let threads: NIOThreadPool
+    private let logger: Logger
+    /// The database that holds our collections.
+    public let database: String
+    /// The server's URL with any credentials removed: the only form of it that may be logged.
+    public let redactedURL: String
+
+    /// Driver-wide initialisation, done once per process before the first pool exists.
+    private static let driverInitialised: Void = mongoc_init()
+
+    /// Creates the pool; no connection is made until the first operation.
+    /// - Parameters:
+    ///   - url: A `mongodb://` connection string. Without `serverSelectionTimeoutMS` it gets 1000 ms, so
+    ///     that a call fails fast with `.unavailable` while the server is down instead of hanging.
+    ///   - threads: How many blocking calls may run at once; also the pool's maximum number of clients.
+    /// - Throws: `ShippyError` `.invalidArgument` when the URL cannot be parsed.
+    public init(url: String, database: String, threads: Int, logger: Logger) throws(ShippyError) {
+        _ = Self.driverInitialised
+        var error = bson_error_t()
+        guard let uri = mongoc_uri_new_with_error(url, &error) else {
+            throw .invalidArgument("not a MongoDB connection string: \(MongoError(error).message)")
+        }
+        defer { mongoc_uri_destroy(uri) }
+        if !mongoc_uri_has_option(uri, "serverSelectionTimeoutMS") {
+            mongoc_uri_set_option_as_int32(uri, "serverSelectionTimeoutMS", 1000)
+        }
+        guard let pool = mongoc_client_pool_new_with_error(uri, &error) else {
+            throw .invalidArgument("cannot use MongoDB connection string: \(MongoError(error).message)")
+        }
+        mongoc_client_pool_set_error_api(pool, 2)
+        mongoc_client_pool_max_size(pool, UInt32(threads))
+        self.pool = pool
+        self.threads = NIOThreadPool(numberOfThreads: threads)
+        self.threads.start()
+        self.database = database
+        self.redactedURL = Self.redact(url)
+        self.logger = logger
+    }
+
+    deinit {
+        mongoc_client_pool_destroy(pool)
+    }
+
+    /// Stops the thread pool; calls made afterwards fail with `.unavailable`.
+    public func shutdown() async {
+        try? await threads.shutdownGracefully()
+    }
+
+    /// Removes `user:password@` from a connection string.
+    static func redact(_ url: String) -> String {
+        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else {
+            return url
+        }
+        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
+    }
+
+    // MARK: Operations
+
+    /// Round-trips a `ping` to the server.
+    public func ping() async throws(ShippyError) {
+        try await run("ping") { client in
+            try command(client, ["ping": .int32(1)])
+        }
+    }
+
+    /// Inserts one document.
+    /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
+    public func insertOne(_ document: BSONFields, into collection: String) async throws(ShippyError) {
+        try await run("insert into \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                var error = bson_error_t()
+                let inserted = document.withBSON { mongoc_collection_insert_one(handle, $0, nil, nil, &error) }
+                guard inserted else { throw MongoError(error) }
+            }
+        }
+    }
+
+    /// The documents matching `filter`, in `sort` order, at most `limit` of them (0: no limit).
+    public func find(
+        in collection: String,
+        filter: BSONFields,
+        sort: BSONFields = [:],
+        limit: Int64 = 0
+    ) async throws(ShippyError) -> [BSONFields] {
+        try await run("find in \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                var options: BSONFields = [:]
+                if !sort.fields.isEmpty { options.fields.append((key: "sort", value: .document(sort))) }
+                if limit > 0 { options.fields.append((key: "limit", value: .int64(limit))) }
+                let cursor = filter.withBSON { filter in
+                    options.withBSON { options in mongoc_collection_find_with_opts(handle, filter, options, nil) }
+                }
+                defer { mongoc_cursor_destroy(cursor) }
+                var documents: [BSONFields] = []
+                var current: OpaquePointer?
+                while mongoc_cursor_next(cursor, &current), let current {
+                    documents.append(BSONDocument.fields(of: current))
+                }
+                var error = bson_error_t()
+                if mongoc_cursor_error(cursor, &error) { throw MongoError(error) }
+                return documents
+            }
+        }
+    }
+
+    /// How many documents match `filter`.
+    public func count(in collection: String, filter: BSONFields = [:]) async throws(ShippyError) -> Int64 {
+        try await run("count in \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                var error = bson_error_t()
+                let count = filter.withBSON { mongoc_collection_count_documents(handle, $0, nil, nil, nil, &error) }
+                guard count >= 0 else { throw MongoError(error) }
+                return count
+            }
+        }
+    }
+
+    /// An index to create at start: `keys` in order, e.g. `["available": .int32(1)]`.
+    public struct Index: Sendable {
+        public var name: String
+        public var keys: BSONFields
+        public var unique: Bool
+
+        public init(name: String, keys: BSONFields, unique: Bool = false) {
+            self.name = name
+            self.keys = keys
+            self.unique = unique
+        }
+    }
+
+    /// Creates the indexes that do not exist yet; existing ones with the same definition are left alone.
+    public func createIndexes(_ indexes: [Index], on collection: String) async throws(ShippyError) {
+        let specifications: [BSONValue] = indexes.map { index in
+            .document(["key": .document(index.keys), "name": .string(index.name), "unique": .bool(index.unique)])
+        }
+        let database = self.database
+        try await run("create indexes on \(collection)") { client in
+            try command(
+                client,
+                ["createIndexes": .string(collection), "indexes": .array(specifications)],
+                database: database
+            )
+        }
+    }
+
+    // MARK: Blocking plumbing
+
+    /// Runs `body` on the thread pool with a client popped from the pool; maps driver errors to ours.
+    private func run<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (OpaquePointer) throws -> T
+    ) async throws(ShippyError) -> T {
+        do {
+            return try await threads.runIfActive {
+                let client = mongoc_client_pool_pop(self.pool)!
+                defer { mongoc_client_pool_push(self.pool, client) }
+                return try body(client)
+            }
+        } catch let error as MongoError {
+            logger.warning(
+                "MongoDB operation failed",
+                metadata: [
+                    "operation": "\(operation)", "server": "\(redactedURL)",
+                    "domain": "\(error.domain)", "code": "\(error.code)", "error": "\(error.message)",
+                ]
+            )
+            throw error.shippyError
+        } catch {
+            // The thread pool is shut down: the service is stopping.
+            throw .unavailable("MongoDB client is shut down")
+        }
+    }
+
+    private func withCollection<T>(
+        _ client: OpaquePointer,
+        _ name: String,
+        _ body: (OpaquePointer) throws -> T
+    ) throws -> T {
+        let collection = mongoc_client_get_collection(client, database, name)!
+        defer { mongoc_collection_destroy(collection) }
+        return try body(collection)
+    }
+}
+
+/// Runs a command on `database` (default `admin`) and throws its error.
+private func command(_ client: OpaquePointer, _ command: BSONFields, database: String = "admin") throws {
+    var error = bson_error_t()
+    let succeeded = command.withBSON { mongoc_client_command_simple(client, database, $0, nil, nil, &error) }
+    guard succeeded else { throw MongoError(error) }
+}
+
+/// A libmongoc `bson_error_t`, kept for the log; clients only ever see its `shippyError`.
+struct MongoError: Error {
+    var domain: UInt32
+    var code: UInt32
+    var message: String
+
+    init(_ error: bson_error_t) {
+        domain = error.domain
+        code = error.code
+        message = withUnsafeBytes(of: error.message) { bytes in
+            String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+
+    /// What a client may learn of this failure.
+    var shippyError: ShippyError {
+        if code == MONGOC_ERROR_DUPLICATE_KEY.rawValue {
+            return .alreadyExists("a document with this key already exists")
+        }
+        switch mongoc_error_domain_t(rawValue: domain) {
+        case MONGOC_ERROR_SERVER_SELECTION, MONGOC_ERROR_STREAM, MONGOC_ERROR_CLIENT:
+            return .unavailable("MongoDB is unavailable; try again shortly")
+        default:
+            return ShippyError(.internal, "the database failed to complete the request")
+        }
+    }
+}
