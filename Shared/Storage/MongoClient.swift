@@ -58,7 +58,7 @@ public final class MongoClient: Sendable {
     }
 
     /// Removes `user:password@` from a connection string.
-    static func redact(_ url: String) -> String {
+    public static func redact(_ url: String) -> String {
         guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else {
             return url
         }

@@ -1,0 +1,59 @@
+# Shippy: `make test` runs every test; `make proto` regenerates the committed gRPC code.
+SHELL := /bin/bash
+# SwiftPM 6.3 otherwise rebuilds some modules at random between `swift build` and `swift test`.
+export SWIFT_DETERMINISTIC_HASHING := 1
+
+PLUGINS := Tools/ProtocPlugins/.build/release
+PROTOS := $(wildcard Shared/Protos/*.proto)
+
+.PHONY: build release test servers-start servers-stop servers-status proto check-proto plugins shellcheck clean
+
+build:
+	swift build
+
+release:
+	swift build -c release
+
+## Every test: unit, integration against real servers, black-box against the real executables.
+test:
+	scripts/test.sh
+
+servers-start:
+	scripts/servers.sh start
+
+servers-stop:
+	scripts/servers.sh stop
+
+servers-status:
+	scripts/servers.sh status
+
+## The two protoc plugins, built once from the package mirror (a few minutes the first time).
+plugins: $(PLUGINS)/protoc-gen-swift $(PLUGINS)/protoc-gen-grpc-swift-2
+
+$(PLUGINS)/protoc-gen-swift $(PLUGINS)/protoc-gen-grpc-swift-2:
+	cd Tools/ProtocPlugins && swift build -c release --product protoc-gen-swift && swift build -c release --product protoc-gen-grpc-swift-2
+
+## Regenerates Shared/Contracts from Shared/Protos with Debian's protoc.
+proto: plugins
+	@$(MAKE) --no-print-directory generate OUT=Shared/Contracts
+
+generate:
+	mkdir -p $(OUT)
+	protoc --plugin=protoc-gen-swift=$(PLUGINS)/protoc-gen-swift \
+		--plugin=protoc-gen-grpc-swift=$(PLUGINS)/protoc-gen-grpc-swift-2 \
+		-I Shared/Protos \
+		--swift_out=Visibility=Public:$(OUT) \
+		--grpc-swift_out=Visibility=Public,Client=true,Server=true:$(OUT) \
+		$(PROTOS)
+
+## Proves the committed generated code matches the protos.
+check-proto: plugins
+	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory generate OUT=$$tmp >/dev/null && \
+	if diff -r $$tmp Shared/Contracts; then echo "Shared/Contracts matches Shared/Protos"; rm -rf $$tmp; \
+	else echo "Shared/Contracts is stale: run make proto" >&2; rm -rf $$tmp; exit 1; fi
+
+shellcheck:
+	shellcheck scripts/*.sh .ci/run
+
+clean:
+	swift package clean

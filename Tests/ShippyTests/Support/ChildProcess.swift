@@ -1,0 +1,96 @@
+import Foundation
+import Testing
+
+/// A real executable started by a test, its output in files (pipes could fill and block it),
+/// ended by the test through its PID only.
+final class ChildProcess: @unchecked Sendable {
+    // @unchecked: `Process` is not Sendable; this wrapper only reads it after `run()` and signals it by PID.
+    let process = Process()
+    let outputURL: URL
+    let errorURL: URL
+
+    init(_ executable: URL, arguments: [String] = [], environment: [String: String] = [:]) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        outputURL = folder.appendingPathComponent("stdout")
+        errorURL = folder.appendingPathComponent("stderr")
+        FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errorURL.path, contents: nil)
+        process.executableURL = executable
+        process.arguments = arguments
+        // Only what the test passes, plus PATH: the developer's own settings must not leak in.
+        process.environment = environment.merging(["PATH": ProcessInfo.processInfo.environment["PATH"] ?? ""]) { a, _ in a }
+        process.standardOutput = try FileHandle(forWritingTo: outputURL)
+        process.standardError = try FileHandle(forWritingTo: errorURL)
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var isRunning: Bool { process.isRunning }
+    var output: String { (try? String(contentsOf: outputURL, encoding: .utf8)) ?? "" }
+    var errorOutput: String { (try? String(contentsOf: errorURL, encoding: .utf8)) ?? "" }
+
+    func signal(_ signal: Int32) {
+        if process.isRunning { kill(pid, signal) }
+    }
+
+    /// Waits for the process to exit and returns its status, or `nil` if it is still running after `timeout`.
+    func waitForExit(timeout: Duration = .seconds(15)) async -> Int32? {
+        guard await eventually(within: timeout, { !self.process.isRunning }) else { return nil }
+        return process.terminationStatus
+    }
+
+    /// Ends the process if a test left it running (a failed expectation must not leak processes).
+    func stop() async {
+        guard process.isRunning else { return }
+        signal(SIGTERM)
+        if await waitForExit(timeout: .seconds(10)) == nil {
+            signal(SIGKILL)
+            _ = await waitForExit(timeout: .seconds(5))
+        }
+    }
+}
+
+/// A private MongoDB-compatible server for tests that control when it appears or disappears.
+final class MongoServer: Sendable {
+    let port: Int
+    let process: ChildProcess
+
+    var url: String { "mongodb://127.0.0.1:\(port)" }
+
+    /// Starts the server the harness uses (`SHIPPY_MONGOD`) on `port` with a fresh storage folder.
+    init(port: Int) throws {
+        let command = try TestEnvironment.value("SHIPPY_MONGOD").split(separator: " ").map(String.init)
+        let storage = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mongo-\(UUID().uuidString)")
+        let storageFlag = command[0].hasSuffix("mongod") ? "--dbpath" : "--storage-path"
+        try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
+        self.port = port
+        self.process = try ChildProcess(
+            URL(fileURLWithPath: command[0]),
+            arguments: Array(command.dropFirst()) + ["--port", "\(port)", storageFlag, storage.path]
+        )
+    }
+
+    /// Waits until the server accepts TCP connections.
+    func waitUntilListening(timeout: Duration = .seconds(30)) async throws {
+        let port = self.port
+        let listening = await eventually(within: timeout) { isListening(port: port) }
+        try #require(listening, "MongoDB test server did not start: \(process.errorOutput)")
+    }
+}
+
+/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+func isListening(port: Int) -> Bool {
+    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { return false }
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+}

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# The local servers Shippy needs, on 127.0.0.1, with all data under one ignored folder of the checkout.
+#
+#   scripts/servers.sh start    install what is missing, start PostgreSQL, nats-server and a MongoDB-compatible
+#                               server (mongod when on PATH, else secantusdb from PyPI), wait until each answers,
+#                               and write their URLs to .local/servers/env
+#   scripts/servers.sh stop     stop the processes that `start` started (by the PIDs it recorded), nothing else
+#   scripts/servers.sh status   say what is running
+#   scripts/servers.sh install  only install what is missing
+#
+# Ports are free ones unless SHIPPY_MONGO_PORT, SHIPPY_POSTGRES_PORT or SHIPPY_NATS_PORT say otherwise.
+# SHIPPY_SERVERS_DIR moves the state folder (default: .local/servers).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state=${SHIPPY_SERVERS_DIR:-$root/.local/servers}
+venv=$root/.local/venv
+secantus_version=0.7.0b3
+
+log() { printf 'servers: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+pg_bin() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
+
+install_missing() {
+    local missing=()
+    [ -n "$(pg_bin)" ] || missing+=(postgresql)
+    command -v nats-server >/dev/null || missing+=(nats-server)
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them with apt-get (needs root)"
+        log "installing ${missing[*]}"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    fi
+    if ! command -v mongod >/dev/null && [ ! -x "$venv/bin/secantusd-py" ]; then
+        log "installing secantusdb==$secantus_version into $venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "secantusdb==$secantus_version"
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port NAME PORT LOGFILE: until something accepts connections on 127.0.0.1:PORT (at most 60 s).
+wait_port() {
+    local name=$1 port=$2 logfile=$3
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "$name did not answer on 127.0.0.1:$port within 60 s; its log ($logfile) ends:"
+    tail -n 20 "$logfile" >&2 || true
+    return 1
+}
+
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+# The PostgreSQL cluster must be reachable by the postgres user; a checkout inside a private folder
+# (mktemp -d) is not, so the cluster then lives in a folder of its own under /tmp, recorded in the state.
+pg_root() {
+    if [ -f "$state/postgres.root" ]; then cat "$state/postgres.root"; return; fi
+    local dir=$state/postgres
+    if [ "$(id -u)" -eq 0 ]; then
+        mkdir -p "$dir"
+        chown postgres: "$dir"
+        if ! runuser -u postgres -- test -w "$dir"; then
+            rmdir "$dir"
+            dir=$(mktemp -d /tmp/shippy-postgres.XXXXXX)
+            chown postgres: "$dir"
+        fi
+    fi
+    mkdir -p "$dir"
+    echo "$dir" >"$state/postgres.root"
+    echo "$dir"
+}
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+start_postgres() {
+    local port=$1 dir bin
+    dir=$(pg_root)
+    bin=$(pg_bin)
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        openssl rand -hex 16 >"$state/postgres.password" 2>/dev/null || python3 -c 'import secrets; print(secrets.token_hex(16))' >"$state/postgres.password"
+        chmod 600 "$state/postgres.password"
+        install -m 600 "$state/postgres.password" "$dir/pwfile"
+        [ "$(id -u)" -ne 0 ] || chown postgres: "$dir/pwfile"
+        as_pg "$bin/initdb" -D "$dir/data" -U shippy --pwfile="$dir/pwfile" \
+            --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+        rm -f "$dir/pwfile"
+    fi
+    as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir" start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+    head -n 1 "$dir/data/postmaster.pid" >"$state/postgres.pid"
+    if ! as_pg psql -h "$dir" -p "$port" -U shippy -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'shippy'" | grep -q 1; then
+        as_pg psql -h "$dir" -p "$port" -U shippy -d postgres -qc "CREATE DATABASE shippy" >/dev/null
+    fi
+}
+
+start_nats() {
+    local port=$1
+    mkdir -p "$state/nats"
+    nats-server -a 127.0.0.1 -p "$port" -js -sd "$state/nats" >"$state/nats.log" 2>&1 &
+    echo $! >"$state/nats.pid"
+    wait_port nats-server "$port" "$state/nats.log"
+}
+
+# The command that runs a MongoDB-compatible server: tests start private instances with it too.
+mongo_command() {
+    if command -v mongod >/dev/null; then echo "mongod --bind_ip 127.0.0.1"; else echo "$venv/bin/secantusd-py --host 127.0.0.1 --standalone"; fi
+}
+
+start_mongo() {
+    local port=$1
+    mkdir -p "$state/mongo"
+    if command -v mongod >/dev/null; then
+        mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$state/mongo" >"$state/mongo.log" 2>&1 &
+    else
+        "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$state/mongo" --standalone \
+            >"$state/mongo.log" 2>&1 &
+    fi
+    echo $! >"$state/mongo.pid"
+    wait_port MongoDB "$port" "$state/mongo.log"
+}
+
+start() {
+    mkdir -p "$state"
+    if alive "$state/mongo.pid" && alive "$state/nats.pid" && alive "$state/postgres.pid"; then
+        log "already running (stop them with: scripts/servers.sh stop)"
+        cat "$state/env"
+        return 0
+    fi
+    stop quiet
+    install_missing
+    local mongo_port=${SHIPPY_MONGO_PORT:-$(free_port)} pg_port=${SHIPPY_POSTGRES_PORT:-$(free_port)} nats_port=${SHIPPY_NATS_PORT:-$(free_port)}
+    trap 'log "start failed; stopping what was started"; stop quiet' ERR
+    start_mongo "$mongo_port"
+    start_nats "$nats_port"
+    start_postgres "$pg_port"
+    trap - ERR
+    {
+        echo "SHIPPY_MONGO_URL=mongodb://127.0.0.1:$mongo_port"
+        echo "SHIPPY_POSTGRES_URL=postgres://shippy:$(cat "$state/postgres.password")@127.0.0.1:$pg_port/shippy"
+        echo "SHIPPY_NATS_URL=nats://127.0.0.1:$nats_port"
+        echo "SHIPPY_MONGOD=\"$(mongo_command)\""
+    } >"$state/env"
+    chmod 600 "$state/env"
+    log "MongoDB    mongodb://127.0.0.1:$mongo_port   (log: $state/mongo.log)"
+    log "NATS       nats://127.0.0.1:$nats_port        (log: $state/nats.log)"
+    log "PostgreSQL postgres://shippy:***@127.0.0.1:$pg_port/shippy (log: $(pg_root)/postgres.log)"
+    log "URLs written to $state/env"
+}
+
+# stop_pid NAME PIDFILE: TERM, then KILL after 10 s; only the PID this script recorded.
+stop_pid() {
+    local name=$1 file=$2 pid
+    [ -f "$file" ] || return 0
+    pid=$(cat "$file")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        [ "${3:-}" = quiet ] || log "stopped $name (pid $pid)"
+    fi
+    rm -f "$file"
+}
+
+stop() {
+    local quiet=${1:-}
+    if [ -f "$state/postgres.pid" ] && kill -0 "$(cat "$state/postgres.pid")" 2>/dev/null; then
+        as_pg "$(pg_bin)/pg_ctl" -D "$(pg_root)/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    stop_pid PostgreSQL "$state/postgres.pid" "$quiet"
+    stop_pid nats-server "$state/nats.pid" "$quiet"
+    stop_pid MongoDB "$state/mongo.pid" "$quiet"
+}
+
+status() {
+    local name
+    for name in mongo nats postgres; do
+        if alive "$state/$name.pid"; then echo "$name: running (pid $(cat "$state/$name.pid"))"; else echo "$name: stopped"; fi
+    done
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    install) install_missing ;;
+    *) echo "usage: $0 start|stop|status|install" >&2; exit 64 ;;
+esac

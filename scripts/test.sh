@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make test`: builds everything, starts private local servers (scripts/servers.sh, state under
+# .local/test-servers so a running `make up` is left alone), runs every test against them, stops them.
+# Arguments go to `swift test` (e.g. `scripts/test.sh --filter Vessel`).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export SWIFT_DETERMINISTIC_HASHING=1
+export SHIPPY_SERVERS_DIR=$root/.local/test-servers
+
+swift build --build-tests
+"$root/scripts/servers.sh" start
+trap '"$root/scripts/servers.sh" stop' EXIT
+set -a
+# shellcheck disable=SC1091
+. "$SHIPPY_SERVERS_DIR/env"
+set +a
+SHIPPY_BIN_DIR=$(swift build --show-bin-path)
+export SHIPPY_BIN_DIR
+swift test "$@"
