@@ -12,6 +12,21 @@ public enum ServiceRunner {
         shutdownGrace: Duration,
         logger: Logger
     ) async throws {
+        do {
+            try await makeGroup(services, shutdownGrace: shutdownGrace, logger: logger).run()
+            logger.info("stopped")
+        } catch {
+            logger.error("stopped with an error", metadata: ["error": "\(error)"])
+            throw error
+        }
+    }
+
+    /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
+    public static func makeGroup(
+        _ services: [(name: String, service: any Service)],
+        shutdownGrace: Duration,
+        logger: Logger
+    ) -> ServiceGroup {
         var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0.service, serviceName: $0.name) },
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -19,12 +34,6 @@ public enum ServiceRunner {
         )
         configuration.maximumGracefulShutdownDuration = shutdownGrace
         configuration.maximumCancellationDuration = .seconds(5)
-        do {
-            try await ServiceGroup(configuration: configuration).run()
-            logger.info("stopped")
-        } catch {
-            logger.error("stopped with an error", metadata: ["error": "\(error)"])
-            throw error
-        }
+        return ServiceGroup(configuration: configuration)
     }
 }

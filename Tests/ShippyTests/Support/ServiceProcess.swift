@@ -1,0 +1,54 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+import ShippyRuntime
+import Testing
+
+/// A real service executable listening on a free port of 127.0.0.1.
+struct ServiceProcess {
+    let process: ChildProcess
+    let port: Int
+
+    /// Starts `executable` with `environment` (plus HOST and PORT).
+    static func start(_ executable: String, environment: [String: String]) throws -> ServiceProcess {
+        let port = try freePort()
+        let process = try ChildProcess(
+            try TestEnvironment.executable(executable),
+            environment: environment.merging(["HOST": "127.0.0.1", "PORT": "\(port)"]) { $1 }
+        )
+        return ServiceProcess(process: process, port: port)
+    }
+
+    var target: any ResolvableTarget { .ipv4(host: "127.0.0.1", port: port) }
+
+    func health() async -> HealthProbe.Outcome {
+        await HealthProbe.check(target: target, timeout: .seconds(2))
+    }
+
+    func isServing() async -> Bool {
+        if case .serving = await health() { return true }
+        return false
+    }
+
+    /// Waits for SERVING, failing the test with the service's log when it does not come.
+    func waitUntilServing(timeout: Duration = .seconds(30)) async throws {
+        let serving = await eventually(within: timeout) { await isServing() }
+        try #require(serving, "service never reported SERVING; its log:\n\(process.errorOutput)")
+    }
+
+    func withClient<T: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
+        try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext), handleClient: body)
+    }
+}
+
+/// Sends request bytes as they are, whatever they hold, and returns the response bytes.
+struct RawBytesSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+}
+
+struct RawBytesDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] {
+        bytes.withUnsafeBytes { Array($0) }
+    }
+}
