@@ -8,12 +8,18 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
+let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
+let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let bcrypt = Target.Dependency.product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
 
 let package = Package(
     name: "Shippy",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "vessel-service", targets: ["VesselService"])
+        .executable(name: "vessel-service", targets: ["VesselService"]),
+        .executable(name: "user-service", targets: ["UserService"]),
+        .executable(name: "user-cli", targets: ["UserCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -24,6 +30,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -44,13 +54,18 @@ let package = Package(
         // Repository protocols, their MongoDB implementations and in-memory stand-ins for unit tests.
         .target(
             name: "ShippyStorage",
-            dependencies: ["ShippyDomain", "CMongoc", logging, nioPosix],
+            dependencies: ["ShippyDomain", "CMongoc", logging, nioPosix, postgres],
             path: "Shared/Storage"
         ),
+        // Access tokens: ES256 signing (user service only) and local verification with public keys.
+        .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
         // What every executable shares: configuration, logging, gRPC server lifecycle, health, startup retry.
         .target(
             name: "ShippyRuntime",
-            dependencies: ["ShippyContracts", "ShippyDomain", grpcCore, grpcHTTP2, argumentParser, logging, lifecycle],
+            dependencies: [
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", grpcCore, grpcHTTP2, argumentParser, logging,
+                lifecycle,
+            ],
             path: "Shared/Runtime"
         ),
         .executableTarget(
@@ -58,11 +73,25 @@ let package = Package(
             dependencies: ["ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser, logging, lifecycle],
             path: "Services/vessel-service"
         ),
+        .executableTarget(
+            name: "UserService",
+            dependencies: [
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
+                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioPosix,
+            ],
+            path: "Services/user-service"
+        ),
+        .executableTarget(
+            name: "UserCLI",
+            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            path: "Services/user-cli"
+        ),
         .testTarget(
             name: "ShippyTests",
             dependencies: [
-                "VesselService", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
-                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle,
+                "VesselService", "UserService", "UserCLI", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
+                postgres,
             ],
             path: "Tests/ShippyTests"
         ),

@@ -6,6 +6,12 @@ public struct ConfigurationError: Error, CustomStringConvertible {
     public var flag: String?
     public var problem: String
 
+    public init(key: String, flag: String? = nil, problem: String) {
+        self.key = key
+        self.flag = flag
+        self.problem = problem
+    }
+
     public var description: String {
         "invalid configuration: \(key)\(flag.map { " (--\($0))" } ?? ""): \(problem)"
     }
@@ -87,4 +93,9 @@ public struct ConfigurationReader: Sendable {
         }
         return value
     }
+}
+
+/// A yes/no setting, written `true` or `false`.
+public enum Toggle: String, CaseIterable, Sendable {
+    case `true`, `false`
 }

@@ -109,3 +109,33 @@ public struct MongoOptions: ParsableArguments {
         )
     }
 }
+
+/// How services that verify tokens find the user service's public keys, and what tokens must say.
+public struct TokenConfiguration: Sendable {
+    /// A PEM file with one or more public keys (the user service writes it; several allow rotation).
+    public var publicKeyFile: String?
+    public var issuer: String
+    public var audience: String
+}
+
+/// The command-line flags of token verification, shared by every service that checks tokens.
+public struct TokenOptions: ParsableArguments {
+    @Option(help: "PEM file of the public key(s) that verify tokens (env JWT_PUBLIC_KEY_FILE).")
+    public var jwtPublicKeyFile: String?
+
+    @Option(help: "Token issuer, `iss` (env JWT_ISSUER, default shippy-user-service).")
+    public var jwtIssuer: String?
+
+    @Option(help: "Token audience, `aud` (env JWT_AUDIENCE, default shippy).")
+    public var jwtAudience: String?
+
+    public init() {}
+
+    public func resolve(_ reader: ConfigurationReader) throws(ConfigurationError) -> TokenConfiguration {
+        TokenConfiguration(
+            publicKeyFile: reader.raw("JWT_PUBLIC_KEY_FILE", flag: jwtPublicKeyFile),
+            issuer: try reader.string("JWT_ISSUER", flag: ("jwt-issuer", jwtIssuer), default: "shippy-user-service"),
+            audience: try reader.string("JWT_AUDIENCE", flag: ("jwt-audience", jwtAudience), default: "shippy")
+        )
+    }
+}

@@ -1,0 +1,104 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+import ShippyRuntime
+
+/// `user-cli`: create a user and log in, as the original shippy CLI did, or only log in.
+@main
+struct UserCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "user-cli",
+        abstract: "Create a Shippy user and log in, or only log in.",
+        discussion: """
+            Examples:
+              user-cli --name "Ewan Valentine" --email ewan@example.com --company BBC --password 'correct horse'
+              TOKEN=$(user-cli login --email ewan@example.com)     # asks for the password
+
+            The password comes from --password, else SHIPPY_PASSWORD, else a prompt (or one line of stdin).
+            Exit status: 0 ok, 64 bad usage, 65 invalid input, 69 user-service down or too slow,
+            70 service error, 73 email already taken, 77 wrong email or password.
+            """,
+        subcommands: [Create.self, Login.self],
+        defaultSubcommand: Create.self
+    )
+}
+
+/// Where the user service is and how long to wait for it.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "user-service address (env USER_SERVICE_ADDRESS, default 127.0.0.1:50053).")
+    var address: String?
+
+    @Option(help: "Seconds to wait for each answer.")
+    var timeout: Double = 10
+
+    var resolvedAddress: String {
+        address ?? ProcessInfo.processInfo.environment["USER_SERVICE_ADDRESS"] ?? "127.0.0.1:50053"
+    }
+
+    /// Runs `body` with a client of the user service; failures become one line and an exit status.
+    func withUserService(_ body: (User_UserService.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Void) async {
+        let address = resolvedAddress
+        await runCLI(tool: "user-cli", service: "user-service at \(address)") {
+            let target = try ServiceAddress.target(address, key: "--address")
+            var options = CallOptions.defaults
+            options.timeout = .milliseconds(Int64(timeout * 1000))
+            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+                try await body(User_UserService.Client(wrapping: client), options)
+            }
+        }
+    }
+}
+
+/// The password, from the flag, the environment, a prompt, or a line of standard input.
+func readPassword(_ flag: String?) throws -> String {
+    if let flag { return flag }
+    if let password = ProcessInfo.processInfo.environment["SHIPPY_PASSWORD"] { return password }
+    if isatty(STDIN_FILENO) != 0, let typed = getpass("Password: ") { return String(cString: typed) }
+    guard let line = readLine(strippingNewline: true) else {
+        throw CLIFailure(status: CLIFailure.invalidInput, "no password: pass --password, set SHIPPY_PASSWORD, or type it")
+    }
+    return line
+}
+
+/// `user-cli [create]`: creates the user, prints it, logs in and prints the token.
+struct Create: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create a user, then log in and print the token (the default).")
+
+    @Option(help: "Full name.") var name: String
+    @Option(help: "Email address; also the login.") var email: String
+    @Option(help: "Company name.") var company: String = ""
+    @Option(help: "Password, 8 to 72 bytes (or SHIPPY_PASSWORD, or a prompt).") var password: String?
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        await connection.withUserService { users, options in
+            let password = try readPassword(password)
+            let created = try await users.create(
+                .with { $0.name = name; $0.email = email; $0.company = company; $0.password = password },
+                options: options
+            ).user
+            print("Created user \(created.id): \(created.name) <\(created.email)>\(created.company.isEmpty ? "" : ", \(created.company)")")
+            let token = try await users.auth(.with { $0.email = email; $0.password = password }, options: options)
+            print("Token: \(token.token)")
+        }
+    }
+}
+
+/// `user-cli login`: prints only the token, so that `TOKEN=$(user-cli login …)` works.
+struct Login: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Log in and print only the token.")
+
+    @Option(help: "Email address.") var email: String
+    @Option(help: "Password (or SHIPPY_PASSWORD, or a prompt).") var password: String?
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        await connection.withUserService { users, options in
+            let password = try readPassword(password)
+            let token = try await users.auth(.with { $0.email = email; $0.password = password }, options: options)
+            print(token.token)
+        }
+    }
+}

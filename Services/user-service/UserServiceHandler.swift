@@ -1,0 +1,96 @@
+import Foundation
+import GRPCCore
+import Logging
+import ShippyContracts
+import ShippyDomain
+import ShippyIdentity
+import ShippyRuntime
+import ShippyStorage
+
+/// The transport of `user.UserService`. Passwords arrive here and go no further than the hasher; no
+/// response, token or log line carries a password, a hash, or (outside `Auth`) a token.
+struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
+    let repository: any UserRepository
+    let hasher: PasswordHasher
+    let signer: TokenSigner
+    let logger: Logger
+
+    /// Methods callable without a token.
+    static let publicMethods: Set<MethodDescriptor> = [
+        User_UserService.Method.Create.descriptor,
+        User_UserService.Method.Auth.descriptor,
+        User_UserService.Method.ValidateToken.descriptor,
+    ]
+
+    /// Signs a user up; the response holds the user with its new id and no password.
+    /// - Throws: `invalidArgument` (name, email or password breaks a rule), `alreadyExists` (email taken in
+    ///   any letter case), `unavailable` (PostgreSQL down).
+    func create(request: User_User, context: ServerContext) async throws -> User_Response {
+        let newUser = NewUser(
+            name: request.name, company: request.company, email: request.email, password: request.password)
+        try newUser.validate()
+        let user = User(
+            id: UUID().uuidString.lowercased(), name: newUser.name, company: newUser.company, email: newUser.email)
+        try await repository.create(user, passwordHash: try await hasher.hash(newUser.password))
+        logger.info("user created", metadata: ["user_id": "\(user.id)"])
+        return .with { $0.user = User_User(user) }
+    }
+
+    /// The user with `request.id`. Needs a token.
+    /// - Throws: `unauthenticated`, `invalidArgument` (no id), `notFound`, `unavailable`.
+    func get(request: User_User, context: ServerContext) async throws -> User_Response {
+        _ = try AuthInterceptor.requireClaims()
+        guard !request.id.isEmpty else { throw ShippyError.invalidArgument("id is required") }
+        guard let user = try await repository.user(id: request.id) else {
+            throw ShippyError.notFound("no user with id \(request.id.prefix(64))")
+        }
+        return .with { $0.user = User_User(user) }
+    }
+
+    /// Every user. Needs a token.
+    /// - Throws: `unauthenticated`, `unavailable`.
+    func getAll(request: User_Request, context: ServerContext) async throws -> User_Response {
+        _ = try AuthInterceptor.requireClaims()
+        let users = try await repository.all()
+        return .with { $0.users = users.map(User_User.init) }
+    }
+
+    /// Logs in: a signed token for the right email and password.
+    /// - Throws: `invalidArgument` (email or password missing), `unauthenticated` (the same message and
+    ///   about the same time for a wrong password and an unknown email), `unavailable`.
+    func auth(request: User_User, context: ServerContext) async throws -> User_Token {
+        let email = request.email.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !email.isEmpty, !request.password.isEmpty else {
+            throw ShippyError.invalidArgument("email and password are required")
+        }
+        let credentials = try await repository.credentials(email: email)
+        // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
+        let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
+        let matches = try await hasher.verify(request.password, hash: tooLong ? nil : credentials?.passwordHash)
+        guard matches, let user = credentials?.user else {
+            logger.info("login refused")
+            throw ShippyError(.unauthenticated, "wrong email or password")
+        }
+        logger.info("login", metadata: ["user_id": "\(user.id)"])
+        let token = try await signer.sign(user)
+        return .with { $0.token = token; $0.valid = true }
+    }
+
+    /// `valid = true` for a token this service signed that has not expired.
+    /// - Throws: `unauthenticated` with the reason (malformed, bad signature, expired, wrong issuer or audience).
+    func validateToken(request: User_Token, context: ServerContext) async throws -> User_Token {
+        _ = try await signer.verifier.verify(request.token)
+        return .with { $0.valid = true }
+    }
+}
+
+extension User_User {
+    /// The wire form of a user: never with a password.
+    init(_ user: User) {
+        self.init()
+        id = user.id
+        name = user.name
+        company = user.company
+        email = user.email
+    }
+}

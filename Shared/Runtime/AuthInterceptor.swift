@@ -1,0 +1,54 @@
+import GRPCCore
+import ShippyDomain
+import ShippyIdentity
+
+/// Verifies the caller's token before a protected method runs, and hands its claims to the handler.
+///
+/// The token travels as metadata `authorization: Bearer <jwt>`; the original shippy's `token: <jwt>` is
+/// accepted too. A missing or bad token is `unauthenticated` at once, with the reason.
+public struct AuthInterceptor: ServerInterceptor {
+    /// The claims of the current call's verified token; set for every protected method.
+    @TaskLocal public static var claims: AccessClaims?
+
+    private let verifier: TokenVerifier
+    private let publicMethods: Set<MethodDescriptor>
+
+    /// - Parameter publicMethods: methods that need no token (sign-up, login, token validation).
+    public init(verifier: TokenVerifier, publicMethods: Set<MethodDescriptor> = []) {
+        self.verifier = verifier
+        self.publicMethods = publicMethods
+    }
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        guard !publicMethods.contains(context.descriptor) else { return try await next(request, context) }
+        let claims = try await verifier.verify(try Self.token(in: request.metadata))
+        return try await Self.$claims.withValue(claims) { try await next(request, context) }
+    }
+
+    /// The claims of the current call, for handlers of protected methods.
+    /// - Throws: `ShippyError` `.unauthenticated` when the call carried no verified token.
+    public static func requireClaims() throws(ShippyError) -> AccessClaims {
+        guard let claims else { throw ShippyError(.unauthenticated, "this call needs a token") }
+        return claims
+    }
+
+    /// The token in `authorization: Bearer …` or, as the original shippy sent it, in `token: …`.
+    /// - Throws: `ShippyError` `.unauthenticated` when neither is present.
+    public static func token(in metadata: Metadata) throws(ShippyError) -> String {
+        for value in metadata[stringValues: "authorization"] {
+            let parts = value.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                return parts[1].trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if let token = metadata[stringValues: "token"].first(where: { _ in true }) {
+            return token.trimmingCharacters(in: .whitespaces)
+        }
+        throw ShippyError(
+            .unauthenticated, "missing token: send metadata \"authorization: Bearer <token>\" (log in with user-cli)")
+    }
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+
+/// A command-line tool's failure: one line on stderr and a documented exit status (sysexits.h values).
+///
+/// | status | meaning |
+/// |---|---|
+/// | 64 | bad usage (unknown flag, missing argument) |
+/// | 65 | invalid input: the service or the tool refused a value |
+/// | 66 | an input file is missing or unreadable |
+/// | 69 | the service is down or did not answer in time |
+/// | 70 | an internal error in the service |
+/// | 73 | it already exists (e.g. the email is taken) |
+/// | 77 | not authenticated: wrong email or password, or a missing, bad or expired token |
+public struct CLIFailure: Error, CustomStringConvertible {
+    public static let invalidInput: Int32 = 65
+    public static let noInput: Int32 = 66
+    public static let unavailable: Int32 = 69
+    public static let software: Int32 = 70
+    public static let alreadyExists: Int32 = 73
+    public static let notAuthenticated: Int32 = 77
+
+    public var status: Int32
+    public var message: String
+
+    public init(status: Int32, _ message: String) {
+        self.status = status
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// What a failed call means to the person at the terminal; `service` names the peer: "user-service at …".
+    public init(_ error: RPCError, service: String) {
+        switch error.code {
+        case .invalidArgument, .failedPrecondition, .outOfRange:
+            self.init(status: Self.invalidInput, error.message)
+        case .unavailable:
+            self.init(status: Self.unavailable, "\(service) is unavailable (\(error.message)); is it running?")
+        case .deadlineExceeded:
+            self.init(status: Self.unavailable, "\(service) did not answer in time (\(error.message))")
+        case .alreadyExists:
+            self.init(status: Self.alreadyExists, error.message)
+        case .unauthenticated, .permissionDenied:
+            self.init(status: Self.notAuthenticated, error.message)
+        case .notFound, .resourceExhausted:
+            self.init(status: Self.invalidInput, error.message)
+        default:
+            self.init(status: Self.software, "\(service) failed: \(error.code): \(error.message)")
+        }
+    }
+
+    /// Prints the message on stderr, prefixed with the tool's name, and exits with the status.
+    public func exit(tool: String) -> Never {
+        FileHandle.standardError.write(Data("\(tool): \(message)\n".utf8))
+        Foundation.exit(status)
+    }
+}
+
+/// Runs a CLI's work, turning every failure into one line on stderr and its exit status.
+public func runCLI(tool: String, service: String, _ body: () async throws -> Void) async {
+    do {
+        try await body()
+    } catch let failure as CLIFailure {
+        failure.exit(tool: tool)
+    } catch let error as RPCError {
+        CLIFailure(error, service: service).exit(tool: tool)
+    } catch let error as ConfigurationError {
+        CLIFailure(status: CLIFailure.invalidInput, error.description).exit(tool: tool)
+    } catch {
+        CLIFailure(status: CLIFailure.software, "\(error)").exit(tool: tool)
+    }
+}

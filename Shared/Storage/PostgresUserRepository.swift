@@ -1,0 +1,132 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ShippyDomain
+
+/// Users in the PostgreSQL table `users`; emails are unique case-insensitively (a unique index on `lower(email)`).
+public struct PostgresUserRepository: UserRepository {
+    private let client: PostgresClient
+    private let logger: Logger
+    /// How long one statement may take, waiting for a connection included, before it is `.unavailable`.
+    private let timeout: Duration
+
+    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(5)) {
+        self.client = client
+        self.logger = logger
+        self.timeout = timeout
+    }
+
+    /// Creates or migrates the schema. Idempotent, and safe when replicas start together: the statements
+    /// run in one transaction under an advisory lock.
+    public func migrate() async throws(ShippyError) {
+        let logger = self.logger
+        try await run("migrate the schema") { client in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(4242001)", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS users (
+                        id uuid PRIMARY KEY,
+                        name text NOT NULL,
+                        company text NOT NULL DEFAULT '',
+                        email text NOT NULL,
+                        password_hash text NOT NULL,
+                        created_at timestamptz NOT NULL DEFAULT now()
+                    )
+                    """,
+                    logger: logger
+                )
+                try await connection.query(
+                    "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON users (lower(email))", logger: logger)
+            }
+        }
+    }
+
+    /// Round-trips `SELECT 1`.
+    public func ping() async throws(ShippyError) {
+        try await run("ping") { client in try await client.query("SELECT 1") }
+    }
+
+    public func create(_ user: User, passwordHash: String) async throws(ShippyError) {
+        guard let id = UUID(uuidString: user.id) else { throw .invalidArgument("user id must be a UUID") }
+        do {
+            try await run("insert a user") { client in
+                try await client.query(
+                    """
+                    INSERT INTO users (id, name, company, email, password_hash)
+                    VALUES (\(id), \(user.name), \(user.company), \(user.email), \(passwordHash))
+                    """
+                )
+            }
+        } catch where error.code == .alreadyExists {
+            throw .alreadyExists("a user with email \(user.email) already exists")
+        }
+    }
+
+    public func user(id: String) async throws(ShippyError) -> User? {
+        guard let uuid = UUID(uuidString: id) else { return nil }
+        return try await run("find a user by id") { client in
+            let rows = try await client.query("SELECT id, name, company, email FROM users WHERE id = \(uuid)")
+            for try await (id, name, company, email) in rows.decode((UUID, String, String, String).self) {
+                return User(id: id.uuidString.lowercased(), name: name, company: company, email: email)
+            }
+            return nil
+        }
+    }
+
+    public func credentials(email: String) async throws(ShippyError) -> (user: User, passwordHash: String)? {
+        try await run("find a user by email") { client in
+            let rows = try await client.query(
+                "SELECT id, name, company, email, password_hash FROM users WHERE lower(email) = lower(\(email))")
+            for try await (id, name, company, email, hash) in rows.decode((UUID, String, String, String, String).self) {
+                return (User(id: id.uuidString.lowercased(), name: name, company: company, email: email), hash)
+            }
+            return nil
+        }
+    }
+
+    public func all() async throws(ShippyError) -> [User] {
+        try await run("list users") { client in
+            let rows = try await client.query("SELECT id, name, company, email FROM users ORDER BY created_at, id")
+            var users: [User] = []
+            for try await (id, name, company, email) in rows.decode((UUID, String, String, String).self) {
+                users.append(User(id: id.uuidString.lowercased(), name: name, company: company, email: email))
+            }
+            return users
+        }
+    }
+
+    /// Runs one operation with the deadline, mapping PostgreSQL errors to ours. Logged: the error's code and
+    /// SQLSTATE only; never the statement's bound values (they include password hashes).
+    private func run<T: Sendable>(
+        _ operation: String,
+        _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws(ShippyError) -> T {
+        let client = self.client
+        do {
+            return try await withDeadline(timeout, unavailable: "PostgreSQL") { try await body(client) }
+        } catch let error as ShippyError {
+            logger.warning("PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
+            throw error
+        } catch let error as PSQLError {
+            let sqlState = error.serverInfo?[.sqlState]
+            if sqlState == "23505" { throw .alreadyExists("already exists") }
+            logger.warning(
+                "PostgreSQL operation failed",
+                metadata: [
+                    "operation": "\(operation)", "code": "\(error.code)", "sqlstate": "\(sqlState ?? "-")",
+                    "message": "\(error.serverInfo?[.message] ?? "-")",
+                ]
+            )
+            switch error.code {
+            case .server, .messageDecodingFailure, .invalidCommandTag, .tooManyParameters:
+                throw ShippyError(.internal, "the user store failed to complete the request")
+            default:
+                throw .unavailable("PostgreSQL is unavailable; try again shortly")
+            }
+        } catch {
+            logger.warning("PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(type(of: error))"])
+            throw .unavailable("PostgreSQL is unavailable; try again shortly")
+        }
+    }
+}
