@@ -145,6 +145,7 @@ start() {
         echo "SHIPPY_POSTGRES_URL=postgres://shippy:$(cat "$state/postgres.password")@127.0.0.1:$pg_port/shippy"
         echo "SHIPPY_NATS_URL=nats://127.0.0.1:$nats_port"
         echo "SHIPPY_MONGOD=\"$(mongo_command)\""
+        echo "SHIPPY_PG_BIN=$(pg_bin)"
     } >"$state/env"
     chmod 600 "$state/env"
     log "MongoDB    mongodb://127.0.0.1:$mongo_port   (log: $state/mongo.log)"

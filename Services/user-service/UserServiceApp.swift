@@ -71,7 +71,7 @@ struct UserServiceApp {
             port: configuration.server.port,
             services: [handler],
             health: health,
-            interceptors: [AuthInterceptor(verifier: signer.verifier, publicMethods: UserServiceHandler.publicMethods)],
+            interceptors: [AuthInterceptor(verifier: signer.verifier, protecting: User_UserService.descriptor, publicMethods: UserServiceHandler.publicMethods)],
             logger: logger
         )
         // Not a network dependency: listed so that its threads stop with the rest at shutdown.

@@ -118,7 +118,7 @@ public struct TokenSigner: Sendable {
 
 extension Data {
     /// Decodes unpadded base64url, as JWT segments are written.
-    init?(base64URL text: Substring) {
+    public init?(base64URL text: Substring) {
         var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         self.init(base64Encoded: base64)

@@ -11,11 +11,15 @@ public struct AuthInterceptor: ServerInterceptor {
     @TaskLocal public static var claims: AccessClaims?
 
     private let verifier: TokenVerifier
+    private let service: ServiceDescriptor
     private let publicMethods: Set<MethodDescriptor>
 
-    /// - Parameter publicMethods: methods that need no token (sign-up, login, token validation).
-    public init(verifier: TokenVerifier, publicMethods: Set<MethodDescriptor> = []) {
+    /// - Parameters:
+    ///   - service: the service whose methods need a token; others on the server (health) are left alone.
+    ///   - publicMethods: its methods that need no token (sign-up, login, token validation).
+    public init(verifier: TokenVerifier, protecting service: ServiceDescriptor, publicMethods: Set<MethodDescriptor> = []) {
         self.verifier = verifier
+        self.service = service
         self.publicMethods = publicMethods
     }
 
@@ -24,7 +28,9 @@ public struct AuthInterceptor: ServerInterceptor {
         context: ServerContext,
         next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard !publicMethods.contains(context.descriptor) else { return try await next(request, context) }
+        guard context.descriptor.service == service, !publicMethods.contains(context.descriptor) else {
+            return try await next(request, context)
+        }
         let claims = try await verifier.verify(try Self.token(in: request.metadata))
         return try await Self.$claims.withValue(claims) { try await next(request, context) }
     }

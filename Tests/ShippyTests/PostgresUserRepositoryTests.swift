@@ -1,0 +1,109 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ShippyDomain
+import ShippyStorage
+import Testing
+
+/// Integration tests of the user repository against the harness's real PostgreSQL, one database per test.
+/// postgres-nio logs every failed connection attempt at info; these tests make such failures on purpose.
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    return logger
+}()
+
+@Suite struct PostgresUserRepositoryTests {
+    func withRepository<T>(_ body: (PostgresUserRepository) async throws -> T) async throws -> T {
+        let url = try await PostgresTestDatabase.create()
+        let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"))
+            try await repository.migrate()
+            return try await body(repository)
+        }
+    }
+
+    static func user(_ email: String) -> User {
+        User(id: UUID().uuidString.lowercased(), name: "Ann", company: "Acme", email: email)
+    }
+
+    @Test func createdUserIsFoundByIdAndByEmailInAnyCase() async throws {
+        try await withRepository { repository in
+            let ann = Self.user("Ann@Example.com")
+            try await repository.create(ann, passwordHash: "$2b$04$hash")
+            #expect(try await repository.user(id: ann.id) == ann)
+            let credentials = try #require(try await repository.credentials(email: "ann@EXAMPLE.com"))
+            #expect(credentials.user == ann && credentials.passwordHash == "$2b$04$hash")
+            #expect(try await repository.user(id: UUID().uuidString) == nil)
+            #expect(try await repository.user(id: "not-a-uuid") == nil)
+            #expect(try await repository.credentials(email: "nobody@example.com") == nil)
+        }
+    }
+
+    @Test func sameEmailInAnyCaseIsAlreadyExists() async throws {
+        try await withRepository { repository in
+            try await repository.create(Self.user("bob@example.com"), passwordHash: "h")
+            await #expect(throws: ShippyError.alreadyExists("a user with email BOB@Example.COM already exists")) {
+                try await repository.create(Self.user("BOB@Example.COM"), passwordHash: "h")
+            }
+        }
+    }
+
+    @Test func listsEveryUserOldestFirst() async throws {
+        try await withRepository { repository in
+            let users = (0..<3).map { Self.user("user\($0)@example.com") }
+            for user in users { try await repository.create(user, passwordHash: "h") }
+            #expect(try await repository.all().map(\.email) == users.map(\.email))
+        }
+    }
+
+    @Test func migrationIsIdempotentWhenReplicasStartTogether() async throws {
+        try await withRepository { repository in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { try await repository.migrate() } }
+                try await group.waitForAll()
+            }
+            try await repository.create(Self.user("after@example.com"), passwordHash: "h")
+        }
+    }
+
+    @Test func hostileInputIsStoredAsData() async throws {
+        try await withRepository { repository in
+            var user = Self.user("robert@example.com")
+            user.name = "Robert'); DROP TABLE users;--"
+            try await repository.create(user, passwordHash: "h")
+            #expect(try await repository.user(id: user.id)?.name == user.name)
+        }
+    }
+
+    @Test func databaseDownIsUnavailableWithinTheDeadline() async throws {
+        let port = try freePort()
+        let client = PostgresClient(
+            configuration: try PostgresURL.configuration("postgres://shippy:pw@127.0.0.1:\(port)/none?sslmode=disable"),
+            backgroundLogger: quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(2))
+            await #expect {
+                try await repository.ping()
+            } throws: { error in
+                (error as? ShippyError)?.code == .unavailable
+            }
+        }
+    }
+
+    @Test func malformedURLsAreRejectedWithoutEchoingThePassword() {
+        for url in ["mysql://u:secret@h/db", "postgres://:secret@h/db", "postgres://u:secret@/db", "postgres://u:secret@h/db?sslmode=maybe"] {
+            #expect {
+                _ = try PostgresURL.configuration(url)
+            } throws: { error in
+                (error as? ShippyError)?.code == .invalidArgument && !"\(error)".contains("secret")
+            }
+        }
+        #expect(PostgresURL.redact("postgres://u:secret@h:5432/db") == "postgres://u:***@h:5432/db")
+    }
+}
