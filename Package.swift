@@ -20,6 +20,8 @@ let package = Package(
         .executable(name: "vessel-service", targets: ["VesselService"]),
         .executable(name: "user-service", targets: ["UserService"]),
         .executable(name: "user-cli", targets: ["UserCLI"]),
+        .executable(name: "consignment-service", targets: ["ConsignmentService"]),
+        .executable(name: "consignment-cli", targets: ["ConsignmentCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -86,10 +88,23 @@ let package = Package(
             dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/user-cli"
         ),
+        .executableTarget(
+            name: "ConsignmentService",
+            dependencies: [
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
+                grpcHTTP2, argumentParser, logging, lifecycle,
+            ],
+            path: "Services/consignment-service"
+        ),
+        .executableTarget(
+            name: "ConsignmentCLI",
+            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            path: "Services/consignment-cli"
+        ),
         .testTarget(
             name: "ShippyTests",
             dependencies: [
-                "VesselService", "UserService", "UserCLI", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

@@ -79,8 +79,16 @@ extension Consignment_ShippingService {
     ///
     /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
     /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every call needs a token: metadata "authorization: Bearer <jwt>" (or the original "token: <jwt>").
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "CreateConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Consignment_Consignment` messages.
@@ -95,6 +103,10 @@ extension Consignment_ShippingService {
         ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response>
 
         /// Handle the "GetConsignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's consignments.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Consignment_GetRequest` messages.
@@ -116,8 +128,16 @@ extension Consignment_ShippingService {
     /// trailing response metadata. If you don't need these then consider using
     /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
     /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every call needs a token: metadata "authorization: Bearer <jwt>" (or the original "token: <jwt>").
     public protocol ServiceProtocol: Consignment_ShippingService.StreamingServiceProtocol {
         /// Handle the "CreateConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -132,6 +152,10 @@ extension Consignment_ShippingService {
         ) async throws -> GRPCCore.ServerResponse<Consignment_Response>
 
         /// Handle the "GetConsignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's consignments.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -151,8 +175,16 @@ extension Consignment_ShippingService {
     /// This is the highest level protocol for the service. The API is the easiest to use but
     /// doesn't provide access to request or response metadata. If you need access to these
     /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every call needs a token: metadata "authorization: Bearer <jwt>" (or the original "token: <jwt>").
     public protocol SimpleServiceProtocol: Consignment_ShippingService.ServiceProtocol {
         /// Handle the "CreateConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
         ///
         /// - Parameters:
         ///   - request: A `Consignment_Consignment` message.
@@ -167,6 +199,10 @@ extension Consignment_ShippingService {
         ) async throws -> Consignment_Response
 
         /// Handle the "GetConsignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's consignments.
         ///
         /// - Parameters:
         ///   - request: A `Consignment_GetRequest` message.
@@ -275,8 +311,16 @@ extension Consignment_ShippingService {
     ///
     /// You don't need to implement this protocol directly, use the generated
     /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every call needs a token: metadata "authorization: Bearer <jwt>" (or the original "token: <jwt>").
     public protocol ClientProtocol: Sendable {
         /// Call the "CreateConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -296,6 +340,10 @@ extension Consignment_ShippingService {
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetConsignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's consignments.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -320,6 +368,10 @@ extension Consignment_ShippingService {
     /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
     /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
     /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Every call needs a token: metadata "authorization: Bearer <jwt>" (or the original "token: <jwt>").
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
@@ -332,6 +384,10 @@ extension Consignment_ShippingService {
         }
 
         /// Call the "CreateConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -362,6 +418,10 @@ extension Consignment_ShippingService {
         }
 
         /// Call the "GetConsignments" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The caller's consignments.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -398,6 +458,10 @@ extension Consignment_ShippingService {
 extension Consignment_ShippingService.ClientProtocol {
     /// Call the "CreateConsignment" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+    ///
     /// - Parameters:
     ///   - request: A request containing a single `Consignment_Consignment` message.
     ///   - options: Options to apply to this RPC.
@@ -422,6 +486,10 @@ extension Consignment_ShippingService.ClientProtocol {
     }
 
     /// Call the "GetConsignments" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The caller's consignments.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -452,6 +520,10 @@ extension Consignment_ShippingService.ClientProtocol {
 extension Consignment_ShippingService.ClientProtocol {
     /// Call the "CreateConsignment" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+    ///
     /// - Parameters:
     ///   - message: request message to send.
     ///   - metadata: Additional metadata to send, defaults to empty.
@@ -480,6 +552,10 @@ extension Consignment_ShippingService.ClientProtocol {
     }
 
     /// Call the "GetConsignments" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The caller's consignments.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -39,6 +39,9 @@ public nonisolated struct Consignment_Consignment: Sendable {
 
   public var vesselID: String = String()
 
+  /// Added: the owner, stamped by the server from the caller's token whatever the client sent.
+  public var userID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -55,6 +58,7 @@ public nonisolated struct Consignment_Container: Sendable {
 
   public var origin: String = String()
 
+  /// Set by the server to the consignment's owner.
   public var userID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -103,7 +107,7 @@ fileprivate nonisolated let _protobuf_package = "consignment"
 
 nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Consignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}description\0\u{1}weight\0\u{1}containers\0\u{3}vessel_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}description\0\u{1}weight\0\u{1}containers\0\u{3}vessel_id\0\u{3}user_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -116,6 +120,7 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.containers) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.vesselID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.userID) }()
       default: break
       }
     }
@@ -137,6 +142,9 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
     if !self.vesselID.isEmpty {
       try visitor.visitSingularStringField(value: self.vesselID, fieldNumber: 5)
     }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -146,6 +154,7 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
     if lhs.weight != rhs.weight {return false}
     if lhs.containers != rhs.containers {return false}
     if lhs.vesselID != rhs.vesselID {return false}
+    if lhs.userID != rhs.userID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

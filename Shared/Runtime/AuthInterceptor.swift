@@ -10,14 +10,14 @@ public struct AuthInterceptor: ServerInterceptor {
     /// The claims of the current call's verified token; set for every protected method.
     @TaskLocal public static var claims: AccessClaims?
 
-    private let verifier: TokenVerifier
+    private let verifier: any TokenVerifying
     private let service: ServiceDescriptor
     private let publicMethods: Set<MethodDescriptor>
 
     /// - Parameters:
     ///   - service: the service whose methods need a token; others on the server (health) are left alone.
     ///   - publicMethods: its methods that need no token (sign-up, login, token validation).
-    public init(verifier: TokenVerifier, protecting service: ServiceDescriptor, publicMethods: Set<MethodDescriptor> = []) {
+    public init(verifier: any TokenVerifying, protecting service: ServiceDescriptor, publicMethods: Set<MethodDescriptor> = []) {
         self.verifier = verifier
         self.service = service
         self.publicMethods = publicMethods

@@ -1,0 +1,113 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+import ShippyRuntime
+
+/// `consignment-cli [FILE] [TOKEN]`: create a consignment from a JSON file, then list the caller's consignments.
+@main
+struct ConsignmentCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consignment-cli",
+        abstract: "Ship a consignment: book it on a vessel, then list your consignments.",
+        discussion: """
+            Examples:
+              consignment-cli consignment.json "$TOKEN"
+              SHIPPY_TOKEN=$(user-cli login --email ewan@example.com) consignment-cli
+              user-cli login --email ewan@example.com | consignment-cli --token-file - consignment.json
+
+            The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN.
+            Exit status: 0 ok, 64 bad usage or no token, 65 invalid file or input, 66 file missing,
+            69 a service is down or too slow, 70 service error, 77 token missing, malformed or expired.
+            """
+    )
+
+    @Argument(help: "The consignment JSON file (- for stdin).")
+    var file: String = "consignment.json"
+
+    @Argument(help: "The token from `user-cli login` (or --token-file, or SHIPPY_TOKEN).")
+    var token: String?
+
+    @Option(help: "Read the token from this file (- for stdin).")
+    var tokenFile: String?
+
+    @Flag(help: "Print machine-readable JSON instead of text.")
+    var json = false
+
+    @Option(help: "consignment-service address (env CONSIGNMENT_SERVICE_ADDRESS, default 127.0.0.1:50051).")
+    var address: String?
+
+    @Option(help: "Seconds to wait for each answer.")
+    var timeout: Double = 10
+
+    func run() async throws {
+        let address = address ?? ProcessInfo.processInfo.environment["CONSIGNMENT_SERVICE_ADDRESS"] ?? "127.0.0.1:50051"
+        await runCLI(tool: "consignment-cli", service: "consignment-service at \(address)") {
+            let token = try resolveToken()
+            let request = try ConsignmentFile.load(file).request
+            let target = try ServiceAddress.target(address, key: "--address")
+            var options = CallOptions.defaults
+            options.timeout = .milliseconds(Int64(timeout * 1000))
+            let metadata: Metadata = ["authorization": "Bearer \(token)"]
+            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+                let shipping = Consignment_ShippingService.Client(wrapping: client)
+                let created = try await shipping.createConsignment(request, metadata: metadata, options: options)
+                let listed = try await shipping.getConsignments(Consignment_GetRequest(), metadata: metadata, options: options)
+                print(json ? Report.json(created: created.consignment, listed: listed.consignments)
+                           : Report.text(created: created.consignment, listed: listed.consignments))
+            }
+        }
+    }
+
+    /// The token from the argument, the token file, or SHIPPY_TOKEN, trimmed.
+    private func resolveToken() throws -> String {
+        var token = self.token
+        if token == nil, let tokenFile {
+            let data = tokenFile == "-"
+                ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: tokenFile)
+            guard let data else { throw CLIFailure(status: CLIFailure.noInput, "\(tokenFile): cannot read the token file") }
+            token = String(decoding: data, as: UTF8.self)
+        }
+        token = token ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"]
+        guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+            throw CLIFailure(status: 64, "no token: pass it after the file, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)")
+        }
+        return token
+    }
+}
+
+/// How results are printed.
+enum Report {
+    static func text(created: Consignment_Consignment, listed: [Consignment_Consignment]) -> String {
+        var lines = [
+            "Created consignment \(created.id)",
+            "  vessel:      \(created.vesselID)",
+            "  description: \(created.description_p)",
+            "  weight:      \(created.weight) kg",
+            "  containers:  \(created.containers.count)",
+        ]
+        lines += created.containers.map { "    - customer \($0.customerID) from \($0.origin)" }
+        lines.append("Your consignments (\(listed.count)):")
+        lines += listed.map {
+            "  \($0.id)  vessel \($0.vesselID)  \($0.weight) kg  \($0.containers.count) containers  \($0.description_p)"
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    static func json(created: Consignment_Consignment, listed: [Consignment_Consignment]) -> String {
+        let object: [String: Any] = ["created": dictionary(created), "consignments": listed.map(dictionary)]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private static func dictionary(_ consignment: Consignment_Consignment) -> [String: Any] {
+        [
+            "id": consignment.id, "description": consignment.description_p, "weight": Int(consignment.weight),
+            "vessel_id": consignment.vesselID, "user_id": consignment.userID,
+            "containers": consignment.containers.map {
+                ["id": $0.id, "customer_id": $0.customerID, "origin": $0.origin, "user_id": $0.userID]
+            },
+        ]
+    }
+}

@@ -1,0 +1,97 @@
+import GRPCCore
+import Logging
+import ServiceLifecycle
+import ShippyContracts
+import ShippyDomain
+import ShippyRuntime
+import ShippyStorage
+
+/// The consignment service's configuration, resolved from flags and environment.
+struct ConsignmentServiceConfiguration: Sendable {
+    var server: ServerConfiguration
+    var mongo: MongoConfiguration
+    var tokens: TokenConfiguration
+    /// `host:port` or `dns:///name:port` of vessel-service.
+    var vesselServiceAddress: String
+    /// Deadline of each call to vessel-service.
+    var vesselTimeout: Duration
+}
+
+/// The wiring of the consignment service, shared by `main` and the tests.
+struct ConsignmentServiceApp {
+    let health: HealthService
+    let server: GRPCServerService
+    /// In start order: the vessel-service client, readiness (MongoDB, token keys), then the gRPC server.
+    let services: [(name: String, service: any Service)]
+
+    /// - Throws: `ConfigurationError` for a bad MongoDB URL, vessel-service address or missing key file.
+    static func build(configuration: ConsignmentServiceConfiguration, logger: Logger) throws -> ConsignmentServiceApp {
+        guard let keyFile = configuration.tokens.publicKeyFile else {
+            throw ConfigurationError(
+                key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
+                problem: "is required: the PEM file where user-service publishes its public key")
+        }
+        let mongo: MongoClient
+        do {
+            mongo = try MongoClient(
+                url: configuration.mongo.url, database: configuration.mongo.database,
+                threads: configuration.mongo.threads, logger: logger)
+        } catch {
+            throw ConfigurationError(key: "MONGO_URL", flag: "mongo-url", problem: error.message)
+        }
+        let vesselClient = try GRPCClientService(
+            target: try ServiceAddress.target(configuration.vesselServiceAddress, key: "VESSEL_SERVICE_ADDRESS"),
+            serviceConfig: GRPCVesselFinder.serviceConfig
+        )
+        let repository = MongoConsignmentRepository(client: mongo)
+        let verifier = PublicKeyFileVerifier(
+            path: keyFile, issuer: configuration.tokens.issuer, audience: configuration.tokens.audience)
+        let dependencies = [
+            Dependency(
+                name: "MongoDB at \(mongo.redactedURL)",
+                connect: {
+                    try await mongo.ping()
+                    try await repository.prepare()
+                },
+                close: { await mongo.shutdown() }
+            ),
+            Dependency(name: "token public key at \(keyFile)", connect: { try await verifier.load() }),
+        ]
+        let finder = GRPCVesselFinder(
+            client: vesselClient.client, address: configuration.vesselServiceAddress,
+            timeout: configuration.vesselTimeout)
+        let app = build(
+            configuration: configuration.server, repository: repository, vessels: finder, verifier: verifier,
+            dependencies: dependencies, logger: logger)
+        return ConsignmentServiceApp(
+            health: app.health, server: app.server, services: [("vessel-client", vesselClient)] + app.services)
+    }
+
+    /// Builds the service over any repository, vessel finder and verifier; tests pass in-memory ones.
+    static func build(
+        configuration: ServerConfiguration,
+        repository: any ConsignmentRepository,
+        vessels: any VesselFinder,
+        verifier: any TokenVerifying,
+        dependencies: [Dependency],
+        logger: Logger
+    ) -> ConsignmentServiceApp {
+        let health = HealthService(services: [Consignment_ShippingService.descriptor.fullyQualifiedService])
+        let server = GRPCServerService(
+            host: configuration.host,
+            port: configuration.port,
+            services: [ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: logger)],
+            health: health,
+            interceptors: [AuthInterceptor(verifier: verifier, protecting: Consignment_ShippingService.descriptor)],
+            logger: logger
+        )
+        let readiness = ReadinessService(
+            dependencies: dependencies,
+            retry: StartupRetry(deadline: configuration.startupTimeout),
+            health: health,
+            logger: logger
+        )
+        return ConsignmentServiceApp(
+            health: health, server: server, services: [("readiness", readiness), ("grpc-server", server)])
+    }
+}

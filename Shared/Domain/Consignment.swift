@@ -1,0 +1,88 @@
+/// A container in a consignment: whose goods (`customerID`) and where they come from.
+public struct Container: Sendable, Hashable {
+    public var id: String
+    public var customerID: String
+    public var origin: String
+    /// The consignment's owner; the server sets it.
+    public var userID: String
+
+    public init(id: String = "", customerID: String, origin: String, userID: String = "") {
+        self.id = id
+        self.customerID = customerID
+        self.origin = origin
+        self.userID = userID
+    }
+}
+
+/// Containers booked together on one vessel, owned by the user who created them.
+public struct Consignment: Sendable, Hashable {
+    public var id: String
+    public var description: String
+    /// Total weight in kg.
+    public var weight: Int32
+    public var containers: [Container]
+    public var vesselID: String
+    public var userID: String
+
+    public init(
+        id: String = "",
+        description: String,
+        weight: Int32,
+        containers: [Container],
+        vesselID: String = "",
+        userID: String = ""
+    ) {
+        self.id = id
+        self.description = description
+        self.weight = weight
+        self.containers = containers
+        self.vesselID = vesselID
+        self.userID = userID
+    }
+
+    public static let maximumContainers = 10_000
+    public static let maximumTextLength = 1_000
+
+    /// Checks the rules of a new consignment.
+    /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
+    public func validate() throws(ShippyError) {
+        if description.allSatisfy(\.isWhitespace) { throw .invalidArgument("description must not be empty") }
+        if description.count > Self.maximumTextLength {
+            throw .invalidArgument("description must be at most \(Self.maximumTextLength) characters")
+        }
+        if weight <= 0 { throw .invalidArgument("weight must be greater than 0 (got \(weight))") }
+        if containers.isEmpty { throw .invalidArgument("a consignment needs at least one container") }
+        if containers.count > Self.maximumContainers {
+            throw .invalidArgument("a consignment holds at most \(Self.maximumContainers) containers")
+        }
+        for (index, container) in containers.enumerated() {
+            if container.customerID.allSatisfy(\.isWhitespace) {
+                throw .invalidArgument("containers[\(index)].customer_id must not be empty")
+            }
+            if container.origin.allSatisfy(\.isWhitespace) {
+                throw .invalidArgument("containers[\(index)].origin must not be empty")
+            }
+            if container.customerID.count > Self.maximumTextLength || container.origin.count > Self.maximumTextLength {
+                throw .invalidArgument("containers[\(index)] fields must be at most \(Self.maximumTextLength) characters")
+            }
+        }
+    }
+
+    /// What the consignment needs from a vessel: a slot per container, and its weight.
+    public var specification: VesselSpecification {
+        get throws(ShippyError) {
+            try VesselSpecification(capacity: Int32(clamping: containers.count), maxWeight: weight)
+        }
+    }
+
+    /// The consignment as stored: a new id, the vessel that takes it, and `owner` on it and every container,
+    /// whatever the client sent.
+    public func booked(id: String, vesselID: String, owner: String) -> Consignment {
+        var booked = self
+        booked.id = id
+        booked.vesselID = vesselID
+        booked.userID = owner
+        for index in booked.containers.indices { booked.containers[index].userID = owner }
+        return booked
+    }
+}

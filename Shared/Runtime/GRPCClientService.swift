@@ -1,0 +1,24 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ServiceLifecycle
+
+/// A gRPC client to another service, as a lifecycle `Service`: its connections run until shutdown.
+public struct GRPCClientService: Service {
+    public let client: GRPCClient<HTTP2ClientTransport.Posix>
+
+    /// - Parameters:
+    ///   - target: where the service is (`ServiceAddress.target`).
+    ///   - serviceConfig: per-method timeouts and retry policies.
+    public init(target: any ResolvableTarget, serviceConfig: ServiceConfig = ServiceConfig()) throws {
+        client = GRPCClient(
+            transport: try .http2NIOPosix(target: target, transportSecurity: .plaintext, serviceConfig: serviceConfig))
+    }
+
+    public func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await client.runConnections()
+        } onGracefulShutdown: {
+            client.beginGracefulShutdown()
+        }
+    }
+}
