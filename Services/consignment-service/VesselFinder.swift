@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import ShippyContracts
 import ShippyDomain
+import ShippyStorage
 
 /// Finds a vessel for a consignment; the gRPC implementation asks vessel-service.
 protocol VesselFinder: Sendable {
@@ -18,10 +19,12 @@ struct GRPCVesselFinder: VesselFinder {
     let address: String
     let timeout: Duration
 
-    /// Retries FindAvailable (idempotent) up to three times while vessel-service is unavailable.
+    /// FindAvailable waits for a connection (so a vessel-service that is restarting is waited for rather than
+    /// failed at once) and, being idempotent, is retried on `unavailable`. `timeout` bounds the whole.
     static let serviceConfig = ServiceConfig(methodConfig: [
         MethodConfig(
             names: [MethodConfig.Name(service: "vessel.VesselService", method: "FindAvailable")],
+            waitForReady: true,
             executionPolicy: .retry(
                 RetryPolicy(
                     maxAttempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500),
@@ -30,16 +33,16 @@ struct GRPCVesselFinder: VesselFinder {
     ])
 
     func findAvailable(_ specification: VesselSpecification) async throws(ShippyError) -> String {
-        var options = CallOptions.defaults
-        options.timeout = timeout
+        let vessels = Vessel_VesselService.Client(wrapping: client)
         do {
-            let response = try await Vessel_VesselService.Client(wrapping: client).findAvailable(
-                .with {
-                    $0.capacity = specification.capacity
-                    $0.maxWeight = specification.maxWeight
-                },
-                options: options
-            )
+            // Our own deadline: gRPC's call timeout does not bound the wait for a connection.
+            let response = try await withDeadline(timeout, unavailable: "vessel-service at \(address)") {
+                try await vessels.findAvailable(
+                    .with {
+                        $0.capacity = specification.capacity
+                        $0.maxWeight = specification.maxWeight
+                    })
+            }
             guard !response.vessel.id.isEmpty else {
                 throw ShippyError(.internal, "vessel-service at \(address) answered without a vessel")
             }

@@ -36,6 +36,11 @@ public struct CLIFailure: Error, CustomStringConvertible {
         switch error.code {
         case .invalidArgument, .failedPrecondition, .outOfRange:
             self.init(status: Self.invalidInput, error.message)
+        // A service that answers for a dependency names it ("vessel-service at … is unavailable"): pass that on
+        // as it is; otherwise the service itself could not be reached.
+        case .unavailable where error.message.contains("-service at "),
+            .deadlineExceeded where error.message.contains("-service at "):
+            self.init(status: Self.unavailable, error.message)
         case .unavailable:
             self.init(status: Self.unavailable, "\(service) is unavailable (\(error.message)); is it running?")
         case .deadlineExceeded:

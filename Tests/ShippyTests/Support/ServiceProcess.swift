@@ -10,9 +10,9 @@ struct ServiceProcess {
     let process: ChildProcess
     let port: Int
 
-    /// Starts `executable` with `environment` (plus HOST and PORT).
-    static func start(_ executable: String, environment: [String: String]) throws -> ServiceProcess {
-        let port = try freePort()
+    /// Starts `executable` with `environment` (plus HOST and PORT: `port`, or a free one).
+    static func start(_ executable: String, environment: [String: String], port: Int? = nil) throws -> ServiceProcess {
+        let port = try port ?? freePort()
         let process = try ChildProcess(
             try TestEnvironment.executable(executable),
             environment: environment.merging(["HOST": "127.0.0.1", "PORT": "\(port)"]) { $1 }
