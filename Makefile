@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release test servers-start servers-stop servers-status proto check-proto plugins shellcheck clean
+.PHONY: build release test up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck clean
 
 build:
 	swift build
@@ -17,6 +17,22 @@ release:
 ## Every test: unit, integration against real servers, black-box against the real executables.
 test:
 	scripts/test.sh
+
+## The whole system natively: up (foreground, Ctrl-C stops), start/stop (background), demo (the user story).
+up:
+	scripts/system.sh up
+
+start:
+	scripts/system.sh start
+
+stop:
+	scripts/system.sh stop
+
+status:
+	scripts/system.sh status
+
+demo:
+	scripts/system.sh demo
 
 servers-start:
 	scripts/servers.sh start

@@ -7,6 +7,7 @@
 #   scripts/servers.sh stop     stop the processes that `start` started (by the PIDs it recorded), nothing else
 #   scripts/servers.sh status   say what is running
 #   scripts/servers.sh install  only install what is missing
+#   scripts/servers.sh purge    stop, then delete the state folder and its data (tests use it)
 #
 # Ports are free ones unless SHIPPY_MONGO_PORT, SHIPPY_POSTGRES_PORT or SHIPPY_NATS_PORT say otherwise.
 # SHIPPY_SERVERS_DIR moves the state folder (default: .local/servers).
@@ -178,6 +179,12 @@ stop() {
     stop_pid MongoDB "$state/mongo.pid" "$quiet"
 }
 
+purge() {
+    stop quiet
+    if [ -f "$state/postgres.root" ]; then rm -rf "$(cat "$state/postgres.root")"; fi
+    rm -rf "$state"
+}
+
 status() {
     local name
     for name in mongo nats postgres; do
@@ -190,5 +197,6 @@ case "${1:-}" in
     stop) stop ;;
     status) status ;;
     install) install_missing ;;
-    *) echo "usage: $0 start|stop|status|install" >&2; exit 64 ;;
+    purge) purge ;;
+    *) echo "usage: $0 start|stop|status|install|purge" >&2; exit 64 ;;
 esac

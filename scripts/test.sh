@@ -10,7 +10,7 @@ export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 
 swift build --build-tests
 "$root/scripts/servers.sh" start
-trap '"$root/scripts/servers.sh" stop' EXIT
+trap '"$root/scripts/servers.sh" purge' EXIT
 set -a
 # shellcheck disable=SC1091
 . "$SHIPPY_SERVERS_DIR/env"
@@ -18,3 +18,7 @@ set +a
 SHIPPY_BIN_DIR=$(swift build --show-bin-path)
 export SHIPPY_BIN_DIR
 swift test "$@"
+if [ $# -eq 0 ]; then
+    "$root/scripts/test-system.sh"
+    "$root/scripts/check-deployment.sh"
+fi

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The whole Shippy system, natively on 127.0.0.1: the local servers (scripts/servers.sh) and every service.
+#
+#   scripts/system.sh up      start everything, show where it is, follow the logs; Ctrl-C stops it all
+#   scripts/system.sh start   start everything in the background (for scripts); says so if already running
+#   scripts/system.sh stop    stop the services and servers this script started, by their recorded PIDs
+#   scripts/system.sh status  say what is running
+#   scripts/system.sh demo    the user story with the real CLIs, starting the system first if needed
+#
+# State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
+# Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+run=${SHIPPY_RUN_DIR:-$root/.local/run}
+export SHIPPY_SERVERS_DIR=${SHIPPY_SERVERS_DIR:-$run/servers}
+export SWIFT_DETERMINISTIC_HASHING=1
+consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
+vessel_port=${SHIPPY_VESSEL_PORT:-50052}
+user_port=${SHIPPY_USER_PORT:-50053}
+services=(vessel-service user-service consignment-service)
+
+say() { printf '%s\n' "$*"; }
+alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+bin() { swift build --show-bin-path --package-path "$root"; }
+
+running() {
+    local service
+    for service in "${services[@]}"; do alive "$service" || return 1; done
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_service() {
+    local name=$1 port=$2
+    shift 2
+    port_free "$port" || { say "error: port $port for $name is taken: stop what uses it, or set SHIPPY_VESSEL_PORT, SHIPPY_USER_PORT, SHIPPY_CONSIGNMENT_PORT" >&2; return 1; }
+    env "$@" HOST=127.0.0.1 PORT="$port" "$(bin)/$name" >"$run/logs/$name.log" 2>&1 &
+    echo $! >"$run/$name.pid"
+}
+
+wait_serving() {
+    local name=$1 port=$2
+    for _ in $(seq 1 600); do
+        if "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then return 0; fi
+        alive "$name" || { say "error: $name stopped; its log ($run/logs/$name.log) ends:" >&2; tail -n 20 "$run/logs/$name.log" >&2; return 1; }
+        sleep 0.1
+    done
+    say "error: $name did not report SERVING within 60 s; see $run/logs/$name.log" >&2
+    return 1
+}
+
+start() {
+    if running; then
+        say "Shippy is already running (scripts/system.sh stop, or make stop, to stop it)."
+        status
+        return 0
+    fi
+    stop quiet
+    mkdir -p "$run/logs" "$run/keys"
+    say "Building…"
+    swift build --package-path "$root" >"$run/logs/build.log" 2>&1 || { tail -n 30 "$run/logs/build.log" >&2; return 1; }
+    "$root/scripts/servers.sh" start
+    set -a
+    # shellcheck disable=SC1091
+    . "$SHIPPY_SERVERS_DIR/env"
+    set +a
+    trap 'say "start failed; stopping what was started" >&2; stop quiet' ERR
+    start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL"
+    start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" JWT_GENERATE_KEY=true \
+        JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
+    start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
+        JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+    wait_serving vessel-service "$vessel_port"
+    wait_serving user-service "$user_port"
+    wait_serving consignment-service "$consignment_port"
+    trap - ERR
+    say ""
+    say "Shippy is running:"
+    say "  consignment-service  127.0.0.1:$consignment_port"
+    say "  vessel-service       127.0.0.1:$vessel_port"
+    say "  user-service         127.0.0.1:$user_port"
+    say "  logs                 $run/logs/"
+    say "Try it: make demo, or see the README's quickstart."
+}
+
+stop_pid() {
+    local name=$1 pid
+    [ -f "$run/$name.pid" ] || return 0
+    pid=$(cat "$run/$name.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+        [ "${2:-}" = quiet ] || say "stopped $name (pid $pid)"
+    fi
+    rm -f "$run/$name.pid"
+}
+
+stop() {
+    local service
+    for service in consignment-service user-service vessel-service; do stop_pid "$service" "${1:-}"; done
+    if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
+}
+
+status() {
+    local service
+    for service in "${services[@]}"; do
+        if alive "$service"; then say "$service: running (pid $(cat "$run/$service.pid"))"; else say "$service: stopped"; fi
+    done
+    "$root/scripts/servers.sh" status
+}
+
+up() {
+    start
+    trap 'say ""; stop; exit 0' INT TERM
+    say "Following the logs; Ctrl-C stops everything."
+    tail -n 0 -F "$run"/logs/*-service.log &
+    wait
+}
+
+demo() {
+    running || start
+    local email password token cli
+    cli=$(bin)
+    email="demo-$(date +%s)-$RANDOM@example.com"
+    password="demo-password-$RANDOM"
+    say ""
+    say "\$ user-cli --name 'Demo User' --email $email --company Shippy --password …"
+    USER_SERVICE_ADDRESS="127.0.0.1:$user_port" "$cli/user-cli" --name "Demo User" --email "$email" --company Shippy --password "$password"
+    say ""
+    say "\$ TOKEN=\$(user-cli login --email $email)"
+    token=$(USER_SERVICE_ADDRESS="127.0.0.1:$user_port" SHIPPY_PASSWORD="$password" "$cli/user-cli" login --email "$email")
+    say "TOKEN=${token:0:24}…"
+    say ""
+    say "\$ consignment-cli consignment.json \"\$TOKEN\""
+    CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" "$cli/consignment-cli" "$root/consignment.json" "$token"
+}
+
+case "${1:-}" in
+    up) up ;;
+    start) start ;;
+    stop) stop ;;
+    status) status ;;
+    demo) demo ;;
+    *) echo "usage: $0 up|start|stop|status|demo" >&2; exit 64 ;;
+esac
