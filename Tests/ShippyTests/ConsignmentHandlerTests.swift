@@ -191,7 +191,8 @@ struct ScriptedVesselFinder: VesselFinder {
                 guard let error = error as? ShippyError else { return false }
                 return [.unavailable, .deadlineExceeded].contains(error.code) && error.message.contains("vessel-service at 127.0.0.1:\(port)")
             }
-            #expect(ContinuousClock.now - started < .seconds(3))
+            // Bounded by the 2 s deadline, not hung; the margin is for a loaded machine.
+            #expect(ContinuousClock.now - started < .seconds(10))
             vesselClient.client.beginGracefulShutdown()
             try await group.waitForAll()
         }
