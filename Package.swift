@@ -65,8 +65,8 @@ let package = Package(
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", grpcCore, grpcHTTP2, argumentParser, logging,
-                lifecycle,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", grpcCore, grpcHTTP2,
+                argumentParser, logging, lifecycle,
             ],
             path: "Shared/Runtime"
         ),

@@ -18,6 +18,9 @@ state=${SHIPPY_SERVERS_DIR:-$root/.local/servers}
 venv=$root/.local/venv
 secantus_version=0.7.0b3
 
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+
 log() { printf 'servers: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -38,10 +41,6 @@ install_missing() {
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q "secantusdb==$secantus_version"
     fi
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # wait_port NAME PORT LOGFILE: until something accepts connections on 127.0.0.1:PORT (at most 60 s).
@@ -153,20 +152,6 @@ start() {
     log "NATS       nats://127.0.0.1:$nats_port        (log: $state/nats.log)"
     log "PostgreSQL postgres://shippy:***@127.0.0.1:$pg_port/shippy (log: $(pg_root)/postgres.log)"
     log "URLs written to $state/env"
-}
-
-# stop_pid NAME PIDFILE: TERM, then KILL after 10 s; only the PID this script recorded.
-stop_pid() {
-    local name=$1 file=$2 pid
-    [ -f "$file" ] || return 0
-    pid=$(cat "$file")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        [ "${3:-}" = quiet ] || log "stopped $name (pid $pid)"
-    fi
-    rm -f "$file"
 }
 
 stop() {

@@ -20,6 +20,9 @@ vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
 services=(vessel-service user-service consignment-service)
 
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
+
 say() { printf '%s\n' "$*"; }
 alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
 bin() { swift build --show-bin-path --package-path "$root"; }
@@ -84,22 +87,9 @@ start() {
     say "Try it: make demo, or see the README's quickstart."
 }
 
-stop_pid() {
-    local name=$1 pid
-    [ -f "$run/$name.pid" ] || return 0
-    pid=$(cat "$run/$name.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-        [ "${2:-}" = quiet ] || say "stopped $name (pid $pid)"
-    fi
-    rm -f "$run/$name.pid"
-}
-
 stop() {
     local service
-    for service in consignment-service user-service vessel-service; do stop_pid "$service" "${1:-}"; done
+    for service in consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "${1:-}"; done
     if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
 }
 

@@ -4,7 +4,8 @@
 # its own, so a running `make up` is left alone. Part of `make test`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 SHIPPY_RUN_DIR=$(mktemp -d "$root/.local/test-system.XXXXXX")
 SHIPPY_CONSIGNMENT_PORT=$(free_port)
 SHIPPY_VESSEL_PORT=$(free_port)

@@ -31,14 +31,7 @@ struct ConsignmentServiceApp {
                 key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
                 problem: "is required: the PEM file where user-service publishes its public key")
         }
-        let mongo: MongoClient
-        do {
-            mongo = try MongoClient(
-                url: configuration.mongo.url, database: configuration.mongo.database,
-                threads: configuration.mongo.threads, logger: logger)
-        } catch {
-            throw ConfigurationError(key: "MONGO_URL", flag: "mongo-url", problem: error.message)
-        }
+        let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let vesselClient = try GRPCClientService(
             target: try ServiceAddress.target(configuration.vesselServiceAddress, key: "VESSEL_SERVICE_ADDRESS"),
             serviceConfig: GRPCVesselFinder.serviceConfig

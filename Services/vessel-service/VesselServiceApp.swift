@@ -20,14 +20,9 @@ struct VesselServiceApp {
     let services: [(name: String, service: any Service)]
 
     /// Builds the MongoDB-backed service. Nothing connects until the services run.
-    /// - Throws: `ShippyError` `.invalidArgument` when the MongoDB URL cannot be parsed.
+    /// - Throws: `ConfigurationError` when the MongoDB URL cannot be used.
     static func build(configuration: VesselServiceConfiguration, logger: Logger) throws -> VesselServiceApp {
-        let mongo = try MongoClient(
-            url: configuration.mongo.url,
-            database: configuration.mongo.database,
-            threads: configuration.mongo.threads,
-            logger: logger
-        )
+        let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let repository = MongoVesselRepository(client: mongo)
         let database = Dependency(
             name: "MongoDB at \(mongo.redactedURL)",
