@@ -16,27 +16,28 @@ COPY Services ./Services
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib \
         --product vessel-service --product user-service --product consignment-service \
-        --product user-cli --product consignment-cli \
+        --product email-service --product user-cli --product consignment-cli \
     && mkdir /out \
     && cp "$(swift build -c release --show-bin-path)"/vessel-service \
           "$(swift build -c release --show-bin-path)"/user-service \
           "$(swift build -c release --show-bin-path)"/consignment-service \
+          "$(swift build -c release --show-bin-path)"/email-service \
           "$(swift build -c release --show-bin-path)"/user-cli \
           "$(swift build -c release --show-bin-path)"/consignment-cli /out/
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
 # libraries excluded as they are static). scripts/check-deployment.sh checks this list against `readelf -d`
 # of the native binaries, so keep the line below and the apt-get line in step:
-# runtime-packages: libmongoc-1.0-0 libbson-1.0-0 libstdc++6 libgcc-s1 zlib1g libc6
+# runtime-packages: libmongoc-1.0-0 libbson-1.0-0 libnats3.4 libstdc++6 libgcc-s1 zlib1g libc6
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libmongoc-1.0-0 libbson-1.0-0 libstdc++6 libgcc-s1 zlib1g libc6 ca-certificates tzdata \
+        libmongoc-1.0-0 libbson-1.0-0 libnats3.4 libstdc++6 libgcc-s1 zlib1g libc6 ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin shippy \
     && mkdir -p /keys/private /keys/public /work \
     && chown shippy: /keys/private /keys/public \
     && chmod 700 /keys/private
-COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/user-cli /out/consignment-cli /usr/local/bin/
+COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /usr/local/bin/
 USER shippy
 ENV HOST=0.0.0.0

@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "user-cli", targets: ["UserCLI"]),
         .executable(name: "consignment-service", targets: ["ConsignmentService"]),
         .executable(name: "consignment-cli", targets: ["ConsignmentCLI"]),
+        .executable(name: "email-service", targets: ["EmailService"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -45,6 +46,10 @@ let package = Package(
             pkgConfig: "libmongoc-1.0",
             providers: [.apt(["libmongoc-dev", "libbson-dev"])]
         ),
+        // NATS C client (libnats) from the distribution, found through pkg-config.
+        .systemLibrary(name: "CNats", path: "Shared/CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
+        // Events over NATS JetStream: connect, publish with acknowledgement, durable pull consumers.
+        .target(name: "ShippyMessaging", dependencies: ["CNats", "ShippyDomain", logging, nioPosix], path: "Shared/Messaging"),
         // Generated protobuf messages and gRPC stubs (`make proto`); never edited by hand.
         .target(
             name: "ShippyContracts",
@@ -79,7 +84,7 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
-                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioPosix,
+                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioPosix, "ShippyMessaging",
             ],
             path: "Services/user-service"
         ),
@@ -101,10 +106,17 @@ let package = Package(
             dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/consignment-cli"
         ),
+        .executableTarget(
+            name: "EmailService",
+            dependencies: [
+                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", grpcCore, argumentParser, logging, lifecycle,
+            ],
+            path: "Services/email-service"
+        ),
         .testTarget(
             name: "ShippyTests",
             dependencies: [
-                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

@@ -8,7 +8,8 @@
 #   scripts/system.sh demo    the user story with the real CLIs, starting the system first if needed
 #
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
-# Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053).
+# Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
+# SHIPPY_EMAIL_PORT (50054, health only). Welcome mails are written to .local/run/mail/.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,7 +19,8 @@ export SWIFT_DETERMINISTIC_HASHING=1
 consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
 vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
-services=(vessel-service user-service consignment-service)
+email_port=${SHIPPY_EMAIL_PORT:-50054}
+services=(vessel-service user-service consignment-service email-service)
 
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
@@ -37,7 +39,7 @@ port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 start_service() {
     local name=$1 port=$2
     shift 2
-    port_free "$port" || { say "error: port $port for $name is taken: stop what uses it, or set SHIPPY_VESSEL_PORT, SHIPPY_USER_PORT, SHIPPY_CONSIGNMENT_PORT" >&2; return 1; }
+    port_free "$port" || { say "error: port $port for $name is taken: stop what uses it, or set SHIPPY_VESSEL_PORT, SHIPPY_USER_PORT, SHIPPY_CONSIGNMENT_PORT, SHIPPY_EMAIL_PORT" >&2; return 1; }
     env "$@" HOST=127.0.0.1 PORT="$port" "$(bin)/$name" >"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/$name.pid"
 }
@@ -70,26 +72,29 @@ start() {
     set +a
     trap 'say "start failed; stopping what was started" >&2; stop quiet' ERR
     start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL"
-    start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" JWT_GENERATE_KEY=true \
+    start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" MAILER=files MAIL_DIR="$run/mail"
+    start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" JWT_GENERATE_KEY=true \
         JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
     wait_serving vessel-service "$vessel_port"
     wait_serving user-service "$user_port"
     wait_serving consignment-service "$consignment_port"
+    wait_serving email-service "$email_port"
     trap - ERR
     say ""
     say "Shippy is running:"
     say "  consignment-service  127.0.0.1:$consignment_port"
     say "  vessel-service       127.0.0.1:$vessel_port"
     say "  user-service         127.0.0.1:$user_port"
+    say "  email-service        127.0.0.1:$email_port (health), mail in $run/mail/"
     say "  logs                 $run/logs/"
     say "Try it: make demo, or see the README's quickstart."
 }
 
 stop() {
     local service
-    for service in consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "${1:-}"; done
+    for service in email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "${1:-}"; done
     if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
 }
 
@@ -125,6 +130,9 @@ demo() {
     say ""
     say "\$ consignment-cli consignment.json \"\$TOKEN\""
     CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" "$cli/consignment-cli" "$root/consignment.json" "$token"
+    say ""
+    say "The welcome mail (email-service, from the user.created event):"
+    for _ in $(seq 1 50); do grep -ls "^To: .*<$email>" "$run"/mail/*.eml 2>/dev/null && break; sleep 0.1; done
 }
 
 case "${1:-}" in

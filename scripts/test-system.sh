@@ -10,8 +10,9 @@ SHIPPY_RUN_DIR=$(mktemp -d "$root/.local/test-system.XXXXXX")
 SHIPPY_CONSIGNMENT_PORT=$(free_port)
 SHIPPY_VESSEL_PORT=$(free_port)
 SHIPPY_USER_PORT=$(free_port)
+SHIPPY_EMAIL_PORT=$(free_port)
 SHIPPY_SERVERS_DIR=$SHIPPY_RUN_DIR/servers
-export SHIPPY_RUN_DIR SHIPPY_SERVERS_DIR SHIPPY_CONSIGNMENT_PORT SHIPPY_VESSEL_PORT SHIPPY_USER_PORT
+export SHIPPY_RUN_DIR SHIPPY_SERVERS_DIR SHIPPY_CONSIGNMENT_PORT SHIPPY_VESSEL_PORT SHIPPY_USER_PORT SHIPPY_EMAIL_PORT
 trap '"$root/scripts/system.sh" stop >/dev/null 2>&1 || true; "$root/scripts/servers.sh" purge; rm -rf "$SHIPPY_RUN_DIR"' EXIT
 
 fail() { echo "test-system: FAILED: $*" >&2; exit 1; }
@@ -20,11 +21,12 @@ fail() { echo "test-system: FAILED: $*" >&2; exit 1; }
 second=$("$root/scripts/system.sh" start)
 echo "$second" | grep -q "already running" || fail "a second start did not say it was already running: $second"
 pids=$(cat "$SHIPPY_RUN_DIR"/*.pid "$SHIPPY_RUN_DIR"/servers/*.pid)
-[ "$(echo "$pids" | wc -w)" -eq 6 ] || fail "expected 6 PIDs (3 services, 3 servers), got: $pids"
+[ "$(echo "$pids" | wc -w)" -eq 7 ] || fail "expected 7 PIDs (4 services, 3 servers), got: $pids"
 
 demo=$("$root/scripts/system.sh" demo)
 echo "$demo" | grep -q "^Created consignment " || fail "demo did not create a consignment: $demo"
 echo "$demo" | grep -Eq "^  vessel: +vessel[0-9]+" || fail "demo's consignment has no vessel id: $demo"
+echo "$demo" | grep -q "/mail/.*\.eml$" || fail "demo shows no welcome mail: $demo"
 
 "$root/scripts/system.sh" stop >/dev/null
 for pid in $pids; do

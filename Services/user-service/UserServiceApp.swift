@@ -16,6 +16,8 @@ struct UserServiceConfiguration: Sendable {
     var tokens: TokenConfiguration
     var tokenLifetime: Duration
     var bcryptCost: Int
+    /// Where `user.created` events go.
+    var natsURL: String
 }
 
 /// The wiring of the user service, shared by `main` and the tests.
@@ -42,9 +44,11 @@ struct UserServiceApp {
             connect: { try await repository.migrate() }
         )
         var app = try await build(configuration: configuration, repository: repository, dependencies: [database], logger: logger)
+        let publisher = OutboxPublisher(
+            natsURL: configuration.natsURL, repository: repository, health: app.health, logger: logger)
         app = UserServiceApp(
             health: app.health, server: app.server, signer: app.signer,
-            services: [("postgres", client)] + app.services
+            services: [("postgres", client), ("outbox-publisher", publisher)] + app.services
         )
         return app
     }

@@ -38,6 +38,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "bcrypt cost, 4 to 16 (env BCRYPT_COST, default 12).")
     var bcryptCost: String?
 
+    @Option(help: "NATS server for user.created events (env NATS_URL, default nats://127.0.0.1:4222).")
+    var natsURL: String?
+
     func run() async throws {
         let reader = ConfigurationReader()
         let tokenConfiguration = try tokens.resolve(reader)
@@ -53,7 +56,8 @@ struct Serve: AsyncParsableCommand {
             tokens: tokenConfiguration,
             tokenLifetime: try reader.seconds(
                 "TOKEN_LIFETIME", flag: ("token-lifetime", tokenLifetime), default: .seconds(86_400), in: 60...31_536_000),
-            bcryptCost: try reader.integer("BCRYPT_COST", flag: ("bcrypt-cost", bcryptCost), default: 12, in: 4...16)
+            bcryptCost: try reader.integer("BCRYPT_COST", flag: ("bcrypt-cost", bcryptCost), default: 12, in: 4...16),
+            natsURL: try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
         )
         LoggingSetup.bootstrap(format: configuration.server.logFormat, level: configuration.server.logLevel)
         let logger = Logger(label: UserServiceCommand.name)

@@ -31,7 +31,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         try newUser.validate()
         let user = User(
             id: UUID().uuidString.lowercased(), name: newUser.name, company: newUser.company, email: newUser.email)
-        try await repository.create(user, passwordHash: try await hasher.hash(newUser.password))
+        try await repository.create(
+            user, passwordHash: try await hasher.hash(newUser.password), event: UserCreatedEvent.make(for: user))
         logger.info("user created", metadata: ["user_id": "\(user.id)"])
         return .with { $0.user = User_User(user) }
     }
@@ -81,6 +82,24 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     func validateToken(request: User_Token, context: ServerContext) async throws -> User_Token {
         _ = try await signer.verifier.verify(request.token)
         return .with { $0.valid = true }
+    }
+}
+
+/// The `user.created` event: the user's public details, never a password or hash.
+enum UserCreatedEvent {
+    static let subject = "user.created"
+
+    static func make(for user: User, at date: Date = Date()) throws -> OutboxEvent {
+        let id = UUID()
+        let event = Shippy_Events_UserCreated.with {
+            $0.eventID = id.uuidString.lowercased()
+            $0.userID = user.id
+            $0.name = user.name
+            $0.email = user.email
+            $0.company = user.company
+            $0.createdAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
+        }
+        return OutboxEvent(id: id, subject: subject, payload: try event.serializedBytes())
     }
 }
 

@@ -38,6 +38,21 @@ public struct PostgresUserRepository: UserRepository {
                 )
                 try await connection.query(
                     "CREATE UNIQUE INDEX IF NOT EXISTS users_email_lower_key ON users (lower(email))", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS outbox (
+                        id uuid PRIMARY KEY,
+                        subject text NOT NULL,
+                        payload bytea NOT NULL,
+                        created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                        published_at timestamptz
+                    )
+                    """,
+                    logger: logger
+                )
+                try await connection.query(
+                    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE published_at IS NULL",
+                    logger: logger)
             }
         }
     }
@@ -47,16 +62,23 @@ public struct PostgresUserRepository: UserRepository {
         try await run("ping") { client in try await client.query("SELECT 1") }
     }
 
-    public func create(_ user: User, passwordHash: String) async throws(ShippyError) {
+    public func create(_ user: User, passwordHash: String, event: OutboxEvent) async throws(ShippyError) {
         guard let id = UUID(uuidString: user.id) else { throw .invalidArgument("user id must be a UUID") }
+        let logger = self.logger
         do {
             try await run("insert a user") { client in
-                try await client.query(
-                    """
-                    INSERT INTO users (id, name, company, email, password_hash)
-                    VALUES (\(id), \(user.name), \(user.company), \(user.email), \(passwordHash))
-                    """
-                )
+                try await client.withTransaction(logger: logger) { connection in
+                    try await connection.query(
+                        """
+                        INSERT INTO users (id, name, company, email, password_hash)
+                        VALUES (\(id), \(user.name), \(user.company), \(user.email), \(passwordHash))
+                        """,
+                        logger: logger
+                    )
+                    try await connection.query(
+                        "INSERT INTO outbox (id, subject, payload) VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)))",
+                        logger: logger)
+                }
             }
         } catch where error.code == .alreadyExists {
             throw .alreadyExists("a user with email \(user.email) already exists")
@@ -96,6 +118,42 @@ public struct PostgresUserRepository: UserRepository {
         }
     }
 
+    /// Publishes the outbox's pending events, oldest first, at most `limit` of them, marking each one that
+    /// `publish` succeeds for. Rows are locked while this runs (`SKIP LOCKED`), so replicas share the work.
+    /// - Returns: how many were published.
+    public func publishPending(
+        limit: Int,
+        _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> Int {
+        let logger = self.logger
+        return try await run("publish the outbox") { client in
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    SELECT id, subject, payload FROM outbox WHERE published_at IS NULL
+                    ORDER BY created_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                    """,
+                    logger: logger
+                )
+                var events: [OutboxEvent] = []
+                for try await (id, subject, payload) in rows.decode((UUID, String, ByteBuffer).self) {
+                    events.append(OutboxEvent(id: id, subject: subject, payload: Array(buffer: payload)))
+                }
+                var published = 0
+                for event in events {
+                    do {
+                        try await publish(event)
+                    } catch {
+                        break  // NATS is away: keep the rest for the next round, in order.
+                    }
+                    try await connection.query("UPDATE outbox SET published_at = now() WHERE id = \(event.id)", logger: logger)
+                    published += 1
+                }
+                return published
+            }
+        }
+    }
+
     /// Runs one operation with the deadline, mapping PostgreSQL errors to ours. Logged: the error's code and
     /// SQLSTATE only; never the statement's bound values (they include password hashes).
     private func run<T: Sendable>(
@@ -104,7 +162,12 @@ public struct PostgresUserRepository: UserRepository {
     ) async throws(ShippyError) -> T {
         let client = self.client
         do {
-            return try await withDeadline(timeout, unavailable: "PostgreSQL") { try await body(client) }
+            do {
+                return try await withDeadline(timeout, unavailable: "PostgreSQL") { try await body(client) }
+            } catch let error as PostgresTransactionError {
+                // The statement's own error is what matters, not the transaction around it.
+                throw error.closureError ?? error.beginError ?? error.commitError ?? error
+            }
         } catch let error as ShippyError {
             logger.warning("PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
             throw error

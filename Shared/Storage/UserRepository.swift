@@ -1,11 +1,26 @@
 import Foundation
 import ShippyDomain
 
+/// An event to publish, stored in the same transaction as the change it announces (a transactional outbox).
+public struct OutboxEvent: Sendable, Hashable {
+    /// Also the NATS message id, so that consumers can drop a redelivery.
+    public var id: UUID
+    public var subject: String
+    public var payload: [UInt8]
+
+    public init(id: UUID, subject: String, payload: [UInt8]) {
+        self.id = id
+        self.subject = subject
+        self.payload = payload
+    }
+}
+
 /// Where users and their password hashes are kept. Only the user service holds one.
 public protocol UserRepository: Sendable {
-    /// Stores a new user with the bcrypt hash of their password.
+    /// Stores a new user with the bcrypt hash of their password and, in the same transaction, the event
+    /// that announces it: both are stored or neither.
     /// - Throws: `ShippyError` `.alreadyExists` when the email is taken in any letter case, `.unavailable`.
-    func create(_ user: User, passwordHash: String) async throws(ShippyError)
+    func create(_ user: User, passwordHash: String, event: OutboxEvent) async throws(ShippyError)
 
     /// The user with this id, or `nil`.
     func user(id: String) async throws(ShippyError) -> User?
@@ -20,14 +35,17 @@ public protocol UserRepository: Sendable {
 /// A `UserRepository` in memory, for unit tests only.
 public actor InMemoryUserRepository: UserRepository {
     private var users: [(user: User, passwordHash: String)] = []
+    /// The events stored with the users, in order.
+    public private(set) var events: [OutboxEvent] = []
 
     public init() {}
 
-    public func create(_ user: User, passwordHash: String) throws(ShippyError) {
+    public func create(_ user: User, passwordHash: String, event: OutboxEvent) throws(ShippyError) {
         guard !users.contains(where: { $0.user.email.lowercased() == user.email.lowercased() }) else {
             throw .alreadyExists("a user with email \(user.email) already exists")
         }
         users.append((user, passwordHash))
+        events.append(event)
     }
 
     public func user(id: String) -> User? {

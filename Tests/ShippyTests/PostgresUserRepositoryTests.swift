@@ -3,6 +3,7 @@ import Logging
 import PostgresNIO
 import ShippyDomain
 import ShippyStorage
+import Synchronization
 import Testing
 
 /// Integration tests of the user repository against the harness's real PostgreSQL, one database per test.
@@ -26,6 +27,10 @@ let quietLogger: Logger = {
         }
     }
 
+    static func event() -> OutboxEvent {
+        OutboxEvent(id: UUID(), subject: "user.created", payload: [1, 2, 3])
+    }
+
     static func user(_ email: String) -> User {
         User(id: UUID().uuidString.lowercased(), name: "Ann", company: "Acme", email: email)
     }
@@ -33,7 +38,7 @@ let quietLogger: Logger = {
     @Test func createdUserIsFoundByIdAndByEmailInAnyCase() async throws {
         try await withRepository { repository in
             let ann = Self.user("Ann@Example.com")
-            try await repository.create(ann, passwordHash: "$2b$04$hash")
+            try await repository.create(ann, passwordHash: "$2b$04$hash", event: Self.event())
             #expect(try await repository.user(id: ann.id) == ann)
             let credentials = try #require(try await repository.credentials(email: "ann@EXAMPLE.com"))
             #expect(credentials.user == ann && credentials.passwordHash == "$2b$04$hash")
@@ -45,9 +50,9 @@ let quietLogger: Logger = {
 
     @Test func sameEmailInAnyCaseIsAlreadyExists() async throws {
         try await withRepository { repository in
-            try await repository.create(Self.user("bob@example.com"), passwordHash: "h")
+            try await repository.create(Self.user("bob@example.com"), passwordHash: "h", event: Self.event())
             await #expect(throws: ShippyError.alreadyExists("a user with email BOB@Example.COM already exists")) {
-                try await repository.create(Self.user("BOB@Example.COM"), passwordHash: "h")
+                try await repository.create(Self.user("BOB@Example.COM"), passwordHash: "h", event: Self.event())
             }
         }
     }
@@ -55,7 +60,7 @@ let quietLogger: Logger = {
     @Test func listsEveryUserOldestFirst() async throws {
         try await withRepository { repository in
             let users = (0..<3).map { Self.user("user\($0)@example.com") }
-            for user in users { try await repository.create(user, passwordHash: "h") }
+            for user in users { try await repository.create(user, passwordHash: "h", event: Self.event()) }
             #expect(try await repository.all().map(\.email) == users.map(\.email))
         }
     }
@@ -66,7 +71,7 @@ let quietLogger: Logger = {
                 for _ in 0..<4 { group.addTask { try await repository.migrate() } }
                 try await group.waitForAll()
             }
-            try await repository.create(Self.user("after@example.com"), passwordHash: "h")
+            try await repository.create(Self.user("after@example.com"), passwordHash: "h", event: Self.event())
         }
     }
 
@@ -74,8 +79,26 @@ let quietLogger: Logger = {
         try await withRepository { repository in
             var user = Self.user("robert@example.com")
             user.name = "Robert'); DROP TABLE users;--"
-            try await repository.create(user, passwordHash: "h")
+            try await repository.create(user, passwordHash: "h", event: Self.event())
             #expect(try await repository.user(id: user.id)?.name == user.name)
+        }
+    }
+
+    @Test func theEventIsStoredWithTheUserAndPublishedOnceInOrder() async throws {
+        try await withRepository { repository in
+            let first = Self.event()
+            let second = OutboxEvent(id: UUID(), subject: "user.created", payload: [])
+            try await repository.create(Self.user("first@example.com"), passwordHash: "h", event: first)
+            try await repository.create(Self.user("second@example.com"), passwordHash: "h", event: second)
+            // A second sign-up with a taken email stores no event either.
+            _ = try? await repository.create(Self.user("FIRST@example.com"), passwordHash: "h", event: Self.event())
+
+            let failing = try await repository.publishPending(limit: 10) { _ in throw ShippyError.unavailable("NATS is down") }
+            #expect(failing == 0)
+            let seen = Mutex<[OutboxEvent]>([])
+            #expect(try await repository.publishPending(limit: 10) { event in seen.withLock { $0.append(event) } } == 2)
+            #expect(seen.withLock { $0 } == [first, second])
+            #expect(try await repository.publishPending(limit: 10) { _ in Issue.record("published twice") } == 0)
         }
     }
 

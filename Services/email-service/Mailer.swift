@@ -1,0 +1,71 @@
+import Foundation
+import Logging
+
+/// A welcome mail for a new user.
+struct WelcomeMail: Sendable, Equatable {
+    /// The `user.created` event it answers; a mail is sent once per event id.
+    var eventID: String
+    var recipient: String
+    var name: String
+
+    var subject: String { "Welcome to Shippy, \(name)!" }
+
+    var body: String {
+        """
+        Hello \(name),
+
+        Your Shippy account is ready. Log in with `user-cli login --email \(recipient)` and ship your first
+        consignment with `consignment-cli consignment.json "$TOKEN"`.
+
+        The Shippy team
+        """
+    }
+}
+
+/// Sends mail. The email service's only side effect goes through here.
+protocol Mailer: Sendable {
+    func send(_ mail: WelcomeMail) async throws
+}
+
+/// The default mailer: one structured log line per mail (recipient, subject), no mail server needed.
+struct LogMailer: Mailer {
+    let logger: Logger
+
+    func send(_ mail: WelcomeMail) async throws {
+        logger.info(
+            "welcome mail sent",
+            metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "subject": "\(mail.subject)"])
+    }
+}
+
+/// Writes each mail as an RFC 5322 `.eml` file named after its event id into a folder: what a mail
+/// catcher would hold, and what tests read.
+struct FileMailer: Mailer {
+    let directory: String
+    let logger: Logger
+
+    func send(_ mail: WelcomeMail) async throws {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let path = "\(directory)/\(mail.eventID).eml"
+        let message = """
+            From: Shippy <welcome@shippy.example>\r
+            To: \(mail.name) <\(mail.recipient)>\r
+            Subject: \(mail.subject)\r
+            Message-ID: <\(mail.eventID)@shippy.example>\r
+            Content-Type: text/plain; charset=utf-8\r
+            \r
+            \(mail.body.replacingOccurrences(of: "\n", with: "\r\n"))\r
+
+            """
+        // Written aside, then linked into place: a reader never sees half a mail, and an event's mail
+        // that already exists is not written twice.
+        let temporary = "\(path).\(UUID().uuidString).tmp"
+        guard FileManager.default.createFile(atPath: temporary, contents: Data(message.utf8)) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        defer { unlink(temporary) }
+        if link(temporary, path) == 0 {
+            logger.info("welcome mail written", metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "path": "\(path)"])
+        }
+    }
+}
