@@ -66,7 +66,7 @@ public final class NATSClient: Sendable {
                 config.Subjects = subjectList
                 config.SubjectsLen = Int32(subjects.count)
                 config.Storage = js_FileStorage
-                config.Duplicates = duplicateWindow.components.seconds * 1_000_000_000
+                config.Duplicates = duplicateWindow.milliseconds * 1_000_000
                 var info: UnsafeMutablePointer<jsStreamInfo>?
                 var code = jsErrCode(0)
                 var status = js_AddStream(&info, jetStream.raw, &config, nil, &code)
@@ -111,7 +111,7 @@ public final class NATSClient: Sendable {
                 var options = jsSubOptions()
                 jsSubOptions_Init(&options)
                 options.Config.AckPolicy = js_AckExplicit
-                options.Config.AckWait = ackWait.components.seconds * 1_000_000_000
+                options.Config.AckWait = ackWait.milliseconds * 1_000_000
                 var subscription: OpaquePointer?
                 var code = jsErrCode(0)
                 try check(
@@ -158,10 +158,7 @@ public final class NATSClient: Sendable {
 
     /// Removes `user:password@` from a URL.
     public static func redact(_ url: String) -> String {
-        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else {
-            return url
-        }
-        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
+        redactingCredentials(url)
     }
 }
 
@@ -249,7 +246,7 @@ public final class NATSRawSubscription: Sendable {
 
     /// The next message's payload, or `nil` after `timeout`.
     public func next(timeout: Duration) async -> [UInt8]? {
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = timeout.milliseconds
         return (try? await threads.runIfActive { [subscription] () -> [UInt8]? in
             var message: OpaquePointer?
             guard natsSubscription_NextMsg(&message, subscription.raw, milliseconds) == NATS_OK, let message else { return nil }

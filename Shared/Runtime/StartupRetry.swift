@@ -1,4 +1,5 @@
 import Logging
+import ShippyDomain
 
 /// Retries connecting to a dependency with exponential backoff and jitter until a deadline.
 ///
@@ -67,12 +68,5 @@ public struct StartupError: Error, CustomStringConvertible {
 
     public var description: String {
         "gave up waiting for \(dependency) after \(Double(deadline.milliseconds) / 1000) s: \(reason)"
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, for logs and messages.
-    public var milliseconds: Int64 {
-        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 }

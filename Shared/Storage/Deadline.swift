@@ -15,7 +15,7 @@ public func withDeadline<T: Sendable>(
         }
         defer { group.cancelAll() }
         guard case let value?? = try await group.next() else {
-            throw ShippyError.unavailable("\(what) did not answer within \(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18) s")
+            throw ShippyError.unavailable("\(what) did not answer within \(Double(timeout.milliseconds) / 1000) s")
         }
         return value
     }

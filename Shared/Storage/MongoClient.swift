@@ -59,10 +59,7 @@ public final class MongoClient: Sendable {
 
     /// Removes `user:password@` from a connection string.
     public static func redact(_ url: String) -> String {
-        guard let scheme = url.firstRange(of: "://"), let at = url[scheme.upperBound...].lastIndex(of: "@") else {
-            return url
-        }
-        return String(url[..<scheme.upperBound]) + "***@" + String(url[url.index(after: at)...])
+        redactingCredentials(url)
     }
 
     // MARK: Operations
