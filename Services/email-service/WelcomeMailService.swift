@@ -41,16 +41,16 @@ struct WelcomeMailService: Service {
         logger.info("subscribed", metadata: ["subject": "user.created", "durable": "\(Self.durable)"])
         var handled = RecentIDs(capacity: 10_000)
         for await message in subscription.messages {
-            if await handle(message, handled: &handled) { await message.ack() }
+            if await handle(message.payload, messageID: message.messageID, handled: &handled) { await message.ack() }
         }
         await subscription.close()
         await nats.close()
     }
 
     /// Mails the event's user unless this event id was mailed already; returns whether to acknowledge.
-    func handle(_ message: NATSMessage, handled: inout RecentIDs) async -> Bool {
-        guard let event = try? Shippy_Events_UserCreated(serializedBytes: message.payload), !event.eventID.isEmpty else {
-            logger.warning("dropping a malformed user.created message", metadata: ["message_id": "\(message.messageID ?? "-")"])
+    func handle(_ payload: [UInt8], messageID: String?, handled: inout RecentIDs) async -> Bool {
+        guard let event = try? Shippy_Events_UserCreated(serializedBytes: payload), !event.eventID.isEmpty else {
+            logger.warning("dropping a malformed user.created message", metadata: ["message_id": "\(messageID ?? "-")"])
             return true
         }
         guard !handled.contains(event.eventID) else {
