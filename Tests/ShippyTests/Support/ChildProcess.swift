@@ -1,5 +1,15 @@
 import Foundation
+import Synchronization
 import Testing
+
+/// Every child a test started and has not seen exit. Whatever a test leaves running (a failed expectation,
+/// a `defer` that could not await) is killed when the test process exits, so no run leaks servers.
+private let runningChildren = Mutex<Set<Int32>>([])
+private let killChildrenAtExit: Void = {
+    atexit {
+        for pid in runningChildren.withLock({ $0 }) { kill(pid, SIGKILL) }
+    }
+}()
 
 /// A real executable started by a test, its output in files (pipes could fill and block it),
 /// ended by the test through its PID only.
@@ -22,7 +32,10 @@ final class ChildProcess: @unchecked Sendable {
         process.environment = environment.merging(["PATH": ProcessInfo.processInfo.environment["PATH"] ?? ""]) { a, _ in a }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
+        _ = killChildrenAtExit
         try process.run()
+        let pid = process.processIdentifier
+        runningChildren.withLock { _ = $0.insert(pid) }
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -37,6 +50,7 @@ final class ChildProcess: @unchecked Sendable {
     /// Waits for the process to exit and returns its status, or `nil` if it is still running after `timeout`.
     func waitForExit(timeout: Duration = .seconds(15)) async -> Int32? {
         guard await eventually(within: timeout, { !self.process.isRunning }) else { return nil }
+        runningChildren.withLock { _ = $0.remove(pid) }
         return process.terminationStatus
     }
 
