@@ -108,9 +108,11 @@ status() {
 
 up() {
     start
-    trap 'say ""; stop; exit 0' INT TERM
+    local follower
     say "Following the logs; Ctrl-C stops everything."
     tail -n 0 -F "$run"/logs/*-service.log &
+    follower=$!
+    trap 'say ""; kill "$follower" 2>/dev/null; stop; exit 0' INT TERM
     wait
 }
 
