@@ -58,14 +58,6 @@ struct ScriptedVesselFinder: VesselFinder {
         ["authorization": "Bearer \(try await signer.sign(user))"]
     }
 
-    func expectStatus(_ code: RPCError.Code, _ message: String, _ call: () async throws -> Void) async {
-        await #expect {
-            try await call()
-        } throws: { error in
-            guard let error = error as? RPCError else { return false }
-            return error.code == code && error.message.contains(message)
-        }
-    }
 
     @Test func createdConsignmentIsOwnedByTheCallerWhateverTheClientSent() async throws {
         let (created, listed) = try await withService { client, signer in

@@ -42,14 +42,6 @@ import Testing
         $0.password = "correct horse battery"
     }
 
-    func expectStatus(_ code: RPCError.Code, _ message: String, _ call: () async throws -> Void) async {
-        await #expect {
-            try await call()
-        } throws: { error in
-            guard let error = error as? RPCError else { return false }
-            return error.code == code && error.message.contains(message)
-        }
-    }
 
     @Test func signUpReturnsTheUserWithAnIdAndNoPassword() async throws {
         let created = try await withService { client, _ in try await client.create(Self.ewan).user }
