@@ -43,9 +43,8 @@ struct Serve: AsyncParsableCommand {
             vesselTimeout: try reader.seconds(
                 "VESSEL_TIMEOUT", flag: ("vessel-timeout", vesselTimeout), default: .seconds(5), in: 0.1...300)
         )
-        LoggingSetup.bootstrap(format: configuration.server.logFormat, level: configuration.server.logLevel)
-        let logger = Logger(label: ConsignmentServiceCommand.name)
-        let app = try ConsignmentServiceApp.build(configuration: configuration, logger: logger)
-        try await ServiceRunner.run(app.services, shutdownGrace: configuration.server.shutdownGrace, logger: logger)
+        try await ServiceRunner.run(ConsignmentServiceCommand.name, configuration: configuration.server) { logger in
+            try ConsignmentServiceApp.build(configuration: configuration, logger: logger).services
+        }
     }
 }

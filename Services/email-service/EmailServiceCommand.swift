@@ -44,15 +44,15 @@ struct Serve: AsyncParsableCommand {
         let natsURL = try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
         let kind = try reader.choice("MAILER", flag: ("mailer", mailer), default: MailerKind.log)
         let mailDirectory = kind == .files ? try reader.string("MAIL_DIR", flag: ("mail-dir", mailDir)) : nil
-        LoggingSetup.bootstrap(format: server.logFormat, level: server.logLevel)
-        let logger = Logger(label: EmailServiceCommand.name)
-        let mailer: any Mailer =
-            if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else { LogMailer(logger: logger) }
-        let health = HealthService(services: ["shippy.EmailService"])
-        let consumer = WelcomeMailService(
-            natsURL: natsURL, mailer: mailer, health: health, retry: StartupRetry(deadline: server.startupTimeout),
-            logger: logger)
-        let grpc = GRPCServerService(host: server.host, port: server.port, services: [], health: health, logger: logger)
-        try await ServiceRunner.run([("welcome-mail", consumer), ("grpc-server", grpc)], shutdownGrace: server.shutdownGrace, logger: logger)
+        try await ServiceRunner.run(EmailServiceCommand.name, configuration: server) { logger in
+            let mailer: any Mailer =
+                if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else { LogMailer(logger: logger) }
+            let health = HealthService(services: ["shippy.EmailService"])
+            let consumer = WelcomeMailService(
+                natsURL: natsURL, mailer: mailer, health: health, retry: StartupRetry(deadline: server.startupTimeout),
+                logger: logger)
+            let grpc = GRPCServerService(host: server.host, port: server.port, services: [], health: health, logger: logger)
+            return [("welcome-mail", consumer), ("grpc-server", grpc)]
+        }
     }
 }

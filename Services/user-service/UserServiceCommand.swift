@@ -59,9 +59,8 @@ struct Serve: AsyncParsableCommand {
             bcryptCost: try reader.integer("BCRYPT_COST", flag: ("bcrypt-cost", bcryptCost), default: 12, in: 4...16),
             natsURL: try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
         )
-        LoggingSetup.bootstrap(format: configuration.server.logFormat, level: configuration.server.logLevel)
-        let logger = Logger(label: UserServiceCommand.name)
-        let app = try await UserServiceApp.build(configuration: configuration, logger: logger)
-        try await ServiceRunner.run(app.services, shutdownGrace: configuration.server.shutdownGrace, logger: logger)
+        try await ServiceRunner.run(UserServiceCommand.name, configuration: configuration.server) { logger in
+            try await UserServiceApp.build(configuration: configuration, logger: logger).services
+        }
     }
 }

@@ -31,9 +31,8 @@ struct Serve: AsyncParsableCommand {
             server: try server.resolve(defaultPort: VesselServiceCommand.defaultPort, reader),
             mongo: try mongo.resolve(reader)
         )
-        LoggingSetup.bootstrap(format: configuration.server.logFormat, level: configuration.server.logLevel)
-        let logger = Logger(label: VesselServiceCommand.name)
-        let app = try VesselServiceApp.build(configuration: configuration, logger: logger)
-        try await ServiceRunner.run(app.services, shutdownGrace: configuration.server.shutdownGrace, logger: logger)
+        try await ServiceRunner.run(VesselServiceCommand.name, configuration: configuration.server) { logger in
+            try VesselServiceApp.build(configuration: configuration, logger: logger).services
+        }
     }
 }

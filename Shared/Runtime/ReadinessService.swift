@@ -41,13 +41,12 @@ public struct ReadinessService: Service {
     public func run() async throws {
         defer { health.setServing(false) }
         // A shutdown while still retrying ends the wait at once instead of after the deadline.
-        do {
-            try await cancelWhenGracefulShutdown {
-                for dependency in dependencies {
-                    try await retry.run(dependency.name, logger: logger, dependency.connect)
-                }
+        let connected = try await runUntilGracefulShutdown { [dependencies, retry, logger] in
+            for dependency in dependencies {
+                try await retry.run(dependency.name, logger: logger, dependency.connect)
             }
-        } catch is CancellationError where Task.isShuttingDownGracefully {
+        }
+        guard connected else {
             logger.info("shutting down before the dependencies were connected")
             for dependency in dependencies.reversed() { await dependency.close() }
             return

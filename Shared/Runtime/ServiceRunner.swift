@@ -21,6 +21,18 @@ public enum ServiceRunner {
         }
     }
 
+    /// Sets up logging as configured, builds the services with the process's logger, and runs them: the
+    /// common body of every service's `serve` command.
+    public static func run(
+        _ name: String,
+        configuration: ServerConfiguration,
+        build: (Logger) async throws -> [(name: String, service: any Service)]
+    ) async throws {
+        LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
+        let logger = Logger(label: name)
+        try await run(try await build(logger), shutdownGrace: configuration.shutdownGrace, logger: logger)
+    }
+
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
     public static func makeGroup(
         _ services: [(name: String, service: any Service)],
@@ -35,5 +47,18 @@ public enum ServiceRunner {
         configuration.maximumGracefulShutdownDuration = shutdownGrace
         configuration.maximumCancellationDuration = .seconds(5)
         return ServiceGroup(configuration: configuration)
+    }
+}
+
+/// Runs `operation` until it returns or graceful shutdown begins, which cancels it. A cancellation that the
+/// shutdown caused is a normal end, not a failure of the service.
+/// - Returns: `true` when `operation` ran to completion, `false` when the shutdown cut it short.
+@discardableResult
+public func runUntilGracefulShutdown(_ operation: @Sendable @escaping () async throws -> Void) async throws -> Bool {
+    do {
+        try await cancelWhenGracefulShutdown(operation)
+        return true
+    } catch is CancellationError where Task.isShuttingDownGracefully {
+        return false
     }
 }
