@@ -16,21 +16,17 @@ struct WelcomeMailService: Service {
     let retry: StartupRetry
     let logger: Logger
 
+    /// Unacknowledged messages are redelivered to a replica or the next start when the service stops.
     func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown { try await consume() }
-        } catch is CancellationError where Task.isShuttingDownGracefully {
-            // Stopping: unacknowledged messages are redelivered to a replica or the next start.
-        }
+        try await runUntilGracefulShutdown { try await consume() }
     }
 
     private func consume() async throws {
         var subscribed: (NATSClient, NATSPullSubscription)?
         try await retry.run("NATS at \(NATSClient.redact(natsURL))", logger: logger) {
-            let nats = try await NATSClient.connect(url: natsURL, name: "email-service")
+            let nats = try await UserEvents.connect(url: natsURL, name: "email-service")
             do {
-                try await nats.ensureStream(name: "USERS", subjects: ["user.>"], duplicateWindow: .seconds(120))
-                subscribed = (nats, try await nats.pullSubscription(subject: "user.created", durable: Self.durable))
+                subscribed = (nats, try await nats.pullSubscription(subject: UserEvents.created, durable: Self.durable))
             } catch {
                 await nats.close()
                 throw error
@@ -38,7 +34,7 @@ struct WelcomeMailService: Service {
         }
         let (nats, subscription) = subscribed!
         health.setServing(true)
-        logger.info("subscribed", metadata: ["subject": "user.created", "durable": "\(Self.durable)"])
+        logger.info("subscribed", metadata: ["subject": "\(UserEvents.created)", "durable": "\(Self.durable)"])
         var handled = RecentIDs(capacity: 10_000)
         for await message in subscription.messages {
             if await handle(message.payload, messageID: message.messageID, handled: &handled) { await message.ack() }

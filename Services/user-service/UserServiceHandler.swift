@@ -4,6 +4,7 @@ import Logging
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
+import ShippyMessaging
 import ShippyRuntime
 import ShippyStorage
 
@@ -87,8 +88,6 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
 
 /// The `user.created` event: the user's public details, never a password or hash.
 enum UserCreatedEvent {
-    static let subject = "user.created"
-
     static func make(for user: User, at date: Date = Date()) throws -> OutboxEvent {
         let id = UUID()
         let event = Shippy_Events_UserCreated.with {
@@ -99,7 +98,7 @@ enum UserCreatedEvent {
             $0.company = user.company
             $0.createdAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
         }
-        return OutboxEvent(id: id, subject: subject, payload: try event.serializedBytes())
+        return OutboxEvent(id: id, subject: UserEvents.created, payload: try event.serializedBytes())
     }
 }
 

@@ -174,8 +174,7 @@ public struct NATSMessage: Sendable {
     init(_ message: OpaquePointer, threads: NIOThreadPool) {
         self.message = CHandle(message)
         self.threads = threads
-        let length = Int(natsMsg_GetDataLength(message))
-        payload = natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+        payload = payloadBytes(of: message)
         var value: UnsafePointer<CChar>?
         messageID = natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK ? value.map { String(cString: $0) } : nil
     }
@@ -251,8 +250,7 @@ public final class NATSRawSubscription: Sendable {
             var message: OpaquePointer?
             guard natsSubscription_NextMsg(&message, subscription.raw, milliseconds) == NATS_OK, let message else { return nil }
             defer { natsMsg_Destroy(message) }
-            let length = Int(natsMsg_GetDataLength(message))
-            return natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+            return payloadBytes(of: message)
         }) ?? nil
     }
 
@@ -266,6 +264,12 @@ public final class NATSRawSubscription: Sendable {
 struct CHandle: @unchecked Sendable {
     let raw: OpaquePointer
     init(_ raw: OpaquePointer) { self.raw = raw }
+}
+
+/// A copy of a message's payload.
+private func payloadBytes(of message: OpaquePointer) -> [UInt8] {
+    let length = Int(natsMsg_GetDataLength(message))
+    return natsMsg_GetData(message).map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
 }
 
 /// Throws `ShippyError` for a failed C call, with the C client's text for the status.

@@ -107,7 +107,7 @@ let quietLogger: Logger = {
         let client = PostgresClient(
             configuration: try PostgresURL.configuration("postgres://shippy:pw@127.0.0.1:\(port)/none?sslmode=disable"),
             backgroundLogger: quietLogger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
+        await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(2))

@@ -1,0 +1,25 @@
+import ShippyDomain
+
+/// The JetStream stream of user events: user-service publishes to it, email-service consumes it.
+public enum UserEvents {
+    public static let stream = "USERS"
+    public static let subjects = ["user.>"]
+    /// The subject of `UserCreated`.
+    public static let created = "user.created"
+    /// How long JetStream drops a re-publication of the same event id.
+    public static let duplicateWindow: Duration = .seconds(120)
+
+    /// Connects and makes sure the stream exists (either side may start first); closes the connection
+    /// when the stream cannot be made.
+    /// - Throws: `ShippyError` `.unavailable`, `.invalidArgument` for a bad URL.
+    public static func connect(url: String, name: String) async throws(ShippyError) -> NATSClient {
+        let nats = try await NATSClient.connect(url: url, name: name)
+        do {
+            try await nats.ensureStream(name: stream, subjects: subjects, duplicateWindow: duplicateWindow)
+        } catch {
+            await nats.close()
+            throw error
+        }
+        return nats
+    }
+}
