@@ -8,6 +8,7 @@ let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: 
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
 let lifecycle = Target.Dependency.product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let nioPosix = Target.Dependency.product(name: "NIOPosix", package: "swift-nio")
+let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
 let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
@@ -23,6 +24,7 @@ let package = Package(
         .executable(name: "consignment-service", targets: ["ConsignmentService"]),
         .executable(name: "consignment-cli", targets: ["ConsignmentCLI"]),
         .executable(name: "email-service", targets: ["EmailService"]),
+        .executable(name: "vessel-cli", targets: ["VesselCLI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -84,7 +86,7 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
-                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioPosix, "ShippyMessaging",
+                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioCore, nioPosix, "ShippyMessaging",
             ],
             path: "Services/user-service"
         ),
@@ -97,7 +99,7 @@ let package = Package(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
-                grpcHTTP2, argumentParser, logging, lifecycle,
+                grpcHTTP2, argumentParser, logging, lifecycle, crypto,
             ],
             path: "Services/consignment-service"
         ),
@@ -105,6 +107,11 @@ let package = Package(
             name: "ConsignmentCLI",
             dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/consignment-cli"
+        ),
+        .executableTarget(
+            name: "VesselCLI",
+            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            path: "Services/vessel-cli"
         ),
         .executableTarget(
             name: "EmailService",
@@ -116,7 +123,7 @@ let package = Package(
         .testTarget(
             name: "ShippyTests",
             dependencies: [
-                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService", "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

@@ -35,6 +35,9 @@ struct ConsignmentCLI: AsyncParsableCommand {
     @Flag(help: "Print machine-readable JSON instead of text.")
     var json = false
 
+    @Option(help: "Idempotency key: a retry with the same key books once (default: a new key for each run).")
+    var idempotencyKey: String?
+
     @Option(help: "consignment-service address (env CONSIGNMENT_SERVICE_ADDRESS, default 127.0.0.1:50051).")
     var address: String?
 
@@ -44,37 +47,44 @@ struct ConsignmentCLI: AsyncParsableCommand {
     func run() async throws {
         let address = address ?? ProcessInfo.processInfo.environment["CONSIGNMENT_SERVICE_ADDRESS"] ?? "127.0.0.1:50051"
         await runCLI(tool: "consignment-cli", service: "consignment-service at \(address)") {
-            let token = try resolveToken()
+            let token = try TokenInput.resolve(argument: token, file: tokenFile)
             let request = try ConsignmentFile.load(file).request
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
             let metadata: Metadata = ["authorization": "Bearer \(token)"]
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+            var create = metadata
+            // One key for the whole run: the retries below (on `unavailable`) then book once.
+            create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
+            let transport = try HTTP2ClientTransport.Posix(
+                target: target, transportSecurity: .plaintext, serviceConfig: Self.retryOnUnavailable)
+            try await withGRPCClient(transport: transport) { client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)
-                let created = try await shipping.createConsignment(request, metadata: metadata, options: options)
-                let listed = try await shipping.getConsignments(Consignment_GetRequest(), metadata: metadata, options: options)
-                print(json ? Report.json(created: created.consignment, listed: listed.consignments)
-                           : Report.text(created: created.consignment, listed: listed.consignments))
+                let created = try await shipping.createConsignment(request, metadata: create, options: options)
+                let listed = try await allPages { token in
+                    let page = try await shipping.getConsignments(
+                        .with { $0.pageToken = token }, metadata: metadata, options: options)
+                    return (page.consignments, page.nextPageToken)
+                }
+                print(json ? Report.json(created: created.consignment, listed: listed)
+                           : Report.text(created: created.consignment, listed: listed))
             }
         }
     }
+}
 
-    /// The token from the argument, the token file, or SHIPPY_TOKEN, trimmed.
-    private func resolveToken() throws -> String {
-        var token = self.token
-        if token == nil, let tokenFile {
-            let data = tokenFile == "-"
-                ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: tokenFile)
-            guard let data else { throw CLIFailure(status: CLIFailure.noInput, "\(tokenFile): cannot read the token file") }
-            token = String(decoding: data, as: UTF8.self)
-        }
-        token = token ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"]
-        guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
-            throw CLIFailure(status: 64, "no token: pass it after the file, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)")
-        }
-        return token
-    }
+extension ConsignmentCLI {
+    /// Both calls are safe to repeat (creating carries an idempotency key), so a service that is briefly
+    /// down or busy is retried a few times before the tool gives up.
+    static let retryOnUnavailable = ServiceConfig(methodConfig: [
+        MethodConfig(
+            names: [MethodConfig.Name(service: "consignment.ShippingService")],
+            executionPolicy: .retry(
+                RetryPolicy(
+                    maxAttempts: 4, initialBackoff: .milliseconds(200), maxBackoff: .seconds(2),
+                    backoffMultiplier: 2, retryableStatusCodes: [.unavailable]))
+        )
+    ])
 }
 
 /// How results are printed.

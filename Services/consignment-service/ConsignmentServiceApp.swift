@@ -26,19 +26,13 @@ struct ConsignmentServiceApp {
 
     /// - Throws: `ConfigurationError` for a bad MongoDB URL, vessel-service address or missing key file.
     static func build(configuration: ConsignmentServiceConfiguration, logger: Logger) throws -> ConsignmentServiceApp {
-        guard let keyFile = configuration.tokens.publicKeyFile else {
-            throw ConfigurationError(
-                key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
-                problem: "is required: the PEM file where user-service publishes its public key")
-        }
+        let verifier = try PublicKeyFileVerifier(configuration.tokens)
         let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let vesselClient = try GRPCClientService(
             target: try ServiceAddress.target(configuration.vesselServiceAddress, key: "VESSEL_SERVICE_ADDRESS"),
-            serviceConfig: GRPCVesselFinder.serviceConfig
+            serviceConfig: GRPCVesselBooker.serviceConfig
         )
         let repository = MongoConsignmentRepository(client: mongo)
-        let verifier = PublicKeyFileVerifier(
-            path: keyFile, issuer: configuration.tokens.issuer, audience: configuration.tokens.audience)
         let dependencies = [
             Dependency(
                 name: "MongoDB at \(mongo.redactedURL)",
@@ -48,23 +42,23 @@ struct ConsignmentServiceApp {
                 },
                 close: { await mongo.shutdown() }
             ),
-            Dependency(name: "token public key at \(keyFile)", connect: { try await verifier.load() }),
+            Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() }),
         ]
-        let finder = GRPCVesselFinder(
+        let booker = GRPCVesselBooker(
             client: vesselClient.client, address: configuration.vesselServiceAddress,
             timeout: configuration.vesselTimeout)
         let app = build(
-            configuration: configuration.server, repository: repository, vessels: finder, verifier: verifier,
+            configuration: configuration.server, repository: repository, vessels: booker, verifier: verifier,
             dependencies: dependencies, logger: logger)
         return ConsignmentServiceApp(
             health: app.health, server: app.server, services: [("vessel-client", vesselClient)] + app.services)
     }
 
-    /// Builds the service over any repository, vessel finder and verifier; tests pass in-memory ones.
+    /// Builds the service over any repository, vessel booker and verifier; tests pass in-memory ones.
     static func build(
         configuration: ServerConfiguration,
         repository: any ConsignmentRepository,
-        vessels: any VesselFinder,
+        vessels: any VesselBooker,
         verifier: any TokenVerifying,
         dependencies: [Dependency],
         logger: Logger

@@ -44,11 +44,27 @@ struct ConnectionOptions: ParsableArguments {
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+            let transport = try HTTP2ClientTransport.Posix(
+                target: target, transportSecurity: .plaintext, serviceConfig: Self.retryBusyLogins)
+            try await withGRPCClient(transport: transport) { client in
                 try await body(User_UserService.Client(wrapping: client), options)
             }
         }
     }
+}
+
+extension ConnectionOptions {
+    /// A login refused because user-service is busy hashing (`unavailable`) is retried with backoff: logging
+    /// in changes nothing, so it is safe to repeat. Sign-up is not retried (it is not idempotent).
+    static let retryBusyLogins = ServiceConfig(methodConfig: [
+        MethodConfig(
+            names: [MethodConfig.Name(service: "user.UserService", method: "Auth")],
+            executionPolicy: .retry(
+                RetryPolicy(
+                    maxAttempts: 5, initialBackoff: .milliseconds(200), maxBackoff: .seconds(2),
+                    backoffMultiplier: 2, retryableStatusCodes: [.unavailable]))
+        )
+    ])
 }
 
 /// The password, from the flag, the environment, a prompt, or a line of standard input.

@@ -1,31 +1,45 @@
 import HummingbirdBcrypt
 import NIOPosix
+import ShippyRuntime
 
 /// bcrypt hashing and checking, on a thread pool of its own: at cost 12 one hash takes a quarter of a
 /// second of CPU, which must not stall Swift's cooperative executor.
+///
+/// Work is admitted through `admission`: one hash per thread runs, as many more wait, and a call beyond that
+/// fails at once with `unavailable`, so a flood of sign-ups or logins (wrong passwords and unknown emails
+/// cost the same, through the decoy) cannot build a queue in which real logins time out.
 struct PasswordHasher: Sendable {
     let cost: UInt8
     private let threads: NIOThreadPool
+    let admission: AdmissionGate
     /// A real hash of a random password: checking an unknown email against it takes as long as checking
     /// a real one, so response times do not tell which emails are registered.
     let decoyHash: String
 
-    init(cost: UInt8, threads: Int) {
+    /// - Parameter queueLimit: hashes that may run or wait at once (`BCRYPT_QUEUE`).
+    init(cost: UInt8, threads: Int, queueLimit: Int) {
         self.cost = cost
         self.threads = NIOThreadPool(numberOfThreads: threads)
         self.threads.start()
+        self.admission = AdmissionGate(
+            limit: queueLimit,
+            busyMessage: "user-service is busy with other sign-ups and logins; retry in a moment")
         self.decoyHash = Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
     }
 
+    /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func hash(_ password: String) async throws -> String {
         let cost = self.cost
-        return try await threads.runIfActive { Bcrypt.hash(password, cost: cost) }
+        return try await admission.run { try await threads.runIfActive { Bcrypt.hash(password, cost: cost) } }
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown user) it checks the decoy and says no.
+    /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func verify(_ password: String, hash: String?) async throws -> Bool {
         let decoy = decoyHash
-        let matches = try await threads.runIfActive { Bcrypt.verify(password, hash: hash ?? decoy) }
+        let matches = try await admission.run {
+            try await threads.runIfActive { Bcrypt.verify(password, hash: hash ?? decoy) }
+        }
         return matches && hash != nil
     }
 

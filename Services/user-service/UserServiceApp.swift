@@ -16,6 +16,10 @@ struct UserServiceConfiguration: Sendable {
     var tokens: TokenConfiguration
     var tokenLifetime: Duration
     var bcryptCost: Int
+    /// bcrypt works that may run or wait at once; beyond, calls are refused with `unavailable`.
+    var bcryptQueue: Int
+    /// Emails (lowercased) whose tokens carry the `admin` role.
+    var adminEmails: Set<String>
     /// Where `user.created` events go.
     var natsURL: String
 }
@@ -67,8 +71,11 @@ struct UserServiceApp {
             audience: configuration.tokens.audience,
             lifetime: configuration.tokenLifetime
         )
-        let hasher = PasswordHasher(cost: UInt8(configuration.bcryptCost), threads: System.coreCount)
-        let handler = UserServiceHandler(repository: repository, hasher: hasher, signer: signer, logger: logger)
+        let hasher = PasswordHasher(
+            cost: UInt8(configuration.bcryptCost), threads: System.coreCount, queueLimit: configuration.bcryptQueue)
+        let handler = UserServiceHandler(
+            repository: repository, hasher: hasher, signer: signer, adminEmails: configuration.adminEmails,
+            throttle: LoginThrottle(), logger: logger)
         let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(
             host: configuration.server.host,

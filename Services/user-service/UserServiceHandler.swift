@@ -14,6 +14,9 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     let repository: any UserRepository
     let hasher: PasswordHasher
     let signer: TokenSigner
+    /// Emails (lowercased) whose tokens carry the `admin` role.
+    let adminEmails: Set<String>
+    let throttle: LoginThrottle
     let logger: Logger
 
     /// Methods callable without a token.
@@ -23,9 +26,9 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         User_UserService.Method.ValidateToken.descriptor,
     ]
 
-    /// Signs a user up; the response holds the user with its new id and no password.
-    /// - Throws: `invalidArgument` (name, email or password breaks a rule), `alreadyExists` (email taken in
-    ///   any letter case), `unavailable` (PostgreSQL down).
+    /// Signs a user up; the response holds the user with its new id, its roles and no password.
+    /// - Throws: `invalidArgument` (name, company, email or password breaks a rule), `alreadyExists` (email
+    ///   taken in any letter case), `unavailable` (PostgreSQL down, or too many sign-ups and logins at once).
     func create(request: User_User, context: ServerContext) async throws -> User_Response {
         let newUser = NewUser(
             name: request.name, company: request.company, email: request.email, password: request.password)
@@ -35,47 +38,63 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         try await repository.create(
             user, passwordHash: try await hasher.hash(newUser.password), event: UserCreatedEvent.make(for: user))
         logger.info("user created", metadata: ["user_id": "\(user.id)"])
-        return .with { $0.user = User_User(user) }
+        return .with { $0.user = User_User(user, roles: roles(of: user)) }
     }
 
-    /// The user with `request.id`. Needs a token.
-    /// - Throws: `unauthenticated`, `invalidArgument` (no id), `notFound`, `unavailable`.
+    /// The user with `request.id`: your own, or anyone's for an admin.
+    /// - Throws: `unauthenticated`, `invalidArgument` (no id), `permissionDenied` (another user's id, asked
+    ///   before looking, so the answer tells nothing of who exists), `notFound`, `unavailable`.
     func get(request: User_User, context: ServerContext) async throws -> User_Response {
-        _ = try AuthInterceptor.requireClaims()
+        let claims = try AuthInterceptor.requireClaims()
         guard !request.id.isEmpty else { throw ShippyError.invalidArgument("id is required") }
+        try claims.requireOwnerOrAdmin(request.id, of: "user \(request.id.prefix(64))")
         guard let user = try await repository.user(id: request.id) else {
             throw ShippyError.notFound("no user with id \(request.id.prefix(64))")
         }
-        return .with { $0.user = User_User(user) }
+        return .with { $0.user = User_User(user, roles: roles(of: user)) }
     }
 
-    /// Every user. Needs a token.
-    /// - Throws: `unauthenticated`, `unavailable`.
+    /// Every user, oldest first, a page at a time. Admins only.
+    /// - Throws: `unauthenticated`, `permissionDenied`, `invalidArgument` (page_size or page_token), `unavailable`.
     func getAll(request: User_Request, context: ServerContext) async throws -> User_Response {
-        _ = try AuthInterceptor.requireClaims()
-        let users = try await repository.all()
-        return .with { $0.users = users.map(User_User.init) }
+        try AuthInterceptor.requireClaims().requireAdmin(to: "list users")
+        let page = try await repository.users(page: try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
+        return .with {
+            $0.users = page.items.map { User_User($0, roles: roles(of: $0)) }
+            $0.nextPageToken = page.nextToken
+        }
     }
 
-    /// Logs in: a signed token for the right email and password.
+    /// Logs in: a signed token, with the user's roles, for the right email and password.
     /// - Throws: `invalidArgument` (email or password missing), `unauthenticated` (the same message and
-    ///   about the same time for a wrong password and an unknown email), `unavailable`.
+    ///   about the same time for a wrong password and an unknown email), `resourceExhausted` (too many failed
+    ///   logins for this email from this address: the message says when to retry), `unavailable` (PostgreSQL
+    ///   down, or too many sign-ups and logins at once: retry in a moment).
     func auth(request: User_User, context: ServerContext) async throws -> User_Token {
         let email = request.email.trimmingCharacters(in: .whitespacesAndNewlines)
         guard !email.isEmpty, !request.password.isEmpty else {
             throw ShippyError.invalidArgument("email and password are required")
         }
+        guard email.utf8.count <= 254 else { throw ShippyError.invalidArgument("email is longer than 254 bytes") }
+        let throttleKey = LoginThrottle.key(email: email, peer: context.remotePeer)
+        try throttle.check(throttleKey)
         let credentials = try await repository.credentials(email: email)
         // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
         let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
         let matches = try await hasher.verify(request.password, hash: tooLong ? nil : credentials?.passwordHash)
         guard matches, let user = credentials?.user else {
+            throttle.recordFailure(throttleKey)
             logger.info("login refused")
             throw ShippyError(.unauthenticated, "wrong email or password")
         }
+        throttle.recordSuccess(throttleKey)
         logger.info("login", metadata: ["user_id": "\(user.id)"])
-        let token = try await signer.sign(user)
+        let token = try await signer.sign(user, roles: roles(of: user))
         return .with { $0.token = token; $0.valid = true }
+    }
+
+    private func roles(of user: User) -> [Role] {
+        Role.roles(forEmail: user.email, adminEmails: adminEmails)
     }
 
     /// `valid = true` for a token this service signed that has not expired.
@@ -104,11 +123,12 @@ enum UserCreatedEvent {
 
 extension User_User {
     /// The wire form of a user: never with a password.
-    init(_ user: User) {
+    init(_ user: User, roles: [Role]) {
         self.init()
         id = user.id
         name = user.name
         company = user.company
         email = user.email
+        self.roles = roles.map(\.rawValue)
     }
 }

@@ -10,46 +10,69 @@ import ShippyStorage
 struct VesselServiceConfiguration: Sendable {
     var server: ServerConfiguration
     var mongo: MongoConfiguration
+    var tokens: TokenConfiguration
+    var bookings: BookingConfiguration
+}
+
+/// How long reservations hold their room, and how often expired ones are swept.
+struct BookingConfiguration: Sendable {
+    var reservationLifetime: Duration = .seconds(60)
+    var sweepInterval: Duration = .seconds(5)
 }
 
 /// The wiring of the vessel service, shared by `main` and the tests.
 struct VesselServiceApp {
     let health: HealthService
     let server: GRPCServerService
-    /// In start order: the MongoDB readiness first, the gRPC server last (so it stops first).
+    /// In start order: readiness (MongoDB, token keys), the sweep, the gRPC server last (so it stops first).
     let services: [(name: String, service: any Service)]
 
     /// Builds the MongoDB-backed service. Nothing connects until the services run.
-    /// - Throws: `ConfigurationError` when the MongoDB URL cannot be used.
+    /// - Throws: `ConfigurationError` when the MongoDB URL cannot be used or the key file is not set.
     static func build(configuration: VesselServiceConfiguration, logger: Logger) throws -> VesselServiceApp {
+        let verifier = try PublicKeyFileVerifier(configuration.tokens)
         let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let repository = MongoVesselRepository(client: mongo)
-        let database = Dependency(
-            name: "MongoDB at \(mongo.redactedURL)",
-            connect: {
-                try await mongo.ping()
-                try await repository.prepare()
-                let seeded = try await repository.seedIfEmpty(Vessel.defaultFleet)
-                if seeded > 0 { logger.info("seeded the default fleet", metadata: ["vessels": "\(seeded)"]) }
-            },
-            close: { await mongo.shutdown() }
-        )
-        return build(configuration: configuration.server, repository: repository, dependencies: [database], logger: logger)
+        let dependencies = [
+            Dependency(
+                name: "MongoDB at \(mongo.redactedURL)",
+                connect: {
+                    try await mongo.ping()
+                    try await repository.prepare()
+                    let seeded = try await repository.seedIfEmpty(Vessel.defaultFleet)
+                    if seeded > 0 { logger.info("seeded the default fleet", metadata: ["vessels": "\(seeded)"]) }
+                },
+                close: { await mongo.shutdown() }
+            ),
+            Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() }),
+        ]
+        return build(
+            configuration: configuration.server, bookings: configuration.bookings, repository: repository,
+            verifier: verifier, dependencies: dependencies, logger: logger)
     }
 
-    /// Builds the service over any repository; tests pass an in-memory one and no dependencies.
+    /// Builds the service over any repository and verifier; tests pass in-memory ones and no dependencies.
     static func build(
         configuration: ServerConfiguration,
+        bookings: BookingConfiguration = BookingConfiguration(),
         repository: any VesselRepository,
+        verifier: any TokenVerifying,
         dependencies: [Dependency],
         logger: Logger
     ) -> VesselServiceApp {
         let health = HealthService(services: [Vessel_VesselService.descriptor.fullyQualifiedService])
+        let handler = VesselServiceHandler(
+            repository: repository, reservationLifetime: bookings.reservationLifetime, logger: logger)
         let server = GRPCServerService(
             host: configuration.host,
             port: configuration.port,
-            services: [VesselServiceHandler(repository: repository, logger: logger)],
+            services: [handler],
             health: health,
+            interceptors: [
+                AuthInterceptor(
+                    verifier: verifier, protecting: Vessel_VesselService.descriptor,
+                    publicMethods: VesselServiceHandler.publicMethods)
+            ],
             logger: logger
         )
         let readiness = ReadinessService(
@@ -58,10 +81,11 @@ struct VesselServiceApp {
             health: health,
             logger: logger
         )
+        let sweeper = BookingSweeper(repository: repository, interval: bookings.sweepInterval, logger: logger)
         return VesselServiceApp(
             health: health,
             server: server,
-            services: [("readiness", readiness), ("grpc-server", server)]
+            services: [("readiness", readiness), ("booking-sweeper", sweeper), ("grpc-server", server)]
         )
     }
 }

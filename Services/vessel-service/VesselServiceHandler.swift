@@ -3,17 +3,24 @@ import GRPCCore
 import Logging
 import ShippyContracts
 import ShippyDomain
+import ShippyRuntime
 import ShippyStorage
 
 /// The transport of `vessel.VesselService`: maps wire types to domain types and back; the rules live
 /// in `ShippyDomain`, storage behind `VesselRepository`, and errors become status codes in `ShippyError+RPC`.
+/// `AuthInterceptor` has verified the token of every method but `FindAvailable` before a handler runs.
 struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
     let repository: any VesselRepository
+    /// How long a reservation holds its room unless confirmed.
+    let reservationLifetime: Duration
     let logger: Logger
 
-    /// Returns the smallest available vessel that can carry the specification.
+    /// Methods callable without a token: the original contract's read-only query.
+    static let publicMethods: Set<MethodDescriptor> = [Vessel_VesselService.Method.FindAvailable.descriptor]
+
+    /// Returns the smallest available vessel with room left for the specification. Public; reads only.
     /// - Throws: `invalidArgument` for a negative capacity or weight, `resourceExhausted` when no vessel
-    ///   fits (the message names the specification), `unavailable` when MongoDB is down.
+    ///   has room (the message names the specification), `unavailable` when MongoDB is down.
     func findAvailable(request: Vessel_Specification, context: ServerContext) async throws -> Vessel_Response {
         let specification = try VesselSpecification(capacity: request.capacity, maxWeight: request.maxWeight)
         guard let vessel = try await repository.findAvailable(specification) else {
@@ -22,17 +29,83 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         return .with { $0.vessel = Vessel_Vessel(vessel) }
     }
 
-    /// Registers a vessel, assigning an id when none is given; returns it with `created = true`.
-    /// - Throws: `invalidArgument` for an empty name or a capacity or max_weight not above 0,
-    ///   `alreadyExists` for an id in use, `unavailable` when MongoDB is down.
+    /// Registers a vessel owned by the caller, assigning an id when none is given; returns it with `created = true`.
+    /// - Throws: `unauthenticated`, `permissionDenied` (not an admin), `invalidArgument` (empty name, control
+    ///   characters, capacity or max_weight not above 0), `alreadyExists` (id in use), `unavailable`.
     func create(request: Vessel_Vessel, context: ServerContext) async throws -> Vessel_Response {
-        let vessel = try Vessel(validating: request)
+        let claims = try AuthInterceptor.requireClaims()
+        try claims.requireAdmin(to: "register vessels")
+        var vessel = try Vessel(validating: request)
+        vessel.ownerID = claims.userID
         try await repository.create(vessel)
-        logger.info("vessel created", metadata: ["vessel_id": "\(vessel.id)"])
+        logger.info("vessel created", metadata: ["vessel_id": "\(vessel.id)", "user_id": "\(claims.userID)"])
         return .with {
             $0.vessel = Vessel_Vessel(vessel)
             $0.created = true
         }
+    }
+
+    /// Reserves room for a consignment on the smallest vessel that has it; idempotent by consignment id.
+    /// - Throws: `unauthenticated`, `invalidArgument`, `resourceExhausted` (no vessel has room),
+    ///   `permissionDenied` (the id was booked by another user), `unavailable` (retry).
+    func book(request: Vessel_BookingRequest, context: ServerContext) async throws -> Vessel_Booking {
+        let claims = try AuthInterceptor.requireClaims()
+        let booking = try await repository.book(
+            try BookingRequest(
+                consignmentID: request.consignmentID,
+                specification: try VesselSpecification(capacity: request.containers, maxWeight: request.weight),
+                ownerID: claims.userID),
+            expiresAt: Self.millisecondsSince1970() + reservationLifetime.milliseconds
+        )
+        logger.info(
+            "booked",
+            metadata: [
+                "consignment_id": "\(booking.consignmentID)", "vessel_id": "\(booking.vesselID)",
+                "state": "\(booking.state)", "user_id": "\(claims.userID)",
+            ])
+        return Vessel_Booking(booking)
+    }
+
+    /// Makes a reservation final. Idempotent.
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound`,
+    ///   `failedPrecondition` (expired or released: book again), `unavailable`.
+    func confirm(request: Vessel_BookingRef, context: ServerContext) async throws -> Vessel_Booking {
+        try await requireOwnBooking(request.consignmentID)
+        return Vessel_Booking(try await repository.confirm(consignmentID: request.consignmentID))
+    }
+
+    /// Gives a reservation's room back. Idempotent.
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound`,
+    ///   `failedPrecondition` (confirmed bookings are not released), `unavailable`.
+    func release(request: Vessel_BookingRef, context: ServerContext) async throws -> Vessel_Booking {
+        try await requireOwnBooking(request.consignmentID)
+        let booking = try await repository.release(consignmentID: request.consignmentID)
+        logger.info("booking released", metadata: ["consignment_id": "\(booking.consignmentID)"])
+        return Vessel_Booking(booking)
+    }
+
+    /// The fleet with the room each vessel has left, in id order, a page at a time.
+    /// - Throws: `unauthenticated`, `invalidArgument` (page_size or page_token), `unavailable`.
+    func list(request: Vessel_ListRequest, context: ServerContext) async throws -> Vessel_Response {
+        _ = try AuthInterceptor.requireClaims()
+        let page = try await repository.list(try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
+        return .with {
+            $0.vessels = page.items.map(Vessel_Vessel.init)
+            $0.nextPageToken = page.nextToken
+        }
+    }
+
+    private func requireOwnBooking(_ consignmentID: String) async throws {
+        let claims = try AuthInterceptor.requireClaims()
+        try TextRules.check(consignmentID, field: "consignment_id", maximumLength: BookingRequest.maximumIDLength)
+        guard let booking = try await repository.booking(consignmentID: consignmentID) else {
+            throw ShippyError.notFound("no booking for consignment \(consignmentID)")
+        }
+        try claims.requireOwnerOrAdmin(booking.ownerID, of: "the booking of consignment \(consignmentID)")
+    }
+
+    static func millisecondsSince1970() -> Int64 {
+        Int64(Date().timeIntervalSince1970 * 1000)
     }
 }
 
@@ -45,19 +118,38 @@ extension Vessel_Vessel {
         maxWeight = vessel.maxWeight
         available = vessel.available
         ownerID = vessel.ownerID
+        roomCapacity = vessel.roomCapacity
+        roomWeight = vessel.roomWeight
+    }
+}
+
+extension Vessel_Booking {
+    init(_ booking: Booking) {
+        self.init()
+        consignmentID = booking.consignmentID
+        vesselID = booking.vesselID
+        containers = booking.containers
+        weight = booking.weight
+        ownerID = booking.ownerID
+        expiresAtUnixMs = booking.expiresAtMilliseconds
+        state = switch booking.state {
+        case .reserved: .reserved
+        case .confirmed: .confirmed
+        case .released: .released
+        }
     }
 }
 
 extension Vessel {
-    /// A new vessel from a request: the id is generated when empty; the rules of `validate()` apply.
+    /// A new vessel from a request, all its room free: the id is generated when empty; the rules of
+    /// `validate()` apply; the owner is the server's to set.
     init(validating proto: Vessel_Vessel) throws(ShippyError) {
         self.init(
             id: proto.id.isEmpty ? UUID().uuidString.lowercased() : proto.id,
             name: proto.name.trimmingCharacters(in: .whitespacesAndNewlines),
             capacity: proto.capacity,
             maxWeight: proto.maxWeight,
-            available: proto.available,
-            ownerID: proto.ownerID
+            available: true
         )
         try validate()
     }

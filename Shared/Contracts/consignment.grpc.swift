@@ -89,6 +89,7 @@ extension Consignment_ShippingService {
         /// > Source IDL Documentation:
         /// >
         /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+        /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Consignment_Consignment` messages.
@@ -106,7 +107,7 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments.
+        /// > The caller's consignments, oldest first, a page at a time.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Consignment_GetRequest` messages.
@@ -138,6 +139,7 @@ extension Consignment_ShippingService {
         /// > Source IDL Documentation:
         /// >
         /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+        /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -155,7 +157,7 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments.
+        /// > The caller's consignments, oldest first, a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -185,6 +187,7 @@ extension Consignment_ShippingService {
         /// > Source IDL Documentation:
         /// >
         /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+        /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
         ///
         /// - Parameters:
         ///   - request: A `Consignment_Consignment` message.
@@ -202,7 +205,7 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments.
+        /// > The caller's consignments, oldest first, a page at a time.
         ///
         /// - Parameters:
         ///   - request: A `Consignment_GetRequest` message.
@@ -321,6 +324,7 @@ extension Consignment_ShippingService {
         /// > Source IDL Documentation:
         /// >
         /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+        /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -343,7 +347,7 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments.
+        /// > The caller's consignments, oldest first, a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -388,6 +392,7 @@ extension Consignment_ShippingService {
         /// > Source IDL Documentation:
         /// >
         /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+        /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -421,7 +426,7 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments.
+        /// > The caller's consignments, oldest first, a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -461,6 +466,7 @@ extension Consignment_ShippingService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+    /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Consignment_Consignment` message.
@@ -489,7 +495,7 @@ extension Consignment_ShippingService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The caller's consignments.
+    /// > The caller's consignments, oldest first, a page at a time.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -523,6 +529,7 @@ extension Consignment_ShippingService.ClientProtocol {
     /// > Source IDL Documentation:
     /// >
     /// > Books the consignment on a vessel that can take it and stores it, owned by the caller.
+    /// > Metadata "idempotency-key: <key>" makes a retry answer the first result and book nothing new.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -555,7 +562,7 @@ extension Consignment_ShippingService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The caller's consignments.
+    /// > The caller's consignments, oldest first, a page at a time.
     ///
     /// - Parameters:
     ///   - message: request message to send.

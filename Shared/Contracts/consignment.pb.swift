@@ -71,6 +71,11 @@ public nonisolated struct Consignment_GetRequest: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Added: 0 means the default (50); at most 500.
+  public var pageSize: Int32 = 0
+
+  public var pageToken: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -93,6 +98,9 @@ public nonisolated struct Consignment_Response: Sendable {
   public mutating func clearConsignment() {self._consignment = nil}
 
   public var consignments: [Consignment_Consignment] = []
+
+  /// Added: for GetConsignments; empty on the last page.
+  public var nextPageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -207,18 +215,34 @@ nonisolated extension Consignment_Container: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Consignment_GetRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}page_size\0\u{3}page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 1)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Consignment_GetRequest, rhs: Consignment_GetRequest) -> Bool {
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -226,7 +250,7 @@ nonisolated extension Consignment_GetRequest: SwiftProtobuf.Message, SwiftProtob
 
 nonisolated extension Consignment_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}created\0\u{1}consignment\0\u{1}consignments\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}created\0\u{1}consignment\0\u{1}consignments\0\u{3}next_page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -237,6 +261,7 @@ nonisolated extension Consignment_Response: SwiftProtobuf.Message, SwiftProtobuf
       case 1: try { try decoder.decodeSingularBoolField(value: &self.created) }()
       case 2: try { try decoder.decodeSingularMessageField(value: &self._consignment) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.consignments) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
       default: break
       }
     }
@@ -256,6 +281,9 @@ nonisolated extension Consignment_Response: SwiftProtobuf.Message, SwiftProtobuf
     if !self.consignments.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.consignments, fieldNumber: 3)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -263,6 +291,7 @@ nonisolated extension Consignment_Response: SwiftProtobuf.Message, SwiftProtobuf
     if lhs.created != rhs.created {return false}
     if lhs._consignment != rhs._consignment {return false}
     if lhs.consignments != rhs.consignments {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -138,6 +138,10 @@ extension User_UserService {
 
         /// Handle the "Get" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Your own user; anyone else's needs the admin role.
+        ///
         /// - Parameters:
         ///   - request: A streaming request of `User_User` messages.
         ///   - context: Context providing information about the RPC.
@@ -151,6 +155,10 @@ extension User_UserService {
         ) async throws -> GRPCCore.StreamingServerResponse<User_Response>
 
         /// Handle the "GetAll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admins only; a page at a time.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `User_Request` messages.
@@ -217,6 +225,10 @@ extension User_UserService {
 
         /// Handle the "Get" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Your own user; anyone else's needs the admin role.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
         ///   - context: Context providing information about the RPC.
@@ -230,6 +242,10 @@ extension User_UserService {
         ) async throws -> GRPCCore.ServerResponse<User_Response>
 
         /// Handle the "GetAll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admins only; a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_Request` message.
@@ -294,6 +310,10 @@ extension User_UserService {
 
         /// Handle the "Get" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Your own user; anyone else's needs the admin role.
+        ///
         /// - Parameters:
         ///   - request: A `User_User` message.
         ///   - context: Context providing information about the RPC.
@@ -307,6 +327,10 @@ extension User_UserService {
         ) async throws -> User_Response
 
         /// Handle the "GetAll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admins only; a page at a time.
         ///
         /// - Parameters:
         ///   - request: A `User_Request` message.
@@ -570,6 +594,10 @@ extension User_UserService {
 
         /// Call the "Get" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Your own user; anyone else's needs the admin role.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
         ///   - serializer: A serializer for `User_User` messages.
@@ -588,6 +616,10 @@ extension User_UserService {
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetAll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admins only; a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_Request` message.
@@ -693,6 +725,10 @@ extension User_UserService {
 
         /// Call the "Get" method.
         ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Your own user; anyone else's needs the admin role.
+        ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
         ///   - serializer: A serializer for `User_User` messages.
@@ -722,6 +758,10 @@ extension User_UserService {
         }
 
         /// Call the "GetAll" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Admins only; a page at a time.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_Request` message.
@@ -843,6 +883,10 @@ extension User_UserService.ClientProtocol {
 
     /// Call the "Get" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Your own user; anyone else's needs the admin role.
+    ///
     /// - Parameters:
     ///   - request: A request containing a single `User_User` message.
     ///   - options: Options to apply to this RPC.
@@ -867,6 +911,10 @@ extension User_UserService.ClientProtocol {
     }
 
     /// Call the "GetAll" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admins only; a page at a time.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `User_Request` message.
@@ -976,6 +1024,10 @@ extension User_UserService.ClientProtocol {
 
     /// Call the "Get" method.
     ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Your own user; anyone else's needs the admin role.
+    ///
     /// - Parameters:
     ///   - message: request message to send.
     ///   - metadata: Additional metadata to send, defaults to empty.
@@ -1004,6 +1056,10 @@ extension User_UserService.ClientProtocol {
     }
 
     /// Call the "GetAll" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Admins only; a page at a time.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -40,6 +40,9 @@ public nonisolated struct User_User: Sendable {
   /// Input only: the service never returns a password or its hash.
   public var password: String = String()
 
+  /// Added, output only: "admin" for the emails in ADMIN_EMAILS, else "user".
+  public var roles: [String] = []
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -49,6 +52,11 @@ public nonisolated struct User_Request: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  /// Added: 0 means the default (50); at most 500.
+  public var pageSize: Int32 = 0
+
+  public var pageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -72,6 +80,9 @@ public nonisolated struct User_Response: Sendable {
   public var users: [User_User] = []
 
   public var errors: [User_Error] = []
+
+  /// Added: for GetAll; empty on the last page.
+  public var nextPageToken: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -116,7 +127,7 @@ fileprivate nonisolated let _protobuf_package = "user"
 
 nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".User"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}company\0\u{1}email\0\u{1}password\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}name\0\u{1}company\0\u{1}email\0\u{1}password\0\u{1}roles\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -129,6 +140,7 @@ nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
       case 3: try { try decoder.decodeSingularStringField(value: &self.company) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.email) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.password) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.roles) }()
       default: break
       }
     }
@@ -150,6 +162,9 @@ nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if !self.password.isEmpty {
       try visitor.visitSingularStringField(value: self.password, fieldNumber: 5)
     }
+    if !self.roles.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.roles, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -159,6 +174,7 @@ nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.company != rhs.company {return false}
     if lhs.email != rhs.email {return false}
     if lhs.password != rhs.password {return false}
+    if lhs.roles != rhs.roles {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -166,18 +182,34 @@ nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
 
 nonisolated extension User_Request: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Request"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}page_size\0\u{3}page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    // Load everything into unknown fields
-    while try decoder.nextFieldNumber() != nil {}
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
+      default: break
+      }
+    }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 1)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: User_Request, rhs: User_Request) -> Bool {
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -185,7 +217,7 @@ nonisolated extension User_Request: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
 nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}users\0\u{1}errors\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}user\0\u{1}users\0\u{1}errors\0\u{3}next_page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -196,6 +228,7 @@ nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 1: try { try decoder.decodeSingularMessageField(value: &self._user) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.users) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.errors) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
       default: break
       }
     }
@@ -215,6 +248,9 @@ nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.errors.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.errors, fieldNumber: 3)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -222,6 +258,7 @@ nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs._user != rhs._user {return false}
     if lhs.users != rhs.users {return false}
     if lhs.errors != rhs.errors {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -50,10 +50,66 @@ public enum Vessel_VesselService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Book" metadata.
+        public enum Book: Sendable {
+            /// Request type for "Book".
+            public typealias Input = Vessel_BookingRequest
+            /// Response type for "Book".
+            public typealias Output = Vessel_Booking
+            /// Descriptor for "Book".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "vessel.VesselService"),
+                method: "Book",
+                type: .unary
+            )
+        }
+        /// Namespace for "Confirm" metadata.
+        public enum Confirm: Sendable {
+            /// Request type for "Confirm".
+            public typealias Input = Vessel_BookingRef
+            /// Response type for "Confirm".
+            public typealias Output = Vessel_Booking
+            /// Descriptor for "Confirm".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "vessel.VesselService"),
+                method: "Confirm",
+                type: .unary
+            )
+        }
+        /// Namespace for "Release" metadata.
+        public enum Release: Sendable {
+            /// Request type for "Release".
+            public typealias Input = Vessel_BookingRef
+            /// Response type for "Release".
+            public typealias Output = Vessel_Booking
+            /// Descriptor for "Release".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "vessel.VesselService"),
+                method: "Release",
+                type: .unary
+            )
+        }
+        /// Namespace for "List" metadata.
+        public enum List: Sendable {
+            /// Request type for "List".
+            public typealias Input = Vessel_ListRequest
+            /// Response type for "List".
+            public typealias Output = Vessel_Response
+            /// Descriptor for "List".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "vessel.VesselService"),
+                method: "List",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "vessel.VesselService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             FindAvailable.descriptor,
-            Create.descriptor
+            Create.descriptor,
+            Book.descriptor,
+            Confirm.descriptor,
+            Release.descriptor,
+            List.descriptor
         ]
     }
 }
@@ -102,7 +158,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Registers a vessel; an id is assigned when none is given.
+        /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Vessel_Vessel` messages.
@@ -113,6 +169,72 @@ extension Vessel_VesselService {
         /// - Returns: A streaming response of `Vessel_Response` messages.
         func create(
             request: GRPCCore.StreamingServerRequest<Vessel_Vessel>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Response>
+
+        /// Handle the "Book" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+        /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Vessel_BookingRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Vessel_Booking` messages.
+        func book(
+            request: GRPCCore.StreamingServerRequest<Vessel_BookingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking>
+
+        /// Handle the "Confirm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Vessel_BookingRef` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Vessel_Booking` messages.
+        func confirm(
+            request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking>
+
+        /// Handle the "Release" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Vessel_BookingRef` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Vessel_Booking` messages.
+        func release(
+            request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking>
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Vessel_ListRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Vessel_Response` messages.
+        func list(
+            request: GRPCCore.StreamingServerRequest<Vessel_ListRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Response>
     }
@@ -147,7 +269,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Registers a vessel; an id is assigned when none is given.
+        /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Vessel_Vessel` message.
@@ -158,6 +280,72 @@ extension Vessel_VesselService {
         /// - Returns: A response containing a single `Vessel_Response` message.
         func create(
             request: GRPCCore.ServerRequest<Vessel_Vessel>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Vessel_Response>
+
+        /// Handle the "Book" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+        /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Vessel_Booking` message.
+        func book(
+            request: GRPCCore.ServerRequest<Vessel_BookingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Vessel_Booking>
+
+        /// Handle the "Confirm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Vessel_Booking` message.
+        func confirm(
+            request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Vessel_Booking>
+
+        /// Handle the "Release" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Vessel_Booking` message.
+        func release(
+            request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Vessel_Booking>
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_ListRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Vessel_Response` message.
+        func list(
+            request: GRPCCore.ServerRequest<Vessel_ListRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Vessel_Response>
     }
@@ -190,7 +378,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Registers a vessel; an id is assigned when none is given.
+        /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
         ///
         /// - Parameters:
         ///   - request: A `Vessel_Vessel` message.
@@ -201,6 +389,72 @@ extension Vessel_VesselService {
         /// - Returns: A `Vessel_Response` to respond with.
         func create(
             request: Vessel_Vessel,
+            context: GRPCCore.ServerContext
+        ) async throws -> Vessel_Response
+
+        /// Handle the "Book" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+        /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+        ///
+        /// - Parameters:
+        ///   - request: A `Vessel_BookingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Vessel_Booking` to respond with.
+        func book(
+            request: Vessel_BookingRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Vessel_Booking
+
+        /// Handle the "Confirm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Vessel_Booking` to respond with.
+        func confirm(
+            request: Vessel_BookingRef,
+            context: GRPCCore.ServerContext
+        ) async throws -> Vessel_Booking
+
+        /// Handle the "Release" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Vessel_Booking` to respond with.
+        func release(
+            request: Vessel_BookingRef,
+            context: GRPCCore.ServerContext
+        ) async throws -> Vessel_Booking
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+        ///
+        /// - Parameters:
+        ///   - request: A `Vessel_ListRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Vessel_Response` to respond with.
+        func list(
+            request: Vessel_ListRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Vessel_Response
     }
@@ -227,6 +481,50 @@ extension Vessel_VesselService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Response>(),
             handler: { request, context in
                 try await self.create(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Vessel_VesselService.Method.Book.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_BookingRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Booking>(),
+            handler: { request, context in
+                try await self.book(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Vessel_VesselService.Method.Confirm.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_BookingRef>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Booking>(),
+            handler: { request, context in
+                try await self.confirm(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Vessel_VesselService.Method.Release.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_BookingRef>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Booking>(),
+            handler: { request, context in
+                try await self.release(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Vessel_VesselService.Method.List.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_ListRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Response>(),
+            handler: { request, context in
+                try await self.list(
                     request: request,
                     context: context
                 )
@@ -259,6 +557,50 @@ extension Vessel_VesselService.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func book(
+        request: GRPCCore.StreamingServerRequest<Vessel_BookingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking> {
+        let response = try await self.book(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func confirm(
+        request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking> {
+        let response = try await self.confirm(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func release(
+        request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking> {
+        let response = try await self.release(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func list(
+        request: GRPCCore.StreamingServerRequest<Vessel_ListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Response> {
+        let response = try await self.list(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -283,6 +625,58 @@ extension Vessel_VesselService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Vessel_Response> {
         return GRPCCore.ServerResponse<Vessel_Response>(
             message: try await self.create(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func book(
+        request: GRPCCore.ServerRequest<Vessel_BookingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Vessel_Booking> {
+        return GRPCCore.ServerResponse<Vessel_Booking>(
+            message: try await self.book(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func confirm(
+        request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Vessel_Booking> {
+        return GRPCCore.ServerResponse<Vessel_Booking>(
+            message: try await self.confirm(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func release(
+        request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Vessel_Booking> {
+        return GRPCCore.ServerResponse<Vessel_Booking>(
+            message: try await self.release(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func list(
+        request: GRPCCore.ServerRequest<Vessel_ListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Vessel_Response> {
+        return GRPCCore.ServerResponse<Vessel_Response>(
+            message: try await self.list(
                 request: request.message,
                 context: context
             ),
@@ -327,7 +721,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Registers a vessel; an id is assigned when none is given.
+        /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Vessel_Vessel` message.
@@ -341,6 +735,92 @@ extension Vessel_VesselService {
         func create<Result>(
             request: GRPCCore.ClientRequest<Vessel_Vessel>,
             serializer: some GRPCCore.MessageSerializer<Vessel_Vessel>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Response>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Book" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+        /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRequest` message.
+        ///   - serializer: A serializer for `Vessel_BookingRequest` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func book<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Confirm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func confirm<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Release" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func release<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_ListRequest` message.
+        ///   - serializer: A serializer for `Vessel_ListRequest` messages.
+        ///   - deserializer: A deserializer for `Vessel_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func list<Result>(
+            request: GRPCCore.ClientRequest<Vessel_ListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_ListRequest>,
             deserializer: some GRPCCore.MessageDeserializer<Vessel_Response>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Response>) async throws -> Result
@@ -401,7 +881,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Registers a vessel; an id is assigned when none is given.
+        /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Vessel_Vessel` message.
@@ -424,6 +904,136 @@ extension Vessel_VesselService {
             try await self.client.unary(
                 request: request,
                 descriptor: Vessel_VesselService.Method.Create.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Book" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+        /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRequest` message.
+        ///   - serializer: A serializer for `Vessel_BookingRequest` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func book<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Vessel_VesselService.Method.Book.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Confirm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func confirm<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Vessel_VesselService.Method.Confirm.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Release" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func release<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Vessel_VesselService.Method.Release.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_ListRequest` message.
+        ///   - serializer: A serializer for `Vessel_ListRequest` messages.
+        ///   - deserializer: A deserializer for `Vessel_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func list<Result>(
+            request: GRPCCore.ClientRequest<Vessel_ListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_ListRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Vessel_VesselService.Method.List.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -469,7 +1079,7 @@ extension Vessel_VesselService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Registers a vessel; an id is assigned when none is given.
+    /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Vessel_Vessel` message.
@@ -488,6 +1098,116 @@ extension Vessel_VesselService.ClientProtocol {
         try await self.create(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Vessel>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Response>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Book" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+    /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+    /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Vessel_BookingRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func book<Result>(
+        request: GRPCCore.ClientRequest<Vessel_BookingRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.book(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_BookingRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Booking>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Confirm" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Vessel_BookingRef` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func confirm<Result>(
+        request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.confirm(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_BookingRef>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Booking>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Release" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Vessel_BookingRef` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func release<Result>(
+        request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.release(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_BookingRef>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Booking>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "List" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Vessel_ListRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func list<Result>(
+        request: GRPCCore.ClientRequest<Vessel_ListRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.list(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_ListRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Response>(),
             options: options,
             onResponse: handleResponse
@@ -535,7 +1255,7 @@ extension Vessel_VesselService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Registers a vessel; an id is assigned when none is given.
+    /// > Registers a vessel; an id is assigned when none is given. Needs an admin's token.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -558,6 +1278,132 @@ extension Vessel_VesselService.ClientProtocol {
             metadata: metadata
         )
         return try await self.create(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Book" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+    /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
+    /// > consignment id; Confirm makes a reservation final; Release gives the room back.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func book<Result>(
+        _ message: Vessel_BookingRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Vessel_BookingRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.book(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Confirm" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func confirm<Result>(
+        _ message: Vessel_BookingRef,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Vessel_BookingRef>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.confirm(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Release" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func release<Result>(
+        _ message: Vessel_BookingRef,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Vessel_BookingRef>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.release(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "List" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: the fleet with the room each vessel has left, a page at a time. Needs a token.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func list<Result>(
+        _ message: Vessel_ListRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Vessel_ListRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.list(
             request: request,
             options: options,
             onResponse: handleResponse

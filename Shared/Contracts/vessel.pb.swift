@@ -41,6 +41,11 @@ public nonisolated struct Vessel_Vessel: Sendable {
 
   public var ownerID: String = String()
 
+  /// Added: the room left, containers and kg; set by the server.
+  public var roomCapacity: Int32 = 0
+
+  public var roomWeight: Int32 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -78,11 +83,125 @@ public nonisolated struct Vessel_Response: Sendable {
 
   public var created: Bool = false
 
+  /// Added: for List; empty on the last page.
+  public var nextPageToken: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _vessel: Vessel_Vessel? = nil
+}
+
+public nonisolated struct Vessel_BookingRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var consignmentID: String = String()
+
+  public var containers: Int32 = 0
+
+  /// kg
+  public var weight: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vessel_BookingRef: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var consignmentID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Vessel_Booking: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var consignmentID: String = String()
+
+  public var vesselID: String = String()
+
+  public var containers: Int32 = 0
+
+  public var weight: Int32 = 0
+
+  public var state: Vessel_Booking.State = .unspecified
+
+  /// When an unconfirmed reservation is released by the sweep; 0 once confirmed.
+  public var expiresAtUnixMs: Int64 = 0
+
+  public var ownerID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum State: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+    case reserved // = 1
+    case confirmed // = 2
+    case released // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .reserved
+      case 2: self = .confirmed
+      case 3: self = .released
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .reserved: return 1
+      case .confirmed: return 2
+      case .released: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Vessel_Booking.State] = [
+      .unspecified,
+      .reserved,
+      .confirmed,
+      .released,
+    ]
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Vessel_ListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 0: the default (50); at most 500.
+  public var pageSize: Int32 = 0
+
+  public var pageToken: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
@@ -91,7 +210,7 @@ fileprivate nonisolated let _protobuf_package = "vessel"
 
 nonisolated extension Vessel_Vessel: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Vessel"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}capacity\0\u{3}max_weight\0\u{1}name\0\u{1}available\0\u{3}owner_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}capacity\0\u{3}max_weight\0\u{1}name\0\u{1}available\0\u{3}owner_id\0\u{3}room_capacity\0\u{3}room_weight\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -105,6 +224,8 @@ nonisolated extension Vessel_Vessel: SwiftProtobuf.Message, SwiftProtobuf._Messa
       case 4: try { try decoder.decodeSingularStringField(value: &self.name) }()
       case 5: try { try decoder.decodeSingularBoolField(value: &self.available) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.ownerID) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.roomCapacity) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.roomWeight) }()
       default: break
       }
     }
@@ -129,6 +250,12 @@ nonisolated extension Vessel_Vessel: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if !self.ownerID.isEmpty {
       try visitor.visitSingularStringField(value: self.ownerID, fieldNumber: 6)
     }
+    if self.roomCapacity != 0 {
+      try visitor.visitSingularInt32Field(value: self.roomCapacity, fieldNumber: 7)
+    }
+    if self.roomWeight != 0 {
+      try visitor.visitSingularInt32Field(value: self.roomWeight, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -139,6 +266,8 @@ nonisolated extension Vessel_Vessel: SwiftProtobuf.Message, SwiftProtobuf._Messa
     if lhs.name != rhs.name {return false}
     if lhs.available != rhs.available {return false}
     if lhs.ownerID != rhs.ownerID {return false}
+    if lhs.roomCapacity != rhs.roomCapacity {return false}
+    if lhs.roomWeight != rhs.roomWeight {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -181,7 +310,7 @@ nonisolated extension Vessel_Specification: SwiftProtobuf.Message, SwiftProtobuf
 
 nonisolated extension Vessel_Response: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Response"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vessel\0\u{1}vessels\0\u{1}created\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}vessel\0\u{1}vessels\0\u{1}created\0\u{3}next_page_token\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -192,6 +321,7 @@ nonisolated extension Vessel_Response: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 1: try { try decoder.decodeSingularMessageField(value: &self._vessel) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.vessels) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.created) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
       default: break
       }
     }
@@ -211,6 +341,9 @@ nonisolated extension Vessel_Response: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if self.created != false {
       try visitor.visitSingularBoolField(value: self.created, fieldNumber: 3)
     }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -218,6 +351,176 @@ nonisolated extension Vessel_Response: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs._vessel != rhs._vessel {return false}
     if lhs.vessels != rhs.vessels {return false}
     if lhs.created != rhs.created {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BookingRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{1}containers\0\u{1}weight\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.containers) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consignmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 1)
+    }
+    if self.containers != 0 {
+      try visitor.visitSingularInt32Field(value: self.containers, fieldNumber: 2)
+    }
+    if self.weight != 0 {
+      try visitor.visitSingularInt32Field(value: self.weight, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vessel_BookingRequest, rhs: Vessel_BookingRequest) -> Bool {
+    if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.containers != rhs.containers {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vessel_BookingRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BookingRef"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consignmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vessel_BookingRef, rhs: Vessel_BookingRef) -> Bool {
+    if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Booking"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{3}vessel_id\0\u{1}containers\0\u{1}weight\0\u{1}state\0\u{3}expires_at_unix_ms\0\u{3}owner_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.vesselID) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.containers) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.ownerID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.consignmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 1)
+    }
+    if !self.vesselID.isEmpty {
+      try visitor.visitSingularStringField(value: self.vesselID, fieldNumber: 2)
+    }
+    if self.containers != 0 {
+      try visitor.visitSingularInt32Field(value: self.containers, fieldNumber: 3)
+    }
+    if self.weight != 0 {
+      try visitor.visitSingularInt32Field(value: self.weight, fieldNumber: 4)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 5)
+    }
+    if self.expiresAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtUnixMs, fieldNumber: 6)
+    }
+    if !self.ownerID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ownerID, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vessel_Booking, rhs: Vessel_Booking) -> Bool {
+    if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.vesselID != rhs.vesselID {return false}
+    if lhs.containers != rhs.containers {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
+    if lhs.ownerID != rhs.ownerID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Vessel_Booking.State: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}RESERVED\0\u{1}CONFIRMED\0\u{1}RELEASED\0")
+}
+
+nonisolated extension Vessel_ListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}page_size\0\u{3}page_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.pageSize) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.pageToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.pageSize != 0 {
+      try visitor.visitSingularInt32Field(value: self.pageSize, fieldNumber: 1)
+    }
+    if !self.pageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.pageToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Vessel_ListRequest, rhs: Vessel_ListRequest) -> Bool {
+    if lhs.pageSize != rhs.pageSize {return false}
+    if lhs.pageToken != rhs.pageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

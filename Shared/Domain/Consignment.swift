@@ -40,31 +40,29 @@ public struct Consignment: Sendable, Hashable {
         self.userID = userID
     }
 
-    public static let maximumContainers = 10_000
-    public static let maximumTextLength = 1_000
+    /// At most this many containers per consignment: larger loads are split by the shipper.
+    public static let maximumContainers = 1_000
+    public static let maximumDescriptionLength = 1_000
+    /// Customer ids and origins.
+    public static let maximumFieldLength = 200
 
     /// Checks the rules of a new consignment.
     /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
     public func validate() throws(ShippyError) {
-        if description.allSatisfy(\.isWhitespace) { throw .invalidArgument("description must not be empty") }
-        if description.count > Self.maximumTextLength {
-            throw .invalidArgument("description must be at most \(Self.maximumTextLength) characters")
-        }
+        try TextRules.check(description, field: "description", maximumLength: Self.maximumDescriptionLength)
         if weight <= 0 { throw .invalidArgument("weight must be greater than 0 (got \(weight))") }
         if containers.isEmpty { throw .invalidArgument("a consignment needs at least one container") }
         if containers.count > Self.maximumContainers {
-            throw .invalidArgument("a consignment holds at most \(Self.maximumContainers) containers")
+            throw .invalidArgument(
+                "a consignment holds at most \(Self.maximumContainers) containers (got \(containers.count))")
         }
         for (index, container) in containers.enumerated() {
-            if container.customerID.allSatisfy(\.isWhitespace) {
-                throw .invalidArgument("containers[\(index)].customer_id must not be empty")
-            }
-            if container.origin.allSatisfy(\.isWhitespace) {
-                throw .invalidArgument("containers[\(index)].origin must not be empty")
-            }
-            if container.customerID.count > Self.maximumTextLength || container.origin.count > Self.maximumTextLength {
-                throw .invalidArgument("containers[\(index)] fields must be at most \(Self.maximumTextLength) characters")
-            }
+            try TextRules.check(
+                container.customerID, field: "containers[\(index)].customer_id", maximumLength: Self.maximumFieldLength)
+            try TextRules.check(
+                container.origin, field: "containers[\(index)].origin", maximumLength: Self.maximumFieldLength)
+            try TextRules.check(
+                container.id, field: "containers[\(index)].id", maximumLength: Self.maximumFieldLength, required: false)
         }
     }
 

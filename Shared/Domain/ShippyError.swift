@@ -11,6 +11,7 @@ public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
         case resourceExhausted
         case unauthenticated
         case permissionDenied
+        case failedPrecondition
         case unavailable
         case deadlineExceeded
         case `internal`
@@ -30,4 +31,6 @@ public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
     public static func notFound(_ message: String) -> ShippyError { ShippyError(.notFound, message) }
     public static func alreadyExists(_ message: String) -> ShippyError { ShippyError(.alreadyExists, message) }
     public static func unavailable(_ message: String) -> ShippyError { ShippyError(.unavailable, message) }
+    public static func permissionDenied(_ message: String) -> ShippyError { ShippyError(.permissionDenied, message) }
+    public static func resourceExhausted(_ message: String) -> ShippyError { ShippyError(.resourceExhausted, message) }
 }

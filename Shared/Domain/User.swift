@@ -38,10 +38,8 @@ public struct NewUser: Sendable {
     /// Checks the sign-up rules.
     /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
     public func validate() throws(ShippyError) {
-        if name.isEmpty { throw .invalidArgument("name must not be empty") }
-        if name.count > Self.maximumFieldLength || company.count > Self.maximumFieldLength {
-            throw .invalidArgument("name and company must be at most \(Self.maximumFieldLength) characters")
-        }
+        try TextRules.check(name, field: "name", maximumLength: Self.maximumFieldLength)
+        try TextRules.check(company, field: "company", maximumLength: Self.maximumFieldLength, required: false)
         if !Self.isPlausibleEmail(email) {
             throw .invalidArgument("email \"\(email.prefix(Self.maximumFieldLength))\" is not a valid address")
         }

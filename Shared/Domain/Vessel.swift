@@ -6,14 +6,21 @@ public struct Vessel: Sendable, Hashable {
     public var maxWeight: Int32
     public var available: Bool
     public var ownerID: String
+    /// Containers it can still take: `capacity` less what is booked.
+    public var roomCapacity: Int32
+    /// Kilograms it can still take: `maxWeight` less what is booked.
+    public var roomWeight: Int32
 
+    /// A vessel; with no `roomCapacity` or `roomWeight`, nothing is booked on it yet.
     public init(
         id: String,
         name: String,
         capacity: Int32,
         maxWeight: Int32,
         available: Bool = true,
-        ownerID: String = ""
+        ownerID: String = "",
+        roomCapacity: Int32? = nil,
+        roomWeight: Int32? = nil
     ) {
         self.id = id
         self.name = name
@@ -21,6 +28,8 @@ public struct Vessel: Sendable, Hashable {
         self.maxWeight = maxWeight
         self.available = available
         self.ownerID = ownerID
+        self.roomCapacity = roomCapacity ?? capacity
+        self.roomWeight = roomWeight ?? maxWeight
     }
 
     /// Longest accepted id and name; longer input is a client error, not something to store.
@@ -30,15 +39,8 @@ public struct Vessel: Sendable, Hashable {
     /// Checks the rules a new vessel must satisfy.
     /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
     public func validate() throws(ShippyError) {
-        if name.allSatisfy(\.isWhitespace) {
-            throw .invalidArgument("vessel name must not be empty")
-        }
-        if name.count > Self.maximumNameLength {
-            throw .invalidArgument("vessel name must be at most \(Self.maximumNameLength) characters")
-        }
-        if id.count > Self.maximumIDLength {
-            throw .invalidArgument("vessel id must be at most \(Self.maximumIDLength) characters")
-        }
+        try TextRules.check(name, field: "vessel name", maximumLength: Self.maximumNameLength)
+        try TextRules.check(id, field: "vessel id", maximumLength: Self.maximumIDLength)
         if capacity <= 0 {
             throw .invalidArgument("vessel capacity must be greater than 0 (got \(capacity))")
         }
@@ -47,9 +49,9 @@ public struct Vessel: Sendable, Hashable {
         }
     }
 
-    /// Whether this vessel can take a load of the given specification.
+    /// Whether this vessel has room left for a load of the given specification.
     public func canCarry(_ specification: VesselSpecification) -> Bool {
-        available && capacity >= specification.capacity && maxWeight >= specification.maxWeight
+        available && roomCapacity >= specification.capacity && roomWeight >= specification.maxWeight
     }
 }
 

@@ -104,10 +104,10 @@ public struct TokenSigner: Sendable {
             publicKeys: [privateKey.publicKey] + extraPublicKeys, issuer: issuer, audience: audience)
     }
 
-    /// A token for `user`, valid from `now` for `lifetime`.
-    public func sign(_ user: User, now: Date = Date()) async throws(ShippyError) -> String {
+    /// A token for `user` with `roles`, valid from `now` for `lifetime`.
+    public func sign(_ user: User, roles: [Role] = [.user], now: Date = Date()) async throws(ShippyError) -> String {
         let claims = AccessClaims(
-            user: user, issuedAt: now, lifetime: lifetime, issuer: verifier.issuer, audience: verifier.audience)
+            user: user, roles: roles, issuedAt: now, lifetime: lifetime, issuer: verifier.issuer, audience: verifier.audience)
         do {
             return try await keys.sign(claims, kid: JWKIdentifier(string: keyID))
         } catch {

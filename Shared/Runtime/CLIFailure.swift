@@ -77,3 +77,36 @@ public func runCLI(tool: String, service: String, _ body: () async throws -> Voi
         CLIFailure(status: CLIFailure.software, "\(error)").exit(tool: tool)
     }
 }
+
+/// Where a CLI's token comes from: the argument, else a file (`-` for stdin), else `SHIPPY_TOKEN`.
+public enum TokenInput {
+    /// - Throws: `CLIFailure` (64) when there is no token anywhere, (66) when the file cannot be read.
+    public static func resolve(argument: String?, file: String?) throws -> String {
+        var token = argument
+        if token == nil, let file {
+            let data = file == "-"
+                ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
+            guard let data else { throw CLIFailure(status: CLIFailure.noInput, "\(file): cannot read the token file") }
+            token = String(decoding: data, as: UTF8.self)
+        }
+        token = token ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"]
+        guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
+            throw CLIFailure(
+                status: 64,
+                "no token: pass it as an argument, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)")
+        }
+        return token
+    }
+}
+
+/// Collects every page of a list: `fetch` gets one page for a token and answers its items and the next token.
+public func allPages<Item>(_ fetch: (String) async throws -> (items: [Item], next: String)) async throws -> [Item] {
+    var items: [Item] = []
+    var token = ""
+    repeat {
+        let page = try await fetch(token)
+        items += page.items
+        token = page.next
+    } while !token.isEmpty
+    return items
+}

@@ -1,4 +1,5 @@
 import Foundation
+import ShippyDomain
 
 /// A configuration value that is missing or malformed; its description is the one line printed at exit.
 public struct ConfigurationError: Error, CustomStringConvertible {
@@ -78,6 +79,22 @@ public struct ConfigurationReader: Sendable {
                 problem: "\"\(text)\" is not a number of seconds from \(range.lowerBound) to \(range.upperBound)")
         }
         return .milliseconds(Int64((value * 1000).rounded()))
+    }
+
+    /// A comma-separated list of email addresses, lowercased; empty when not set.
+    public func emailList(_ key: String, flag: (name: String, value: String?)? = nil) throws(ConfigurationError)
+        -> Set<String>
+    {
+        guard let text = raw(key, flag: flag?.value) else { return [] }
+        var emails: Set<String> = []
+        for item in text.split(separator: ",") {
+            let email = item.trimmingCharacters(in: .whitespaces)
+            guard NewUser.isPlausibleEmail(email) else {
+                throw ConfigurationError(key: key, flag: flag?.name, problem: "\"\(email.prefix(254))\" is not an email address")
+            }
+            emails.insert(email.lowercased())
+        }
+        return emails
     }
 
     /// One of a fixed set of words.

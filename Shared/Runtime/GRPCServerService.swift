@@ -9,6 +9,10 @@ import ServiceLifecycle
 /// On graceful shutdown (SIGTERM/SIGINT) it reports NOT_SERVING, stops accepting new calls and returns
 /// once the calls in flight have finished; the service group cancels them after its grace period.
 public struct GRPCServerService: Service {
+    /// The largest request message a server accepts: room for a consignment of the most containers with
+    /// every field at its longest, far below what would let one client fill the memory.
+    public static let maximumRequestBytes = 1 << 20
+
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService
     private let logger: Logger
@@ -23,8 +27,11 @@ public struct GRPCServerService: Service {
     ) {
         let address: GRPCNIOTransportCore.SocketAddress =
             host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+        let config = HTTP2ServerTransport.Posix.Config.defaults { config in
+            config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
+        }
         self.server = GRPCServer(
-            transport: .http2NIOPosix(address: address, transportSecurity: .plaintext),
+            transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),
             services: services + [health],
             interceptors: interceptors
         )

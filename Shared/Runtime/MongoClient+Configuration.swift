@@ -7,7 +7,8 @@ extension MongoClient {
     public static func make(_ configuration: MongoConfiguration, logger: Logger) throws(ConfigurationError) -> MongoClient {
         do {
             return try MongoClient(
-                url: configuration.url, database: configuration.database, threads: configuration.threads, logger: logger)
+                url: configuration.url, database: configuration.database, threads: configuration.threads,
+                timeout: configuration.timeout, logger: logger)
         } catch {
             throw ConfigurationError(key: "MONGO_URL", flag: "mongo-url", problem: error.message)
         }

@@ -25,6 +25,17 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         self.audience = audience
     }
 
+    /// The verifier of a service's token configuration.
+    /// - Throws: `ConfigurationError` naming `JWT_PUBLIC_KEY_FILE` when it is not set.
+    public convenience init(_ configuration: TokenConfiguration) throws(ConfigurationError) {
+        guard let path = configuration.publicKeyFile else {
+            throw ConfigurationError(
+                key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
+                problem: "is required: the PEM file where user-service publishes its public key")
+        }
+        self.init(path: path, issuer: configuration.issuer, audience: configuration.audience)
+    }
+
     /// Reads the keys; the startup retry calls it until the file exists and holds a key.
     /// - Throws: `ShippyError` `.unavailable` when the file cannot be read or holds no key.
     public func load() async throws {

@@ -80,11 +80,14 @@ public struct MongoConfiguration: Sendable {
     public var database: String
     /// Blocking driver calls that may run at once (the bounded thread pool and the client pool).
     public var threads: Int
+    /// How long one MongoDB operation may take before it is `unavailable` (server- and client-side).
+    public var timeout: Duration
 
-    public init(url: String, database: String = "shippy", threads: Int = 4) {
+    public init(url: String, database: String = "shippy", threads: Int = 4, timeout: Duration = .seconds(5)) {
         self.url = url
         self.database = database
         self.threads = threads
+        self.timeout = timeout
     }
 }
 
@@ -99,13 +102,17 @@ public struct MongoOptions: ParsableArguments {
     @Option(help: "Blocking MongoDB calls that may run at once (env MONGO_THREADS, default 4).")
     public var mongoThreads: String?
 
+    @Option(help: "Seconds one MongoDB operation may take before it fails as unavailable (env MONGO_TIMEOUT, default 5).")
+    public var mongoTimeout: String?
+
     public init() {}
 
     public func resolve(_ reader: ConfigurationReader) throws(ConfigurationError) -> MongoConfiguration {
         MongoConfiguration(
             url: try reader.string("MONGO_URL", flag: ("mongo-url", mongoURL), default: "mongodb://127.0.0.1:27017"),
             database: try reader.string("MONGO_DATABASE", flag: ("mongo-database", mongoDatabase), default: "shippy"),
-            threads: try reader.integer("MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256)
+            threads: try reader.integer("MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256),
+            timeout: try reader.seconds("MONGO_TIMEOUT", flag: ("mongo-timeout", mongoTimeout), default: .seconds(5), in: 0.1...300)
         )
     }
 }

@@ -11,6 +11,7 @@ extension ShippyError: RPCErrorConvertible {
         case .resourceExhausted: .resourceExhausted
         case .unauthenticated: .unauthenticated
         case .permissionDenied: .permissionDenied
+        case .failedPrecondition: .failedPrecondition
         case .unavailable: .unavailable
         case .deadlineExceeded: .deadlineExceeded
         case .internal: .internalError

@@ -21,6 +21,16 @@ public indirect enum BSONValue: Sendable, Hashable {
         }
     }
 
+    /// The value as an `Int64` when it is a whole number.
+    public var int64Value: Int64? {
+        switch self {
+        case .int32(let value): Int64(value)
+        case .int64(let value): value
+        case .double(let value): Int64(exactly: value)
+        default: nil
+        }
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { value } else { nil }
     }
@@ -145,5 +155,17 @@ enum BSONDocument {
             // Types our documents never hold (ObjectId, dates, binary) read as null rather than failing.
             return .null
         }
+    }
+}
+
+extension BSONValue: ExpressibleByStringLiteral, ExpressibleByDictionaryLiteral {
+    /// `"reserved"` for `.string("reserved")` in filters and updates.
+    public init(stringLiteral value: String) {
+        self = .string(value)
+    }
+
+    /// `["$gte": .int32(3)]` for a nested document in filters and updates.
+    public init(dictionaryLiteral elements: (String, BSONValue)...) {
+        self = .document(BSONFields(elements.map { (key: $0.0, value: $0.1) }))
     }
 }

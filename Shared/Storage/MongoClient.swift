@@ -15,6 +15,8 @@ public final class MongoClient: Sendable {
     public let database: String
     /// The server's URL with any credentials removed: the only form of it that may be logged.
     public let redactedURL: String
+    /// The server-side time limit of each query and update (`maxTimeMS`).
+    private let maxTimeMS: Int64
 
     /// Driver-wide initialisation, done once per process before the first pool exists.
     private static let driverInitialised: Void = mongoc_init()
@@ -24,8 +26,17 @@ public final class MongoClient: Sendable {
     ///   - url: A `mongodb://` connection string. Without `serverSelectionTimeoutMS` it gets 1000 ms, so
     ///     that a call fails fast with `.unavailable` while the server is down instead of hanging.
     ///   - threads: How many blocking calls may run at once; also the pool's maximum number of clients.
+    ///   - timeout: How long one operation may take. The server stops a query or an update after it
+    ///     (`maxTimeMS`), and a server that stops answering fails the call a second later (`socketTimeoutMS`,
+    ///     unless the URL sets it), so that no pool thread stays blocked: libmongoc's own default is 5 minutes.
     /// - Throws: `ShippyError` `.invalidArgument` when the URL cannot be parsed.
-    public init(url: String, database: String, threads: Int, logger: Logger) throws(ShippyError) {
+    public init(
+        url: String,
+        database: String,
+        threads: Int,
+        timeout: Duration = .seconds(5),
+        logger: Logger
+    ) throws(ShippyError) {
         _ = Self.driverInitialised
         var error = bson_error_t()
         guard let uri = mongoc_uri_new_with_error(url, &error) else {
@@ -34,6 +45,9 @@ public final class MongoClient: Sendable {
         defer { mongoc_uri_destroy(uri) }
         if !mongoc_uri_has_option(uri, "serverSelectionTimeoutMS") {
             mongoc_uri_set_option_as_int32(uri, "serverSelectionTimeoutMS", 1000)
+        }
+        if !mongoc_uri_has_option(uri, "socketTimeoutMS") {
+            mongoc_uri_set_option_as_int32(uri, "socketTimeoutMS", Int32(clamping: timeout.milliseconds + 1000))
         }
         guard let pool = mongoc_client_pool_new_with_error(uri, &error) else {
             throw .invalidArgument("cannot use MongoDB connection string: \(MongoError(error).message)")
@@ -45,6 +59,7 @@ public final class MongoClient: Sendable {
         self.threads.start()
         self.database = database
         self.redactedURL = Self.redact(url)
+        self.maxTimeMS = max(1, timeout.milliseconds)
         self.logger = logger
     }
 
@@ -92,7 +107,7 @@ public final class MongoClient: Sendable {
     ) async throws(ShippyError) -> [BSONFields] {
         try await run("find in \(collection)") { client in
             try self.withCollection(client, collection) { handle in
-                var options: BSONFields = [:]
+                var options: BSONFields = ["maxTimeMS": .int64(self.maxTimeMS)]
                 if !sort.fields.isEmpty { options.fields.append((key: "sort", value: .document(sort))) }
                 if limit > 0 { options.fields.append((key: "limit", value: .int64(limit))) }
                 let cursor = filter.withBSON { filter in
@@ -116,9 +131,77 @@ public final class MongoClient: Sendable {
         try await run("count in \(collection)") { client in
             try self.withCollection(client, collection) { handle in
                 var error = bson_error_t()
-                let count = filter.withBSON { mongoc_collection_count_documents(handle, $0, nil, nil, nil, &error) }
+                let options: BSONFields = ["maxTimeMS": .int64(self.maxTimeMS)]
+                let count = filter.withBSON { filter in
+                    options.withBSON { mongoc_collection_count_documents(handle, filter, $0, nil, nil, &error) }
+                }
                 guard count >= 0 else { throw MongoError(error) }
                 return count
+            }
+        }
+    }
+
+    /// Atomically updates the first document matching `filter` in `sort` order and returns it as it is
+    /// after the update, or `nil` when none matches: the one-step conditional update that bookings rely on.
+    /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
+    public func findOneAndUpdate(
+        in collection: String,
+        filter: BSONFields,
+        update: BSONFields,
+        sort: BSONFields = [:]
+    ) async throws(ShippyError) -> BSONFields? {
+        try await run("find and modify in \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                let options = mongoc_find_and_modify_opts_new()!
+                defer { mongoc_find_and_modify_opts_destroy(options) }
+                update.withBSON { _ = mongoc_find_and_modify_opts_set_update(options, $0) }
+                if !sort.fields.isEmpty { sort.withBSON { _ = mongoc_find_and_modify_opts_set_sort(options, $0) } }
+                _ = mongoc_find_and_modify_opts_set_flags(options, MONGOC_FIND_AND_MODIFY_RETURN_NEW)
+                _ = mongoc_find_and_modify_opts_set_max_time_ms(options, UInt32(clamping: self.maxTimeMS))
+                return try withReply { reply in
+                    var error = bson_error_t()
+                    let succeeded = filter.withBSON {
+                        mongoc_collection_find_and_modify_with_opts(handle, $0, options, reply, &error)
+                    }
+                    guard succeeded else { throw MongoError(error) }
+                    if case .document(let value)? = BSONDocument.fields(of: reply)["value"] { return value }
+                    return nil
+                }
+            }
+        }
+    }
+
+    /// Updates the first document matching `filter`; returns how many matched (0 or 1).
+    /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
+    @discardableResult
+    public func updateOne(in collection: String, filter: BSONFields, update: BSONFields) async throws(ShippyError)
+        -> Int64
+    {
+        try await run("update in \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                try withReply { reply in
+                    var error = bson_error_t()
+                    let succeeded = filter.withBSON { filter in
+                        update.withBSON { mongoc_collection_update_one(handle, filter, $0, nil, reply, &error) }
+                    }
+                    guard succeeded else { throw MongoError(error) }
+                    return BSONDocument.fields(of: reply)["matchedCount"]?.int64Value ?? 0
+                }
+            }
+        }
+    }
+
+    /// Deletes every document matching `filter`; returns how many were deleted.
+    @discardableResult
+    public func deleteMany(in collection: String, filter: BSONFields) async throws(ShippyError) -> Int64 {
+        try await run("delete in \(collection)") { client in
+            try self.withCollection(client, collection) { handle in
+                try withReply { reply in
+                    var error = bson_error_t()
+                    let succeeded = filter.withBSON { mongoc_collection_delete_many(handle, $0, nil, reply, &error) }
+                    guard succeeded else { throw MongoError(error) }
+                    return BSONDocument.fields(of: reply)["deletedCount"]?.int64Value ?? 0
+                }
             }
         }
     }
@@ -188,6 +271,19 @@ public final class MongoClient: Sendable {
         defer { mongoc_collection_destroy(collection) }
         return try body(collection)
     }
+}
+
+/// Runs `body` with storage for a reply that libmongoc initialises, and destroys the reply afterwards.
+/// (`bson_t` is 128-byte aligned, so Swift cannot allocate one on the stack; the shim tells its size.)
+private func withReply<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
+    let raw = UnsafeMutableRawPointer.allocate(byteCount: shippy_bson_size(), alignment: shippy_bson_alignment())
+    let reply = OpaquePointer(raw)
+    bson_init(reply)
+    defer {
+        bson_destroy(reply)
+        raw.deallocate()
+    }
+    return try body(reply)
 }
 
 /// Runs a command on `database` (default `admin`) and throws its error.

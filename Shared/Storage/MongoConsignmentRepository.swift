@@ -24,12 +24,36 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         }
     }
 
-    public func consignments(ownedBy userID: String) async throws(ShippyError) -> [Consignment] {
+    public func consignment(id: String) async throws(ShippyError) -> Consignment? {
+        try await client.find(in: Self.collection, filter: ["_id": .string(id)], limit: 1).first
+            .map { document throws(ShippyError) in try Consignment(document) }
+    }
+
+    public func delete(id: String) async throws(ShippyError) {
+        try await client.deleteMany(in: Self.collection, filter: ["_id": .string(id)])
+    }
+
+    /// Keyset pagination on (`seq`, `_id`): a page token holds the last pair seen.
+    public func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
+        var filter: BSONFields = ["user_id": .string(userID)]
+        if !page.cursor.isEmpty {
+            guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else {
+                throw .invalidArgument("page_token is not a token this service issued; start again without it")
+            }
+            let after: BSONValue = .array([
+                ["seq": ["$gt": .int64(seq)]],
+                ["seq": .int64(seq), "_id": ["$gt": .string(page.cursor[1])]],
+            ])
+            filter.fields.append((key: "$or", value: after))
+        }
         let documents = try await client.find(
-            in: Self.collection, filter: ["user_id": .string(userID)], sort: ["seq": .int32(1), "_id": .int32(1)])
-        var consignments: [Consignment] = []
-        for document in documents { consignments.append(try Consignment(document)) }
-        return consignments
+            in: Self.collection, filter: filter, sort: ["seq": .int32(1), "_id": .int32(1)], limit: Int64(page.size + 1))
+        var fetched: [(seq: Int64, consignment: Consignment)] = []
+        for document in documents {
+            fetched.append((document["seq"]?.int64Value ?? 0, try Consignment(document)))
+        }
+        let next = Page(fetched: fetched, size: page.size) { [String($0.seq), $0.consignment.id] }
+        return Page(items: next.items.map(\.consignment), nextToken: next.nextToken)
     }
 }
 

@@ -1,15 +1,30 @@
+import Foundation
 import ShippyDomain
 
-/// Vessels in the MongoDB collection `vessels`, one document per vessel with the vessel id as `_id`.
+/// Vessels in the MongoDB collection `vessels` (the vessel id as `_id`), their bookings in `bookings`
+/// (the consignment id as `_id`).
+///
+/// The room left on a vessel (`room_capacity`, `room_weight`) and the holds taken from it live in the vessel's
+/// own document, so that taking room is one atomic conditional update whose filter requires the room:
+/// concurrent bookings through any number of replicas cannot overbook. The booking entry, unique by
+/// consignment id, makes `book` idempotent and records the saga's state:
+///
+///     pending ──(room taken)──▶ reserved ──confirm──▶ confirmed
+///        │                          │
+///        └──(no room: deleted)      └──release / expired (sweep)──▶ released ──(room given back)──▶ freed
+///
+/// Each hold carries a token of its own, so giving its room back is idempotent too, and a crash between any
+/// two steps leaves an entry that the sweep (`releaseExpired`) finishes.
 public struct MongoVesselRepository: VesselRepository {
     public static let collection = "vessels"
+    public static let bookings = "bookings"
     private let client: MongoClient
 
     public init(client: MongoClient) {
         self.client = client
     }
 
-    /// Creates the index that `findAvailable` uses. Idempotent.
+    /// Creates the indexes, and gives vessels stored before bookings existed their room fields. Idempotent.
     public func prepare() async throws(ShippyError) {
         try await client.createIndexes(
             [
@@ -20,19 +35,27 @@ public struct MongoVesselRepository: VesselRepository {
             ],
             on: Self.collection
         )
+        try await client.createIndexes(
+            [.init(name: "state_expires_at", keys: ["state": .int32(1), "expires_at": .int32(1)])], on: Self.bookings)
+        let unmigrated = try await client.find(in: Self.collection, filter: ["room_capacity": ["$exists": .bool(false)]])
+        for document in unmigrated {
+            let vessel = try Vessel(document)
+            try await client.updateOne(
+                in: Self.collection,
+                filter: ["_id": .string(vessel.id), "room_capacity": ["$exists": .bool(false)]],
+                update: [
+                    "$set": [
+                        "room_capacity": .int32(vessel.capacity), "room_weight": .int32(vessel.maxWeight),
+                        "holds": .array([]),
+                    ]
+                ]
+            )
+        }
     }
 
     public func findAvailable(_ specification: VesselSpecification) async throws(ShippyError) -> Vessel? {
         let documents = try await client.find(
-            in: Self.collection,
-            filter: [
-                "available": .bool(true),
-                "capacity": .document(["$gte": .int32(specification.capacity)]),
-                "max_weight": .document(["$gte": .int32(specification.maxWeight)]),
-            ],
-            sort: ["capacity": .int32(1), "max_weight": .int32(1), "_id": .int32(1)],
-            limit: 1
-        )
+            in: Self.collection, filter: Self.hasRoom(for: specification), sort: Self.smallestFirst, limit: 1)
         return try documents.first.map { fields throws(ShippyError) in try Vessel(fields) }
     }
 
@@ -57,10 +80,234 @@ public struct MongoVesselRepository: VesselRepository {
         }
         return inserted
     }
+
+    public func list(_ page: PageRequest) async throws(ShippyError) -> Page<Vessel> {
+        let filter: BSONFields = page.cursor.first.map { ["_id": ["$gt": .string($0)]] } ?? [:]
+        let documents = try await client.find(
+            in: Self.collection, filter: filter, sort: ["_id": .int32(1)], limit: Int64(page.size + 1))
+        var vessels: [Vessel] = []
+        for document in documents { vessels.append(try Vessel(document)) }
+        return Page(fetched: vessels, size: page.size) { [$0.id] }
+    }
+
+    // MARK: Bookings
+
+    public func booking(consignmentID: String) async throws(ShippyError) -> Booking? {
+        try await entry(consignmentID)?.booking
+    }
+
+    public func book(_ request: BookingRequest, expiresAt: Int64) async throws(ShippyError) -> Booking {
+        let hold = UUID().uuidString.lowercased()
+        if let existing = try await claim(request, hold: hold, expiresAt: expiresAt) { return existing }
+        let load = request.specification
+        let taken = try await client.findOneAndUpdate(
+            in: Self.collection,
+            filter: Self.hasRoom(for: load),
+            update: [
+                "$inc": ["room_capacity": .int32(-load.capacity), "room_weight": .int32(-load.maxWeight)],
+                "$push": [
+                    "holds": ["hold": .string(hold), "containers": .int32(load.capacity), "weight": .int32(load.maxWeight)]
+                ],
+            ],
+            sort: Self.smallestFirst
+        )
+        guard let taken else {
+            try await client.deleteMany(
+                in: Self.bookings, filter: ["_id": .string(request.consignmentID), "hold": .string(hold)])
+            throw .resourceExhausted("no vessel has room for \(load.capacity) containers and \(load.maxWeight) kg")
+        }
+        let vessel = try Vessel(taken)
+        let marked = try await client.updateOne(
+            in: Self.bookings,
+            filter: ["_id": .string(request.consignmentID), "hold": .string(hold), "state": "pending"],
+            update: ["$set": ["state": "reserved", "vessel_id": .string(vessel.id)]]
+        )
+        guard marked == 1 else {
+            // Released (by a call or the sweep) while the room was being taken: give it back.
+            try await giveBack(hold: hold, containers: load.capacity, weight: load.maxWeight)
+            throw .unavailable("the booking of consignment \(request.consignmentID) was released while it was made; book again")
+        }
+        return Booking(
+            consignmentID: request.consignmentID, vesselID: vessel.id, containers: load.capacity,
+            weight: load.maxWeight, ownerID: request.ownerID, state: .reserved, expiresAtMilliseconds: expiresAt)
+    }
+
+    public func confirm(consignmentID: String) async throws(ShippyError) -> Booking {
+        if let document = try await client.findOneAndUpdate(
+            in: Self.bookings,
+            filter: ["_id": .string(consignmentID), "state": "reserved"],
+            update: ["$set": ["state": "confirmed", "expires_at": .int64(0)]]
+        ) {
+            return try BookingEntry(document).booking
+        }
+        guard let existing = try await entry(consignmentID) else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
+        guard existing.state == "confirmed" else { throw BookingErrors.notReserved(consignmentID) }
+        return existing.booking
+    }
+
+    public func release(consignmentID: String) async throws(ShippyError) -> Booking {
+        if let released = try await markReleased(["_id": .string(consignmentID), "state": Self.unconfirmed]) {
+            try await finishRelease(released)
+            return released.booking
+        }
+        guard let existing = try await entry(consignmentID) else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
+        guard existing.state == "released" else { throw BookingErrors.confirmed(consignmentID) }
+        if !existing.freed { try await finishRelease(existing) }
+        return existing.booking
+    }
+
+    public func releaseExpired(now: Int64) async throws(ShippyError) -> Int {
+        var released = 0
+        let expired = try await client.find(
+            in: Self.bookings, filter: ["state": Self.unconfirmed, "expires_at": ["$lt": .int64(now)]], limit: 100)
+        for document in expired {
+            let candidate = try BookingEntry(document)
+            // The same conditions again: a confirm that came first wins, and the entry stays confirmed.
+            if let entry = try await markReleased([
+                "_id": .string(candidate.consignmentID), "hold": .string(candidate.hold), "state": Self.unconfirmed,
+                "expires_at": ["$lt": .int64(now)],
+            ]) {
+                try await finishRelease(entry)
+                released += 1
+            }
+        }
+        // Releases that a crash interrupted after the entry was marked.
+        let unfinished = try await client.find(
+            in: Self.bookings, filter: ["state": "released", "freed": .bool(false)], limit: 100)
+        for document in unfinished { try await finishRelease(try BookingEntry(document)) }
+        return released
+    }
+
+    // MARK: Booking steps
+
+    /// Creates the booking entry in state `pending`, or answers the booking that exists for this id.
+    /// - Returns: `nil` when the caller now holds the entry and must take the room.
+    private func claim(_ request: BookingRequest, hold: String, expiresAt: Int64) async throws(ShippyError) -> Booking? {
+        let fields: BSONFields = [
+            "state": "pending", "owner_id": .string(request.ownerID), "vessel_id": "",
+            "containers": .int32(request.specification.capacity), "weight": .int32(request.specification.maxWeight),
+            "hold": .string(hold), "expires_at": .int64(expiresAt), "freed": .bool(false),
+        ]
+        do {
+            try await client.insertOne(BSONFields([(key: "_id", value: .string(request.consignmentID))] + fields.fields), into: Self.bookings)
+            return nil
+        } catch where error.code == .alreadyExists {
+            guard let existing = try await entry(request.consignmentID) else {
+                throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+            }
+            guard existing.ownerID == request.ownerID else {
+                throw .permissionDenied("consignment \(request.consignmentID) is booked by another user")
+            }
+            switch existing.state {
+            case "reserved", "confirmed":
+                return existing.booking
+            case "released":
+                // Booked again after a release (a retry with the same idempotency key): take the entry anew.
+                if !existing.freed { try await finishRelease(existing) }
+                let reclaimed = try await client.findOneAndUpdate(
+                    in: Self.bookings,
+                    filter: ["_id": .string(request.consignmentID), "state": "released", "freed": .bool(true)],
+                    update: ["$set": .document(fields)]
+                )
+                guard reclaimed != nil else {
+                    throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+                }
+                return nil
+            default:
+                throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+            }
+        }
+    }
+
+    /// Marks the entry matching `filter` released; returns it, or `nil` when none matched.
+    private func markReleased(_ filter: BSONFields) async throws(ShippyError) -> BookingEntry? {
+        try await client.findOneAndUpdate(
+            in: Self.bookings, filter: filter, update: ["$set": ["state": "released", "freed": .bool(false)]]
+        ).map { document throws(ShippyError) in try BookingEntry(document) }
+    }
+
+    /// Gives a released entry's room back to its vessel, then marks the entry freed. Idempotent.
+    private func finishRelease(_ entry: BookingEntry) async throws(ShippyError) {
+        try await giveBack(hold: entry.hold, containers: entry.containers, weight: entry.weight)
+        try await client.updateOne(
+            in: Self.bookings,
+            filter: ["_id": .string(entry.consignmentID), "hold": .string(entry.hold)],
+            update: ["$set": ["freed": .bool(true)]]
+        )
+    }
+
+    /// Removes the hold from whichever vessel has it and adds its room back, in one update; a hold that is
+    /// not there (never taken, or already given back) matches nothing.
+    private func giveBack(hold: String, containers: Int32, weight: Int32) async throws(ShippyError) {
+        try await client.updateOne(
+            in: Self.collection,
+            filter: ["holds.hold": .string(hold)],
+            update: [
+                "$pull": ["holds": ["hold": .string(hold)]],
+                "$inc": ["room_capacity": .int32(containers), "room_weight": .int32(weight)],
+            ]
+        )
+    }
+
+    private func entry(_ consignmentID: String) async throws(ShippyError) -> BookingEntry? {
+        try await client.find(in: Self.bookings, filter: ["_id": .string(consignmentID)], limit: 1).first
+            .map { document throws(ShippyError) in try BookingEntry(document) }
+    }
+
+    private static let unconfirmed: BSONValue = ["$in": .array(["pending", "reserved"])]
+    private static let smallestFirst: BSONFields = ["capacity": .int32(1), "max_weight": .int32(1), "_id": .int32(1)]
+
+    private static func hasRoom(for load: VesselSpecification) -> BSONFields {
+        [
+            "available": .bool(true),
+            "room_capacity": ["$gte": .int32(load.capacity)],
+            "room_weight": ["$gte": .int32(load.maxWeight)],
+        ]
+    }
+}
+
+/// A stored booking entry: the booking, and the saga's bookkeeping (`hold`, `freed`).
+struct BookingEntry {
+    var consignmentID: String
+    var state: String
+    var ownerID: String
+    var vesselID: String
+    var containers: Int32
+    var weight: Int32
+    var hold: String
+    var expiresAt: Int64
+    var freed: Bool
+
+    init(_ document: BSONFields) throws(ShippyError) {
+        guard let id = document["_id"]?.stringValue, let state = document["state"]?.stringValue,
+            let hold = document["hold"]?.stringValue, let containers = document["containers"]?.int32Value,
+            let weight = document["weight"]?.int32Value
+        else { throw ShippyError(.internal, "a stored booking is malformed") }
+        consignmentID = id
+        self.state = state
+        ownerID = document["owner_id"]?.stringValue ?? ""
+        vesselID = document["vessel_id"]?.stringValue ?? ""
+        self.containers = containers
+        self.weight = weight
+        self.hold = hold
+        expiresAt = document["expires_at"]?.int64Value ?? 0
+        freed = document["freed"]?.boolValue ?? false
+    }
+
+    /// What clients see: a pending entry is, to them, a reservation still being made.
+    var booking: Booking {
+        Booking(
+            consignmentID: consignmentID, vesselID: vesselID, containers: containers, weight: weight, ownerID: ownerID,
+            state: Booking.State(rawValue: state) ?? .reserved, expiresAtMilliseconds: expiresAt)
+    }
 }
 
 extension BSONFields {
-    /// The stored form of a vessel.
+    /// The stored form of a vessel: its room left, and the holds taken from it (none for a new vessel).
     init(_ vessel: Vessel) {
         self = [
             "_id": .string(vessel.id),
@@ -69,6 +316,9 @@ extension BSONFields {
             "max_weight": .int32(vessel.maxWeight),
             "available": .bool(vessel.available),
             "owner_id": .string(vessel.ownerID),
+            "room_capacity": .int32(vessel.roomCapacity),
+            "room_weight": .int32(vessel.roomWeight),
+            "holds": .array([]),
         ]
     }
 }
@@ -90,7 +340,9 @@ extension Vessel {
             capacity: capacity,
             maxWeight: maxWeight,
             available: document["available"]?.boolValue ?? true,
-            ownerID: document["owner_id"]?.stringValue ?? ""
+            ownerID: document["owner_id"]?.stringValue ?? "",
+            roomCapacity: document["room_capacity"]?.int32Value,
+            roomWeight: document["room_weight"]?.int32Value
         )
     }
 }

@@ -5,8 +5,12 @@ import ShippyDomain
 /// Reads `postgres://user:password@host:port/database?sslmode=disable|prefer|require` into a client
 /// configuration.
 public enum PostgresURL {
+    /// - Parameter statementTimeout: the server cancels a statement that runs longer (`statement_timeout`).
     /// - Throws: `ShippyError` `.invalidArgument` describing what is wrong, never echoing the password.
-    public static func configuration(_ url: String) throws(ShippyError) -> PostgresClient.Configuration {
+    public static func configuration(
+        _ url: String,
+        statementTimeout: Duration = .seconds(5)
+    ) throws(ShippyError) -> PostgresClient.Configuration {
         guard let components = URLComponents(string: url), ["postgres", "postgresql"].contains(components.scheme)
         else { throw .invalidArgument("must look like postgres://user:password@host:5432/database") }
         guard let host = components.host, !host.isEmpty else { throw .invalidArgument("has no host") }
@@ -28,6 +32,7 @@ public enum PostgresURL {
             tls: tls
         )
         configuration.options.connectTimeout = .seconds(3)
+        configuration.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeout.milliseconds)")]
         return configuration
     }
 

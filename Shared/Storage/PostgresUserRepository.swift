@@ -107,15 +107,41 @@ public struct PostgresUserRepository: UserRepository {
         }
     }
 
-    public func all() async throws(ShippyError) -> [User] {
-        try await run("list users") { client in
-            let rows = try await client.query("SELECT id, name, company, email FROM users ORDER BY created_at, id")
-            var users: [User] = []
-            for try await (id, name, company, email) in rows.decode((UUID, String, String, String).self) {
-                users.append(User(id: id.uuidString.lowercased(), name: name, company: company, email: email))
+    /// Keyset pagination on (`created_at`, `id`); a page token holds the last pair seen, the time in whole
+    /// microseconds (PostgreSQL's own precision), so that no row is skipped or repeated.
+    public func users(page: PageRequest) async throws(ShippyError) -> Page<User> {
+        var cursor: (micros: Int64, id: UUID)?
+        if !page.cursor.isEmpty {
+            guard page.cursor.count == 2, let micros = Int64(page.cursor[0]), let id = UUID(uuidString: page.cursor[1])
+            else { throw .invalidArgument("page_token is not a token this service issued; start again without it") }
+            cursor = (micros, id)
+        }
+        let after = cursor
+        let limit = page.size + 1
+        let fetched = try await run("list users") { client in
+            let rows: PostgresRowSequence
+            if let after {
+                rows = try await client.query(
+                    """
+                    SELECT id, name, company, email, (extract(epoch FROM created_at) * 1000000)::int8 FROM users
+                    WHERE (created_at, id) > (timestamptz 'epoch' + \(after.micros) * interval '1 microsecond', \(after.id))
+                    ORDER BY created_at, id LIMIT \(limit)
+                    """)
+            } else {
+                rows = try await client.query(
+                    """
+                    SELECT id, name, company, email, (extract(epoch FROM created_at) * 1000000)::int8 FROM users
+                    ORDER BY created_at, id LIMIT \(limit)
+                    """)
+            }
+            var users: [(micros: Int64, user: User)] = []
+            for try await (id, name, company, email, micros) in rows.decode((UUID, String, String, String, Int64).self) {
+                users.append((micros, User(id: id.uuidString.lowercased(), name: name, company: company, email: email)))
             }
             return users
         }
+        let next = Page(fetched: fetched, size: page.size) { [String($0.micros), $0.user.id] }
+        return Page(items: next.items.map(\.user), nextToken: next.nextToken)
     }
 
     /// Publishes the outbox's pending events, oldest first, at most `limit` of them, marking each one that

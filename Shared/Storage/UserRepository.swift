@@ -28,8 +28,8 @@ public protocol UserRepository: Sendable {
     /// The user with this email (any letter case) and their password hash, or `nil`; for login only.
     func credentials(email: String) async throws(ShippyError) -> (user: User, passwordHash: String)?
 
-    /// Every user, oldest first.
-    func all() async throws(ShippyError) -> [User]
+    /// Every user, oldest first, a page at a time.
+    func users(page: PageRequest) async throws(ShippyError) -> Page<User>
 }
 
 /// A `UserRepository` in memory, for unit tests only.
@@ -56,7 +56,10 @@ public actor InMemoryUserRepository: UserRepository {
         users.first { $0.user.email.lowercased() == email.lowercased() }
     }
 
-    public func all() -> [User] {
-        users.map(\.user)
+    public func users(page: PageRequest) -> Page<User> {
+        let after = page.cursor.first.flatMap(Int.init) ?? -1
+        let fetched = users.indices.filter { $0 > after }.prefix(page.size + 1).map { (index: $0, user: users[$0].user) }
+        let next = Page(fetched: fetched, size: page.size) { [String($0.index)] }
+        return Page(items: next.items.map(\.user), nextToken: next.nextToken)
     }
 }

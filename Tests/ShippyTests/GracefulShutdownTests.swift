@@ -17,6 +17,7 @@ import Testing
         let app = VesselServiceApp.build(
             configuration: ServerConfiguration(port: 0),
             repository: repository,
+            verifier: await VesselHandlerTests.signer().verifier,
             dependencies: [],
             logger: Logger(label: "test")
         )

@@ -22,9 +22,17 @@ import Testing
         try await repository.create(first)
         try await repository.create(consignment("bobs", owner: "bob"))
         try await repository.create(second)
-        #expect(try await repository.consignments(ownedBy: "ann") == [first, second])
-        #expect(try await repository.consignments(ownedBy: "bob").map(\.id) == ["bobs"])
-        #expect(try await repository.consignments(ownedBy: "nobody").isEmpty)
+        #expect(try await repository.consignments(ownedBy: "ann", page: PageRequest()).items == [first, second])
+        #expect(try await repository.consignments(ownedBy: "bob", page: PageRequest()).items.map(\.id) == ["bobs"])
+        #expect(try await repository.consignments(ownedBy: "nobody", page: PageRequest()).items.isEmpty)
+        let firstPage = try await repository.consignments(ownedBy: "ann", page: PageRequest(size: 1))
+        #expect(firstPage.items == [first] && !firstPage.nextToken.isEmpty)
+        let secondPage = try await repository.consignments(
+            ownedBy: "ann", page: try PageRequest(pageSize: 1, pageToken: firstPage.nextToken))
+        #expect(secondPage.items == [second] && secondPage.nextToken.isEmpty)
+        #expect(try await repository.consignment(id: "second") == second)
+        try await repository.delete(id: "second")
+        #expect(try await repository.consignment(id: "second") == nil)
         await #expect(throws: ShippyError.alreadyExists("a consignment with id first already exists")) {
             try await repository.create(first)
         }

@@ -61,7 +61,11 @@ let quietLogger: Logger = {
         try await withRepository { repository in
             let users = (0..<3).map { Self.user("user\($0)@example.com") }
             for user in users { try await repository.create(user, passwordHash: "h", event: Self.event()) }
-            #expect(try await repository.all().map(\.email) == users.map(\.email))
+            #expect(try await repository.users(page: PageRequest()).items.map(\.email) == users.map(\.email))
+            let first = try await repository.users(page: PageRequest(size: 2))
+            #expect(first.items.map(\.email) == users.prefix(2).map(\.email) && !first.nextToken.isEmpty)
+            let rest = try await repository.users(page: try PageRequest(pageSize: 2, pageToken: first.nextToken))
+            #expect(rest.items.map(\.email) == [users[2].email] && rest.nextToken.isEmpty)
         }
     }
 

@@ -54,7 +54,7 @@ import Testing
         // The stranger claims our key id: the signature gives it away.
         let forger = JWTKeyCollection()
         await forger.add(ecdsa: ES256PrivateKey(), kid: JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey)))
-        let claims = AccessClaims(user: Self.user, issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
+        let claims = AccessClaims(user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
         let forged = try await forger.sign(claims, kid: JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey)))
         await expectRejected(forged, reason: "bad signature", by: verifier)
     }
@@ -73,7 +73,7 @@ import Testing
         let kid = JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey))
         let confused = JWTKeyCollection()
         await confused.add(hmac: HMACKey(from: key.publicKey.pemRepresentation), digestAlgorithm: .sha256, kid: kid)
-        let claims = AccessClaims(user: Self.user, issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
+        let claims = AccessClaims(user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
         await expectRejected(try await confused.sign(claims, kid: kid), reason: "algorithm \"HS256\" is not accepted", by: verifier)
     }
 

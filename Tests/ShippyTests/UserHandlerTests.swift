@@ -22,8 +22,10 @@ import Testing
     func withService<T: Sendable>(_ body: @Sendable (Client, TokenSigner) async throws -> T) async throws -> T {
         let signer = await TokenSigner(
             privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(3600))
-        let hasher = PasswordHasher(cost: 4, threads: 1)
-        let handler = UserServiceHandler(repository: repository, hasher: hasher, signer: signer, logger: logs.logger())
+        let hasher = PasswordHasher(cost: 4, threads: 1, queueLimit: 64)
+        let handler = UserServiceHandler(
+            repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.admin.email],
+            throttle: LoginThrottle(), logger: logs.logger())
         let interceptor = AuthInterceptor(verifier: signer.verifier, protecting: User_UserService.descriptor, publicMethods: UserServiceHandler.publicMethods)
         let transport = InProcessTransport()
         let result = try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
@@ -40,6 +42,19 @@ import Testing
         $0.email = "ewan@example.com"
         $0.company = "BBC"
         $0.password = "correct horse battery"
+    }
+
+    static let admin = User_User.with {
+        $0.name = "Ada Admin"
+        $0.email = "admin@example.com"
+        $0.password = "admin password"
+    }
+
+    /// Signs `user` up and logs in; returns the created user and the bearer metadata.
+    static func signUp(_ user: User_User, _ client: Client) async throws -> (User_User, Metadata) {
+        let created = try await client.create(user).user
+        let token = try await client.auth(.with { $0.email = user.email; $0.password = user.password }).token
+        return (created, ["authorization": "Bearer \(token)"])
     }
 
 
@@ -111,31 +126,99 @@ import Testing
     }
 
     @Test func unknownEmailIsCheckedAgainstARealHash() async throws {
-        let hasher = PasswordHasher(cost: 4, threads: 1)
+        let hasher = PasswordHasher(cost: 4, threads: 1, queueLimit: 1)
         #expect(hasher.decoyHash.hasPrefix("$2b$04$"))
         #expect(try await hasher.verify("anything", hash: nil) == false)
         await hasher.shutdown()
     }
 
-    @Test func getAndGetAllNeedAToken() async throws {
+    @Test func getAnswersYourOwnUserAndGetAllIsForAdmins() async throws {
         try await withService { client, _ in
-            let created = try await client.create(Self.ewan).user
-            let id = created.id
+            let (ewan, ewanToken) = try await Self.signUp(Self.ewan, client)
+            let (admin, adminToken) = try await Self.signUp(Self.admin, client)
+            let id = ewan.id
             await expectStatus(.unauthenticated, "missing token") { _ = try await client.get(.with { $0.id = id }) }
             await expectStatus(.unauthenticated, "missing token") { _ = try await client.getAll(User_Request()) }
 
-            let token = try await client.auth(.with { $0.email = Self.ewan.email; $0.password = Self.ewan.password }).token
-            let byBearer = try await client.get(.with { $0.id = id }, metadata: ["authorization": "Bearer \(token)"]).user
-            let byOriginalKey = try await client.get(.with { $0.id = id }, metadata: ["token": "\(token)"]).user
-            let everyone = try await client.getAll(User_Request(), metadata: ["authorization": "Bearer \(token)"]).users
-            #expect(byBearer == created)
-            #expect(byOriginalKey == created)
-            #expect(everyone == [created])
+            let byBearer = try await client.get(.with { $0.id = id }, metadata: ewanToken).user
+            let tokenValue = ewanToken[stringValues: "authorization"].first { _ in true }!.dropFirst("Bearer ".count)
+            let byOriginalKey = try await client.get(.with { $0.id = id }, metadata: ["token": "\(tokenValue)"]).user
+            #expect(byBearer == ewan && byOriginalKey == ewan && ewan.roles == ["user"])
+            #expect(admin.roles == ["admin"])
+            await expectStatus(.permissionDenied, "belongs to another user") {
+                _ = try await client.get(.with { $0.id = admin.id }, metadata: ewanToken)
+            }
+            // Another user's id that does not exist is refused the same way: no probing for ids.
+            await expectStatus(.permissionDenied, "belongs to another user") {
+                _ = try await client.get(.with { $0.id = "00000000-0000-4000-8000-000000000000" }, metadata: ewanToken)
+            }
+            await expectStatus(.permissionDenied, "only an admin may list users") {
+                _ = try await client.getAll(User_Request(), metadata: ewanToken)
+            }
+            #expect(try await client.get(.with { $0.id = id }, metadata: adminToken).user == ewan)
+            #expect(try await client.getAll(User_Request(), metadata: adminToken).users == [ewan, admin])
             await expectStatus(.notFound, "no user with id") {
-                _ = try await client.get(
-                    .with { $0.id = "00000000-0000-4000-8000-000000000000" }, metadata: ["authorization": "Bearer \(token)"])
+                _ = try await client.get(.with { $0.id = "00000000-0000-4000-8000-000000000000" }, metadata: adminToken)
             }
         }
+    }
+
+    @Test func getAllIsPagedAndRefusesOutOfRangePageSizes() async throws {
+        try await withService { client, _ in
+            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            for index in 0..<4 {
+                _ = try await client.create(.with { $0.name = "U\(index)"; $0.email = "u\(index)@example.com"; $0.password = "password \(index)" })
+            }
+            var sizes: [Int] = []
+            var token = ""
+            repeat {
+                let page = try await client.getAll(.with { $0.pageSize = 2; $0.pageToken = token }, metadata: adminToken)
+                sizes.append(page.users.count)
+                token = page.nextPageToken
+            } while !token.isEmpty
+            #expect(sizes == [2, 2, 1])
+            for size: Int32 in [-1, 1_000_000_000] {
+                await expectStatus(.invalidArgument, "page_size") {
+                    _ = try await client.getAll(.with { $0.pageSize = size }, metadata: adminToken)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: ["Eve\r\nBcc: x@example.com", "Eve\u{0}", "Eve\u{202E}evE", String(repeating: "e", count: 201)])
+    func namesWithControlCharactersOrTooLongAreRefusedAndNothingIsStored(name: String) async throws {
+        try await withService { client, _ in
+            await expectStatus(.invalidArgument, "name") {
+                _ = try await client.create(.with { $0.name = name; $0.email = "eve@example.com"; $0.password = "eve password" })
+            }
+            await expectStatus(.invalidArgument, "company") {
+                _ = try await client.create(.with { $0.name = "Eve"; $0.company = name; $0.email = "eve@example.com"; $0.password = "eve password" })
+            }
+        }
+        #expect(await repository.credentials(email: "eve@example.com") == nil)
+    }
+
+    @Test func repeatedFailedLoginsAreSlowedDownButTheRightPasswordStillWorksAfterTheWait() async throws {
+        let throttle = LoginThrottle(policy: .init(freeFailures: 2, baseDelay: .milliseconds(300), maximumDelay: .seconds(1)))
+        let key = LoginThrottle.key(email: "Ewan@example.com", peer: "ipv4:127.0.0.1:5000")
+        #expect(key == LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:127.0.0.1:6000"), "per address, not per port")
+        let start = ContinuousClock.now
+        throttle.recordFailure(key, now: start)
+        throttle.recordFailure(key, now: start)
+        try throttle.check(key, now: start)  // two failures are free
+        throttle.recordFailure(key, now: start)
+        #expect(throws: ShippyError.resourceExhausted("too many failed logins for this email; retry in 1 s")) {
+            try throttle.check(key, now: start + .milliseconds(100))
+        }
+        try throttle.check(key, now: start + .milliseconds(300))
+        throttle.recordFailure(key, now: start + .milliseconds(300))
+        #expect(throws: ShippyError.self) { try throttle.check(key, now: start + .milliseconds(800)) }
+        try throttle.check(key, now: start + .milliseconds(900))  // doubled: 600 ms
+        for step in 0..<10 { throttle.recordFailure(key, now: start + .seconds(1 + step)) }
+        try throttle.check(key, now: start + .seconds(11))  // never more than the maximum delay: not a lockout
+        try throttle.check(LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:10.0.0.9:5000"))
+        throttle.recordSuccess(key)
+        try throttle.check(key, now: start + .seconds(10))
     }
 
     @Test(arguments: ["", "111", "111.111.111", "Bearer", "a.b.c"])
@@ -156,14 +239,15 @@ import Testing
             let created = try await client.create(Self.ewan)
             _ = try? await client.auth(.with { $0.email = Self.ewan.email; $0.password = "wrong password" })
             let token = try await client.auth(.with { $0.email = Self.ewan.email; $0.password = Self.ewan.password }).token
-            let listed = try await client.getAll(User_Request(), metadata: ["authorization": "Bearer \(token)"])
+            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            let listed = try await client.getAll(User_Request(), metadata: adminToken)
             _ = try await client.validateToken(.with { $0.token = token })
             return (created, token, listed)
         }
         let hash = try #require(await repository.credentials(email: Self.ewan.email)).passwordHash
         let logs = self.logs.all.joined(separator: "\n")
         #expect(!logs.isEmpty)
-        for secret in [Self.ewan.password, "wrong password", hash, token] {
+        for secret in [Self.ewan.password, Self.admin.password, "wrong password", hash, token] {
             #expect(!logs.contains(secret))
             #expect(!"\(created)".contains(secret) && !"\(listed)".contains(secret))
         }

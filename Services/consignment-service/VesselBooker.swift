@@ -1,0 +1,110 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+import ShippyDomain
+import ShippyStorage
+
+/// Books room on vessels for consignments; the gRPC implementation asks vessel-service. Every call carries
+/// the caller's token, so vessel-service checks who books, confirms and releases.
+protocol VesselBooker: Sendable {
+    /// Reserves room for the consignment; idempotent by consignment id. Returns the vessel's id.
+    /// - Throws: `ShippyError`: `.resourceExhausted` (no vessel has room, with vessel-service's message),
+    ///   `.unavailable` or `.deadlineExceeded` naming vessel-service, `.invalidArgument`, `.permissionDenied`.
+    func book(consignmentID: String, specification: VesselSpecification, token: String) async throws(ShippyError)
+        -> String
+
+    /// Makes the reservation final. Idempotent.
+    /// - Throws: `ShippyError` `.failedPrecondition` when it expired or was released, `.unavailable`, ….
+    func confirm(consignmentID: String, token: String) async throws(ShippyError)
+
+    /// Gives the reservation's room back. Idempotent.
+    func release(consignmentID: String, token: String) async throws(ShippyError)
+}
+
+/// Calls `vessel.VesselService` with a deadline per call. `Book`, `Confirm` and `Release` are idempotent by
+/// consignment id, so they are retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`).
+struct GRPCVesselBooker: VesselBooker {
+    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    /// The address as configured, for messages.
+    let address: String
+    let timeout: Duration
+
+    /// Each call waits for a connection (so a vessel-service that is restarting is waited for rather than
+    /// failed at once) and is retried on `unavailable`. `timeout` bounds the whole.
+    static let serviceConfig = ServiceConfig(methodConfig: [
+        MethodConfig(
+            names: ["FindAvailable", "Book", "Confirm", "Release"].map {
+                MethodConfig.Name(service: "vessel.VesselService", method: $0)
+            },
+            waitForReady: true,
+            executionPolicy: .retry(
+                RetryPolicy(
+                    maxAttempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500),
+                    backoffMultiplier: 2, retryableStatusCodes: [.unavailable]))
+        )
+    ])
+
+    func book(consignmentID: String, specification: VesselSpecification, token: String) async throws(ShippyError)
+        -> String
+    {
+        let booking = try await call(token) { vessels, metadata in
+            try await vessels.book(
+                .with {
+                    $0.consignmentID = consignmentID
+                    $0.containers = specification.capacity
+                    $0.weight = specification.maxWeight
+                }, metadata: metadata)
+        }
+        guard !booking.vesselID.isEmpty else {
+            throw ShippyError(.internal, "vessel-service at \(address) answered without a vessel")
+        }
+        return booking.vesselID
+    }
+
+    func confirm(consignmentID: String, token: String) async throws(ShippyError) {
+        _ = try await call(token) { vessels, metadata in
+            try await vessels.confirm(.with { $0.consignmentID = consignmentID }, metadata: metadata)
+        }
+    }
+
+    func release(consignmentID: String, token: String) async throws(ShippyError) {
+        _ = try await call(token) { vessels, metadata in
+            try await vessels.release(.with { $0.consignmentID = consignmentID }, metadata: metadata)
+        }
+    }
+
+    /// Runs one call with the caller's token and our deadline; vessel-service's errors become ours.
+    private func call<Response: Sendable>(
+        _ token: String,
+        _ body: @escaping @Sendable (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws
+            -> Response
+    ) async throws(ShippyError) -> Response {
+        let vessels = Vessel_VesselService.Client(wrapping: client)
+        let metadata: Metadata = ["authorization": "Bearer \(token)"]
+        do {
+            // Our own deadline: gRPC's call timeout does not bound the wait for a connection.
+            return try await withDeadline(timeout, unavailable: "vessel-service at \(address)") {
+                try await body(vessels, metadata)
+            }
+        } catch let error as ShippyError {
+            throw error
+        } catch let error as RPCError {
+            switch error.code {
+            case .resourceExhausted: throw ShippyError(.resourceExhausted, error.message)
+            case .invalidArgument: throw ShippyError(.invalidArgument, error.message)
+            case .permissionDenied: throw ShippyError(.permissionDenied, error.message)
+            case .failedPrecondition: throw ShippyError(.failedPrecondition, error.message)
+            case .notFound: throw ShippyError(.notFound, error.message)
+            case .unauthenticated: throw ShippyError(.unauthenticated, error.message)
+            case .deadlineExceeded:
+                throw ShippyError(.deadlineExceeded, "vessel-service at \(address) did not answer in time")
+            case .cancelled:
+                throw ShippyError(.unavailable, "the call to vessel-service at \(address) was cancelled")
+            default:
+                throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable: \(error.message)")
+            }
+        } catch {
+            throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable")
+        }
+    }
+}

@@ -1,0 +1,60 @@
+/// Room on a vessel held for one consignment: reserved by `Book`, made final by `Confirm`, given back by
+/// `Release` or, for a reservation never confirmed, by the sweep once it expires.
+public struct Booking: Sendable, Hashable {
+    public enum State: String, Sendable, Hashable {
+        /// The room is taken, until `expiresAt` unless confirmed.
+        case reserved
+        /// The consignment is stored; the room is never given back by the sweep.
+        case confirmed
+        /// The room was given back.
+        case released
+    }
+
+    public var consignmentID: String
+    public var vesselID: String
+    public var containers: Int32
+    public var weight: Int32
+    /// The user whose token booked it; only they (or an admin) confirm or release it.
+    public var ownerID: String
+    public var state: State
+    /// When an unconfirmed reservation lapses, in milliseconds since 1970; 0 once confirmed.
+    public var expiresAtMilliseconds: Int64
+
+    public init(
+        consignmentID: String,
+        vesselID: String,
+        containers: Int32,
+        weight: Int32,
+        ownerID: String,
+        state: State,
+        expiresAtMilliseconds: Int64
+    ) {
+        self.consignmentID = consignmentID
+        self.vesselID = vesselID
+        self.containers = containers
+        self.weight = weight
+        self.ownerID = ownerID
+        self.state = state
+        self.expiresAtMilliseconds = expiresAtMilliseconds
+    }
+}
+
+/// A request for room: for one consignment, by one user.
+public struct BookingRequest: Sendable, Hashable {
+    public var consignmentID: String
+    public var specification: VesselSpecification
+    public var ownerID: String
+
+    public static let maximumIDLength = 128
+
+    /// - Throws: `ShippyError` `.invalidArgument` for an empty or over-long id, or a load of no containers
+    ///   or no weight.
+    public init(consignmentID: String, specification: VesselSpecification, ownerID: String) throws(ShippyError) {
+        try TextRules.check(consignmentID, field: "consignment_id", maximumLength: Self.maximumIDLength)
+        guard specification.capacity > 0 else { throw .invalidArgument("containers must be greater than 0") }
+        guard specification.maxWeight > 0 else { throw .invalidArgument("weight must be greater than 0") }
+        self.consignmentID = consignmentID
+        self.specification = specification
+        self.ownerID = ownerID
+    }
+}

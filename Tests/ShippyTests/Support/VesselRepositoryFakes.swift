@@ -1,0 +1,15 @@
+import ShippyDomain
+import ShippyStorage
+
+/// What test repositories that stand in for one behaviour (a gated call, a store that is down) do for the
+/// booking methods they do not care about: fail, so that a test that reaches one by mistake sees it.
+extension VesselRepository {
+    func list(_ page: PageRequest) async throws(ShippyError) -> Page<Vessel> { throw Self.notFaked }
+    func booking(consignmentID: String) async throws(ShippyError) -> Booking? { throw Self.notFaked }
+    func book(_ request: BookingRequest, expiresAt: Int64) async throws(ShippyError) -> Booking { throw Self.notFaked }
+    func confirm(consignmentID: String) async throws(ShippyError) -> Booking { throw Self.notFaked }
+    func release(consignmentID: String) async throws(ShippyError) -> Booking { throw Self.notFaked }
+    func releaseExpired(now: Int64) async throws(ShippyError) -> Int { 0 }
+
+    private static var notFaked: ShippyError { ShippyError(.internal, "\(Self.self) does not fake this method") }
+}
