@@ -16,14 +16,15 @@ COPY Services ./Services
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib \
         --product vessel-service --product user-service --product consignment-service \
-        --product email-service --product user-cli --product consignment-cli \
+        --product email-service --product user-cli --product consignment-cli --product vessel-cli \
     && mkdir /out \
     && cp "$(swift build -c release --show-bin-path)"/vessel-service \
           "$(swift build -c release --show-bin-path)"/user-service \
           "$(swift build -c release --show-bin-path)"/consignment-service \
           "$(swift build -c release --show-bin-path)"/email-service \
           "$(swift build -c release --show-bin-path)"/user-cli \
-          "$(swift build -c release --show-bin-path)"/consignment-cli /out/
+          "$(swift build -c release --show-bin-path)"/consignment-cli \
+          "$(swift build -c release --show-bin-path)"/vessel-cli /out/
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
 # libraries excluded as they are static). scripts/check-deployment.sh checks this list against `readelf -d`
@@ -38,6 +39,6 @@ RUN apt-get update \
     && mkdir -p /keys/private /keys/public /work \
     && chown shippy: /keys/private /keys/public \
     && chmod 700 /keys/private
-COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /usr/local/bin/
+COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /usr/local/bin/
 USER shippy
 ENV HOST=0.0.0.0

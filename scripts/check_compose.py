@@ -9,6 +9,9 @@ path = sys.argv[1] if len(sys.argv) > 1 else "docker-compose.yml"
 with open(path, encoding="utf-8") as file:
     compose = yaml.safe_load(file)
 
+# The services clients outside the compose network call; every other port stays internal.
+PUBLIC = {"user", "consignment"}
+
 problems = []
 services = compose.get("services") or {}
 if not services:
@@ -17,6 +20,8 @@ for name, service in services.items():
     one_shot = "cli" in (service.get("profiles") or [])
     if not one_shot and not (service.get("healthcheck") or {}).get("test"):
         problems.append(f"{name}: no healthcheck")
+    if service.get("ports") and name not in PUBLIC:
+        problems.append(f"{name}: publishes ports, but only {', '.join(sorted(PUBLIC))} are for clients outside")
     depends = service.get("depends_on") or {}
     if isinstance(depends, list):
         problems.append(f"{name}: depends_on is a list, so it does not wait for health")
@@ -31,4 +36,4 @@ if problems:
     print("check_compose: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
 print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; "
-      "every depends_on waits for service_healthy")
+      "every depends_on waits for service_healthy; only user and consignment publish ports")

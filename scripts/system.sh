@@ -10,6 +10,7 @@
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
 # SHIPPY_EMAIL_PORT (50054, health only). Welcome mails are written to .local/run/mail/.
+# SHIPPY_ADMIN_EMAILS (user-service's ADMIN_EMAILS) names the admins; none by default.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,10 +72,11 @@ start() {
     . "$SHIPPY_SERVERS_DIR/env"
     set +a
     trap 'say "start failed; stopping what was started" >&2; stop quiet' ERR
-    start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL"
+    start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" MAILER=files MAIL_DIR="$run/mail"
     start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" JWT_GENERATE_KEY=true \
-        JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
+        JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" \
+        ADMIN_EMAILS="${SHIPPY_ADMIN_EMAILS:-}"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
     wait_serving vessel-service "$vessel_port"
@@ -132,6 +134,9 @@ demo() {
     say ""
     say "\$ consignment-cli consignment.json \"\$TOKEN\""
     CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" "$cli/consignment-cli" "$root/consignment.json" "$token"
+    say ""
+    say "\$ vessel-cli list \"\$TOKEN\""
+    VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" "$cli/vessel-cli" list "$token"
     say ""
     say "The welcome mail (email-service, from the user.created event):"
     for _ in $(seq 1 50); do grep -ls "^To: .*<$email>" "$run"/mail/*.eml 2>/dev/null && break; sleep 0.1; done

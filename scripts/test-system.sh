@@ -27,6 +27,7 @@ demo=$("$root/scripts/system.sh" demo)
 echo "$demo" | grep -q "^Created consignment " || fail "demo did not create a consignment: $demo"
 echo "$demo" | grep -Eq "^  vessel: +vessel[0-9]+" || fail "demo's consignment has no vessel id: $demo"
 echo "$demo" | grep -q "/mail/.*\.eml$" || fail "demo shows no welcome mail: $demo"
+echo "$demo" | grep -Eq "^  vessel003  .*  9/12 containers" || fail "demo does not list the fleet with vessel003's room taken: $demo"
 
 "$root/scripts/system.sh" stop >/dev/null
 for pid in $pids; do

@@ -28,7 +28,7 @@ public final class PublicKeyFileVerifier: TokenVerifying {
     /// The verifier of a service's token configuration.
     /// - Throws: `ConfigurationError` naming `JWT_PUBLIC_KEY_FILE` when it is not set.
     public convenience init(_ configuration: TokenConfiguration) throws(ConfigurationError) {
-        guard let path = configuration.publicKeyFile else {
+        guard let path = configuration.publicKeyFile, !path.isEmpty else {
             throw ConfigurationError(
                 key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
                 problem: "is required: the PEM file where user-service publishes its public key")

@@ -27,7 +27,11 @@ import Testing
 
     func startVessel(database: String, port: Int? = nil) throws -> ServiceProcess {
         try ServiceProcess.start(
-            "vessel-service", environment: ["MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database], port: port)
+            "vessel-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
+            ], port: port)
     }
 
     @Test func newUsersShipConsignmentsAndSeeOnlyTheirOwn() async throws {

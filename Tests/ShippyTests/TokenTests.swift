@@ -25,6 +25,17 @@ import Testing
         }
     }
 
+    @Test func adminRoleTravelsInTheTokenAndOldTokensWithoutRolesArePlainUsers() async throws {
+        let signer = await signer()
+        #expect(try await signer.verifier.verify(try await signer.sign(Self.user, roles: [.admin])).isAdmin)
+        var legacy = AccessClaims(
+            user: Self.user, roles: [], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
+        legacy.roles = nil
+        #expect(!legacy.isAdmin)
+        #expect(throws: ShippyError.permissionDenied("only an admin may list users")) { try legacy.requireAdmin(to: "list users") }
+        #expect(Role.roles(forEmail: "Ada@Example.com", adminEmails: ["ada@example.com"]) == [.admin])
+    }
+
     @Test func validTokenCarriesTheUserAndNoSecret() async throws {
         let signer = await signer()
         let token = try await signer.sign(Self.user)
@@ -34,7 +45,8 @@ import Testing
         #expect(claims.iss.value == "shippy-user-service" && claims.aud.value == ["shippy"])
         let payload = try #require(Data(base64URL: token.split(separator: ".")[1]))
         let fields = try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])
-        #expect(Set(fields.keys) == ["sub", "email", "name", "company", "iat", "exp", "iss", "aud"])
+        #expect(Set(fields.keys) == ["sub", "email", "name", "company", "iat", "exp", "iss", "aud", "roles"])
+        #expect(fields["roles"] as? [String] == ["user"] && !claims.isAdmin)
         let header = try #require(Data(base64URL: token.split(separator: ".")[0]))
         let headerFields = try #require(try JSONSerialization.jsonObject(with: header) as? [String: Any])
         #expect(headerFields["alg"] as? String == "ES256")

@@ -8,12 +8,19 @@ import Testing
 
 /// The real `vessel-service` executable over real sockets, against the real MongoDB-compatible server.
 @Suite(.timeLimit(.minutes(2))) struct VesselServiceBlackBoxTests {
+    let keys: TestKeys
+
+    init() throws {
+        keys = try TestKeys()
+    }
+
     func startService(mongoURL: String? = nil, extra: [String: String] = [:]) throws -> ServiceProcess {
         try ServiceProcess.start(
             "vessel-service",
             environment: [
                 "MONGO_URL": try mongoURL ?? TestEnvironment.mongoURL(),
                 "MONGO_DATABASE": TestEnvironment.uniqueDatabase("blackbox"),
+                "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile,
             ].merging(extra) { $1 }
         )
     }
@@ -21,10 +28,12 @@ import Testing
     @Test func servesOverARealSocketAndExitsZeroOnSIGTERM() async throws {
         let service = try startService()
         try await service.waitUntilServing()
+        let admin = try await keys.bearer(TestKeys.user("Admin"), roles: [.admin])
         let (found, created) = try await service.withClient { client in
             let vessels = Vessel_VesselService.Client(wrapping: client)
             let found = try await vessels.findAvailable(.with { $0.capacity = 3; $0.maxWeight = 55_000 })
-            let created = try await vessels.create(.with { $0.name = "Blackbird"; $0.capacity = 1; $0.maxWeight = 1 })
+            let created = try await vessels.create(
+                .with { $0.name = "Blackbird"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: admin)
             return (found.vessel, created)
         }
         #expect(found.id == "vessel003")
@@ -76,9 +85,12 @@ import Testing
         #expect(!log.contains("hunter2"), "the MongoDB password leaked into the log")
     }
 
-    @Test(arguments: [("PORT", "not-a-port"), ("LOG_LEVEL", "shouty"), ("MONGO_THREADS", "0"), ("STARTUP_TIMEOUT", "soon")])
+    @Test(arguments: [
+        ("PORT", "not-a-port"), ("LOG_LEVEL", "shouty"), ("MONGO_THREADS", "0"), ("STARTUP_TIMEOUT", "soon"),
+        ("MONGO_TIMEOUT", "0"), ("RESERVATION_LIFETIME", "forever"), ("JWT_PUBLIC_KEY_FILE", ""),
+    ])
     func badConfigurationExitsWithOneLineNamingTheKey(key: String, value: String) async throws {
-        var environment = ["MONGO_URL": "mongodb://127.0.0.1:1", key: value]
+        var environment = ["MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, key: value]
         if key != "PORT" { environment["PORT"] = "\(try freePort())" }
         let process = try ChildProcess(try TestEnvironment.executable("vessel-service"), environment: environment)
         let status = await process.waitForExit()
