@@ -48,7 +48,7 @@ import Testing
 }
 
 /// A repository whose `findAvailable` waits until the test releases it: a call held in flight.
-final class GatedVesselRepository: VesselRepository {
+final class GatedVesselRepository: PartialVesselRepositoryFake {
     private let state = Mutex<(waiting: Int, released: Bool)>((0, false))
 
     var callsWaiting: Int { state.withLock { $0.waiting } }

@@ -202,7 +202,7 @@ extension VesselHandlerTests {
 func ListRequestAll() -> Vessel_ListRequest { Vessel_ListRequest() }
 
 /// A repository whose store is down, as `MongoClient` reports it.
-struct UnreachableVesselRepository: VesselRepository {
+struct UnreachableVesselRepository: PartialVesselRepositoryFake {
     func findAvailable(_ specification: VesselSpecification) async throws(ShippyError) -> Vessel? {
         throw .unavailable("MongoDB is unavailable; try again shortly")
     }

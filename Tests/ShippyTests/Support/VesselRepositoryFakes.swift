@@ -1,9 +1,12 @@
 import ShippyDomain
 import ShippyStorage
 
-/// What test repositories that stand in for one behaviour (a gated call, a store that is down) do for the
-/// booking methods they do not care about: fail, so that a test that reaches one by mistake sees it.
-extension VesselRepository {
+/// A test repository that stands in for one behaviour (a gated call, a store that is down).
+protocol PartialVesselRepositoryFake: VesselRepository {}
+
+/// What such fakes do for the booking methods they do not care about: fail, so that a test that reaches one
+/// by mistake sees it. (Constrained to the marker protocol, so that calls on real repositories never land here.)
+extension PartialVesselRepositoryFake {
     func list(_ page: PageRequest) async throws(ShippyError) -> Page<Vessel> { throw Self.notFaked }
     func booking(consignmentID: String) async throws(ShippyError) -> Booking? { throw Self.notFaked }
     func book(_ request: BookingRequest, expiresAt: Int64) async throws(ShippyError) -> Booking { throw Self.notFaked }
