@@ -1,3 +1,4 @@
+import Glibc
 import HummingbirdBcrypt
 import NIOPosix
 import ShippyRuntime
@@ -5,9 +6,9 @@ import ShippyRuntime
 /// bcrypt hashing and checking, on a thread pool of its own: at cost 12 one hash takes a quarter of a
 /// second of CPU, which must not stall Swift's cooperative executor.
 ///
-/// Work is admitted through `admission`: one hash per thread runs, as many more wait, and a call beyond that
-/// fails at once with `unavailable`, so a flood of sign-ups or logins (wrong passwords and unknown emails
-/// cost the same, through the decoy) cannot build a queue in which real logins time out.
+/// Work is admitted through `admission` (by default one hash per core, so none waits for a thread), and a call
+/// beyond that fails at once with `unavailable`, so a flood of sign-ups or logins (wrong passwords and unknown
+/// emails cost the same, through the decoy) cannot build a queue in which real logins time out.
 struct PasswordHasher: Sendable {
     let cost: UInt8
     private let threads: NIOThreadPool
@@ -30,7 +31,12 @@ struct PasswordHasher: Sendable {
     /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func hash(_ password: String) async throws -> String {
         let cost = self.cost
-        return try await admission.run { try await threads.runIfActive { Bcrypt.hash(password, cost: cost) } }
+        return try await admission.run {
+            try await threads.runIfActive {
+                Self.yieldToOtherWork()
+                return Bcrypt.hash(password, cost: cost)
+            }
+        }
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown user) it checks the decoy and says no.
@@ -38,9 +44,21 @@ struct PasswordHasher: Sendable {
     func verify(_ password: String, hash: String?) async throws -> Bool {
         let decoy = decoyHash
         let matches = try await admission.run {
-            try await threads.runIfActive { Bcrypt.verify(password, hash: hash ?? decoy) }
+            try await threads.runIfActive {
+                Self.yieldToOtherWork()
+                return Bcrypt.verify(password, hash: hash ?? decoy)
+            }
         }
         return matches && hash != nil
+    }
+
+    /// Lowers the scheduling priority of the calling hashing thread (nice 10): hashes still use every idle
+    /// cycle, but when the cores are busy the event loops answering calls (and refusing the excess) run
+    /// first, so a flood of logins cannot starve the rest of the service. A cheap syscall, repeated per hash
+    /// because the pool gives no hook at thread start.
+    private static func yieldToOtherWork() {
+        // On Linux the nice value belongs to the thread, and `who = 0` names the calling thread.
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10)
     }
 
     func shutdown() async {

@@ -39,7 +39,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "bcrypt cost, 4 to 16 (env BCRYPT_COST, default 12).")
     var bcryptCost: String?
 
-    @Option(help: "bcrypt works that may run or wait at once; more are refused to retry (env BCRYPT_QUEUE, default 2 per core).")
+    @Option(help: "bcrypt works that may run or wait at once; more are refused to retry (env BCRYPT_QUEUE, default one per core).")
     var bcryptQueue: String?
 
     @Option(help: "Comma-separated emails whose tokens carry the admin role (env ADMIN_EMAILS, default none).")
@@ -65,7 +65,7 @@ struct Serve: AsyncParsableCommand {
                 "TOKEN_LIFETIME", flag: ("token-lifetime", tokenLifetime), default: .seconds(86_400), in: 60...31_536_000),
             bcryptCost: try reader.integer("BCRYPT_COST", flag: ("bcrypt-cost", bcryptCost), default: 12, in: 4...16),
             bcryptQueue: try reader.integer(
-                "BCRYPT_QUEUE", flag: ("bcrypt-queue", bcryptQueue), default: 2 * System.coreCount, in: 1...10_000),
+                "BCRYPT_QUEUE", flag: ("bcrypt-queue", bcryptQueue), default: System.coreCount, in: 1...10_000),
             adminEmails: try reader.emailList("ADMIN_EMAILS", flag: ("admin-emails", adminEmails)),
             natsURL: try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
         )

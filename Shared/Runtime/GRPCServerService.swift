@@ -9,9 +9,11 @@ import ServiceLifecycle
 /// On graceful shutdown (SIGTERM/SIGINT) it reports NOT_SERVING, stops accepting new calls and returns
 /// once the calls in flight have finished; the service group cancels them after its grace period.
 public struct GRPCServerService: Service {
-    /// The largest request message a server accepts: room for a consignment of the most containers with
-    /// every field at its longest, far below what would let one client fill the memory.
-    public static let maximumRequestBytes = 1 << 20
+    /// The largest request message a server reads. Above it grpc-swift resets the stream without a status,
+    /// so the ceiling sits well above every valid request (a consignment of the most containers with every
+    /// field at its longest is under 1 MiB): a message under it that breaks a field's limit gets
+    /// `invalidArgument` naming the field; only a message over it is cut off.
+    public static let maximumRequestBytes = 16 << 20
 
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     private let health: HealthService

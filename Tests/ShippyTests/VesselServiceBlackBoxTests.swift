@@ -74,6 +74,50 @@ import Testing
         await mongo.process.stop()
     }
 
+    @Test func aMongoDBThatStopsAnsweringTurnsIntoUnavailableWithinSecondsAndThePoolRecovers() async throws {
+        let mongo = try MongoServer(port: try freePort())
+        defer { Task { kill(mongo.process.pid, SIGCONT); await mongo.process.stop() } }
+        try await mongo.waitUntilListening()
+        let service = try startService(mongoURL: mongo.url, extra: ["MONGO_TIMEOUT": "1", "MONGO_THREADS": "2"])
+        defer { Task { await service.process.stop() } }
+        try await service.waitUntilServing()
+
+        // Frozen, not gone: connections stay open and nothing answers, as with a hung server or a partition.
+        kill(mongo.process.pid, SIGSTOP)
+        let started = ContinuousClock.now
+        let outcomes = try await service.withClient { client in
+            let vessels = Vessel_VesselService.Client(wrapping: client)
+            return await withTaskGroup(of: String.self) { group in
+                for _ in 0..<6 {  // more calls than the pool has threads
+                    group.addTask {
+                        var options = CallOptions.defaults
+                        options.timeout = .seconds(60)
+                        do {
+                            _ = try await vessels.findAvailable(.with { $0.capacity = 1 }, options: options)
+                            return "ok"
+                        } catch let error as RPCError {
+                            return "\(error.code)"
+                        } catch {
+                            return "\(error)"
+                        }
+                    }
+                }
+                return await group.reduce(into: [String]()) { $0.append($1) }
+            }
+        }
+        let elapsed = ContinuousClock.now - started
+        kill(mongo.process.pid, SIGCONT)
+        print("6 calls while MongoDB was frozen: \(outcomes) after \(elapsed)")
+        #expect(outcomes.allSatisfy { $0 == "unavailable" }, "\(outcomes)")
+        #expect(elapsed < .seconds(30), "bounded by MONGO_TIMEOUT, not libmongoc's 5 minutes")
+        let recovered = await eventually(within: .seconds(15)) {
+            (try? await service.withClient { client in
+                try await Vessel_VesselService.Client(wrapping: client).findAvailable(.with { $0.capacity = 1 })
+            }) != nil
+        }
+        #expect(recovered, "the pool's threads were not left blocked")
+    }
+
     @Test func givesUpAfterTheStartupDeadlineWithAClearMessage() async throws {
         let mongoPort = try freePort()
         let service = try startService(mongoURL: "mongodb://app:hunter2@127.0.0.1:\(mongoPort)", extra: ["STARTUP_TIMEOUT": "1.5"])

@@ -45,7 +45,8 @@ struct ShippySystem {
             ].merging(extra) { $1 })
     }
 
-    /// user-service signing with the test's key, so tokens it issues and tokens the test mints both verify.
+    /// user-service signing with the test's key, so tokens it issues and tokens the test mints both verify;
+    /// at the default bcrypt cost unless `extra` sets `BCRYPT_COST`.
     func startUser(extra: [String: String] = [:]) async throws -> ServiceProcess {
         let folder = (keys.publicKeyFile as NSString).deletingLastPathComponent
         let privateKeyFile = "\(folder)/signing.pem"
@@ -55,7 +56,7 @@ struct ShippySystem {
         return try ServiceProcess.start(
             "user-service",
             environment: [
-                "POSTGRES_URL": try await PostgresTestDatabase.create(), "BCRYPT_COST": "4",
+                "POSTGRES_URL": try await PostgresTestDatabase.create(),
                 "JWT_PRIVATE_KEY_FILE": privateKeyFile, "JWT_PUBLIC_KEY_FILE": "\(folder)/published.pem",
                 "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
             ].merging(extra) { $1 })
