@@ -35,7 +35,7 @@ struct ConsignmentCLI: AsyncParsableCommand {
     @Flag(help: "Print machine-readable JSON instead of text.")
     var json = false
 
-    @Option(help: "Idempotency key: a retry with the same key books once (default: a new key for each run).")
+    @Option(help: "Idempotency key: running again with the same key books once (default: a new key for each run).")
     var idempotencyKey: String?
 
     @Option(help: "consignment-service address (env CONSIGNMENT_SERVICE_ADDRESS, default 127.0.0.1:50051).")
@@ -54,11 +54,9 @@ struct ConsignmentCLI: AsyncParsableCommand {
             options.timeout = .milliseconds(Int64(timeout * 1000))
             let metadata: Metadata = ["authorization": "Bearer \(token)"]
             var create = metadata
-            // One key for the whole run: the retries below (on `unavailable`) then book once.
+            // Run again with the same --idempotency-key after a failure, and the consignment is booked once.
             create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
-            let transport = try HTTP2ClientTransport.Posix(
-                target: target, transportSecurity: .plaintext, serviceConfig: Self.retryOnUnavailable)
-            try await withGRPCClient(transport: transport) { client in
+            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)
                 let created = try await shipping.createConsignment(request, metadata: create, options: options)
                 let listed = try await allPages { token in
@@ -71,20 +69,6 @@ struct ConsignmentCLI: AsyncParsableCommand {
             }
         }
     }
-}
-
-extension ConsignmentCLI {
-    /// Both calls are safe to repeat (creating carries an idempotency key), so a service that is briefly
-    /// down or busy is retried a few times before the tool gives up.
-    static let retryOnUnavailable = ServiceConfig(methodConfig: [
-        MethodConfig(
-            names: [MethodConfig.Name(service: "consignment.ShippingService")],
-            executionPolicy: .retry(
-                RetryPolicy(
-                    maxAttempts: 4, initialBackoff: .milliseconds(200), maxBackoff: .seconds(2),
-                    backoffMultiplier: 2, retryableStatusCodes: [.unavailable]))
-        )
-    ])
 }
 
 /// How results are printed.

@@ -49,8 +49,8 @@ struct FileMailer: Mailer {
         let path = "\(directory)/\(mail.eventID).eml"
         let message = """
             From: Shippy <welcome@shippy.example>\r
-            To: \(mail.name) <\(mail.recipient)>\r
-            Subject: \(mail.subject)\r
+            To: \(MailHeader.displayName(mail.name)) <\(mail.recipient)>\r
+            Subject: \(MailHeader.encoded(mail.subject))\r
             Message-ID: <\(mail.eventID)@shippy.example>\r
             Content-Type: text/plain; charset=utf-8\r
             \r
@@ -67,5 +67,44 @@ struct FileMailer: Mailer {
         if link(temporary, path) == 0 {
             logger.info("welcome mail written", metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "path": "\(path)"])
         }
+    }
+}
+
+/// Header values built from what users typed. The user service already refuses control characters in names,
+/// but a header must be safe whatever it holds: anything beyond plain printable ASCII is written as RFC 2047
+/// encoded words, which no mail reader can take for a line break or another header.
+enum MailHeader {
+    /// Specials that end a display name (RFC 5322 §3.2.3) unless it is quoted or encoded.
+    private static let specials = Set("()<>[]:;@\\,.\"".utf8)
+
+    /// A display name for `To:`: as it is when it is plain, else encoded.
+    static func displayName(_ name: String) -> String {
+        name.utf8.allSatisfy { (0x20...0x7E).contains($0) && !specials.contains($0) } ? name : encodedWords(name)
+    }
+
+    /// An unstructured value (`Subject:`): as it is when it is printable ASCII, else encoded.
+    static func encoded(_ value: String) -> String {
+        value.utf8.allSatisfy { (0x20...0x7E).contains($0) } ? value : encodedWords(value)
+    }
+
+    /// `=?UTF-8?B?…?=` words of at most 75 characters each (45 bytes of text apiece, cut between characters),
+    /// folded onto continuation lines.
+    static func encodedWords(_ text: String) -> String {
+        var words: [String] = []
+        var chunk: [UInt8] = []
+        for character in text {
+            let bytes = Array(String(character).utf8)
+            if chunk.count + bytes.count > 45, !chunk.isEmpty {
+                words.append(word(chunk))
+                chunk = []
+            }
+            chunk += bytes
+        }
+        if !chunk.isEmpty || words.isEmpty { words.append(word(chunk)) }
+        return words.joined(separator: "\r\n ")
+    }
+
+    private static func word(_ bytes: [UInt8]) -> String {
+        "=?UTF-8?B?\(Data(bytes).base64EncodedString())?="
     }
 }

@@ -134,7 +134,8 @@ import Testing
         ("MONGO_TIMEOUT", "0"), ("RESERVATION_LIFETIME", "forever"), ("JWT_PUBLIC_KEY_FILE", ""),
     ])
     func badConfigurationExitsWithOneLineNamingTheKey(key: String, value: String) async throws {
-        var environment = ["MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, key: value]
+        var environment = ["MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile]
+        environment[key] = value
         if key != "PORT" { environment["PORT"] = "\(try freePort())" }
         let process = try ChildProcess(try TestEnvironment.executable("vessel-service"), environment: environment)
         let status = await process.waitForExit()
