@@ -27,6 +27,25 @@ let quietLogger: Logger = {
         }
     }
 
+    @Test func theServerCancelsAStatementThatRunsPastTheStatementTimeout() async throws {
+        let url = try await PostgresTestDatabase.create()
+        let client = PostgresClient(
+            configuration: try PostgresURL.configuration(url, statementTimeout: .milliseconds(300)),
+            backgroundLogger: quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let setting = try await client.query("SHOW statement_timeout")
+            for try await value in setting.decode(String.self) { #expect(value == "300ms") }
+            do {
+                _ = try await client.query("SELECT pg_sleep(30)")
+                Issue.record("a 30 s statement ran to its end")
+            } catch let error as PSQLError {
+                #expect(error.serverInfo?[.sqlState] == "57014", "canceled by statement_timeout")
+            }
+        }
+    }
+
     static func event() -> OutboxEvent {
         OutboxEvent(id: UUID(), subject: "user.created", payload: [1, 2, 3])
     }
