@@ -33,16 +33,8 @@ struct ConsignmentServiceApp {
             serviceConfig: GRPCVesselBooker.serviceConfig
         )
         let repository = MongoConsignmentRepository(client: mongo)
-        let dependencies = [
-            Dependency(
-                name: "MongoDB at \(mongo.redactedURL)",
-                connect: {
-                    try await mongo.ping()
-                    try await repository.prepare()
-                },
-                close: { await mongo.shutdown() }
-            ),
-            Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() }),
+        let dependencies: [Dependency] = [
+            .mongoDB(mongo, prepare: { try await repository.prepare() }), .tokenKeys(verifier),
         ]
         let booker = GRPCVesselBooker(
             client: vesselClient.client, address: configuration.vesselServiceAddress,

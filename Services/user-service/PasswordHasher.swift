@@ -17,15 +17,25 @@ struct PasswordHasher: Sendable {
     /// a real one, so response times do not tell which emails are registered.
     let decoyHash: String
 
+    /// Starts the threads and makes the decoy hash on them (never on Swift's cooperative executor).
     /// - Parameter queueLimit: hashes that may run or wait at once (`BCRYPT_QUEUE`).
-    init(cost: UInt8, threads: Int, queueLimit: Int) {
+    static func start(cost: UInt8, threads count: Int, queueLimit: Int) async throws -> PasswordHasher {
+        let threads = NIOThreadPool(numberOfThreads: count)
+        threads.start()
+        let decoy = try await threads.runIfActive {
+            yieldToOtherWork()
+            return Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+        }
+        return PasswordHasher(cost: cost, threads: threads, queueLimit: queueLimit, decoyHash: decoy)
+    }
+
+    private init(cost: UInt8, threads: NIOThreadPool, queueLimit: Int, decoyHash: String) {
         self.cost = cost
-        self.threads = NIOThreadPool(numberOfThreads: threads)
-        self.threads.start()
+        self.threads = threads
         self.admission = AdmissionGate(
             limit: queueLimit,
             busyMessage: "user-service is busy with other sign-ups and logins; retry in a moment")
-        self.decoyHash = Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+        self.decoyHash = decoyHash
     }
 
     /// - Throws: `ShippyError` `.unavailable` when the queue is full.

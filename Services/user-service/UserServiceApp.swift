@@ -71,7 +71,7 @@ struct UserServiceApp {
             audience: configuration.tokens.audience,
             lifetime: configuration.tokenLifetime
         )
-        let hasher = PasswordHasher(
+        let hasher = try await PasswordHasher.start(
             cost: UInt8(configuration.bcryptCost), threads: System.coreCount, queueLimit: configuration.bcryptQueue)
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, adminEmails: configuration.adminEmails,

@@ -33,18 +33,13 @@ struct VesselServiceApp {
         let verifier = try PublicKeyFileVerifier(configuration.tokens)
         let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let repository = MongoVesselRepository(client: mongo)
-        let dependencies = [
-            Dependency(
-                name: "MongoDB at \(mongo.redactedURL)",
-                connect: {
-                    try await mongo.ping()
-                    try await repository.prepare()
-                    let seeded = try await repository.seedIfEmpty(Vessel.defaultFleet)
-                    if seeded > 0 { logger.info("seeded the default fleet", metadata: ["vessels": "\(seeded)"]) }
-                },
-                close: { await mongo.shutdown() }
-            ),
-            Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() }),
+        let dependencies: [Dependency] = [
+            .mongoDB(mongo) {
+                try await repository.prepare()
+                let seeded = try await repository.seedIfEmpty(Vessel.defaultFleet)
+                if seeded > 0 { logger.info("seeded the default fleet", metadata: ["vessels": "\(seeded)"]) }
+            },
+            .tokenKeys(verifier),
         ]
         return build(
             configuration: configuration.server, bookings: configuration.bookings, repository: repository,

@@ -14,3 +14,22 @@ extension MongoClient {
         }
     }
 }
+
+extension Dependency {
+    /// MongoDB as a dependency: ping, then `prepare` (indexes, migrations, seeds); the client closes at shutdown.
+    public static func mongoDB(_ client: MongoClient, prepare: @escaping @Sendable () async throws -> Void) -> Dependency {
+        Dependency(
+            name: "MongoDB at \(client.redactedURL)",
+            connect: {
+                try await client.ping()
+                try await prepare()
+            },
+            close: { await client.shutdown() }
+        )
+    }
+
+    /// The token public key file as a dependency: read until it exists and holds a key.
+    public static func tokenKeys(_ verifier: PublicKeyFileVerifier) -> Dependency {
+        Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() })
+    }
+}

@@ -126,7 +126,7 @@ import Testing
     /// A user service with Ann signed up (her id is the one the test's tokens carry) and Ada as its admin.
     func withUsers<T: Sendable>(_ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T) async throws -> T {
         let repository = InMemoryUserRepository()
-        let hasher = PasswordHasher(cost: 4, threads: 1, queueLimit: 8)
+        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: 8)
         try await repository.create(
             Self.ann, passwordHash: try await hasher.hash(Self.password), event: OutboxEvent(id: UUID(), subject: "s", payload: []))
         let signer = await TokenSigner(privateKey: keys.privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
