@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release test up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck clean
+.PHONY: build release test up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
 
 build:
 	swift build
@@ -70,6 +70,15 @@ check-proto: plugins
 
 shellcheck:
 	shellcheck scripts/*.sh .ci/run
+
+## Formats every Swift source with swift-format and the root .swift-format (generated code excepted).
+format:
+	git ls-files --cached --others --exclude-standard '*.swift' | grep -v -e '^Shared/Contracts/' -e '^Tools/' | \
+		xargs swift-format format --configuration .swift-format -i
+
+## Fails on a Swift source that `make format` would change (make test runs it).
+check-format:
+	scripts/check-format.sh
 
 clean:
 	swift package clean

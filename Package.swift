@@ -51,7 +51,9 @@ let package = Package(
         // NATS C client (libnats) from the distribution, found through pkg-config.
         .systemLibrary(name: "CNats", path: "Shared/CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // Events over NATS JetStream: connect, publish with acknowledgement, durable pull consumers.
-        .target(name: "ShippyMessaging", dependencies: ["CNats", "ShippyDomain", logging, nioPosix], path: "Shared/Messaging"),
+        .target(
+            name: "ShippyMessaging", dependencies: ["CNats", "ShippyDomain", logging, nioPosix],
+            path: "Shared/Messaging"),
         // Generated protobuf messages and gRPC stubs (`make proto`); never edited by hand.
         .target(
             name: "ShippyContracts",
@@ -79,7 +81,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "VesselService",
-            dependencies: ["ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser, logging, lifecycle],
+            dependencies: [
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                argumentParser, logging, lifecycle,
+            ],
             path: "Services/vessel-service"
         ),
         .executableTarget(
@@ -123,7 +128,9 @@ let package = Package(
         .testTarget(
             name: "ShippyTests",
             dependencies: [
-                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService", "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService",
+                "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
+                "ShippyRuntime", grpcCore, grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

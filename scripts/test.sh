@@ -27,4 +27,5 @@ fi
 if [ $# -eq 0 ]; then
     "$root/scripts/test-system.sh"
     "$root/scripts/check-deployment.sh"
+    "$root/scripts/check-format.sh"
 fi

@@ -56,7 +56,8 @@ struct ConsignmentCLI: AsyncParsableCommand {
             var create = metadata
             // Run again with the same --idempotency-key after a failure, and the consignment is booked once.
             create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
+            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) {
+                client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)
                 let created = try await shipping.createConsignment(request, metadata: create, options: options)
                 let listed = try await allPages { token in
@@ -64,8 +65,10 @@ struct ConsignmentCLI: AsyncParsableCommand {
                         .with { $0.pageToken = token }, metadata: metadata, options: options)
                     return (page.consignments, page.nextPageToken)
                 }
-                print(json ? Report.json(created: created.consignment, listed: listed)
-                           : Report.text(created: created.consignment, listed: listed))
+                print(
+                    json
+                        ? Report.json(created: created.consignment, listed: listed)
+                        : Report.text(created: created.consignment, listed: listed))
             }
         }
     }
@@ -91,7 +94,8 @@ enum Report {
 
     static func json(created: Consignment_Consignment, listed: [Consignment_Consignment]) -> String {
         let object: [String: Any] = ["created": dictionary(created), "consignments": listed.map(dictionary)]
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
+        let data =
+            (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)
     }
 

@@ -30,7 +30,9 @@ struct ConsignmentFile: Decodable {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
             guard FileManager.default.fileExists(atPath: path) else {
-                throw CLIFailure(status: CLIFailure.noInput, "\(path): no such file (pass the consignment JSON file as the first argument)")
+                throw CLIFailure(
+                    status: CLIFailure.noInput,
+                    "\(path): no such file (pass the consignment JSON file as the first argument)")
             }
             guard let contents = FileManager.default.contents(atPath: path) else {
                 throw CLIFailure(status: CLIFailure.noInput, "\(path): cannot be read")

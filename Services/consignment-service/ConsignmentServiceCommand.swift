@@ -26,7 +26,10 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var mongo: MongoOptions
     @OptionGroup var tokens: TokenOptions
 
-    @Option(help: "vessel-service address, host:port or dns:///name:port (env VESSEL_SERVICE_ADDRESS, default 127.0.0.1:50052).")
+    @Option(
+        help:
+            "vessel-service address, host:port or dns:///name:port (env VESSEL_SERVICE_ADDRESS, default 127.0.0.1:50052)."
+    )
     var vesselServiceAddress: String?
 
     @Option(help: "Seconds each call to vessel-service may take (env VESSEL_TIMEOUT, default 5).")
@@ -39,7 +42,8 @@ struct Serve: AsyncParsableCommand {
             mongo: try mongo.resolve(reader),
             tokens: try tokens.resolve(reader),
             vesselServiceAddress: try reader.string(
-                "VESSEL_SERVICE_ADDRESS", flag: ("vessel-service-address", vesselServiceAddress), default: "127.0.0.1:50052"),
+                "VESSEL_SERVICE_ADDRESS", flag: ("vessel-service-address", vesselServiceAddress),
+                default: "127.0.0.1:50052"),
             vesselTimeout: try reader.seconds(
                 "VESSEL_TIMEOUT", flag: ("vessel-timeout", vesselTimeout), default: .seconds(5), in: 0.1...300)
         )

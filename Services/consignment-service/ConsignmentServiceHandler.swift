@@ -36,11 +36,12 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
             try await confirmOrUndo(stored, token: token)
             return Self.response(stored)
         }
-        let vesselID = try await vessels.book(consignmentID: id, specification: try consignment.specification, token: token)
+        let vesselID = try await vessels.book(
+            consignmentID: id, specification: try consignment.specification, token: token)
         let booked = consignment.booked(id: id, vesselID: vesselID, owner: owner)
         do {
             try await repository.create(booked)
-        } catch where error.code == .alreadyExists && key != nil {
+        } catch  where error.code == .alreadyExists && key != nil {
             // A concurrent retry with the same key stored it first; confirming below is idempotent.
         } catch {
             await releaseQuietly(id, token: token, reason: "storing it failed")
@@ -62,10 +63,11 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
         let owner = try AuthInterceptor.requireClaims().userID
         let page = try PageRequest(pageSize: request.message.pageSize, pageToken: request.message.pageToken)
         let consignments = try await repository.consignments(ownedBy: owner, page: page)
-        return ServerResponse(message: .with {
-            $0.consignments = consignments.items.map(Consignment_Consignment.init)
-            $0.nextPageToken = consignments.nextToken
-        })
+        return ServerResponse(
+            message: .with {
+                $0.consignments = consignments.items.map(Consignment_Consignment.init)
+                $0.nextPageToken = consignments.nextToken
+            })
     }
 
     /// Confirms the booking of a stored consignment. When that fails, the consignment is deleted and its room
@@ -103,10 +105,11 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
     }
 
     private static func response(_ consignment: Consignment) -> ServerResponse<Consignment_Response> {
-        ServerResponse(message: .with {
-            $0.created = true
-            $0.consignment = Consignment_Consignment(consignment)
-        })
+        ServerResponse(
+            message: .with {
+                $0.created = true
+                $0.consignment = Consignment_Consignment(consignment)
+            })
     }
 }
 

@@ -30,9 +30,11 @@ struct IdempotencyKey: Sendable, Hashable {
     /// The consignment id this key stands for, for `owner`: the first 16 bytes of a SHA-256, written as a UUID.
     func consignmentID(owner: String) -> String {
         let digest = Array(SHA256.hash(data: Data("\(owner)\n\(value)".utf8)).prefix(16))
-        return UUID(uuid: (
-            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-            digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14], digest[15]
-        )).uuidString.lowercased()
+        return UUID(
+            uuid: (
+                digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+                digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14], digest[15]
+            )
+        ).uuidString.lowercased()
     }
 }

@@ -10,7 +10,9 @@ protocol VesselBooker: Sendable {
     /// Reserves room for the consignment; idempotent by consignment id. Returns the vessel's id.
     /// - Throws: `ShippyError`: `.resourceExhausted` (no vessel has room, with vessel-service's message),
     ///   `.unavailable` or `.deadlineExceeded` naming vessel-service, `.invalidArgument`, `.permissionDenied`.
-    func book(consignmentID: String, specification: VesselSpecification, token: String) async throws(ShippyError)
+    func book(
+        consignmentID: String, specification: VesselSpecification, token: String
+    ) async throws(ShippyError)
         -> String
 
     /// Makes the reservation final. Idempotent.
@@ -44,7 +46,9 @@ struct GRPCVesselBooker: VesselBooker {
         )
     ])
 
-    func book(consignmentID: String, specification: VesselSpecification, token: String) async throws(ShippyError)
+    func book(
+        consignmentID: String, specification: VesselSpecification, token: String
+    ) async throws(ShippyError)
         -> String
     {
         let booking = try await call(token) { vessels, metadata in
@@ -76,7 +80,8 @@ struct GRPCVesselBooker: VesselBooker {
     /// Runs one call with the caller's token and our deadline; vessel-service's errors become ours.
     private func call<Response: Sendable>(
         _ token: String,
-        _ body: @escaping @Sendable (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws
+        _ body:
+            @escaping @Sendable (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws
             -> Response
     ) async throws(ShippyError) -> Response {
         let vessels = Vessel_VesselService.Client(wrapping: client)

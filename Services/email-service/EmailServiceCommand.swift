@@ -46,12 +46,15 @@ struct Serve: AsyncParsableCommand {
         let mailDirectory = kind == .files ? try reader.string("MAIL_DIR", flag: ("mail-dir", mailDir)) : nil
         try await ServiceRunner.run(EmailServiceCommand.name, configuration: server) { logger in
             let mailer: any Mailer =
-                if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else { LogMailer(logger: logger) }
+                if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
+                    LogMailer(logger: logger)
+                }
             let health = HealthService(services: ["shippy.EmailService"])
             let consumer = WelcomeMailService(
                 natsURL: natsURL, mailer: mailer, health: health, retry: StartupRetry(deadline: server.startupTimeout),
                 logger: logger)
-            let grpc = GRPCServerService(host: server.host, port: server.port, services: [], health: health, logger: logger)
+            let grpc = GRPCServerService(
+                host: server.host, port: server.port, services: [], health: health, logger: logger)
             return [("welcome-mail", consumer), ("grpc-server", grpc)]
         }
     }

@@ -65,7 +65,9 @@ struct FileMailer: Mailer {
         }
         defer { unlink(temporary) }
         if link(temporary, path) == 0 {
-            logger.info("welcome mail written", metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "path": "\(path)"])
+            logger.info(
+                "welcome mail written",
+                metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "path": "\(path)"])
         }
     }
 }

@@ -58,7 +58,9 @@ struct WelcomeMailService: Service {
             handled.insert(event.eventID)
             return true
         } catch {
-            logger.warning("welcome mail failed; it will be retried", metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
+            logger.warning(
+                "welcome mail failed; it will be retried",
+                metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
             return false
         }
     }

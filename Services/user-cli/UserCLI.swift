@@ -38,7 +38,9 @@ struct ConnectionOptions: ParsableArguments {
     }
 
     /// Runs `body` with a client of the user service; failures become one line and an exit status.
-    func withUserService(_ body: (User_UserService.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Void) async {
+    func withUserService(
+        _ body: (User_UserService.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Void
+    ) async {
         let address = resolvedAddress
         await runCLI(tool: "user-cli", service: "user-service at \(address)") {
             let target = try ServiceAddress.target(address, key: "--address")
@@ -73,14 +75,16 @@ func readPassword(_ flag: String?) throws -> String {
     if let password = ProcessInfo.processInfo.environment["SHIPPY_PASSWORD"] { return password }
     if isatty(STDIN_FILENO) != 0, let typed = getpass("Password: ") { return String(cString: typed) }
     guard let line = readLine(strippingNewline: true) else {
-        throw CLIFailure(status: CLIFailure.invalidInput, "no password: pass --password, set SHIPPY_PASSWORD, or type it")
+        throw CLIFailure(
+            status: CLIFailure.invalidInput, "no password: pass --password, set SHIPPY_PASSWORD, or type it")
     }
     return line
 }
 
 /// `user-cli [create]`: creates the user, prints it, logs in and prints the token.
 struct Create: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Create a user, then log in and print the token (the default).")
+    static let configuration = CommandConfiguration(
+        abstract: "Create a user, then log in and print the token (the default).")
 
     @Option(help: "Full name.") var name: String
     @Option(help: "Email address; also the login.") var email: String
@@ -92,11 +96,18 @@ struct Create: AsyncParsableCommand {
         await connection.withUserService { users, options in
             let password = try readPassword(password)
             let created = try await users.create(
-                .with { $0.name = name; $0.email = email; $0.company = company; $0.password = password },
+                .with {
+                    $0.name = name; $0.email = email; $0.company = company; $0.password = password
+                },
                 options: options
             ).user
-            print("Created user \(created.id): \(created.name) <\(created.email)>\(created.company.isEmpty ? "" : ", \(created.company)")")
-            let token = try await users.auth(.with { $0.email = email; $0.password = password }, options: options)
+            print(
+                "Created user \(created.id): \(created.name) <\(created.email)>\(created.company.isEmpty ? "" : ", \(created.company)")"
+            )
+            let token = try await users.auth(
+                .with {
+                    $0.email = email; $0.password = password
+                }, options: options)
             print("Token: \(token.token)")
         }
     }
@@ -113,7 +124,10 @@ struct Login: AsyncParsableCommand {
     func run() async throws {
         await connection.withUserService { users, options in
             let password = try readPassword(password)
-            let token = try await users.auth(.with { $0.email = email; $0.password = password }, options: options)
+            let token = try await users.auth(
+                .with {
+                    $0.email = email; $0.password = password
+                }, options: options)
             print(token.token)
         }
     }

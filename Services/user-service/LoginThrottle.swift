@@ -50,7 +50,8 @@ final class LoginThrottle: Sendable {
 
     func recordFailure(_ key: String, now: ContinuousClock.Instant = .now) {
         entries.withLock { entries in
-            var entry = entries[key].flatMap { now - $0.lastFailure < policy.memory ? $0 : nil }
+            var entry =
+                entries[key].flatMap { now - $0.lastFailure < policy.memory ? $0 : nil }
                 ?? Entry(failures: 0, lastFailure: now, nextAllowed: now)
             entry.failures += 1
             entry.lastFailure = now

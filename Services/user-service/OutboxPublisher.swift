@@ -25,10 +25,11 @@ struct OutboxPublisher: Service {
         let nats = try await connect()
         do {
             while true {
-                let published = (try? await repository.publishPending(limit: 20) { event in
-                    try await nats.publish(
-                        subject: event.subject, payload: event.payload, messageID: event.id.uuidString.lowercased())
-                }) ?? 0
+                let published =
+                    (try? await repository.publishPending(limit: 20) { event in
+                        try await nats.publish(
+                            subject: event.subject, payload: event.payload, messageID: event.id.uuidString.lowercased())
+                    }) ?? 0
                 if published > 0 { logger.debug("published events", metadata: ["count": "\(published)"]) }
                 try await Task.sleep(for: published > 0 ? .milliseconds(10) : .milliseconds(250))
             }

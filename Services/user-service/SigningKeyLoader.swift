@@ -48,7 +48,9 @@ enum SigningKeyLoader {
         }
         if let path = configuration.publicKeyFile {
             try writeAtomically(key.publicKey.pemRepresentation + "\n", to: path, permissions: 0o644)
-            logger.info("published the token public key", metadata: ["path": "\(path)", "kid": "\(TokenKeys.keyID(of: key.publicKey))"])
+            logger.info(
+                "published the token public key",
+                metadata: ["path": "\(path)", "kid": "\(TokenKeys.keyID(of: key.publicKey))"])
         }
         return key
     }
@@ -58,10 +60,13 @@ enum SigningKeyLoader {
     private static func generate(at path: String, logger: Logger) throws -> ES256PrivateKey {
         let key = ES256PrivateKey()
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         let temporary = "\(path).\(getpid()).tmp"
-        guard FileManager.default.createFile(
-            atPath: temporary, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600])
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600])
         else { throw ShippyError.invalidArgument("cannot write a key to \(directory)") }
         defer { unlink(temporary) }
         if link(temporary, path) == 0 {
@@ -74,10 +79,13 @@ enum SigningKeyLoader {
 
     private static func writeAtomically(_ text: String, to path: String, permissions: Int) throws {
         let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty { try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
         let temporary = "\(path).\(getpid()).tmp"
-        guard FileManager.default.createFile(
-            atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
+        guard
+            FileManager.default.createFile(
+                atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
         else { throw ShippyError.invalidArgument("cannot write the public key to \(directory)") }
         guard rename(temporary, path) == 0 else {
             unlink(temporary)

@@ -47,7 +47,8 @@ struct UserServiceApp {
             name: "PostgreSQL at \(PostgresURL.redact(configuration.postgresURL))",
             connect: { try await repository.migrate() }
         )
-        var app = try await build(configuration: configuration, repository: repository, dependencies: [database], logger: logger)
+        var app = try await build(
+            configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
             natsURL: configuration.natsURL, repository: repository, health: app.health, logger: logger)
         app = UserServiceApp(
@@ -82,7 +83,11 @@ struct UserServiceApp {
             port: configuration.server.port,
             services: [handler],
             health: health,
-            interceptors: [AuthInterceptor(verifier: signer.verifier, protecting: User_UserService.descriptor, publicMethods: UserServiceHandler.publicMethods)],
+            interceptors: [
+                AuthInterceptor(
+                    verifier: signer.verifier, protecting: User_UserService.descriptor,
+                    publicMethods: UserServiceHandler.publicMethods)
+            ],
             logger: logger
         )
         // Not a network dependency: listed so that its threads stop with the rest at shutdown.

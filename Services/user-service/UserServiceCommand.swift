@@ -30,7 +30,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "PEM file of the ES256 signing key (env JWT_PRIVATE_KEY_FILE; or env JWT_PRIVATE_KEY with the PEM).")
     var jwtPrivateKeyFile: String?
 
-    @Option(help: "true to create a development key when the key file is missing (env JWT_GENERATE_KEY, default false).")
+    @Option(
+        help: "true to create a development key when the key file is missing (env JWT_GENERATE_KEY, default false).")
     var jwtGenerateKey: String?
 
     @Option(help: "Seconds a token stays valid (env TOKEN_LIFETIME, default 86400).")
@@ -39,7 +40,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "bcrypt cost, 4 to 16 (env BCRYPT_COST, default 12).")
     var bcryptCost: String?
 
-    @Option(help: "bcrypt works that may run or wait at once; more are refused to retry (env BCRYPT_QUEUE, default one per core).")
+    @Option(
+        help:
+            "bcrypt works that may run or wait at once; more are refused to retry (env BCRYPT_QUEUE, default one per core)."
+    )
     var bcryptQueue: String?
 
     @Option(help: "Comma-separated emails whose tokens carry the admin role (env ADMIN_EMAILS, default none).")
@@ -57,12 +61,14 @@ struct Serve: AsyncParsableCommand {
             signingKey: SigningKeyConfiguration(
                 privateKeyPEM: reader.raw("JWT_PRIVATE_KEY", flag: nil),
                 privateKeyFile: reader.raw("JWT_PRIVATE_KEY_FILE", flag: jwtPrivateKeyFile),
-                generateKey: try reader.choice("JWT_GENERATE_KEY", flag: ("jwt-generate-key", jwtGenerateKey), default: Toggle.false) == .true,
+                generateKey: try reader.choice(
+                    "JWT_GENERATE_KEY", flag: ("jwt-generate-key", jwtGenerateKey), default: Toggle.false) == .true,
                 publicKeyFile: tokenConfiguration.publicKeyFile
             ),
             tokens: tokenConfiguration,
             tokenLifetime: try reader.seconds(
-                "TOKEN_LIFETIME", flag: ("token-lifetime", tokenLifetime), default: .seconds(86_400), in: 60...31_536_000),
+                "TOKEN_LIFETIME", flag: ("token-lifetime", tokenLifetime), default: .seconds(86_400),
+                in: 60...31_536_000),
             bcryptCost: try reader.integer("BCRYPT_COST", flag: ("bcrypt-cost", bcryptCost), default: 12, in: 4...16),
             bcryptQueue: try reader.integer(
                 "BCRYPT_QUEUE", flag: ("bcrypt-queue", bcryptQueue), default: System.coreCount, in: 1...10_000),

@@ -58,7 +58,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     /// - Throws: `unauthenticated`, `permissionDenied`, `invalidArgument` (page_size or page_token), `unavailable`.
     func getAll(request: User_Request, context: ServerContext) async throws -> User_Response {
         try AuthInterceptor.requireClaims().requireAdmin(to: "list users")
-        let page = try await repository.users(page: try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
+        let page = try await repository.users(
+            page: try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
         return .with {
             $0.users = page.items.map { User_User($0, roles: roles(of: $0)) }
             $0.nextPageToken = page.nextToken
@@ -90,7 +91,9 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         throttle.recordSuccess(throttleKey)
         logger.info("login", metadata: ["user_id": "\(user.id)"])
         let token = try await signer.sign(user, roles: roles(of: user))
-        return .with { $0.token = token; $0.valid = true }
+        return .with {
+            $0.token = token; $0.valid = true
+        }
     }
 
     private func roles(of user: User) -> [Role] {

@@ -51,8 +51,10 @@ struct VesselConnection: ParsableArguments {
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) { client in
-                try await body(Vessel_VesselService.Client(wrapping: client), ["authorization": "Bearer \(token)"], options)
+            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) {
+                client in
+                try await body(
+                    Vessel_VesselService.Client(wrapping: client), ["authorization": "Bearer \(token)"], options)
             }
         }
     }
@@ -98,7 +100,9 @@ struct Create: AsyncParsableCommand {
                     $0.maxWeight = maxWeight
                 }, metadata: metadata, options: options
             ).vessel
-            print("Created vessel \(created.id): \(created.name), \(created.capacity) containers, \(created.maxWeight) kg")
+            print(
+                "Created vessel \(created.id): \(created.name), \(created.capacity) containers, \(created.maxWeight) kg"
+            )
         }
     }
 }
@@ -117,12 +121,14 @@ enum FleetReport {
     static func json(_ fleet: [Vessel_Vessel]) -> String {
         let objects: [[String: Any]] = fleet.map { vessel in
             [
-                "id": vessel.id, "name": vessel.name, "capacity": Int(vessel.capacity), "max_weight": Int(vessel.maxWeight),
+                "id": vessel.id, "name": vessel.name, "capacity": Int(vessel.capacity),
+                "max_weight": Int(vessel.maxWeight),
                 "room_capacity": Int(vessel.roomCapacity), "room_weight": Int(vessel.roomWeight),
                 "available": vessel.available, "owner_id": vessel.ownerID,
             ]
         }
-        let data = (try? JSONSerialization.data(withJSONObject: ["vessels": objects], options: [.prettyPrinted, .sortedKeys]))
+        let data =
+            (try? JSONSerialization.data(withJSONObject: ["vessels": objects], options: [.prettyPrinted, .sortedKeys]))
             ?? Data()
         return String(decoding: data, as: UTF8.self)
     }

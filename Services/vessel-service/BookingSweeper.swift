@@ -16,8 +16,11 @@ struct BookingSweeper: Service {
             while true {
                 try await Task.sleep(for: interval)
                 do {
-                    let released = try await repository.releaseExpired(now: VesselServiceHandler.millisecondsSince1970())
-                    if released > 0 { logger.notice("released expired reservations", metadata: ["count": "\(released)"]) }
+                    let released = try await repository.releaseExpired(
+                        now: VesselServiceHandler.millisecondsSince1970())
+                    if released > 0 {
+                        logger.notice("released expired reservations", metadata: ["count": "\(released)"])
+                    }
                 } catch {
                     logger.debug("the reservation sweep will try again", metadata: ["error": "\(error)"])
                 }

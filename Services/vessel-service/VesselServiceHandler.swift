@@ -132,11 +132,12 @@ extension Vessel_Booking {
         weight = booking.weight
         ownerID = booking.ownerID
         expiresAtUnixMs = booking.expiresAtMilliseconds
-        state = switch booking.state {
-        case .reserved: .reserved
-        case .confirmed: .confirmed
-        case .released: .released
-        }
+        state =
+            switch booking.state {
+            case .reserved: .reserved
+            case .confirmed: .confirmed
+            case .released: .released
+            }
     }
 }
 

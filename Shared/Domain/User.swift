@@ -54,7 +54,8 @@ public struct NewUser: Sendable {
 
     /// One `@`, a non-empty local part, a dotted domain, no spaces or control characters, at most 254 bytes.
     public static func isPlausibleEmail(_ email: String) -> Bool {
-        guard email.utf8.count <= 254, !email.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } == true })
+        guard email.utf8.count <= 254,
+            !email.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } == true })
         else { return false }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }

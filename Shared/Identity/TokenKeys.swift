@@ -12,8 +12,9 @@ public enum TokenKeys {
     /// PEM, so that signer and verifiers agree without configuration.
     public static func keyID(of publicKey: ES256PublicKey) -> String {
         let digest = SHA256.hash(data: Data(publicKey.pemRepresentation.utf8))
-        return String(Data(digest).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").prefix(16))
+        return String(
+            Data(digest).base64EncodedString()
+                .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").prefix(16))
     }
 
     /// Reads a private key from PEM text (SEC1 `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, curve P-256).

@@ -107,7 +107,8 @@ public struct TokenSigner: Sendable {
     /// A token for `user` with `roles`, valid from `now` for `lifetime`.
     public func sign(_ user: User, roles: [Role] = [.user], now: Date = Date()) async throws(ShippyError) -> String {
         let claims = AccessClaims(
-            user: user, roles: roles, issuedAt: now, lifetime: lifetime, issuer: verifier.issuer, audience: verifier.audience)
+            user: user, roles: roles, issuedAt: now, lifetime: lifetime, issuer: verifier.issuer,
+            audience: verifier.audience)
         do {
             return try await keys.sign(claims, kid: JWKIdentifier(string: keyID))
         } catch {

@@ -39,7 +39,8 @@ public final class NATSClient: Sendable {
                 var connection: OpaquePointer?
                 try check(natsConnection_Connect(&connection, options), "NATS at \(redacted)")
                 var jetStream: OpaquePointer?
-                guard natsConnection_JetStream(&jetStream, connection, nil) == NATS_OK, let connection, let jetStream else {
+                guard natsConnection_JetStream(&jetStream, connection, nil) == NATS_OK, let connection, let jetStream
+                else {
                     natsConnection_Destroy(connection)
                     throw ShippyError.unavailable("NATS at \(redacted) has no JetStream")
                 }
@@ -144,7 +145,9 @@ public final class NATSClient: Sendable {
         try? await threads.shutdownGracefully()
     }
 
-    private func run<T: Sendable>(_ operation: String, _ body: @escaping @Sendable () throws(ShippyError) -> T)
+    private func run<T: Sendable>(
+        _ operation: String, _ body: @escaping @Sendable () throws(ShippyError) -> T
+    )
         async throws(ShippyError) -> T
     {
         do {
@@ -176,7 +179,8 @@ public struct NATSMessage: Sendable {
         self.threads = threads
         payload = payloadBytes(of: message)
         var value: UnsafePointer<CChar>?
-        messageID = natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK ? value.map { String(cString: $0) } : nil
+        messageID =
+            natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK ? value.map { String(cString: $0) } : nil
     }
 
     /// Acknowledges and frees the message.
@@ -204,20 +208,23 @@ public final class NATSPullSubscription: Sendable {
         AsyncStream { continuation in
             let task = Task {
                 while !Task.isCancelled {
-                    let batch = (try? await threads.runIfActive { [subscription, threads] () -> [NATSMessage] in
-                        var list = natsMsgList()
-                        var code = jsErrCode(0)
-                        guard natsSubscription_Fetch(&list, subscription.raw, 16, 1000, &code) == NATS_OK else { return [] }
-                        var messages: [NATSMessage] = []
-                        for index in 0..<Int(list.Count) {
-                            if let message = list.Msgs[index] {
-                                messages.append(NATSMessage(message, threads: threads))
-                                list.Msgs[index] = nil  // now owned by the NATSMessage; the list must not free it
+                    let batch =
+                        (try? await threads.runIfActive { [subscription, threads] () -> [NATSMessage] in
+                            var list = natsMsgList()
+                            var code = jsErrCode(0)
+                            guard natsSubscription_Fetch(&list, subscription.raw, 16, 1000, &code) == NATS_OK else {
+                                return []
                             }
-                        }
-                        natsMsgList_Destroy(&list)
-                        return messages
-                    }) ?? []
+                            var messages: [NATSMessage] = []
+                            for index in 0..<Int(list.Count) {
+                                if let message = list.Msgs[index] {
+                                    messages.append(NATSMessage(message, threads: threads))
+                                    list.Msgs[index] = nil  // now owned by the NATSMessage; the list must not free it
+                                }
+                            }
+                            natsMsgList_Destroy(&list)
+                            return messages
+                        }) ?? []
                     for message in batch { continuation.yield(message) }
                     if batch.isEmpty { try? await Task.sleep(for: .milliseconds(50)) }
                 }
@@ -246,12 +253,15 @@ public final class NATSRawSubscription: Sendable {
     /// The next message's payload, or `nil` after `timeout`.
     public func next(timeout: Duration) async -> [UInt8]? {
         let milliseconds = timeout.milliseconds
-        return (try? await threads.runIfActive { [subscription] () -> [UInt8]? in
-            var message: OpaquePointer?
-            guard natsSubscription_NextMsg(&message, subscription.raw, milliseconds) == NATS_OK, let message else { return nil }
-            defer { natsMsg_Destroy(message) }
-            return payloadBytes(of: message)
-        }) ?? nil
+        return
+            (try? await threads.runIfActive { [subscription] () -> [UInt8]? in
+                var message: OpaquePointer?
+                guard natsSubscription_NextMsg(&message, subscription.raw, milliseconds) == NATS_OK, let message else {
+                    return nil
+                }
+                defer { natsMsg_Destroy(message) }
+                return payloadBytes(of: message)
+            }) ?? nil
     }
 
     public func close() async {
@@ -279,7 +289,9 @@ private func check(_ status: natsStatus, _ what: String, code: ShippyError.Code 
 }
 
 /// Runs `body` with C copies of `strings` that live exactly as long as it runs.
-private func withCStrings<T>(_ strings: [String], _ body: ([UnsafePointer<CChar>]) throws(ShippyError) -> T)
+private func withCStrings<T>(
+    _ strings: [String], _ body: ([UnsafePointer<CChar>]) throws(ShippyError) -> T
+)
     throws(ShippyError) -> T
 {
     let copies = strings.map { strdup($0)! }

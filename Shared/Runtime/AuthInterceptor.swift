@@ -17,7 +17,9 @@ public struct AuthInterceptor: ServerInterceptor {
     /// - Parameters:
     ///   - service: the service whose methods need a token; others on the server (health) are left alone.
     ///   - publicMethods: its methods that need no token (sign-up, login, token validation).
-    public init(verifier: any TokenVerifying, protecting service: ServiceDescriptor, publicMethods: Set<MethodDescriptor> = []) {
+    public init(
+        verifier: any TokenVerifying, protecting service: ServiceDescriptor, publicMethods: Set<MethodDescriptor> = []
+    ) {
         self.verifier = verifier
         self.service = service
         self.publicMethods = publicMethods

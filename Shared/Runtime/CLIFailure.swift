@@ -84,7 +84,8 @@ public enum TokenInput {
     public static func resolve(argument: String?, file: String?) throws -> String {
         var token = argument
         if token == nil, let file {
-            let data = file == "-"
+            let data =
+                file == "-"
                 ? FileHandle.standardInput.readDataToEndOfFile() : FileManager.default.contents(atPath: file)
             guard let data else { throw CLIFailure(status: CLIFailure.noInput, "\(file): cannot read the token file") }
             token = String(decoding: data, as: UTF8.self)
@@ -93,7 +94,8 @@ public enum TokenInput {
         guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
             throw CLIFailure(
                 status: 64,
-                "no token: pass it as an argument, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)")
+                "no token: pass it as an argument, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)"
+            )
         }
         return token
     }

@@ -82,7 +82,9 @@ public struct ConfigurationReader: Sendable {
     }
 
     /// A comma-separated list of email addresses, lowercased; empty when not set.
-    public func emailList(_ key: String, flag: (name: String, value: String?)? = nil) throws(ConfigurationError)
+    public func emailList(
+        _ key: String, flag: (name: String, value: String?)? = nil
+    ) throws(ConfigurationError)
         -> Set<String>
     {
         guard let text = raw(key, flag: flag?.value) else { return [] }
@@ -90,7 +92,8 @@ public struct ConfigurationReader: Sendable {
         for item in text.split(separator: ",") {
             let email = item.trimmingCharacters(in: .whitespaces)
             guard NewUser.isPlausibleEmail(email) else {
-                throw ConfigurationError(key: key, flag: flag?.name, problem: "\"\(email.prefix(254))\" is not an email address")
+                throw ConfigurationError(
+                    key: key, flag: flag?.name, problem: "\"\(email.prefix(254))\" is not an email address")
             }
             emails.insert(email.lowercased())
         }

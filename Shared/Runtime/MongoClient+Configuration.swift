@@ -4,7 +4,9 @@ import ShippyStorage
 extension MongoClient {
     /// The process's MongoDB client from its configuration; nothing connects yet.
     /// - Throws: `ConfigurationError` naming `MONGO_URL` when the URL cannot be used.
-    public static func make(_ configuration: MongoConfiguration, logger: Logger) throws(ConfigurationError) -> MongoClient {
+    public static func make(
+        _ configuration: MongoConfiguration, logger: Logger
+    ) throws(ConfigurationError) -> MongoClient {
         do {
             return try MongoClient(
                 url: configuration.url, database: configuration.database, threads: configuration.threads,
@@ -17,7 +19,9 @@ extension MongoClient {
 
 extension Dependency {
     /// MongoDB as a dependency: ping, then `prepare` (indexes, migrations, seeds); the client closes at shutdown.
-    public static func mongoDB(_ client: MongoClient, prepare: @escaping @Sendable () async throws -> Void) -> Dependency {
+    public static func mongoDB(
+        _ client: MongoClient, prepare: @escaping @Sendable () async throws -> Void
+    ) -> Dependency {
         Dependency(
             name: "MongoDB at \(client.redactedURL)",
             connect: {

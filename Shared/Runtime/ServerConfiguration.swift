@@ -33,7 +33,6 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-
 /// The command-line flags every service accepts; each overrides the environment variable in its help.
 public struct ServerOptions: ParsableArguments {
     @Option(help: "Address to listen on (env HOST, default 127.0.0.1; 0.0.0.0 in containers).")
@@ -57,7 +56,9 @@ public struct ServerOptions: ParsableArguments {
     public init() {}
 
     /// Merges flags, environment and defaults, validating each value.
-    public func resolve(defaultPort: Int, _ reader: ConfigurationReader) throws(ConfigurationError)
+    public func resolve(
+        defaultPort: Int, _ reader: ConfigurationReader
+    ) throws(ConfigurationError)
         -> ServerConfiguration
     {
         ServerConfiguration(
@@ -102,7 +103,8 @@ public struct MongoOptions: ParsableArguments {
     @Option(help: "Blocking MongoDB calls that may run at once (env MONGO_THREADS, default 4).")
     public var mongoThreads: String?
 
-    @Option(help: "Seconds one MongoDB operation may take before it fails as unavailable (env MONGO_TIMEOUT, default 5).")
+    @Option(
+        help: "Seconds one MongoDB operation may take before it fails as unavailable (env MONGO_TIMEOUT, default 5).")
     public var mongoTimeout: String?
 
     public init() {}
@@ -111,8 +113,10 @@ public struct MongoOptions: ParsableArguments {
         MongoConfiguration(
             url: try reader.string("MONGO_URL", flag: ("mongo-url", mongoURL), default: "mongodb://127.0.0.1:27017"),
             database: try reader.string("MONGO_DATABASE", flag: ("mongo-database", mongoDatabase), default: "shippy"),
-            threads: try reader.integer("MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256),
-            timeout: try reader.seconds("MONGO_TIMEOUT", flag: ("mongo-timeout", mongoTimeout), default: .seconds(5), in: 0.1...300)
+            threads: try reader.integer(
+                "MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256),
+            timeout: try reader.seconds(
+                "MONGO_TIMEOUT", flag: ("mongo-timeout", mongoTimeout), default: .seconds(5), in: 0.1...300)
         )
     }
 }

@@ -174,7 +174,9 @@ public final class MongoClient: Sendable {
     /// Updates the first document matching `filter`; returns how many matched (0 or 1).
     /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
     @discardableResult
-    public func updateOne(in collection: String, filter: BSONFields, update: BSONFields) async throws(ShippyError)
+    public func updateOne(
+        in collection: String, filter: BSONFields, update: BSONFields
+    ) async throws(ShippyError)
         -> Int64
     {
         try await run("update in \(collection)") { client in

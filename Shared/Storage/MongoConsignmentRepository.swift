@@ -19,7 +19,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     public func create(_ consignment: Consignment) async throws(ShippyError) {
         do {
             try await client.insertOne(BSONFields(consignment), into: Self.collection)
-        } catch where error.code == .alreadyExists {
+        } catch  where error.code == .alreadyExists {
             throw .alreadyExists("a consignment with id \(consignment.id) already exists")
         }
     }
@@ -47,7 +47,8 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
             filter.fields.append((key: "$or", value: after))
         }
         let documents = try await client.find(
-            in: Self.collection, filter: filter, sort: ["seq": .int32(1), "_id": .int32(1)], limit: Int64(page.size + 1))
+            in: Self.collection, filter: filter, sort: ["seq": .int32(1), "_id": .int32(1)], limit: Int64(page.size + 1)
+        )
         var fetched: [(seq: Int64, consignment: Consignment)] = []
         for document in documents {
             fetched.append((document["seq"]?.int64Value ?? 0, try Consignment(document)))

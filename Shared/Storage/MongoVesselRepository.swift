@@ -37,7 +37,8 @@ public struct MongoVesselRepository: VesselRepository {
         )
         try await client.createIndexes(
             [.init(name: "state_expires_at", keys: ["state": .int32(1), "expires_at": .int32(1)])], on: Self.bookings)
-        let unmigrated = try await client.find(in: Self.collection, filter: ["room_capacity": ["$exists": .bool(false)]])
+        let unmigrated = try await client.find(
+            in: Self.collection, filter: ["room_capacity": ["$exists": .bool(false)]])
         for document in unmigrated {
             let vessel = try Vessel(document)
             try await client.updateOne(
@@ -62,7 +63,7 @@ public struct MongoVesselRepository: VesselRepository {
     public func create(_ vessel: Vessel) async throws(ShippyError) {
         do {
             try await client.insertOne(BSONFields(vessel), into: Self.collection)
-        } catch where error.code == .alreadyExists {
+        } catch  where error.code == .alreadyExists {
             throw .alreadyExists("a vessel with id \(vessel.id) already exists")
         }
     }
@@ -74,7 +75,7 @@ public struct MongoVesselRepository: VesselRepository {
             do {
                 try await client.insertOne(BSONFields(vessel), into: Self.collection)
                 inserted += 1
-            } catch where error.code == .alreadyExists {
+            } catch  where error.code == .alreadyExists {
                 // Another replica seeded this vessel first; the fixed id keeps it to one copy.
             }
         }
@@ -106,7 +107,9 @@ public struct MongoVesselRepository: VesselRepository {
             update: [
                 "$inc": ["room_capacity": .int32(-load.capacity), "room_weight": .int32(-load.maxWeight)],
                 "$push": [
-                    "holds": ["hold": .string(hold), "containers": .int32(load.capacity), "weight": .int32(load.maxWeight)]
+                    "holds": [
+                        "hold": .string(hold), "containers": .int32(load.capacity), "weight": .int32(load.maxWeight),
+                    ]
                 ],
             ],
             sort: Self.smallestFirst
@@ -125,7 +128,8 @@ public struct MongoVesselRepository: VesselRepository {
         guard marked == 1 else {
             // Released (by a call or the sweep) while the room was being taken: give it back.
             try await giveBack(hold: hold, containers: load.capacity, weight: load.maxWeight)
-            throw .unavailable("the booking of consignment \(request.consignmentID) was released while it was made; book again")
+            throw .unavailable(
+                "the booking of consignment \(request.consignmentID) was released while it was made; book again")
         }
         return Booking(
             consignmentID: request.consignmentID, vesselID: vessel.id, containers: load.capacity,
@@ -186,16 +190,18 @@ public struct MongoVesselRepository: VesselRepository {
 
     /// Creates the booking entry in state `pending`, or answers the booking that exists for this id.
     /// - Returns: `nil` when the caller now holds the entry and must take the room.
-    private func claim(_ request: BookingRequest, hold: String, expiresAt: Int64) async throws(ShippyError) -> Booking? {
+    private func claim(_ request: BookingRequest, hold: String, expiresAt: Int64) async throws(ShippyError) -> Booking?
+    {
         let fields: BSONFields = [
             "state": "pending", "owner_id": .string(request.ownerID), "vessel_id": "",
             "containers": .int32(request.specification.capacity), "weight": .int32(request.specification.maxWeight),
             "hold": .string(hold), "expires_at": .int64(expiresAt), "freed": .bool(false),
         ]
         do {
-            try await client.insertOne(BSONFields([(key: "_id", value: .string(request.consignmentID))] + fields.fields), into: Self.bookings)
+            try await client.insertOne(
+                BSONFields([(key: "_id", value: .string(request.consignmentID))] + fields.fields), into: Self.bookings)
             return nil
-        } catch where error.code == .alreadyExists {
+        } catch  where error.code == .alreadyExists {
             guard let existing = try await entry(request.consignmentID) else {
                 throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
             }

@@ -80,7 +80,7 @@ public struct PostgresUserRepository: UserRepository {
                         logger: logger)
                 }
             }
-        } catch where error.code == .alreadyExists {
+        } catch  where error.code == .alreadyExists {
             throw .alreadyExists("a user with email \(user.email) already exists")
         }
     }
@@ -135,7 +135,8 @@ public struct PostgresUserRepository: UserRepository {
                     """)
             }
             var users: [(micros: Int64, user: User)] = []
-            for try await (id, name, company, email, micros) in rows.decode((UUID, String, String, String, Int64).self) {
+            for try await (id, name, company, email, micros) in rows.decode((UUID, String, String, String, Int64).self)
+            {
                 users.append((micros, User(id: id.uuidString.lowercased(), name: name, company: company, email: email)))
             }
             return users
@@ -172,7 +173,8 @@ public struct PostgresUserRepository: UserRepository {
                     } catch {
                         break  // NATS is away: keep the rest for the next round, in order.
                     }
-                    try await connection.query("UPDATE outbox SET published_at = now() WHERE id = \(event.id)", logger: logger)
+                    try await connection.query(
+                        "UPDATE outbox SET published_at = now() WHERE id = \(event.id)", logger: logger)
                     published += 1
                 }
                 return published
@@ -214,7 +216,8 @@ public struct PostgresUserRepository: UserRepository {
                 throw .unavailable("PostgreSQL is unavailable; try again shortly")
             }
         } catch {
-            logger.warning("PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(type(of: error))"])
+            logger.warning(
+                "PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(type(of: error))"])
             throw .unavailable("PostgreSQL is unavailable; try again shortly")
         }
     }

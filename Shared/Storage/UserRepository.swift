@@ -58,7 +58,9 @@ public actor InMemoryUserRepository: UserRepository {
 
     public func users(page: PageRequest) -> Page<User> {
         let after = page.cursor.first.flatMap(Int.init) ?? -1
-        let fetched = users.indices.filter { $0 > after }.prefix(page.size + 1).map { (index: $0, user: users[$0].user) }
+        let fetched = users.indices.filter { $0 > after }.prefix(page.size + 1).map {
+            (index: $0, user: users[$0].user)
+        }
         let next = Page(fetched: fetched, size: page.size) { [String($0.index)] }
         return Page(items: next.items.map(\.user), nextToken: next.nextToken)
     }

@@ -101,7 +101,9 @@ public actor InMemoryVesselRepository: VesselRepository {
     }
 
     public func confirm(consignmentID: String) throws(ShippyError) -> Booking {
-        guard var booking = bookings[consignmentID] else { throw .notFound("no booking for consignment \(consignmentID)") }
+        guard var booking = bookings[consignmentID] else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
         guard booking.state != .released else { throw BookingErrors.notReserved(consignmentID) }
         booking.state = .confirmed
         booking.expiresAtMilliseconds = 0
@@ -110,7 +112,9 @@ public actor InMemoryVesselRepository: VesselRepository {
     }
 
     public func release(consignmentID: String) throws(ShippyError) -> Booking {
-        guard var booking = bookings[consignmentID] else { throw .notFound("no booking for consignment \(consignmentID)") }
+        guard var booking = bookings[consignmentID] else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
         switch booking.state {
         case .confirmed: throw BookingErrors.confirmed(consignmentID)
         case .released: return booking
@@ -138,6 +142,7 @@ public enum BookingErrors {
     }
 
     public static func confirmed(_ consignmentID: String) -> ShippyError {
-        ShippyError(.failedPrecondition, "the booking for consignment \(consignmentID) is confirmed and cannot be released")
+        ShippyError(
+            .failedPrecondition, "the booking for consignment \(consignmentID) is confirmed and cannot be released")
     }
 }

@@ -33,9 +33,12 @@ import Testing
         keys = try TestKeys()
     }
 
-    static let ann = User(id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
-    static let bob = User(id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
-    static let ada = User(id: "ada00000-0000-4000-8000-0000000000ad", name: "Ada", company: "Shippy", email: "ada@example.com")
+    static let ann = User(
+        id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
+    static let bob = User(
+        id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
+    static let ada = User(
+        id: "ada00000-0000-4000-8000-0000000000ad", name: "Ada", company: "Shippy", email: "ada@example.com")
     static let password = "ann's long password"
 
     /// The metadata a caller sends; `owner` is the user whose things the test acts on.
@@ -44,7 +47,8 @@ import Testing
         case .none: return [:]
         case .forged:
             // Right claims and even the admin role, but signed by a key the services do not know.
-            let signer = await TokenSigner(privateKey: forger, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
+            let signer = await TokenSigner(
+                privateKey: forger, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
             return ["authorization": "Bearer \(try await signer.sign(owner, roles: [.admin]))"]
         case .user: return try await keys.bearer(owner)
         case .anotherUser: return try await keys.bearer(Self.bob)
@@ -70,7 +74,10 @@ import Testing
             } catch let error as RPCError {
                 outcome = error.code
             }
-            #expect(outcome == expected, "\(rpc) as \(caller.rawValue): expected \(expected.map { "\($0)" } ?? "ok"), got \(outcome.map { "\($0)" } ?? "ok")")
+            #expect(
+                outcome == expected,
+                "\(rpc) as \(caller.rawValue): expected \(expected.map { "\($0)" } ?? "ok"), got \(outcome.map { "\($0)" } ?? "ok")"
+            )
             seen.append("\(caller.rawValue): \(outcome.map { "\($0)" } ?? "ok")")
         }
         print("\(rpc) — \(seen.joined(separator: ", "))")
@@ -83,39 +90,86 @@ import Testing
 
     // MARK: vessel.VesselService
 
-    func withVessels<T: Sendable>(_ body: @Sendable (Vessel_VesselService.Client<InProcessTransport.Client>) async throws -> T) async throws -> T {
+    func withVessels<T: Sendable>(
+        _ body: @Sendable (Vessel_VesselService.Client<InProcessTransport.Client>) async throws -> T
+    ) async throws -> T {
         let repository = InMemoryVesselRepository(Vessel.defaultFleet)
         _ = try await repository.book(
-            try BookingRequest(consignmentID: "ann-1", specification: try VesselSpecification(capacity: 1, maxWeight: 1), ownerID: Self.ann.id),
+            try BookingRequest(
+                consignmentID: "ann-1", specification: try VesselSpecification(capacity: 1, maxWeight: 1),
+                ownerID: Self.ann.id),
             expiresAt: .max)
         let transport = InProcessTransport()
-        let handler = VesselServiceHandler(repository: repository, reservationLifetime: .seconds(60), logger: logs.logger())
+        let handler = VesselServiceHandler(
+            repository: repository, reservationLifetime: .seconds(60), logger: logs.logger())
         let interceptor = AuthInterceptor(
             verifier: await keys.signer().verifier, protecting: Vessel_VesselService.descriptor,
             publicMethods: VesselServiceHandler.publicMethods)
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
+            _ in
             try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
         }
     }
 
     @Test func vesselService() async throws {
         var responses: [String] = []
-        responses += try await check("vessel.FindAvailable", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
+        responses += try await check(
+            "vessel.FindAvailable",
+            [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
+        ) { metadata in
             try await withVessels { "\(try await $0.findAvailable(.with { $0.capacity = 1 }, metadata: metadata))" }
         }
-        responses += try await check("vessel.Create", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.denied, .anotherUser: Self.denied, .admin: Self.ok]) { metadata in
-            try await withVessels { "\(try await $0.create(.with { $0.name = "New"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: metadata))" }
+        responses += try await check(
+            "vessel.Create",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.denied,
+                .anotherUser: Self.denied, .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withVessels {
+                "\(try await $0.create(.with { $0.name = "New"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: metadata))"
+            }
         }
-        responses += try await check("vessel.Book", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied, .admin: Self.denied]) { metadata in
-            try await withVessels { "\(try await $0.book(.with { $0.consignmentID = "ann-1"; $0.containers = 1; $0.weight = 1 }, metadata: metadata))" }
+        responses += try await check(
+            "vessel.Book",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.denied,
+            ]
+        ) { metadata in
+            try await withVessels {
+                "\(try await $0.book(.with { $0.consignmentID = "ann-1"; $0.containers = 1; $0.weight = 1 }, metadata: metadata))"
+            }
         }
-        responses += try await check("vessel.Confirm", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied, .admin: Self.ok]) { metadata in
-            try await withVessels { "\(try await $0.confirm(.with { $0.consignmentID = "ann-1" }, metadata: metadata))" }
+        responses += try await check(
+            "vessel.Confirm",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withVessels {
+                "\(try await $0.confirm(.with { $0.consignmentID = "ann-1" }, metadata: metadata))"
+            }
         }
-        responses += try await check("vessel.Release", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied, .admin: Self.ok]) { metadata in
-            try await withVessels { "\(try await $0.release(.with { $0.consignmentID = "ann-1" }, metadata: metadata))" }
+        responses += try await check(
+            "vessel.Release",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withVessels {
+                "\(try await $0.release(.with { $0.consignmentID = "ann-1" }, metadata: metadata))"
+            }
         }
-        responses += try await check("vessel.List", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
+        responses += try await check(
+            "vessel.List",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
             try await withVessels { "\(try await $0.list(Vessel_ListRequest(), metadata: metadata))" }
         }
         #expect(!responses.isEmpty)
@@ -124,19 +178,27 @@ import Testing
     // MARK: user.UserService
 
     /// A user service with Ann signed up (her id is the one the test's tokens carry) and Ada as its admin.
-    func withUsers<T: Sendable>(_ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T) async throws -> T {
+    func withUsers<T: Sendable>(
+        _ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T
+    ) async throws -> T {
         let repository = InMemoryUserRepository()
         let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: 8)
         try await repository.create(
-            Self.ann, passwordHash: try await hasher.hash(Self.password), event: OutboxEvent(id: UUID(), subject: "s", payload: []))
-        let signer = await TokenSigner(privateKey: keys.privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
+            Self.ann, passwordHash: try await hasher.hash(Self.password),
+            event: OutboxEvent(id: UUID(), subject: "s", payload: []))
+        let signer = await TokenSigner(
+            privateKey: keys.privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
         let handler = UserServiceHandler(
-            repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.ada.email], throttle: LoginThrottle(),
+            repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.ada.email],
+            throttle: LoginThrottle(),
             logger: logs.logger())
         let interceptor = AuthInterceptor(
-            verifier: signer.verifier, protecting: User_UserService.descriptor, publicMethods: UserServiceHandler.publicMethods)
+            verifier: signer.verifier, protecting: User_UserService.descriptor,
+            publicMethods: UserServiceHandler.publicMethods)
         let transport = InProcessTransport()
-        let result = try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        let result = try await withGRPCServer(
+            transport: transport.server, services: [handler], interceptors: [interceptor]
+        ) { _ in
             try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
         }
         await hasher.shutdown()
@@ -146,23 +208,48 @@ import Testing
     @Test func userService() async throws {
         let annToken = try await keys.signer().sign(Self.ann)
         var responses: [String] = []
-        responses += try await check("user.Create", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
-            try await withUsers { "\(try await $0.create(.with { $0.name = "Neo"; $0.email = "neo@example.com"; $0.password = "neo password" }, metadata: metadata))" }
+        responses += try await check(
+            "user.Create", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
+        ) { metadata in
+            try await withUsers {
+                "\(try await $0.create(.with { $0.name = "Neo"; $0.email = "neo@example.com"; $0.password = "neo password" }, metadata: metadata))"
+            }
         }
-        responses += try await check("user.Get", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied, .admin: Self.ok]) { metadata in
+        responses += try await check(
+            "user.Get",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
             try await withUsers { "\(try await $0.get(.with { $0.id = Self.ann.id }, metadata: metadata))" }
         }
-        responses += try await check("user.GetAll", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.denied, .anotherUser: Self.denied, .admin: Self.ok]) { metadata in
+        responses += try await check(
+            "user.GetAll",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.denied,
+                .anotherUser: Self.denied, .admin: Self.ok,
+            ]
+        ) { metadata in
             try await withUsers { "\(try await $0.getAll(User_Request(), metadata: metadata))" }
         }
-        responses += try await check("user.Auth", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
-            try await withUsers { "\(try await $0.auth(.with { $0.email = Self.ann.email; $0.password = Self.password }, metadata: metadata))" }
+        responses += try await check(
+            "user.Auth", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
+        ) { metadata in
+            try await withUsers {
+                "\(try await $0.auth(.with { $0.email = Self.ann.email; $0.password = Self.password }, metadata: metadata))"
+            }
         }
-        responses += try await check("user.ValidateToken", [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
+        responses += try await check(
+            "user.ValidateToken",
+            [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
+        ) { metadata in
             try await withUsers { "\(try await $0.validateToken(.with { $0.token = annToken }, metadata: metadata))" }
         }
         for response in responses {
-            #expect(!response.contains(Self.password) && !response.contains("$2b$"), "a response holds a password or hash: \(response)")
+            #expect(
+                !response.contains(Self.password) && !response.contains("$2b$"),
+                "a response holds a password or hash: \(response)")
         }
         let logs = self.logs.all.joined(separator: "\n")
         #expect(!logs.contains(Self.password) && !logs.contains("$2b$"))
@@ -175,22 +262,43 @@ import Testing
     ) async throws -> T {
         let repository = InMemoryConsignmentRepository()
         try await repository.create(
-            Consignment(id: "ann-1", description: "Ann's", weight: 1, containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)],
-                        vesselID: "vessel001", userID: Self.ann.id))
-        let handler = ConsignmentServiceHandler(repository: repository, vessels: ScriptedVesselBooker(), logger: logs.logger())
-        let interceptor = AuthInterceptor(verifier: await keys.signer().verifier, protecting: Consignment_ShippingService.descriptor)
+            Consignment(
+                id: "ann-1", description: "Ann's", weight: 1,
+                containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)],
+                vesselID: "vessel001", userID: Self.ann.id))
+        let handler = ConsignmentServiceHandler(
+            repository: repository, vessels: ScriptedVesselBooker(), logger: logs.logger())
+        let interceptor = AuthInterceptor(
+            verifier: await keys.signer().verifier, protecting: Consignment_ShippingService.descriptor)
         let transport = InProcessTransport()
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
+            _ in
             try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
         }
     }
 
     @Test func consignmentService() async throws {
-        _ = try await check("consignment.CreateConsignment", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
-            try await withConsignments { "\(try await $0.createConsignment(ConsignmentHandlerTests.sample, metadata: metadata))" }
+        _ = try await check(
+            "consignment.CreateConsignment",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withConsignments {
+                "\(try await $0.createConsignment(ConsignmentHandlerTests.sample, metadata: metadata))"
+            }
         }
-        _ = try await check("consignment.GetConsignments", [.none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]) { metadata in
-            try await withConsignments { "\(try await $0.getConsignments(Consignment_GetRequest(), metadata: metadata))" }
+        _ = try await check(
+            "consignment.GetConsignments",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.ok,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withConsignments {
+                "\(try await $0.getConsignments(Consignment_GetRequest(), metadata: metadata))"
+            }
         }
         // Everyone sees only their own: Ann her one consignment, another user and the admin none of hers.
         let annToken = try await metadata(.user, owner: Self.ann)

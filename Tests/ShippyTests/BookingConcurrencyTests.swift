@@ -24,7 +24,11 @@ import Testing
             let request = Consignment_Consignment.with {
                 $0.description_p = "One container"
                 $0.weight = 100
-                $0.containers = [.with { $0.customerID = "cust"; $0.origin = "Felixstowe" }]
+                $0.containers = [
+                    .with {
+                        $0.customerID = "cust"; $0.origin = "Felixstowe"
+                    }
+                ]
             }
             let outcomes = try await consignments[0].withClient { first in
                 try await consignments[1].withClient { second in
@@ -62,7 +66,8 @@ import Testing
                     return total
                 }
                 let vessel = try #require(try await mongo.find(in: MongoVesselRepository.collection, filter: [:]).first)
-                let confirmed = try await mongo.count(in: MongoVesselRepository.bookings, filter: ["state": "confirmed"])
+                let confirmed = try await mongo.count(
+                    in: MongoVesselRepository.bookings, filter: ["state": "confirmed"])
                 let holds: Int = if case .array(let items)? = vessel["holds"] { items.count } else { -1 }
                 return (stored.count, containers, vessel["room_capacity"]?.int32Value, confirmed, holds)
             }

@@ -17,15 +17,22 @@ import Testing
     static let sample = Consignment_Consignment.with {
         $0.description_p = "Three containers"
         $0.weight = 55_000
-        $0.containers = (1...3).map { index in .with { $0.customerID = "cust00\(index)"; $0.origin = "Derby" } }
+        $0.containers = (1...3).map { index in
+            .with {
+                $0.customerID = "cust00\(index)"; $0.origin = "Derby"
+            }
+        }
     }
 
     /// The room left on the only vessel, and the state of the booking of `consignmentID`.
-    func observe(_ system: ShippySystem, consignmentID: String) async throws -> (room: Int32?, state: String?, stored: Int) {
+    func observe(
+        _ system: ShippySystem, consignmentID: String
+    ) async throws -> (room: Int32?, state: String?, stored: Int) {
         try await system.withMongo { mongo in
             let vessel = try await mongo.find(in: MongoVesselRepository.collection, filter: [:]).first
             let booking = try await mongo.find(
-                in: MongoVesselRepository.bookings, filter: ["_id": .string(consignmentID)]).first
+                in: MongoVesselRepository.bookings, filter: ["_id": .string(consignmentID)]
+            ).first
             let stored = try await mongo.count(in: MongoConsignmentRepository.collection)
             return (vessel?["room_capacity"]?.int32Value, booking?["state"]?.stringValue, Int(stored))
         }
@@ -46,7 +53,8 @@ import Testing
             target: .ipv4(host: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
         let app = ConsignmentServiceApp.build(
             configuration: ServerConfiguration(port: 0), repository: repository,
-            vessels: GRPCVesselBooker(client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: .seconds(5)),
+            vessels: GRPCVesselBooker(
+                client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: .seconds(5)),
             verifier: await system.keys.signer().verifier, dependencies: [], logger: Logger(label: "test"))
         let group = ServiceRunner.makeGroup(
             [("vessel-client", vesselClient)] + app.services, shutdownGrace: .seconds(5), logger: Logger(label: "test"))
@@ -67,15 +75,17 @@ import Testing
                     _ = try await shipping.createConsignment(Self.sample, metadata: call)
                 }
                 let afterFailure = try await observe(system, consignmentID: consignmentID)
-                #expect(afterFailure.room == 10 && afterFailure.state == "released" && afterFailure.stored == 0,
-                        "the failed store released its booking: \(afterFailure)")
+                #expect(
+                    afterFailure.room == 10 && afterFailure.state == "released" && afterFailure.stored == 0,
+                    "the failed store released its booking: \(afterFailure)")
 
                 let first = try await shipping.createConsignment(Self.sample, metadata: call).consignment
                 let again = try await shipping.createConsignment(Self.sample, metadata: call).consignment
                 #expect(first.id == consignmentID && again == first)
                 let afterRetries = try await observe(system, consignmentID: consignmentID)
-                #expect(afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.stored == 1,
-                        "two retries with the key booked the three containers once: \(afterRetries)")
+                #expect(
+                    afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.stored == 1,
+                    "two retries with the key booked the three containers once: \(afterRetries)")
             }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
@@ -93,13 +103,20 @@ import Testing
         try await vessel.withClient { client in
             let vessels = Vessel_VesselService.Client(wrapping: client)
             // As a consignment-service that crashed after Book would leave it: never confirmed.
-            _ = try await vessels.book(.with { $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10 }, metadata: ann)
-            _ = try await vessels.book(.with { $0.consignmentID = "kept"; $0.containers = 2; $0.weight = 10 }, metadata: ann)
+            _ = try await vessels.book(
+                .with {
+                    $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10
+                }, metadata: ann)
+            _ = try await vessels.book(
+                .with {
+                    $0.consignmentID = "kept"; $0.containers = 2; $0.weight = 10
+                }, metadata: ann)
             _ = try await vessels.confirm(.with { $0.consignmentID = "kept" }, metadata: ann)
         }
         #expect(try await observe(system, consignmentID: "orphan").room == 4)
         let released = await eventually(within: .seconds(10)) {
-            (try? await observe(system, consignmentID: "orphan")) .map { $0.room == 8 && $0.state == "released" } ?? false
+            (try? await observe(system, consignmentID: "orphan")).map { $0.room == 8 && $0.state == "released" }
+                ?? false
         }
         #expect(released, "the orphaned reservation's room came back after its lifetime and a sweep")
         try await Task.sleep(for: .seconds(1.5))

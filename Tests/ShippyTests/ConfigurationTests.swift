@@ -3,7 +3,8 @@ import Testing
 
 @Suite struct ConfigurationTests {
     @Test func defaultsApplyWhenNothingIsSet() throws {
-        let configuration = try ServerOptions.parse([]).resolve(defaultPort: 50052, ConfigurationReader(environment: [:]))
+        let configuration = try ServerOptions.parse([]).resolve(
+            defaultPort: 50052, ConfigurationReader(environment: [:]))
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 50052)
         #expect(configuration.logLevel == .info)

@@ -20,7 +20,11 @@ actor ScriptedVesselBooker: VesselBooker {
     private(set) var confirmed: [String] = []
     private(set) var released: [String] = []
 
-    init(answer: @escaping @Sendable (VesselSpecification) throws(ShippyError) -> String = { _ throws(ShippyError) in "vessel003" }) {
+    init(
+        answer: @escaping @Sendable (VesselSpecification) throws(ShippyError) -> String = { _ throws(ShippyError) in
+            "vessel003"
+        }
+    ) {
         self.answer = answer
     }
 
@@ -47,14 +51,18 @@ actor ScriptedVesselBooker: VesselBooker {
 @Suite struct ConsignmentHandlerTests {
     typealias Client = Consignment_ShippingService.Client<InProcessTransport.Client>
 
-    static let ann = User(id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
-    static let bob = User(id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
+    static let ann = User(
+        id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
+    static let bob = User(
+        id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
     static let sample = Consignment_Consignment.with {
         $0.description_p = "This is a test consignment"
         $0.weight = 55_000
         $0.userID = "someone-else"
         $0.containers = ["cust001", "cust002", "cust005"].map { customer in
-            .with { $0.customerID = customer; $0.origin = "Manchester, United Kingdom"; $0.userID = "user001" }
+            .with {
+                $0.customerID = customer; $0.origin = "Manchester, United Kingdom"; $0.userID = "user001"
+            }
         }
     }
 
@@ -65,11 +73,13 @@ actor ScriptedVesselBooker: VesselBooker {
         vessels: ScriptedVesselBooker = ScriptedVesselBooker(),
         _ body: @Sendable (Client, TokenSigner) async throws -> T
     ) async throws -> T {
-        let signer = await TokenSigner(privateKey: key, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
+        let signer = await TokenSigner(
+            privateKey: key, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
         let handler = ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: Logger(label: "test"))
         let interceptor = AuthInterceptor(verifier: signer.verifier, protecting: Consignment_ShippingService.descriptor)
         let transport = InProcessTransport()
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
+            _ in
             try await withGRPCClient(transport: transport.client) { client in
                 try await body(Client(wrapping: client), signer)
             }
@@ -79,7 +89,6 @@ actor ScriptedVesselBooker: VesselBooker {
     func bearer(_ signer: TokenSigner, _ user: User) async throws -> Metadata {
         ["authorization": "Bearer \(try await signer.sign(user))"]
     }
-
 
     @Test func createdConsignmentIsOwnedByTheCallerWhateverTheClientSent() async throws {
         let (created, listed) = try await withService { client, signer in
@@ -125,7 +134,9 @@ actor ScriptedVesselBooker: VesselBooker {
 
     @Test func missingMalformedExpiredOrForeignTokenIsUnauthenticated() async throws {
         try await withService { client, signer in
-            await expectStatus(.unauthenticated, "missing token") { _ = try await client.getConsignments(Consignment_GetRequest()) }
+            await expectStatus(.unauthenticated, "missing token") {
+                _ = try await client.getConsignments(Consignment_GetRequest())
+            }
             for token in ["111", "111.111.111", "eyJhbGciOiJub25lIn0.e30."] {
                 await expectStatus(.unauthenticated, "invalid token") {
                     _ = try await client.createConsignment(Self.sample, metadata: ["authorization": "Bearer \(token)"])
@@ -135,10 +146,13 @@ actor ScriptedVesselBooker: VesselBooker {
             await expectStatus(.unauthenticated, "expired") {
                 _ = try await client.getConsignments(Consignment_GetRequest(), metadata: ["token": "\(expired)"])
             }
-            let stranger = await TokenSigner(privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(60))
+            let stranger = await TokenSigner(
+                privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(60)
+            )
             let foreign = try await stranger.sign(Self.ann)
             await expectStatus(.unauthenticated, "not signed by a known key") {
-                _ = try await client.getConsignments(Consignment_GetRequest(), metadata: ["authorization": "Bearer \(foreign)"])
+                _ = try await client.getConsignments(
+                    Consignment_GetRequest(), metadata: ["authorization": "Bearer \(foreign)"])
             }
         }
         #expect(await repository.consignments(ownedBy: Self.ann.id, page: PageRequest()).items.isEmpty)
@@ -163,7 +177,9 @@ actor ScriptedVesselBooker: VesselBooker {
         let invalid = request
         try await withService { client, signer in
             let ann = try await bearer(signer, Self.ann)
-            await expectStatus(.invalidArgument, message) { _ = try await client.createConsignment(invalid, metadata: ann) }
+            await expectStatus(.invalidArgument, message) {
+                _ = try await client.createConsignment(invalid, metadata: ann)
+            }
         }
     }
 
@@ -181,10 +197,14 @@ actor ScriptedVesselBooker: VesselBooker {
 
     @Test(arguments: [ShippyError.Code.unavailable, .deadlineExceeded])
     func vesselServiceDownOrSlowIsReportedNamingIt(code: ShippyError.Code) async throws {
-        let finder = ScriptedVesselBooker { _ throws(ShippyError) in throw ShippyError(code, "vessel-service at 127.0.0.1:50052 is down") }
+        let finder = ScriptedVesselBooker { _ throws(ShippyError) in
+            throw ShippyError(code, "vessel-service at 127.0.0.1:50052 is down")
+        }
         try await withService(vessels: finder) { client, signer in
             let ann = try await bearer(signer, Self.ann)
-            await expectStatus(code == .unavailable ? .unavailable : .deadlineExceeded, "vessel-service at 127.0.0.1:50052") {
+            await expectStatus(
+                code == .unavailable ? .unavailable : .deadlineExceeded, "vessel-service at 127.0.0.1:50052"
+            ) {
                 _ = try await client.createConsignment(Self.sample, metadata: ann)
             }
         }
@@ -204,7 +224,8 @@ actor ScriptedVesselBooker: VesselBooker {
                     consignmentID: "c1", specification: try VesselSpecification(capacity: 1, maxWeight: 1), token: "t")
             } throws: { error in
                 guard let error = error as? ShippyError else { return false }
-                return [.unavailable, .deadlineExceeded].contains(error.code) && error.message.contains("vessel-service at 127.0.0.1:\(port)")
+                return [.unavailable, .deadlineExceeded].contains(error.code)
+                    && error.message.contains("vessel-service at 127.0.0.1:\(port)")
             }
             // Bounded by the 2 s deadline, not hung; the margin is for a loaded machine.
             #expect(ContinuousClock.now - started < .seconds(10))
@@ -243,8 +264,10 @@ extension ConsignmentHandlerTests {
     @Test func theSameKeyFromAnotherUserIsAnotherConsignment() async throws {
         let (ann, bob) = try await withService { client, signer in
             (
-                try await client.createConsignment(Self.sample, metadata: Self.keyed(try await bearer(signer, Self.ann), "k")),
-                try await client.createConsignment(Self.sample, metadata: Self.keyed(try await bearer(signer, Self.bob), "k"))
+                try await client.createConsignment(
+                    Self.sample, metadata: Self.keyed(try await bearer(signer, Self.ann), "k")),
+                try await client.createConsignment(
+                    Self.sample, metadata: Self.keyed(try await bearer(signer, Self.bob), "k"))
             )
         }
         #expect(ann.consignment.id != bob.consignment.id)
@@ -300,7 +323,10 @@ extension ConsignmentHandlerTests {
             var pages: [[String]] = []
             var token = ""
             repeat {
-                let page = try await client.getConsignments(.with { $0.pageSize = 2; $0.pageToken = token }, metadata: ann)
+                let page = try await client.getConsignments(
+                    .with {
+                        $0.pageSize = 2; $0.pageToken = token
+                    }, metadata: ann)
                 pages.append(page.consignments.map(\.id))
                 token = page.nextPageToken
             } while !token.isEmpty
@@ -323,7 +349,9 @@ extension Consignment_Consignment {
     var toDomain: Consignment {
         Consignment(
             id: id, description: description_p, weight: weight,
-            containers: containers.map { Container(id: $0.id, customerID: $0.customerID, origin: $0.origin, userID: $0.userID) },
+            containers: containers.map {
+                Container(id: $0.id, customerID: $0.customerID, origin: $0.origin, userID: $0.userID)
+            },
             vesselID: vesselID, userID: userID)
     }
 }
@@ -332,7 +360,9 @@ extension Consignment_Consignment {
     @Test func bookingStampsTheOwnerOnTheConsignmentAndEveryContainer() {
         let consignment = Consignment(
             description: "d", weight: 1,
-            containers: [Container(customerID: "c", origin: "o", userID: "forged"), Container(customerID: "c", origin: "o")],
+            containers: [
+                Container(customerID: "c", origin: "o", userID: "forged"), Container(customerID: "c", origin: "o"),
+            ],
             userID: "forged")
         let booked = consignment.booked(id: "id-1", vesselID: "v", owner: "owner-1")
         #expect(booked.id == "id-1" && booked.vesselID == "v" && booked.userID == "owner-1")
@@ -340,7 +370,9 @@ extension Consignment_Consignment {
     }
 
     @Test func specificationAsksForASlotPerContainer() throws {
-        let consignment = Consignment(description: "d", weight: 900, containers: Array(repeating: Container(customerID: "c", origin: "o"), count: 4))
+        let consignment = Consignment(
+            description: "d", weight: 900,
+            containers: Array(repeating: Container(customerID: "c", origin: "o"), count: 4))
         #expect(try consignment.specification == (try VesselSpecification(capacity: 4, maxWeight: 900)))
     }
 }

@@ -19,7 +19,8 @@ import Testing
     }
 
     func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
-        let process = try ChildProcess(try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
+        let process = try ChildProcess(
+            try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
         let status = await process.waitForExit(timeout: .seconds(60))
         await process.stop()
         return Run(status: status, output: process.output, error: process.errorOutput)
@@ -60,7 +61,8 @@ import Testing
 
         // A new user signs up: user-cli prints the user, then the token.
         let ann = try await run(
-            "user-cli", ["--name", "Ann Example", "--email", "ann@example.com", "--company", "Acme", "--password", "ann-password"],
+            "user-cli",
+            ["--name", "Ann Example", "--email", "ann@example.com", "--company", "Acme", "--password", "ann-password"],
             environment: userAddress)
         #expect(ann.status == 0, "\(ann.error)")
         let annToken = try #require(ann.output.split(separator: "\n").last?.split(separator: " ").last.map(String.init))
@@ -76,15 +78,19 @@ import Testing
         #expect(lines.last?.hasPrefix("  \(consignmentID)  vessel vessel003") == true)
 
         // A second user, logging in with `user-cli login`, sees only their own.
-        let bob = try await run("user-cli", ["--name", "Bob", "--email", "bob@example.com", "--password", "bob-password"], environment: userAddress)
+        let bob = try await run(
+            "user-cli", ["--name", "Bob", "--email", "bob@example.com", "--password", "bob-password"],
+            environment: userAddress)
         #expect(bob.status == 0)
         let bobLogin = try await run(
-            "user-cli", ["login", "--email", "bob@example.com"], environment: userAddress.merging(["SHIPPY_PASSWORD": "bob-password"]) { $1 })
+            "user-cli", ["login", "--email", "bob@example.com"],
+            environment: userAddress.merging(["SHIPPY_PASSWORD": "bob-password"]) { $1 })
         let bobToken = bobLogin.output.trimmingCharacters(in: .whitespacesAndNewlines)
         let bobShips = try await run(
             "consignment-cli", ["--json", sample], environment: shipping.merging(["SHIPPY_TOKEN": bobToken]) { $1 })
         #expect(bobShips.status == 0, "\(bobShips.error)")
-        let bobReport = try #require(try JSONSerialization.jsonObject(with: Data(bobShips.output.utf8)) as? [String: Any])
+        let bobReport = try #require(
+            try JSONSerialization.jsonObject(with: Data(bobShips.output.utf8)) as? [String: Any])
         let bobsList = try #require(bobReport["consignments"] as? [[String: Any]])
         #expect(bobsList.count == 1)
         #expect(!bobShips.output.contains(consignmentID))
@@ -99,12 +105,17 @@ import Testing
             privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600)
         ).sign(annAsUser)
         var generator = SeededGenerator(seed: 7)
-        let random = String((0..<80).map { _ in "abcdefghijklmnopqrstuvwxyzABCDEF0123456789-_.".randomElement(using: &generator)! })
-        for (token, reason) in [("111", "malformed"), ("111.111.111", "malformed"), (random, "invalid token"),
-                                (expired, "expired"), (foreign, "not signed by a known key")] {
+        let random = String(
+            (0..<80).map { _ in "abcdefghijklmnopqrstuvwxyzABCDEF0123456789-_.".randomElement(using: &generator)! })
+        for (token, reason) in [
+            ("111", "malformed"), ("111.111.111", "malformed"), (random, "invalid token"),
+            (expired, "expired"), (foreign, "not signed by a known key"),
+        ] {
             let refused = try await run("consignment-cli", [sample, token], environment: shipping)
             #expect(refused.status == 77, "\(token.prefix(20)): \(refused.error)")
-            #expect(refused.error.hasPrefix("consignment-cli: invalid token: ") && refused.error.contains(reason), "\(refused.error)")
+            #expect(
+                refused.error.hasPrefix("consignment-cli: invalid token: ") && refused.error.contains(reason),
+                "\(refused.error)")
         }
         for service in [vessel, user, consignment] { #expect(await service.isServing()) }
 

@@ -30,17 +30,20 @@ import Testing
     func signUp(_ email: String, password: String = "welcome-password", at service: ServiceProcess) async throws {
         _ = try await service.withClient { client in
             try await User_UserService.Client(wrapping: client).create(
-                .with { $0.name = "New User"; $0.email = email; $0.password = password })
+                .with {
+                    $0.name = "New User"; $0.email = email; $0.password = password
+                })
         }
     }
 
     /// The .eml files in `directories`, by the address they are to.
     func mails(in directories: [String]) -> [String] {
         directories.flatMap { directory in
-            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".eml") }.compactMap {
-                (try? String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8))?
-                    .split(separator: "\r\n").first { $0.hasPrefix("To: ") }.map(String.init)
-            }
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".eml") }
+                .compactMap {
+                    (try? String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8))?
+                        .split(separator: "\r\n").first { $0.hasPrefix("To: ") }.map(String.init)
+                }
         }
     }
 
@@ -60,7 +63,9 @@ import Testing
         let password = "sekrit-password-42"
         try await signUp("ann@example.com", password: password, at: user)
         let signedUp = ContinuousClock.now
-        let mailed = await eventually(within: .seconds(5)) { mails(in: [directory]) == ["To: New User <ann@example.com>"] }
+        let mailed = await eventually(within: .seconds(5)) {
+            mails(in: [directory]) == ["To: New User <ann@example.com>"]
+        }
         #expect(mailed, "no welcome mail within 5 s; email-service log:\n\(email.process.errorOutput)")
         print("welcome mail written \(ContinuousClock.now - signedUp) after the sign-up")
 
@@ -85,15 +90,24 @@ import Testing
         let directory = mailDirectory()
         let user = try await startUserService(nats: nats)
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
-        defer { Task { for service in [email, user] { await service.process.stop() }; await nats.destroy() } }
+        defer {
+            Task {
+                for service in [email, user] { await service.process.stop() }; await nats.destroy()
+            }
+        }
 
         await nats.stop()
         try await signUp("bob@example.com", at: user)
         #expect(mails(in: [directory]).isEmpty)
 
         try await nats.start()
-        let mailed = await eventually(within: .seconds(30)) { mails(in: [directory]) == ["To: New User <bob@example.com>"] }
-        #expect(mailed, "no mail after NATS came back; user-service log:\n\(user.process.errorOutput)\nemail-service log:\n\(email.process.errorOutput)")
+        let mailed = await eventually(within: .seconds(30)) {
+            mails(in: [directory]) == ["To: New User <bob@example.com>"]
+        }
+        #expect(
+            mailed,
+            "no mail after NATS came back; user-service log:\n\(user.process.errorOutput)\nemail-service log:\n\(email.process.errorOutput)"
+        )
     }
 
     @Test func aRedeliveredEventIsMailedOnce() async throws {
@@ -101,7 +115,11 @@ import Testing
         try await nats.start()
         let directory = mailDirectory()
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
-        defer { Task { await email.process.stop(); await nats.destroy() } }
+        defer {
+            Task {
+                await email.process.stop(); await nats.destroy()
+            }
+        }
 
         let event = Shippy_Events_UserCreated.with {
             $0.eventID = UUID().uuidString.lowercased()
@@ -112,10 +130,13 @@ import Testing
         let publisher = try await NATSClient.connect(url: nats.url, name: "test-publisher")
         // Two deliveries of one event: distinct message ids, so JetStream keeps both, as after a publisher crash.
         for _ in 0..<2 {
-            try await publisher.publish(subject: "user.created", payload: try event.serializedBytes(), messageID: UUID().uuidString)
+            try await publisher.publish(
+                subject: "user.created", payload: try event.serializedBytes(), messageID: UUID().uuidString)
         }
         await publisher.close()
-        let dropped = await eventually(within: .seconds(10)) { email.process.errorOutput.contains("duplicate event dropped") }
+        let dropped = await eventually(within: .seconds(10)) {
+            email.process.errorOutput.contains("duplicate event dropped")
+        }
         #expect(dropped, "\(email.process.errorOutput)")
         #expect(email.process.errorOutput.components(separatedBy: "welcome mail written").count - 1 == 1)
         #expect(mails(in: [directory]) == ["To: Twice <twice@example.com>"])
@@ -128,7 +149,11 @@ import Testing
         let user = try await startUserService(nats: nats)
         let first = try await startEmailService(nats: nats, mailDirectory: directories[0])
         let second = try await startEmailService(nats: nats, mailDirectory: directories[1])
-        defer { Task { for service in [first, second, user] { await service.process.stop() }; await nats.destroy() } }
+        defer {
+            Task {
+                for service in [first, second, user] { await service.process.stop() }; await nats.destroy()
+            }
+        }
 
         let addresses = (0..<6).map { "user\($0)@example.com" }
         for address in addresses { try await signUp(address, at: user) }

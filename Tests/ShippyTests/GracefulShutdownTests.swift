@@ -29,7 +29,8 @@ import Testing
 
             let call = Task {
                 try await withGRPCClient(
-                    transport: .http2NIOPosix(target: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext)
+                    transport: .http2NIOPosix(
+                        target: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext)
                 ) { client in
                     try await Vessel_VesselService.Client(wrapping: client).findAvailable(.with { $0.capacity = 1 })
                 }

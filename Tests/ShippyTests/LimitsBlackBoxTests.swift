@@ -6,11 +6,19 @@ import Testing
 
 /// Bounded work and bad input, against the real executables over real sockets.
 @Suite(.timeLimit(.minutes(3))) struct LimitsBlackBoxTests {
-    static let ada = User_User.with { $0.name = "Ada"; $0.email = "ada@example.com"; $0.password = "ada's password" }
+    static let ada = User_User.with {
+        $0.name = "Ada"; $0.email = "ada@example.com"; $0.password = "ada's password"
+    }
 
-    static func signUp(_ user: User_User, _ users: User_UserService.Client<some ClientTransport>) async throws -> Metadata {
+    static func signUp(
+        _ user: User_User, _ users: User_UserService.Client<some ClientTransport>
+    ) async throws -> Metadata {
         _ = try await users.create(user)
-        let token = try await users.auth(.with { $0.email = user.email; $0.password = user.password }).token
+        let token = try await users.auth(
+            .with {
+                $0.email = user.email; $0.password = user.password
+            }
+        ).token
         return ["authorization": "Bearer \(token)"]
     }
 
@@ -42,14 +50,23 @@ import Testing
         try await user.withClient { userClient in
             let users = User_UserService.Client(wrapping: userClient)
             let admin = try await Self.signUp(Self.ada, users)
-            for (name, company) in [("Eve\r\nBcc: x@example.com", ""), ("Eve", "Evil\r\nX-Header: 1"), ("Eve", tenMiB)] {
+            for (name, company) in [("Eve\r\nBcc: x@example.com", ""), ("Eve", "Evil\r\nX-Header: 1"), ("Eve", tenMiB)]
+            {
                 do {
-                    _ = try await users.create(.with { $0.name = name; $0.company = company; $0.email = "eve@example.com"; $0.password = "eve's password" })
+                    _ = try await users.create(
+                        .with {
+                            $0.name = name; $0.company = company; $0.email = "eve@example.com";
+                            $0.password = "eve's password"
+                        })
                     Issue.record("a sign-up with \(name.prefix(20).debugDescription) was accepted")
                 } catch let error as RPCError {
-                    print("sign-up with a bad name or company (\(company.count) bytes): \(error.code): \(error.message.prefix(120))")
+                    print(
+                        "sign-up with a bad name or company (\(company.count) bytes): \(error.code): \(error.message.prefix(120))"
+                    )
                     #expect(error.code == .invalidArgument)
-                    #expect(error.message.contains("must not contain control characters") || error.message.contains("must be at most 200"))
+                    #expect(
+                        error.message.contains("must not contain control characters")
+                            || error.message.contains("must be at most 200"))
                 }
             }
             for size: Int32 in [-1, 1_000_000_000] {
@@ -69,14 +86,17 @@ import Testing
                     Issue.record("a 10 MiB consignment was accepted")
                 } catch let error as RPCError {
                     print("a 10 MiB consignment: \(error.code): \(error.message.prefix(120))")
-                    #expect(error.code == .invalidArgument && error.message.contains("description must be at most 1000"), "\(error)")
+                    #expect(
+                        error.code == .invalidArgument && error.message.contains("description must be at most 1000"),
+                        "\(error)")
                 }
                 for size: Int32 in [-1, 1_000_000_000] {
                     await expectStatus(.invalidArgument, "page_size") {
                         _ = try await shipping.getConsignments(.with { $0.pageSize = size }, metadata: admin)
                     }
                 }
-                #expect(try await shipping.getConsignments(Consignment_GetRequest(), metadata: admin).consignments.isEmpty)
+                #expect(
+                    try await shipping.getConsignments(Consignment_GetRequest(), metadata: admin).consignments.isEmpty)
             }
             try await vessel.withClient { vesselClient in
                 let vessels = Vessel_VesselService.Client(wrapping: vesselClient)
@@ -101,10 +121,15 @@ import Testing
         let service = try await system.startUser()  // the default bcrypt cost (12) and queue (one per core)
         defer { Task { await service.process.stop() } }
         try await service.waitUntilServing()
-        let carl = User_User.with { $0.name = "Carl"; $0.email = "carl@example.com"; $0.password = "carl's password" }
+        let carl = User_User.with {
+            $0.name = "Carl"; $0.email = "carl@example.com"; $0.password = "carl's password"
+        }
         let (flood, login) = try await service.withClient { client in
             let users = User_UserService.Client(wrapping: client)
-            _ = try await users.create(.with { $0.name = "Ann"; $0.email = "ann@example.com"; $0.password = "ann's password" })
+            _ = try await users.create(
+                .with {
+                    $0.name = "Ann"; $0.email = "ann@example.com"; $0.password = "ann's password"
+                })
             _ = try await users.create(carl)
 
             async let flood = withTaskGroup(of: String.self) { group in
@@ -115,7 +140,10 @@ import Testing
                         let started = ContinuousClock.now
                         do {
                             let email = index % 2 == 0 ? "ann@example.com" : "nobody\(index)@example.com"
-                            _ = try await users.auth(.with { $0.email = email; $0.password = "guess \(index)" }, options: options)
+                            _ = try await users.auth(
+                                .with {
+                                    $0.email = email; $0.password = "guess \(index)"
+                                }, options: options)
                             return "ok"
                         } catch let error as RPCError {
                             return ContinuousClock.now - started > .seconds(11) ? "late \(error.code)" : "\(error.code)"
@@ -136,9 +164,14 @@ import Testing
                 while true {
                     attempts += 1
                     do {
-                        _ = try await users.auth(.with { $0.email = carl.email; $0.password = carl.password })
+                        _ = try await users.auth(
+                            .with {
+                                $0.email = carl.email; $0.password = carl.password
+                            })
                         return (ContinuousClock.now - started, attempts)
-                    } catch let error as RPCError where error.code == .unavailable && ContinuousClock.now - started < .seconds(30) {
+                    } catch let error as RPCError
+                        where error.code == .unavailable && ContinuousClock.now - started < .seconds(30)
+                    {
                         try await Task.sleep(for: .milliseconds(50))
                     }
                 }

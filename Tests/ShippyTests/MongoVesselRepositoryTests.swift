@@ -39,7 +39,8 @@ import Testing
     @Test func unavailableVesselIsNotFound() async throws {
         try await withClient { client in
             let repository = MongoVesselRepository(client: client)
-            try await repository.create(Vessel(id: "docked", name: "Docked", capacity: 5, maxWeight: 5, available: false))
+            try await repository.create(
+                Vessel(id: "docked", name: "Docked", capacity: 5, maxWeight: 5, available: false))
             #expect(try await repository.findAvailable(try VesselSpecification(capacity: 1, maxWeight: 1)) == nil)
         }
     }

@@ -117,7 +117,9 @@ let quietLogger: Logger = {
             // A second sign-up with a taken email stores no event either.
             _ = try? await repository.create(Self.user("FIRST@example.com"), passwordHash: "h", event: Self.event())
 
-            let failing = try await repository.publishPending(limit: 10) { _ in throw ShippyError.unavailable("NATS is down") }
+            let failing = try await repository.publishPending(limit: 10) { _ in
+                throw ShippyError.unavailable("NATS is down")
+            }
             #expect(failing == 0)
             let seen = Mutex<[OutboxEvent]>([])
             #expect(try await repository.publishPending(limit: 10) { event in seen.withLock { $0.append(event) } } == 2)
@@ -144,7 +146,10 @@ let quietLogger: Logger = {
     }
 
     @Test func malformedURLsAreRejectedWithoutEchoingThePassword() {
-        for url in ["mysql://u:secret@h/db", "postgres://:secret@h/db", "postgres://u:secret@/db", "postgres://u:secret@h/db?sslmode=maybe"] {
+        for url in [
+            "mysql://u:secret@h/db", "postgres://:secret@h/db", "postgres://u:secret@/db",
+            "postgres://u:secret@h/db?sslmode=maybe",
+        ] {
             #expect {
                 _ = try PostgresURL.configuration(url)
             } throws: { error in

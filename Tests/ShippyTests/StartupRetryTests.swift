@@ -11,19 +11,23 @@ import Testing
         let attempts = Mutex(0)
         let retry = StartupRetry(deadline: .seconds(5), initialDelay: .milliseconds(1), maximumDelay: .milliseconds(4))
         try await retry.run("test dependency", logger: Logger(label: "test")) {
-            let attempt = attempts.withLock { $0 += 1; return $0 }
+            let attempt = attempts.withLock {
+                $0 += 1; return $0
+            }
             if attempt < 4 { throw Refused() }
         }
         #expect(attempts.withLock { $0 } == 4)
     }
 
     @Test func givesUpAtTheDeadlineNamingTheDependency() async throws {
-        let retry = StartupRetry(deadline: .milliseconds(100), initialDelay: .milliseconds(10), maximumDelay: .milliseconds(20))
+        let retry = StartupRetry(
+            deadline: .milliseconds(100), initialDelay: .milliseconds(10), maximumDelay: .milliseconds(20))
         await #expect {
             try await retry.run("MongoDB at mongodb://127.0.0.1:1", logger: Logger(label: "test")) { throw Refused() }
         } throws: { error in
             let description = "\(error)"
-            return error is StartupError && description.hasPrefix("gave up waiting for MongoDB at mongodb://127.0.0.1:1 after 0.1 s")
+            return error is StartupError
+                && description.hasPrefix("gave up waiting for MongoDB at mongodb://127.0.0.1:1 after 0.1 s")
         }
     }
 

@@ -7,10 +7,13 @@ import Testing
 /// Token signing and local verification: every malformed, forged, expired or misdirected token is
 /// `unauthenticated` with a reason, and nothing crashes.
 @Suite struct TokenTests {
-    static let user = User(id: "8a0b5c1e-0000-4000-8000-000000000001", name: "Ewan", company: "BBC", email: "ewan@example.com")
+    static let user = User(
+        id: "8a0b5c1e-0000-4000-8000-000000000001", name: "Ewan", company: "BBC", email: "ewan@example.com")
     let key = ES256PrivateKey()
 
-    func signer(audience: String = "shippy", issuer: String = "shippy-user-service", lifetime: Duration = .seconds(3600))
+    func signer(
+        audience: String = "shippy", issuer: String = "shippy-user-service", lifetime: Duration = .seconds(3600)
+    )
         async -> TokenSigner
     {
         await TokenSigner(privateKey: key, issuer: issuer, audience: audience, lifetime: lifetime)
@@ -29,10 +32,13 @@ import Testing
         let signer = await signer()
         #expect(try await signer.verifier.verify(try await signer.sign(Self.user, roles: [.admin])).isAdmin)
         var legacy = AccessClaims(
-            user: Self.user, roles: [], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
+            user: Self.user, roles: [], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service",
+            audience: "shippy")
         legacy.roles = nil
         #expect(!legacy.isAdmin)
-        #expect(throws: ShippyError.permissionDenied("only an admin may list users")) { try legacy.requireAdmin(to: "list users") }
+        #expect(throws: ShippyError.permissionDenied("only an admin may list users")) {
+            try legacy.requireAdmin(to: "list users")
+        }
         #expect(Role.roles(forEmail: "Ada@Example.com", adminEmails: ["ada@example.com"]) == [.admin])
     }
 
@@ -60,13 +66,16 @@ import Testing
 
     @Test func tokenSignedByAnotherKeyIsUnauthenticated() async throws {
         let verifier = await signer().verifier
-        let stranger = await TokenSigner(privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(60))
+        let stranger = await TokenSigner(
+            privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(60))
         await expectRejected(try await stranger.sign(Self.user), reason: "not signed by a known key", by: verifier)
 
         // The stranger claims our key id: the signature gives it away.
         let forger = JWTKeyCollection()
         await forger.add(ecdsa: ES256PrivateKey(), kid: JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey)))
-        let claims = AccessClaims(user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
+        let claims = AccessClaims(
+            user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service",
+            audience: "shippy")
         let forged = try await forger.sign(claims, kid: JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey)))
         await expectRejected(forged, reason: "bad signature", by: verifier)
     }
@@ -85,8 +94,11 @@ import Testing
         let kid = JWKIdentifier(string: TokenKeys.keyID(of: key.publicKey))
         let confused = JWTKeyCollection()
         await confused.add(hmac: HMACKey(from: key.publicKey.pemRepresentation), digestAlgorithm: .sha256, kid: kid)
-        let claims = AccessClaims(user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service", audience: "shippy")
-        await expectRejected(try await confused.sign(claims, kid: kid), reason: "algorithm \"HS256\" is not accepted", by: verifier)
+        let claims = AccessClaims(
+            user: Self.user, roles: [.user], issuedAt: Date(), lifetime: .seconds(60), issuer: "shippy-user-service",
+            audience: "shippy")
+        await expectRejected(
+            try await confused.sign(claims, kid: kid), reason: "algorithm \"HS256\" is not accepted", by: verifier)
     }
 
     @Test func expiredTokenIsUnauthenticated() async throws {
@@ -97,8 +109,10 @@ import Testing
 
     @Test func wrongAudienceOrIssuerIsUnauthenticated() async throws {
         let verifier = await signer().verifier
-        await expectRejected(try await signer(audience: "billing").sign(Self.user), reason: "wrong audience", by: verifier)
-        await expectRejected(try await signer(issuer: "someone-else").sign(Self.user), reason: "wrong issuer", by: verifier)
+        await expectRejected(
+            try await signer(audience: "billing").sign(Self.user), reason: "wrong audience", by: verifier)
+        await expectRejected(
+            try await signer(issuer: "someone-else").sign(Self.user), reason: "wrong issuer", by: verifier)
     }
 
     @Test func verifierWithOnlyThePublicKeyAcceptsTheToken() async throws {
@@ -119,12 +133,17 @@ import Testing
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=+/ ")
         var tokens: [String] = []
         for _ in 0..<1000 {
-            let bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let bytes = (0..<Int.random(in: 0...300, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
             tokens.append(String(decoding: bytes, as: UTF8.self))
         }
         for _ in 0..<1000 {
             let parts = (0..<3).map { _ in
-                String((0..<Int.random(in: 1...120, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! })
+                String(
+                    (0..<Int.random(in: 1...120, using: &generator)).map { _ in
+                        alphabet.randomElement(using: &generator)!
+                    })
             }
             tokens.append(parts.joined(separator: "."))
         }

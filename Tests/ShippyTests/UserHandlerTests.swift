@@ -26,9 +26,13 @@ import Testing
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.admin.email],
             throttle: LoginThrottle(), logger: logs.logger())
-        let interceptor = AuthInterceptor(verifier: signer.verifier, protecting: User_UserService.descriptor, publicMethods: UserServiceHandler.publicMethods)
+        let interceptor = AuthInterceptor(
+            verifier: signer.verifier, protecting: User_UserService.descriptor,
+            publicMethods: UserServiceHandler.publicMethods)
         let transport = InProcessTransport()
-        let result = try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        let result = try await withGRPCServer(
+            transport: transport.server, services: [handler], interceptors: [interceptor]
+        ) { _ in
             try await withGRPCClient(transport: transport.client) { client in
                 try await body(Client(wrapping: client), signer)
             }
@@ -53,10 +57,13 @@ import Testing
     /// Signs `user` up and logs in; returns the created user and the bearer metadata.
     static func signUp(_ user: User_User, _ client: Client) async throws -> (User_User, Metadata) {
         let created = try await client.create(user).user
-        let token = try await client.auth(.with { $0.email = user.email; $0.password = user.password }).token
+        let token = try await client.auth(
+            .with {
+                $0.email = user.email; $0.password = user.password
+            }
+        ).token
         return (created, ["authorization": "Bearer \(token)"])
     }
-
 
     @Test func signUpReturnsTheUserWithAnIdAndNoPassword() async throws {
         let created = try await withService { client, _ in try await client.create(Self.ewan).user }
@@ -99,7 +106,10 @@ import Testing
     @Test func loginReturnsATokenThatValidates() async throws {
         try await withService { client, signer in
             let created = try await client.create(Self.ewan).user
-            let token = try await client.auth(.with { $0.email = "EWAN@example.com"; $0.password = Self.ewan.password })
+            let token = try await client.auth(
+                .with {
+                    $0.email = "EWAN@example.com"; $0.password = Self.ewan.password
+                })
             #expect(try await signer.verifier.verify(token.token).userID == created.id)
             #expect(try await client.validateToken(.with { $0.token = token.token }).valid)
         }
@@ -111,7 +121,10 @@ import Testing
             var messages: [String] = []
             for attempt in [("ewan@example.com", "wrong password"), ("nobody@example.com", Self.ewan.password)] {
                 do {
-                    _ = try await client.auth(.with { $0.email = attempt.0; $0.password = attempt.1 })
+                    _ = try await client.auth(
+                        .with {
+                            $0.email = attempt.0; $0.password = attempt.1
+                        })
                     Issue.record("login with \(attempt) succeeded")
                 } catch let error as RPCError {
                     #expect(error.code == .unauthenticated)
@@ -167,12 +180,18 @@ import Testing
         try await withService { client, _ in
             let (_, adminToken) = try await Self.signUp(Self.admin, client)
             for index in 0..<4 {
-                _ = try await client.create(.with { $0.name = "U\(index)"; $0.email = "u\(index)@example.com"; $0.password = "password \(index)" })
+                _ = try await client.create(
+                    .with {
+                        $0.name = "U\(index)"; $0.email = "u\(index)@example.com"; $0.password = "password \(index)"
+                    })
             }
             var sizes: [Int] = []
             var token = ""
             repeat {
-                let page = try await client.getAll(.with { $0.pageSize = 2; $0.pageToken = token }, metadata: adminToken)
+                let page = try await client.getAll(
+                    .with {
+                        $0.pageSize = 2; $0.pageToken = token
+                    }, metadata: adminToken)
                 sizes.append(page.users.count)
                 token = page.nextPageToken
             } while !token.isEmpty
@@ -189,19 +208,28 @@ import Testing
     func namesWithControlCharactersOrTooLongAreRefusedAndNothingIsStored(name: String) async throws {
         try await withService { client, _ in
             await expectStatus(.invalidArgument, "name") {
-                _ = try await client.create(.with { $0.name = name; $0.email = "eve@example.com"; $0.password = "eve password" })
+                _ = try await client.create(
+                    .with {
+                        $0.name = name; $0.email = "eve@example.com"; $0.password = "eve password"
+                    })
             }
             await expectStatus(.invalidArgument, "company") {
-                _ = try await client.create(.with { $0.name = "Eve"; $0.company = name; $0.email = "eve@example.com"; $0.password = "eve password" })
+                _ = try await client.create(
+                    .with {
+                        $0.name = "Eve"; $0.company = name; $0.email = "eve@example.com"; $0.password = "eve password"
+                    })
             }
         }
         #expect(await repository.credentials(email: "eve@example.com") == nil)
     }
 
     @Test func repeatedFailedLoginsAreSlowedDownButTheRightPasswordStillWorksAfterTheWait() async throws {
-        let throttle = LoginThrottle(policy: .init(freeFailures: 2, baseDelay: .milliseconds(300), maximumDelay: .seconds(1)))
+        let throttle = LoginThrottle(
+            policy: .init(freeFailures: 2, baseDelay: .milliseconds(300), maximumDelay: .seconds(1)))
         let key = LoginThrottle.key(email: "Ewan@example.com", peer: "ipv4:127.0.0.1:5000")
-        #expect(key == LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:127.0.0.1:6000"), "per address, not per port")
+        #expect(
+            key == LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:127.0.0.1:6000"),
+            "per address, not per port")
         let start = ContinuousClock.now
         throttle.recordFailure(key, now: start)
         throttle.recordFailure(key, now: start)
@@ -237,8 +265,15 @@ import Testing
     @Test func noPasswordHashOrTokenInAnyLogLineOrResponse() async throws {
         let (created, token, listed) = try await withService { client, _ in
             let created = try await client.create(Self.ewan)
-            _ = try? await client.auth(.with { $0.email = Self.ewan.email; $0.password = "wrong password" })
-            let token = try await client.auth(.with { $0.email = Self.ewan.email; $0.password = Self.ewan.password }).token
+            _ = try? await client.auth(
+                .with {
+                    $0.email = Self.ewan.email; $0.password = "wrong password"
+                })
+            let token = try await client.auth(
+                .with {
+                    $0.email = Self.ewan.email; $0.password = Self.ewan.password
+                }
+            ).token
             let (_, adminToken) = try await Self.signUp(Self.admin, client)
             let listed = try await client.getAll(User_Request(), metadata: adminToken)
             _ = try await client.validateToken(.with { $0.token = token })

@@ -23,7 +23,9 @@ import Testing
     }
 
     /// Runs `user-cli` to completion; returns its status, stdout and stderr.
-    func userCLI(_ arguments: [String], service: ServiceProcess, environment: [String: String] = [:]) async throws
+    func userCLI(
+        _ arguments: [String], service: ServiceProcess, environment: [String: String] = [:]
+    ) async throws
         -> (status: Int32?, output: String, error: String)
     {
         let cli = try ChildProcess(
@@ -47,7 +49,8 @@ import Testing
             service: service)
         #expect(created.status == 0, "\(created.error)")
         let lines = created.output.split(separator: "\n")
-        #expect(lines.first?.hasPrefix("Created user ") == true && lines.first?.contains("<ewan@example.com>, BBC") == true)
+        #expect(
+            lines.first?.hasPrefix("Created user ") == true && lines.first?.contains("<ewan@example.com>, BBC") == true)
         let token = try #require(lines.last.map { String($0.dropFirst("Token: ".count)) })
 
         let valid = try await service.withClient { client in
@@ -55,14 +58,16 @@ import Testing
         }
         #expect(valid)
 
-        let login = try await userCLI(["login", "--email", "EWAN@example.com"], service: service, environment: ["SHIPPY_PASSWORD": password])
+        let login = try await userCLI(
+            ["login", "--email", "EWAN@example.com"], service: service, environment: ["SHIPPY_PASSWORD": password])
         #expect(login.status == 0 && login.output.split(separator: "\n").count == 1 && login.output.hasPrefix("eyJ"))
 
         let duplicate = try await userCLI(
             ["--name", "Twin", "--email", "Ewan@Example.com", "--password", password], service: service)
         #expect(duplicate.status == 73 && duplicate.error.contains("already exists"))
 
-        let wrong = try await userCLI(["login", "--email", "ewan@example.com", "--password", "not-the-password"], service: service)
+        let wrong = try await userCLI(
+            ["login", "--email", "ewan@example.com", "--password", "not-the-password"], service: service)
         #expect(wrong.status == 77 && wrong.error == "user-cli: wrong email or password\n")
 
         let invalid = try await userCLI(["--name", "X", "--email", "nope", "--password", password], service: service)
@@ -72,14 +77,19 @@ import Testing
         #expect(await service.process.waitForExit() == 0)
         let log = service.process.errorOutput
         #expect(log.contains("user created"))
-        for secret in [password, "not-the-password", token, "$2b$"] { #expect(!log.contains(secret), "log leaks \(secret)") }
+        for secret in [password, "not-the-password", token, "$2b$"] {
+            #expect(!log.contains(secret), "log leaks \(secret)")
+        }
     }
 
     @Test func userCLIExplainsAServiceThatIsDown() async throws {
         let port = try freePort()
         let cli = try ChildProcess(
             try TestEnvironment.executable("user-cli"),
-            arguments: ["login", "--email", "a@b.example", "--password", "whatever1", "--address", "127.0.0.1:\(port)", "--timeout", "3"])
+            arguments: [
+                "login", "--email", "a@b.example", "--password", "whatever1", "--address", "127.0.0.1:\(port)",
+                "--timeout", "3",
+            ])
         let status = await cli.waitForExit(timeout: .seconds(20))
         await cli.stop()
         #expect(status == 69)
@@ -91,7 +101,9 @@ import Testing
         defer { Task { await service.process.stop() } }
         try await service.waitUntilServing()
         var generator = SeededGenerator(seed: 42)
-        let random = (0..<50).map { _ in String((0..<64).map { _ in Character(UnicodeScalar(UInt8.random(in: 33...126, using: &generator))) }) }
+        let random = (0..<50).map { _ in
+            String((0..<64).map { _ in Character(UnicodeScalar(UInt8.random(in: 33...126, using: &generator))) })
+        }
         let tokens = ["", "abc", "111", "111.111.111", "a.b.c", String(repeating: ".", count: 10_000)] + random
         let codes = try await service.withClient { client in
             let users = User_UserService.Client(wrapping: client)
@@ -120,7 +132,10 @@ import Testing
         defer { Task { await service.process.stop() } }
 
         let started = ContinuousClock.now
-        #expect(await eventually(within: .seconds(10)) { if case .notServing = await service.health() { true } else { false } })
+        #expect(
+            await eventually(within: .seconds(10)) {
+                if case .notServing = await service.health() { true } else { false }
+            })
         try await Task.sleep(until: started + .seconds(10))
         guard case .notServing = await service.health() else {
             Issue.record("expected NOT_SERVING while PostgreSQL is down")
@@ -133,7 +148,9 @@ import Testing
         #expect(recovered, "never SERVING after PostgreSQL started; log:\n\(service.process.errorOutput)")
         let created = try await service.withClient { client in
             try await User_UserService.Client(wrapping: client).create(
-                .with { $0.name = "Late"; $0.email = "late@example.com"; $0.password = "patient-password" })
+                .with {
+                    $0.name = "Late"; $0.email = "late@example.com"; $0.password = "patient-password"
+                })
         }
         #expect(!created.user.id.isEmpty)
         service.process.signal(SIGTERM)

@@ -15,8 +15,10 @@ import Testing
 @Suite struct VesselHandlerTests {
     typealias Client = Vessel_VesselService.Client<InProcessTransport.Client>
 
-    static let ann = User(id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
-    static let bob = User(id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
+    static let ann = User(
+        id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com")
+    static let bob = User(
+        id: "b0000000-0000-4000-8000-00000000000b", name: "Bob", company: "Acme", email: "bob@example.com")
     static let key = ES256PrivateKey()
 
     static func signer() async -> TokenSigner {
@@ -34,21 +36,26 @@ import Testing
         _ body: @Sendable (Client) async throws -> T
     ) async throws -> T {
         let transport = InProcessTransport()
-        let handler = VesselServiceHandler(repository: repository, reservationLifetime: .seconds(60), logger: Logger(label: "test"))
+        let handler = VesselServiceHandler(
+            repository: repository, reservationLifetime: .seconds(60), logger: Logger(label: "test"))
         let interceptor = AuthInterceptor(
             verifier: await Self.signer().verifier, protecting: Vessel_VesselService.descriptor,
             publicMethods: VesselServiceHandler.publicMethods)
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) { _ in
+        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
+            _ in
             try await withGRPCClient(transport: transport.client) { client in
                 try await body(Client(wrapping: client))
             }
         }
     }
 
-
     @Test func findAvailableReturnsTheSmallestVesselThatFits() async throws {
         let vessel = try await withService { client in
-            try await client.findAvailable(.with { $0.capacity = 3; $0.maxWeight = 55_000 }).vessel
+            try await client.findAvailable(
+                .with {
+                    $0.capacity = 3; $0.maxWeight = 55_000
+                }
+            ).vessel
         }
         #expect(vessel.id == "vessel003")
         #expect(vessel.capacity >= 3 && vessel.maxWeight >= 55_000 && vessel.available)
@@ -65,7 +72,10 @@ import Testing
     @Test func noVesselFitsIsResourceExhaustedNamingTheSpecification() async throws {
         try await withService { client in
             await expectStatus(.resourceExhausted, "no available vessel can take capacity 5000, max_weight 1") {
-                _ = try await client.findAvailable(.with { $0.capacity = 5000; $0.maxWeight = 1 })
+                _ = try await client.findAvailable(
+                    .with {
+                        $0.capacity = 5000; $0.maxWeight = 1
+                    })
             }
         }
     }
@@ -73,9 +83,14 @@ import Testing
     @Test func createAssignsAnIdAndTheVesselIsThenFound() async throws {
         let (created, found) = try await withService(InMemoryVesselRepository()) { client in
             let response = try await client.create(
-                .with { $0.name = "Kestrel"; $0.capacity = 7; $0.maxWeight = 900; $0.available = true; $0.ownerID = "forged" },
+                .with {
+                    $0.name = "Kestrel"; $0.capacity = 7; $0.maxWeight = 900; $0.available = true; $0.ownerID = "forged"
+                },
                 metadata: try await Self.bearer(Self.ann, admin: true))
-            let found = try await client.findAvailable(.with { $0.capacity = 7; $0.maxWeight = 900 })
+            let found = try await client.findAvailable(
+                .with {
+                    $0.capacity = 7; $0.maxWeight = 900
+                })
             return (response, found.vessel)
         }
         #expect(created.created)
@@ -90,7 +105,9 @@ import Testing
             let admin = try await Self.bearer(Self.ann, admin: true)
             await expectStatus(.alreadyExists, "vessel001") {
                 _ = try await client.create(
-                    .with { $0.id = "vessel001"; $0.name = "Twin"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: admin)
+                    .with {
+                        $0.id = "vessel001"; $0.name = "Twin"; $0.capacity = 1; $0.maxWeight = 1
+                    }, metadata: admin)
             }
         }
     }
@@ -99,13 +116,22 @@ import Testing
         try await withService { client in
             let admin = try await Self.bearer(Self.ann, admin: true)
             await expectStatus(.invalidArgument, "name must not be empty") {
-                _ = try await client.create(.with { $0.capacity = 1; $0.maxWeight = 1 }, metadata: admin)
+                _ = try await client.create(
+                    .with {
+                        $0.capacity = 1; $0.maxWeight = 1
+                    }, metadata: admin)
             }
             await expectStatus(.invalidArgument, "max_weight must be greater than 0") {
-                _ = try await client.create(.with { $0.name = "Raft"; $0.capacity = 1 }, metadata: admin)
+                _ = try await client.create(
+                    .with {
+                        $0.name = "Raft"; $0.capacity = 1
+                    }, metadata: admin)
             }
             await expectStatus(.invalidArgument, "must not contain control characters") {
-                _ = try await client.create(.with { $0.name = "Raft\u{1b}[31m"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: admin)
+                _ = try await client.create(
+                    .with {
+                        $0.name = "Raft\u{1b}[31m"; $0.capacity = 1; $0.maxWeight = 1
+                    }, metadata: admin)
             }
         }
     }
@@ -122,7 +148,9 @@ import Testing
 /// The booking methods through the handler, over the in-memory repository.
 extension VesselHandlerTests {
     static func booking(_ id: String, containers: Int32 = 3, weight: Int32 = 55_000) -> Vessel_BookingRequest {
-        .with { $0.consignmentID = id; $0.containers = containers; $0.weight = weight }
+        .with {
+            $0.consignmentID = id; $0.containers = containers; $0.weight = weight
+        }
     }
 
     @Test func bookingTakesRoomSoTheSameVesselIsNotOfferedOnceFull() async throws {
@@ -135,7 +163,10 @@ extension VesselHandlerTests {
                 _ = try await client.book(Self.booking("c2", containers: 2, weight: 10), metadata: ann)
             }
             await expectStatus(.resourceExhausted, "no available vessel can take capacity 2") {
-                _ = try await client.findAvailable(.with { $0.capacity = 2; $0.maxWeight = 10 })
+                _ = try await client.findAvailable(
+                    .with {
+                        $0.capacity = 2; $0.maxWeight = 10
+                    })
             }
             let fleet = try await client.list(ListRequestAll(), metadata: ann).vessels
             #expect(fleet.map(\.roomCapacity) == [1] && fleet.map(\.roomWeight) == [40])
@@ -151,7 +182,8 @@ extension VesselHandlerTests {
             #expect(first == again)
             #expect(try await client.list(ListRequestAll(), metadata: ann).vessels.first?.roomCapacity == 7)
             await expectStatus(.permissionDenied, "booked by another user") {
-                _ = try await client.book(Self.booking("c1", containers: 3, weight: 100), metadata: try await Self.bearer(Self.bob))
+                _ = try await client.book(
+                    Self.booking("c1", containers: 3, weight: 100), metadata: try await Self.bearer(Self.bob))
             }
         }
     }
@@ -186,10 +218,15 @@ extension VesselHandlerTests {
         try await withService { client in
             await expectStatus(.permissionDenied, "only an admin may register vessels") {
                 _ = try await client.create(
-                    .with { $0.name = "Mine"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: try await Self.bearer(Self.ann))
+                    .with {
+                        $0.name = "Mine"; $0.capacity = 1; $0.maxWeight = 1
+                    }, metadata: try await Self.bearer(Self.ann))
             }
             await expectStatus(.unauthenticated, "missing token") {
-                _ = try await client.create(.with { $0.name = "Mine"; $0.capacity = 1; $0.maxWeight = 1 })
+                _ = try await client.create(
+                    .with {
+                        $0.name = "Mine"; $0.capacity = 1; $0.maxWeight = 1
+                    })
             }
             await expectStatus(.unauthenticated, "missing token") { _ = try await client.book(Self.booking("c1")) }
             // The original contract's query stays public.
@@ -207,5 +244,7 @@ struct UnreachableVesselRepository: PartialVesselRepositoryFake {
         throw .unavailable("MongoDB is unavailable; try again shortly")
     }
     func create(_ vessel: Vessel) async throws(ShippyError) { throw .unavailable("MongoDB is unavailable") }
-    func seedIfEmpty(_ fleet: [Vessel]) async throws(ShippyError) -> Int { throw .unavailable("MongoDB is unavailable") }
+    func seedIfEmpty(_ fleet: [Vessel]) async throws(ShippyError) -> Int {
+        throw .unavailable("MongoDB is unavailable")
+    }
 }

@@ -31,9 +31,14 @@ import Testing
         let admin = try await keys.bearer(TestKeys.user("Admin"), roles: [.admin])
         let (found, created) = try await service.withClient { client in
             let vessels = Vessel_VesselService.Client(wrapping: client)
-            let found = try await vessels.findAvailable(.with { $0.capacity = 3; $0.maxWeight = 55_000 })
+            let found = try await vessels.findAvailable(
+                .with {
+                    $0.capacity = 3; $0.maxWeight = 55_000
+                })
             let created = try await vessels.create(
-                .with { $0.name = "Blackbird"; $0.capacity = 1; $0.maxWeight = 1 }, metadata: admin)
+                .with {
+                    $0.name = "Blackbird"; $0.capacity = 1; $0.maxWeight = 1
+                }, metadata: admin)
             return (found.vessel, created)
         }
         #expect(found.id == "vessel003")
@@ -50,7 +55,10 @@ import Testing
         defer { Task { await service.process.stop() } }
 
         // Without its database the service runs, answers health, and says NOT_SERVING.
-        #expect(await eventually(within: .seconds(10)) { if case .notServing = await service.health() { true } else { false } })
+        #expect(
+            await eventually(within: .seconds(10)) {
+                if case .notServing = await service.health() { true } else { false }
+            })
         for _ in 0..<5 {
             try await Task.sleep(for: .milliseconds(300))
             guard case .notServing = await service.health() else {
@@ -65,8 +73,9 @@ import Testing
         defer { Task { await mongo.process.stop() } }
         try await mongo.waitUntilListening()
         let appeared = ContinuousClock.now
-        #expect(await eventually(within: .seconds(2)) { await service.isServing() },
-                "SERVING did not come within 2 s of MongoDB appearing; log:\n\(service.process.errorOutput)")
+        #expect(
+            await eventually(within: .seconds(2)) { await service.isServing() },
+            "SERVING did not come within 2 s of MongoDB appearing; log:\n\(service.process.errorOutput)")
         print("vessel-service turned SERVING \(ContinuousClock.now - appeared) after MongoDB appeared")
 
         service.process.signal(SIGTERM)
@@ -76,7 +85,11 @@ import Testing
 
     @Test func aMongoDBThatStopsAnsweringTurnsIntoUnavailableWithinSecondsAndThePoolRecovers() async throws {
         let mongo = try MongoServer(port: try freePort())
-        defer { Task { kill(mongo.process.pid, SIGCONT); await mongo.process.stop() } }
+        defer {
+            Task {
+                kill(mongo.process.pid, SIGCONT); await mongo.process.stop()
+            }
+        }
         try await mongo.waitUntilListening()
         let service = try startService(mongoURL: mongo.url, extra: ["MONGO_TIMEOUT": "1", "MONGO_THREADS": "2"])
         defer { Task { await service.process.stop() } }
@@ -120,7 +133,8 @@ import Testing
 
     @Test func givesUpAfterTheStartupDeadlineWithAClearMessage() async throws {
         let mongoPort = try freePort()
-        let service = try startService(mongoURL: "mongodb://app:hunter2@127.0.0.1:\(mongoPort)", extra: ["STARTUP_TIMEOUT": "1.5"])
+        let service = try startService(
+            mongoURL: "mongodb://app:hunter2@127.0.0.1:\(mongoPort)", extra: ["STARTUP_TIMEOUT": "1.5"])
         let status = await service.process.waitForExit(timeout: .seconds(20))
         await service.process.stop()
         #expect(status == 1)
@@ -164,9 +178,13 @@ import Testing
         ]
         var generator = SeededGenerator(seed: 0x5eed)
         for _ in 0..<200 {
-            payloads.append((0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) })
+            payloads.append(
+                (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator)
+                })
         }
-        let methods = [Vessel_VesselService.Method.FindAvailable.descriptor, Vessel_VesselService.Method.Create.descriptor]
+        let methods = [
+            Vessel_VesselService.Method.FindAvailable.descriptor, Vessel_VesselService.Method.Create.descriptor,
+        ]
         let codes = try await service.withClient { client in
             var codes: [String: Int] = [:]
             for (index, payload) in payloads.enumerated() {

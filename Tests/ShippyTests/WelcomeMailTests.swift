@@ -31,7 +31,9 @@ final class RecordingMailer: Mailer {
     }
 
     func event(_ id: String) throws -> [UInt8] {
-        try Shippy_Events_UserCreated.with { $0.eventID = id; $0.email = "ann@example.com"; $0.name = "Ann" }.serializedBytes()
+        try Shippy_Events_UserCreated.with {
+            $0.eventID = id; $0.email = "ann@example.com"; $0.name = "Ann"
+        }.serializedBytes()
     }
 
     @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
@@ -58,21 +60,26 @@ final class RecordingMailer: Mailer {
 
     @Test(arguments: ["Eve\r\nBcc: x@example.com", "Zoë <eve@evil.example>", "Ann", String(repeating: "名", count: 200)])
     func welcomeMailHeadersAreEncodedWhateverTheNameHolds(name: String) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)").path
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)")
+            .path
         let mail = WelcomeMail(eventID: "e-\(UUID().uuidString)", recipient: "eve@example.com", name: name)
         try await FileMailer(directory: folder, logger: Logger(label: "test")).send(mail)
         let text = try String(contentsOfFile: "\(folder)/\(mail.eventID).eml", encoding: .utf8)
         let header = text.components(separatedBy: "\r\n\r\n")[0]
         // Every header line starts with a known name, or is a folded continuation (leading space).
         let lines = header.components(separatedBy: "\r\n")
-        #expect(lines.allSatisfy { line in
-            ["From: ", "To: ", "Subject: ", "Message-ID: ", "Content-Type: "].contains { line.hasPrefix($0) } || line.hasPrefix(" ")
-        }, "\(lines)")
+        #expect(
+            lines.allSatisfy { line in
+                ["From: ", "To: ", "Subject: ", "Message-ID: ", "Content-Type: "].contains { line.hasPrefix($0) }
+                    || line.hasPrefix(" ")
+            }, "\(lines)")
         #expect(!header.contains("Bcc:") && !header.contains("\n\n") && lines.allSatisfy { $0.utf8.count <= 998 })
         #expect(lines.allSatisfy { $0.utf8.allSatisfy { (0x20...0x7E).contains($0) } }, "headers are plain ASCII")
         if name == "Ann" { #expect(header.contains("To: Ann <eve@example.com>")) }
         // The encoded words decode back to the name.
-        let decoded = header.matches(of: /=\?UTF-8\?B\?([A-Za-z0-9+\/=]*)\?=/).compactMap { Data(base64Encoded: String($0.1)) }
+        let decoded = header.matches(of: /=\?UTF-8\?B\?([A-Za-z0-9+\/=]*)\?=/).compactMap {
+            Data(base64Encoded: String($0.1))
+        }
         if name != "Ann" {
             #expect(decoded.reduce(Data(), +).starts(with: Data(name.utf8)))
         }

@@ -12,7 +12,8 @@ final class NATSServer: Sendable {
 
     init(port: Int) {
         self.port = port
-        self.storage = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-nats-\(UUID().uuidString)").path
+        self.storage =
+            FileManager.default.temporaryDirectory.appendingPathComponent("shippy-nats-\(UUID().uuidString)").path
     }
 
     func start() async throws {

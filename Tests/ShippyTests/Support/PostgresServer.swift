@@ -54,10 +54,12 @@ final class PostgresServer: Sendable {
     }
 
     func start() throws {
-        let started = try run("pg_ctl", [
-            "-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "60",
-            "-o", "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory)", "start",
-        ])
+        let started = try run(
+            "pg_ctl",
+            [
+                "-D", "\(directory)/data", "-l", "\(directory)/log", "-w", "-t", "60",
+                "-o", "-c listen_addresses=127.0.0.1 -p \(port) -k \(directory)", "start",
+            ])
         try #require(started, "PostgreSQL did not start; see \(directory)/log")
     }
 
@@ -77,7 +79,8 @@ final class PostgresServer: Sendable {
     /// posix_spawn and waitpid rather than Foundation's `Process`: `pg_ctl start` leaves a daemon behind
     /// that inherits Foundation's descriptors, and `waitUntilExit` then never returns.
     private func run(_ tool: String, _ arguments: [String]) throws -> Bool {
-        let argv = (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + ["\(bin)/\(tool)"] + arguments
+        let argv =
+            (getuid() == 0 ? ["/usr/sbin/runuser", "-u", "postgres", "--"] : []) + ["\(bin)/\(tool)"] + arguments
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

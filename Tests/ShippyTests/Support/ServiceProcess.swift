@@ -38,7 +38,8 @@ struct ServiceProcess {
     }
 
     func withClient<T: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T) async throws -> T {
-        try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext), handleClient: body)
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: target, transportSecurity: .plaintext), handleClient: body)
     }
 }
 

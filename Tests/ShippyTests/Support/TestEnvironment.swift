@@ -17,7 +17,8 @@ enum TestEnvironment {
     /// The folder holding the built executables (`swift build --show-bin-path`).
     static func executable(_ name: String) throws -> URL {
         let url = URL(fileURLWithPath: try value("SHIPPY_BIN_DIR")).appendingPathComponent(name)
-        try #require(FileManager.default.isExecutableFile(atPath: url.path), "\(url.path) is not built: run `make test`")
+        try #require(
+            FileManager.default.isExecutableFile(atPath: url.path), "\(url.path) is not built: run `make test`")
         return url
     }
 

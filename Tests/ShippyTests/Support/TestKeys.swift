@@ -14,11 +14,13 @@ struct TestKeys: Sendable {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-keys-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         publicKeyFile = folder.appendingPathComponent("public.pem").path
-        try (privateKey.publicKey.pemRepresentation + "\n").write(toFile: publicKeyFile, atomically: true, encoding: .utf8)
+        try (privateKey.publicKey.pemRepresentation + "\n").write(
+            toFile: publicKeyFile, atomically: true, encoding: .utf8)
     }
 
     func signer() async -> TokenSigner {
-        await TokenSigner(privateKey: privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(3600))
+        await TokenSigner(
+            privateKey: privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(3600))
     }
 
     /// `authorization: Bearer …` for `user` with `roles`.
