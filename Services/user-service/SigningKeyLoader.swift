@@ -56,18 +56,10 @@ enum SigningKeyLoader {
     }
 
     /// Creates a new key file without ever replacing one: when replicas start together, the first wins
-    /// and the others read its key.
+    /// and the others read its key. The private key's folder is made 0700.
     private static func generate(at path: String, logger: Logger) throws -> ES256PrivateKey {
         let key = ES256PrivateKey()
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let temporary = "\(path).\(getpid()).tmp"
-        guard
-            FileManager.default.createFile(
-                atPath: temporary, contents: Data(key.pemRepresentation.utf8), attributes: [.posixPermissions: 0o600])
-        else { throw ShippyError.invalidArgument("cannot write a key to \(directory)") }
+        let temporary = try KeyFile.writeNew(key.pemRepresentation, beside: path, mode: 0o600, folderMode: 0o700)
         defer { unlink(temporary) }
         if link(temporary, path) == 0 {
             logger.notice("generated a development signing key", metadata: ["path": "\(path)"])
@@ -77,19 +69,38 @@ enum SigningKeyLoader {
         return try TokenKeys.privateKey(pem: pem, source: "JWT_PRIVATE_KEY_FILE \(path)")
     }
 
-    private static func writeAtomically(_ text: String, to path: String, permissions: Int) throws {
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        }
-        let temporary = "\(path).\(getpid()).tmp"
-        guard
-            FileManager.default.createFile(
-                atPath: temporary, contents: Data(text.utf8), attributes: [.posixPermissions: permissions])
-        else { throw ShippyError.invalidArgument("cannot write the public key to \(directory)") }
+    private static func writeAtomically(_ text: String, to path: String, permissions: mode_t) throws {
+        let temporary = try KeyFile.writeNew(text, beside: path, mode: permissions, folderMode: 0o755)
         guard rename(temporary, path) == 0 else {
             unlink(temporary)
             throw ShippyError.invalidArgument("cannot write the public key to \(path)")
         }
+    }
+}
+
+/// Key files written safely: created with `O_EXCL` and their final mode from the first byte (never readable
+/// by others, even for an instant), under a temporary name no other process on any host shares.
+enum KeyFile {
+    /// Writes `text` to a new temporary file next to `path` and returns its path; the caller links or
+    /// renames it into place. A missing folder is created with `folderMode`.
+    /// - Throws: `ShippyError` `.invalidArgument` naming the folder when it cannot be written.
+    static func writeNew(_ text: String, beside path: String, mode: mode_t, folderMode: mode_t) throws -> String {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty, !FileManager.default.fileExists(atPath: folder) {
+            try FileManager.default.createDirectory(
+                atPath: folder, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(folderMode)])
+        }
+        // PIDs repeat across containers (every replica is PID 1), so the name carries a random UUID.
+        let temporary = "\(path).\(UUID().uuidString).tmp"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard descriptor >= 0 else { throw ShippyError.invalidArgument("cannot write a key file in \(folder)") }
+        defer { close(descriptor) }
+        let bytes = Array(text.utf8)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == bytes.count, fsync(descriptor) == 0 else {
+            unlink(temporary)
+            throw ShippyError.invalidArgument("cannot write a key file in \(folder)")
+        }
+        return temporary
     }
 }

@@ -292,3 +292,33 @@ import Testing
         #expect(!claims.contains(hash) && !claims.contains(Self.ewan.password) && !claims.contains("password"))
     }
 }
+
+/// The development signing key as user-service creates it.
+@Suite struct SigningKeyFileTests {
+    @Test func aGeneratedKeyIsCreatedPrivateInAPrivateFolderAndReplicasAgreeOnOne() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "shippy-keyfile-\(UUID().uuidString)")
+        let configuration = SigningKeyConfiguration(
+            privateKeyPEM: nil, privateKeyFile: folder.appendingPathComponent("private/signing.pem").path,
+            generateKey: true, publicKeyFile: folder.appendingPathComponent("public/public.pem").path)
+        // Replicas starting together: every one ends with the same key.
+        let keys = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try SigningKeyLoader.load(configuration, logger: Logger(label: "test")).pemRepresentation
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(keys.count == 1)
+        func mode(_ path: String) throws -> Int {
+            try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777
+        }
+        #expect(try mode(configuration.privateKeyFile!) == 0o600)
+        #expect(try mode(folder.appendingPathComponent("private").path) == 0o700)
+        #expect(try mode(configuration.publicKeyFile!) == 0o644)
+        let leftovers = try FileManager.default.contentsOfDirectory(
+            atPath: folder.appendingPathComponent("private").path)
+        #expect(leftovers == ["signing.pem"], "no temporary file is left behind")
+    }
+}
