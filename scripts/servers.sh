@@ -16,7 +16,8 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 state=${SHIPPY_SERVERS_DIR:-$root/.local/servers}
 venv=$root/.local/venv
-secantus_version=0.7.0b3
+# What the MongoDB-compatible server's command line holds, to tell it from another program with its old PID.
+mongo_pattern=$(if command -v mongod >/dev/null; then echo mongod; else echo secantusd; fi)
 
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
@@ -27,20 +28,7 @@ die() { log "error: $*"; exit 1; }
 pg_bin() { find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort -V | tail -n 1; }
 
 install_missing() {
-    local missing=()
-    [ -n "$(pg_bin)" ] || missing+=(postgresql)
-    command -v nats-server >/dev/null || missing+=(nats-server)
-    if [ ${#missing[@]} -gt 0 ]; then
-        [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them with apt-get (needs root)"
-        log "installing ${missing[*]}"
-        apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
-    fi
-    if ! command -v mongod >/dev/null && [ ! -x "$venv/bin/secantusd-py" ]; then
-        log "installing secantusdb==$secantus_version into $venv"
-        python3 -m venv "$venv"
-        "$venv/bin/pip" install -q "secantusdb==$secantus_version"
-    fi
+    "$root/scripts/install.sh"
 }
 
 # wait_port NAME PORT LOGFILE: until something accepts connections on 127.0.0.1:PORT (at most 60 s).
@@ -55,7 +43,21 @@ wait_port() {
     return 1
 }
 
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# alive PIDFILE PATTERN: the recorded process runs and is the server (a PID left from a crash may have been
+# reused by another program since).
+alive() {
+    local pid
+    [ -f "$1" ] && pid=$(head -n 1 "$1") && kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null
+}
+
+# The running postmaster of our cluster, from PostgreSQL's own postmaster.pid (it outlives our records when
+# a run was cut short), or nothing.
+postgres_pid() {
+    local file
+    [ -f "$state/postgres.root" ] || return 0
+    file=$(pg_root)/data/postmaster.pid
+    if alive "$file" postgres; then head -n 1 "$file"; fi
+}
 
 # The PostgreSQL cluster must be reachable by the postgres user; a checkout inside a private folder
 # (mktemp -d) is not, so the cluster then lives in a folder of its own under /tmp, recorded in the state.
@@ -127,7 +129,7 @@ start_mongo() {
 
 start() {
     mkdir -p "$state"
-    if alive "$state/mongo.pid" && alive "$state/nats.pid" && alive "$state/postgres.pid"; then
+    if alive "$state/mongo.pid" "$mongo_pattern" && alive "$state/nats.pid" nats-server && [ -n "$(postgres_pid)" ]; then
         log "already running (stop them with: scripts/servers.sh stop)"
         cat "$state/env"
         return 0
@@ -155,9 +157,12 @@ start() {
 }
 
 stop() {
-    local quiet=${1:-}
-    if [ -f "$state/postgres.pid" ] && kill -0 "$(cat "$state/postgres.pid")" 2>/dev/null; then
+    local quiet=${1:-} pid
+    [ -d "$state" ] || return 0
+    pid=$(postgres_pid)
+    if [ -n "$pid" ]; then
         as_pg "$(pg_bin)/pg_ctl" -D "$(pg_root)/data" -m fast -w stop >/dev/null 2>&1 || true
+        echo "$pid" >"$state/postgres.pid"
     fi
     stop_pid PostgreSQL "$state/postgres.pid" "$quiet"
     stop_pid nats-server "$state/nats.pid" "$quiet"
@@ -171,10 +176,11 @@ purge() {
 }
 
 status() {
-    local name
-    for name in mongo nats postgres; do
-        if alive "$state/$name.pid"; then echo "$name: running (pid $(cat "$state/$name.pid"))"; else echo "$name: stopped"; fi
-    done
+    local pid
+    if alive "$state/mongo.pid" "$mongo_pattern"; then echo "mongo: running (pid $(cat "$state/mongo.pid"))"; else echo "mongo: stopped"; fi
+    if alive "$state/nats.pid" nats-server; then echo "nats: running (pid $(cat "$state/nats.pid"))"; else echo "nats: stopped"; fi
+    pid=$(postgres_pid)
+    if [ -n "$pid" ]; then echo "postgres: running (pid $pid)"; else echo "postgres: stopped"; fi
 }
 
 case "${1:-}" in

@@ -27,7 +27,11 @@ services=(vessel-service user-service consignment-service email-service)
 . "$root/scripts/lib.sh"
 
 say() { printf '%s\n' "$*"; }
-alive() { [ -f "$run/$1.pid" ] && kill -0 "$(cat "$run/$1.pid")" 2>/dev/null; }
+# alive NAME: the recorded process runs and is that service (not another program that got its PID later).
+alive() {
+    local pid
+    [ -f "$run/$1.pid" ] && pid=$(cat "$run/$1.pid") && kill -0 "$pid" 2>/dev/null && grep -qa -- "$1" "/proc/$pid/cmdline" 2>/dev/null
+}
 bin() { swift build --show-bin-path --package-path "$root"; }
 
 running() {
@@ -56,6 +60,21 @@ wait_serving() {
     return 1
 }
 
+# The build, with a line each tenth of the way (a first build takes 5 to 15 minutes; later ones seconds).
+build() {
+    say "Building… (log: $run/logs/build.log)"
+    if ! swift build --package-path "$root" 2>&1 | tee "$run/logs/build.log" | awk '
+        match($0, /^\[[0-9]+\/[0-9]+\]/) {
+            split(substr($0, 2, RLENGTH - 2), step, "/")
+            tenth = int(10 * step[1] / step[2])
+            if (tenth > shown) { shown = tenth; printf "  built %d of %d steps\n", step[1], step[2]; fflush() }
+        }'; then
+        say "error: the build failed; its log ($run/logs/build.log) ends:" >&2
+        tail -n 30 "$run/logs/build.log" >&2
+        return 1
+    fi
+}
+
 start() {
     if running; then
         say "Shippy is already running (scripts/system.sh stop, or make stop, to stop it)."
@@ -64,8 +83,8 @@ start() {
     fi
     stop quiet
     mkdir -p "$run/logs" "$run/keys"
-    say "Building…"
-    swift build --package-path "$root" >"$run/logs/build.log" 2>&1 || { tail -n 30 "$run/logs/build.log" >&2; return 1; }
+    "$root/scripts/install.sh"
+    build
     "$root/scripts/servers.sh" start
     set -a
     # shellcheck disable=SC1091
@@ -108,14 +127,23 @@ status() {
     "$root/scripts/servers.sh" status
 }
 
+# Ctrl-C (SIGINT to the whole process group, as a terminal sends it) or TERM: the trap only notes it, so
+# that the stop below runs once, from the script itself (an `exit` inside a trap that interrupts `wait` in a
+# function trips bash: "pop_var_context: head of shell_variables not a function context").
 up() {
     start
-    local follower
+    local follower signalled=""
     say "Following the logs; Ctrl-C stops everything."
-    tail -n 0 -F "$run"/logs/*-service.log &
+    trap 'signalled=yes' INT TERM
+    # The follower ignores SIGINT itself, so that a terminal's Ctrl-C reaches it only through our stop.
+    (trap '' INT; exec tail -n 0 -F "$run"/logs/*-service.log) &
     follower=$!
-    trap 'say ""; kill "$follower" 2>/dev/null; stop; exit 0' INT TERM
-    wait
+    while [ -z "$signalled" ] && kill -0 "$follower" 2>/dev/null; do wait "$follower" || true; done
+    trap - INT TERM
+    kill "$follower" 2>/dev/null || true
+    wait "$follower" 2>/dev/null || true
+    say ""
+    stop
 }
 
 demo() {

@@ -8,6 +8,8 @@ cd "$root"
 export SWIFT_DETERMINISTIC_HASHING=1
 export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 
+# A fresh machine gets what the build and the servers need first (Debian packages, the Python venv).
+"$root/scripts/install.sh"
 swift build --build-tests
 "$root/scripts/servers.sh" start
 trap '"$root/scripts/servers.sh" purge' EXIT
@@ -26,6 +28,7 @@ else
 fi
 if [ $# -eq 0 ]; then
     "$root/scripts/test-system.sh"
+    python3 "$root/scripts/test_up_signals.py"
     "$root/scripts/check-deployment.sh"
     "$root/scripts/check-format.sh"
 fi

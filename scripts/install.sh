@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# What building and running Shippy need on a Debian machine, installed when missing; `make up`, `make test`
+# and scripts/servers.sh call it, so the README's two commands set up a fresh machine by themselves.
+#
+#   build:   pkg-config, the MongoDB C driver (libmongoc-dev, libbson-dev), the NATS C client (libnats-dev)
+#   servers: PostgreSQL, nats-server, python3-venv, and secantusdb from PyPI into .local/venv (unless a real
+#            mongod is on PATH)
+#
+# As root it installs; otherwise it names the one command to run and exits 1.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=$root/.local/venv
+secantus_version=0.7.0b3
+
+log() { printf 'install: %s\n' "$*" >&2; }
+
+missing=()
+for package in pkg-config libmongoc-dev libbson-dev libnats-dev nats-server python3-venv; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | grep -q . || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}"
+        exit 1
+    fi
+    log "installing ${missing[*]} (Debian packages)"
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+if ! command -v mongod >/dev/null && [ ! -x "$venv/bin/secantusd-py" ]; then
+    log "installing secantusdb==$secantus_version (a MongoDB-compatible server) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "secantusdb==$secantus_version"
+fi
