@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release test up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
+.PHONY: build release test test-install up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
 
 build:
 	swift build
@@ -17,6 +17,10 @@ release:
 ## Every test: unit, integration against real servers, black-box against the real executables.
 test:
 	scripts/test.sh
+
+## Proves scripts/install.sh on a fresh Debian: runs it in a container of a base image made with debootstrap.
+test-install:
+	scripts/containers.sh test-install
 
 ## The whole system natively: up (foreground, Ctrl-C stops), start/stop (background), demo (the user story).
 up:

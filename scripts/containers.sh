@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Containers on this machine, without a Docker engine or a registry: Debian's podman (run with runc and the
+# settings in a containers.conf of our own, named by CONTAINERS_CONF) over images made locally.
+#
+#   scripts/containers.sh base          make debian:bookworm-slim from Debian's archive (debootstrap, minbase)
+#   scripts/containers.sh test-install  prove scripts/install.sh: run it in a fresh container of that base
+#                                       image with the repository mounted, then check every header, library
+#                                       and server the build and the run need is there
+#
+# State (the root file system, the configuration) lives under .local/containers.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state=$root/.local/containers
+
+log() { printf 'containers: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# What these machines need, learnt by trying: crun fails here (cgroups in hybrid mode) while runc works, and
+# containers start only once the default ulimits are cleared; both settings are needed. podman's bridge
+# networks need iptables.
+setup() {
+    local missing=()
+    for tool in podman runc debootstrap iptables; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+    if [ ${#missing[@]} -gt 0 ]; then
+        [ "$(id -u)" -eq 0 ] || die "missing ${missing[*]}: install them with: sudo apt-get install -y podman runc debootstrap iptables"
+        log "installing ${missing[*]}"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            podman runc debootstrap iptables netavark aardvark-dns uidmap >/dev/null
+    fi
+    mkdir -p "$state"
+    cat >"$state/containers.conf" <<'CONF'
+[containers]
+default_ulimits = []
+
+[engine]
+runtime = "runc"
+CONF
+    export CONTAINERS_CONF=$state/containers.conf
+}
+
+# The base image under the name the Dockerfile uses, made once from Debian's archive.
+base() {
+    if podman image exists docker.io/library/debian:bookworm-slim; then return 0; fi
+    log "making debian:bookworm-slim with debootstrap (minbase, about half a minute)"
+    rm -rf "$state/rootfs"
+    debootstrap --variant=minbase bookworm "$state/rootfs" http://deb.debian.org/debian >"$state/debootstrap.log" 2>&1 \
+        || { tail -n 20 "$state/debootstrap.log" >&2; die "debootstrap failed"; }
+    tar -C "$state/rootfs" -c . | podman import --quiet - docker.io/library/debian:bookworm-slim >/dev/null
+    rm -rf "$state/rootfs"
+}
+
+test_install() {
+    local copy
+    copy=$(mktemp -d "$state/install-test.XXXXXX")
+    trap 'rm -rf "$copy"' RETURN
+    # The working tree as a clone has it (tracked and new files, not .local or .build).
+    (cd "$root" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -c) | tar -x -C "$copy"
+    log "running scripts/install.sh in a fresh debian:bookworm-slim container (Debian packages and PyPI: a few minutes)"
+    # The container trusts what this machine trusts (a proxy's certificate authority, where there is one).
+    local trust=()
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        trust=(-v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/host-ca.crt:ro -e PIP_CERT=/etc/ssl/host-ca.crt)
+    fi
+    podman run --rm --network host "${trust[@]}" -v "$copy:/src" -w /src docker.io/library/debian:bookworm-slim bash -c '
+        set -euo pipefail
+        if command -v pkg-config >/dev/null || [ -e /usr/include/nats/nats.h ]; then
+            echo "the base image already has build packages: it proves nothing"; exit 1
+        fi
+        scripts/install.sh
+        pkg-config --exists libmongoc-1.0 libbson-1.0 libnats && echo "pkg-config: libmongoc-1.0 libbson-1.0 libnats"
+        for header in libmongoc-1.0/mongoc/mongoc.h libbson-1.0/bson/bson.h nats/nats.h; do
+            test -f "/usr/include/$header" && echo "header: /usr/include/$header"
+        done
+        libdir=/usr/lib/$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
+        for library in libmongoc-1.0.so libbson-1.0.so libnats.so; do test -e "$libdir/$library" && echo "library: $libdir/$library"; done
+        echo "server: $(nats-server --version)"
+        for tool in postgres initdb pg_ctl; do ls /usr/lib/postgresql/*/bin/$tool; done
+        test -x .local/venv/bin/secantusd-py && .local/venv/bin/secantusd-py --help >/dev/null && echo "server: secantusd-py"
+        psql --version
+        echo "install-check: every header, library and server is there"
+        scripts/install.sh  # a second run finds everything and installs nothing
+    ' || die "the install step did not leave what the build and the run need"
+    log "test-install passed"
+}
+
+setup
+case "${1:-}" in
+    base) base ;;
+    test-install) base && test_install ;;
+    *) echo "usage: $0 base|test-install" >&2; exit 64 ;;
+esac
