@@ -62,19 +62,27 @@ let package = Package(
         ),
         // Plain domain types, validation rules and the domain error; no gRPC, no drivers.
         .target(name: "ShippyDomain", path: "Shared/Domain"),
-        // Repository protocols, their MongoDB implementations and in-memory stand-ins for unit tests.
+        // Repository protocols and their in-memory stand-ins for unit tests; no driver.
+        .target(name: "ShippyStorage", dependencies: ["ShippyDomain"], path: "Shared/Storage"),
+        // The MongoDB repositories over libmongoc, and how a service configures and waits for MongoDB.
         .target(
-            name: "ShippyStorage",
-            dependencies: ["ShippyDomain", "CMongoc", logging, nioPosix, postgres],
-            path: "Shared/Storage"
+            name: "ShippyMongo",
+            dependencies: [
+                "ShippyDomain", "ShippyStorage", "ShippyRuntime", "CMongoc", logging, nioPosix, argumentParser,
+            ],
+            path: "Shared/Mongo"
         ),
+        // The PostgreSQL repository of users over postgres-nio.
+        .target(
+            name: "ShippyPostgres", dependencies: ["ShippyDomain", "ShippyStorage", logging, postgres],
+            path: "Shared/Postgres"),
         // Access tokens: ES256 signing (user service only) and local verification with public keys.
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
         // What every executable shares: configuration, logging, gRPC server lifecycle, health, startup retry.
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", grpcCore, grpcHTTP2,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", grpcCore, grpcHTTP2,
                 argumentParser, logging, lifecycle,
             ],
             path: "Shared/Runtime"
@@ -82,7 +90,7 @@ let package = Package(
         .executableTarget(
             name: "VesselService",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime", grpcCore, grpcHTTP2,
                 argumentParser, logging, lifecycle,
             ],
             path: "Services/vessel-service"
@@ -90,8 +98,9 @@ let package = Package(
         .executableTarget(
             name: "UserService",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
-                grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioCore, nioPosix, "ShippyMessaging",
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
+                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioCore, nioPosix,
+                "ShippyMessaging",
             ],
             path: "Services/user-service"
         ),
@@ -103,8 +112,8 @@ let package = Package(
         .executableTarget(
             name: "ConsignmentService",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyRuntime", grpcCore,
-                grpcHTTP2, argumentParser, logging, lifecycle, crypto,
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
+                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, crypto,
             ],
             path: "Services/consignment-service"
         ),
@@ -130,7 +139,7 @@ let package = Package(
             dependencies: [
                 "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService",
                 "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
-                "ShippyRuntime", grpcCore, grpcHTTP2,
+                "ShippyMongo", "ShippyPostgres", "ShippyRuntime", grpcCore, grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

@@ -5,6 +5,8 @@
 #   - the Dockerfile copies only executables that Package.swift builds, and every one of them;
 #   - the runtime stage installs every library the binaries link (ELF NEEDED of the native builds, Swift's
 #     own libraries excepted: the image links them statically);
+#   - every folder's imports keep to its layer (scripts/check_layers.py), and the CLIs link no database or
+#     messaging library;
 #   - shellcheck passes on every shell script.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +36,13 @@ for product in $products; do
     done
 done
 echo "check-deployment: Dockerfile copies all $(echo "$products" | wc -w) executables; runtime stage has every linked library ($(echo "$declared" | xargs))"
+
+python3 scripts/check_layers.py
+for cli in user-cli consignment-cli vessel-cli; do
+    driver=$(readelf -d "$bin/$cli" | sed -n 's/.*(NEEDED).*\[\(lib\(mongoc\|bson\|nats\|pq\)[^]]*\)\].*/\1/p')
+    [ -z "$driver" ] || fail "$cli links $driver: the CLIs must link no database or messaging driver"
+done
+echo "check-deployment: user-cli, consignment-cli and vessel-cli link no MongoDB, PostgreSQL or NATS library"
 
 scripts=(scripts/*.sh .ci/run)
 shellcheck "${scripts[@]}"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import ShippyMongo
 import ShippyRuntime
 
 /// `consignment-service`: the gRPC service `consignment.ShippingService` over MongoDB.

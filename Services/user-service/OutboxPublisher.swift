@@ -2,6 +2,7 @@ import Logging
 import ServiceLifecycle
 import ShippyDomain
 import ShippyMessaging
+import ShippyPostgres
 import ShippyRuntime
 import ShippyStorage
 

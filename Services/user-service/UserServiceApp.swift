@@ -4,6 +4,7 @@ import ServiceLifecycle
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
+import ShippyPostgres
 import ShippyRuntime
 import ShippyStorage
 

@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import ShippyContracts
 import ShippyDomain
+import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
 

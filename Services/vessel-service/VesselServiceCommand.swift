@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import ShippyMongo
 import ShippyRuntime
 
 /// `vessel-service`: the gRPC service `vessel.VesselService` over MongoDB.

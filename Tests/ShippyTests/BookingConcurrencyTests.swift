@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import ShippyContracts
 import ShippyDomain
+import ShippyMongo
 import ShippyStorage
 import Testing
 

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ShippyContracts
 import ShippyDomain
+import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
 import Synchronization

@@ -1,3 +1,4 @@
+import ShippyMongo
 import ShippyRuntime
 import Testing
 

@@ -1,5 +1,6 @@
 import Logging
 import ShippyDomain
+import ShippyMongo
 import ShippyStorage
 import Testing
 

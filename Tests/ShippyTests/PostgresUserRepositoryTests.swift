@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ShippyDomain
+import ShippyPostgres
 import ShippyStorage
 import Synchronization
 import Testing

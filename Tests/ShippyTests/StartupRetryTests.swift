@@ -1,4 +1,5 @@
 import Logging
+import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
 import Synchronization

@@ -5,6 +5,7 @@ import Logging
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
+import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
 import Testing

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import ShippyDomain
+import ShippyMongo
 import ShippyStorage
 import Testing
 

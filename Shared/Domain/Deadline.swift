@@ -1,5 +1,3 @@
-import ShippyDomain
-
 /// Runs `operation`, cancelling it when `timeout` passes first.
 /// - Throws: `ShippyError` `.unavailable` naming `what` on timeout; otherwise what `operation` throws.
 public func withDeadline<T: Sendable>(

@@ -1,5 +1,6 @@
 import Foundation
 import ShippyDomain
+import ShippyStorage
 
 /// Vessels in the MongoDB collection `vessels` (the vessel id as `_id`), their bookings in `bookings`
 /// (the consignment id as `_id`).

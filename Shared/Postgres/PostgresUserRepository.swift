@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import PostgresNIO
 import ShippyDomain
+import ShippyStorage
 
 /// Users in the PostgreSQL table `users`; emails are unique case-insensitively (a unique index on `lower(email)`).
 public struct PostgresUserRepository: UserRepository {

@@ -1,5 +1,6 @@
 import Foundation
 import ShippyDomain
+import ShippyStorage
 
 /// Consignments in the MongoDB collection `consignments`, one document each with its containers embedded.
 public struct MongoConsignmentRepository: ConsignmentRepository {
