@@ -38,12 +38,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Folder for .eml files when MAILER=files (env MAIL_DIR).")
     var mailDir: String?
 
+    @Option(help: "Deliveries of a failing welcome mail before it is given up (env MAIL_MAX_DELIVERIES, default 5).")
+    var mailMaxDeliveries: String?
+
+    @Option(help: "Seconds before a failed mail is tried again, doubling each time (env MAIL_RETRY_DELAY, default 2).")
+    var mailRetryDelay: String?
+
     func run() async throws {
         let reader = ConfigurationReader()
         let server = try self.server.resolve(defaultPort: EmailServiceCommand.defaultPort, reader)
         let natsURL = try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
         let kind = try reader.choice("MAILER", flag: ("mailer", mailer), default: MailerKind.log)
         let mailDirectory = kind == .files ? try reader.string("MAIL_DIR", flag: ("mail-dir", mailDir)) : nil
+        let policy = DeliveryPolicy(
+            maxDeliveries: try reader.integer(
+                "MAIL_MAX_DELIVERIES", flag: ("mail-max-deliveries", mailMaxDeliveries), default: 5, in: 1...1_000),
+            retryDelay: try reader.seconds(
+                "MAIL_RETRY_DELAY", flag: ("mail-retry-delay", mailRetryDelay), default: .seconds(2), in: 0.01...3_600))
         try await ServiceRunner.run(EmailServiceCommand.name, configuration: server) { logger in
             let mailer: any Mailer =
                 if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
@@ -51,8 +62,8 @@ struct Serve: AsyncParsableCommand {
                 }
             let health = HealthService(services: ["shippy.EmailService"])
             let consumer = WelcomeMailService(
-                natsURL: natsURL, mailer: mailer, health: health, retry: StartupRetry(deadline: server.startupTimeout),
-                logger: logger)
+                natsURL: natsURL, mailer: mailer, policy: policy, health: health,
+                retry: StartupRetry(deadline: server.startupTimeout), logger: logger)
             let grpc = GRPCServerService(
                 host: server.host, port: server.port, services: [], health: health, logger: logger)
             return [("welcome-mail", consumer), ("grpc-server", grpc)]

@@ -2,6 +2,7 @@ import CNats
 import Logging
 import NIOPosix
 import ShippyDomain
+import Synchronization
 
 /// A connection to NATS with JetStream, over the NATS C client. Every blocking C call runs on a small
 /// thread pool of its own, never on Swift's cooperative executor. The C client reconnects by itself after
@@ -124,20 +125,52 @@ public final class NATSClient: Sendable {
         return NATSPullSubscription(subscription: subscription, threads: threads)
     }
 
-    /// A plain (not JetStream) subscription, to watch what goes over the wire.
-    public func rawSubscription(subject: String) async throws(ShippyError) -> NATSRawSubscription {
-        let subscription = try await run("subscribe to \(subject)") { [connection] () throws(ShippyError) -> CHandle in
-            var subscription: OpaquePointer?
-            try check(natsConnection_SubscribeSync(&subscription, connection.raw, subject), "NATS subscription")
-            _ = natsConnection_Flush(connection.raw)
-            return CHandle(subscription!)
-        }
-        return NATSRawSubscription(subscription: subscription, threads: threads)
+    /// How far a durable consumer is behind: messages not yet delivered, delivered but not acknowledged, and
+    /// redelivered ones.
+    public struct ConsumerState: Sendable, Hashable {
+        public var pending: UInt64
+        public var acknowledgementsPending: Int64
+        public var redelivered: Int64
     }
 
-    /// Lets pending work finish (drain), then closes the connection and its threads.
+    /// - Throws: `ShippyError` `.unavailable`, or `.notFound` when the consumer does not exist.
+    public func consumerState(stream: String, durable: String) async throws(ShippyError) -> ConsumerState {
+        try await run("consumer info of \(durable)") { [jetStream] () throws(ShippyError) -> ConsumerState in
+            var info: UnsafeMutablePointer<jsConsumerInfo>?
+            var code = jsErrCode(0)
+            let status = js_GetConsumerInfo(&info, jetStream.raw, stream, durable, nil, &code)
+            defer { jsConsumerInfo_Destroy(info) }
+            if status == NATS_NOT_FOUND { throw ShippyError.notFound("no JetStream consumer \(durable)") }
+            try check(status, "JetStream consumer \(durable)")
+            guard let info = info?.pointee else { throw ShippyError.unavailable("JetStream consumer \(durable)") }
+            return ConsumerState(
+                pending: info.NumPending, acknowledgementsPending: info.NumAckPending, redelivered: info.NumRedelivered)
+        }
+    }
+
+    /// The key-value bucket `name`, created when missing; its keys expire after `ttl`.
+    public func keyValue(bucket name: String, ttl: Duration) async throws(ShippyError) -> NATSKeyValue {
+        let store = try await run("key-value bucket \(name)") { [jetStream] () throws(ShippyError) -> CHandle in
+            var store: OpaquePointer?
+            if js_KeyValue(&store, jetStream.raw, name) == NATS_OK, let store { return CHandle(store) }
+            var config = kvConfig()
+            kvConfig_Init(&config)
+            return try withCStrings([name]) { strings throws(ShippyError) -> CHandle in
+                config.Bucket = strings[0]
+                config.History = 1
+                config.TTL = ttl.milliseconds * 1_000_000
+                config.StorageType = js_FileStorage
+                try check(js_CreateKeyValue(&store, jetStream.raw, &config), "JetStream key-value bucket \(name)")
+                return CHandle(store!)
+            }
+        }
+        return NATSKeyValue(store: store, threads: threads)
+    }
+
+    /// Lets pending work finish (drain), then closes the connection and its threads. Runs to its end even
+    /// when the calling task is cancelled (as at shutdown).
     public func close() async {
-        _ = try? await threads.runIfActive { [connection, jetStream] in
+        await runToCompletion(threads) { [connection, jetStream] in
             _ = natsConnection_Drain(connection.raw)
             jsCtx_Destroy(jetStream.raw)
             natsConnection_Destroy(connection.raw)
@@ -147,16 +180,8 @@ public final class NATSClient: Sendable {
 
     private func run<T: Sendable>(
         _ operation: String, _ body: @escaping @Sendable () throws(ShippyError) -> T
-    )
-        async throws(ShippyError) -> T
-    {
-        do {
-            return try await threads.runIfActive { try body() }
-        } catch let error as ShippyError {
-            throw error
-        } catch {
-            throw .unavailable("NATS client is shut down")
-        }
+    ) async throws(ShippyError) -> T {
+        try await runOnPool(threads, operation, body)
     }
 
     /// Removes `user:password@` from a URL.
@@ -165,34 +190,72 @@ public final class NATSClient: Sendable {
     }
 }
 
-/// A message from a pull subscription; acknowledge it once handled, or it is delivered again.
-public struct NATSMessage: Sendable {
-    /// Owned by this value alone; `ack()` frees it.
-    private let message: CHandle
+/// A message from a pull subscription. Its C message is released exactly once, whatever happens to it:
+/// acknowledged, negatively acknowledged (delivered again after a delay), terminated (never delivered again),
+/// or dropped (released unacknowledged when the last reference goes; the server delivers it again after the
+/// consumer's ack wait).
+public final class NATSMessage: Sendable {
+    /// Messages whose C message is not yet released, in this process: a gauge that returns to zero when
+    /// nothing leaks.
+    public static var live: Int { liveCount.load(ordering: .relaxed) }
+    private static let liveCount = Atomic<Int>(0)
+
+    private let message: Mutex<CHandle?>
     private let threads: NIOThreadPool
     public let payload: [UInt8]
     /// The publisher's `Nats-Msg-Id` header, if any.
     public let messageID: String?
+    /// How many times the server has delivered this message, this time included.
+    public let deliveries: UInt64
 
     init(_ message: OpaquePointer, threads: NIOThreadPool) {
-        self.message = CHandle(message)
+        self.message = Mutex(CHandle(message))
         self.threads = threads
+        Self.liveCount.add(1, ordering: .relaxed)
         payload = payloadBytes(of: message)
         var value: UnsafePointer<CChar>?
         messageID =
             natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK ? value.map { String(cString: $0) } : nil
+        var metadata: UnsafeMutablePointer<jsMsgMetaData>?
+        deliveries = natsMsg_GetMetaData(&metadata, message) == NATS_OK ? metadata?.pointee.NumDelivered ?? 1 : 1
+        jsMsgMetaData_Destroy(metadata)
     }
 
-    /// Acknowledges and frees the message.
+    deinit {
+        if let message = message.withLock({ $0.take() }) {
+            natsMsg_Destroy(message.raw)
+            Self.liveCount.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Acknowledges it: the server never delivers it again. Completes even when the calling task is cancelled.
     public func ack() async {
-        _ = try? await threads.runIfActive { [message] in
-            _ = natsMsg_Ack(message.raw, nil)
+        await settle { natsMsg_Ack($0, nil) }
+    }
+
+    /// Asks the server to deliver it again after `delay`.
+    public func nak(delay: Duration) async {
+        let milliseconds = delay.milliseconds  // the C client takes milliseconds here
+        await settle { natsMsg_NakWithDelay($0, milliseconds, nil) }
+    }
+
+    /// Tells the server to stop delivering it.
+    public func term() async {
+        await settle { natsMsg_Term($0, nil) }
+    }
+
+    /// Sends one answer to the server and releases the message; later calls do nothing.
+    private func settle(_ answer: @escaping @Sendable (OpaquePointer) -> natsStatus) async {
+        guard let message = message.withLock({ $0.take() }) else { return }
+        await runToCompletion(threads) {
+            _ = answer(message.raw)
             natsMsg_Destroy(message.raw)
         }
+        Self.liveCount.subtract(1, ordering: .relaxed)
     }
 }
 
-/// A durable JetStream pull consumer, read as an `AsyncSequence` of messages.
+/// A durable JetStream pull consumer.
 public final class NATSPullSubscription: Sendable {
     private let subscription: CHandle
     private let threads: NIOThreadPool
@@ -202,78 +265,107 @@ public final class NATSPullSubscription: Sendable {
         self.threads = threads
     }
 
-    /// The messages, fetched in batches on the NATS thread pool until the task reading them is cancelled.
-    /// Fetching survives a server restart: the C client reconnects and the durable consumer lives on the server.
-    public var messages: AsyncStream<NATSMessage> {
-        AsyncStream { continuation in
-            let task = Task {
-                while !Task.isCancelled {
-                    let batch =
-                        (try? await threads.runIfActive { [subscription, threads] () -> [NATSMessage] in
-                            var list = natsMsgList()
-                            var code = jsErrCode(0)
-                            guard natsSubscription_Fetch(&list, subscription.raw, 16, 1000, &code) == NATS_OK else {
-                                return []
-                            }
-                            var messages: [NATSMessage] = []
-                            for index in 0..<Int(list.Count) {
-                                if let message = list.Msgs[index] {
-                                    messages.append(NATSMessage(message, threads: threads))
-                                    list.Msgs[index] = nil  // now owned by the NATSMessage; the list must not free it
-                                }
-                            }
-                            natsMsgList_Destroy(&list)
-                            return messages
-                        }) ?? []
-                    for message in batch { continuation.yield(message) }
-                    if batch.isEmpty { try? await Task.sleep(for: .milliseconds(50)) }
+    /// The next messages, at most `limit`, waiting up to `wait` for the first; none when none came.
+    /// The subscription survives a server restart: the C client reconnects and the durable consumer lives on
+    /// the server.
+    /// - Throws: `ShippyError` `.unavailable` (the server is away), `.notFound` (the consumer was deleted:
+    ///   subscribe again).
+    public func fetch(limit: Int = 16, wait: Duration = .seconds(1)) async throws(ShippyError) -> [NATSMessage] {
+        let milliseconds = wait.milliseconds
+        do {
+            return try await threads.runIfActive { [subscription, threads] () throws(ShippyError) -> [NATSMessage] in
+                var list = natsMsgList()
+                var code = jsErrCode(0)
+                let status = natsSubscription_Fetch(&list, subscription.raw, Int32(limit), milliseconds, &code)
+                if status == NATS_TIMEOUT { return [] }
+                if status == NATS_NOT_FOUND || code == JSConsumerNotFoundErr {
+                    throw ShippyError.notFound("the JetStream consumer is gone")
                 }
-                continuation.finish()
+                try check(status, "JetStream fetch")
+                var messages: [NATSMessage] = []
+                for index in 0..<Int(list.Count) {
+                    if let message = list.Msgs[index] {
+                        messages.append(NATSMessage(message, threads: threads))
+                        list.Msgs[index] = nil  // now owned by the NATSMessage; the list must not free it
+                    }
+                }
+                natsMsgList_Destroy(&list)
+                return messages
             }
-            continuation.onTermination = { _ in task.cancel() }
+        } catch let error as ShippyError {
+            throw error
+        } catch {
+            throw .unavailable("NATS client is shut down")
         }
     }
 
     /// Stops the subscription without deleting the durable consumer, so that replicas and restarts resume it.
     public func close() async {
-        _ = try? await threads.runIfActive { [subscription] in natsSubscription_Destroy(subscription.raw) }
+        await runToCompletion(threads) { [subscription] in natsSubscription_Destroy(subscription.raw) }
     }
 }
 
-/// A plain subscription read one message at a time.
-public final class NATSRawSubscription: Sendable {
-    private let subscription: CHandle
+/// A JetStream key-value bucket: keys with a time to live, shared by every replica and kept across restarts.
+public final class NATSKeyValue: Sendable {
+    private let store: CHandle
     private let threads: NIOThreadPool
 
-    init(subscription: CHandle, threads: NIOThreadPool) {
-        self.subscription = subscription
+    init(store: CHandle, threads: NIOThreadPool) {
+        self.store = store
         self.threads = threads
     }
 
-    /// The next message's payload, or `nil` after `timeout`.
-    public func next(timeout: Duration) async -> [UInt8]? {
-        let milliseconds = timeout.milliseconds
-        return
-            (try? await threads.runIfActive { [subscription] () -> [UInt8]? in
-                var message: OpaquePointer?
-                guard natsSubscription_NextMsg(&message, subscription.raw, milliseconds) == NATS_OK, let message else {
-                    return nil
-                }
-                defer { natsMsg_Destroy(message) }
-                return payloadBytes(of: message)
-            }) ?? nil
+    /// Whether `key` is set (and not expired).
+    /// - Throws: `ShippyError` `.unavailable` when the server cannot say.
+    public func contains(_ key: String) async throws(ShippyError) -> Bool {
+        try await runOnPool(threads, "read \(key)") { [store] () throws(ShippyError) -> Bool in
+            var entry: OpaquePointer?
+            let status = kvStore_Get(&entry, store.raw, key)
+            kvEntry_Destroy(entry)
+            if status == NATS_NOT_FOUND { return false }
+            try check(status, "JetStream key-value read")
+            return true
+        }
+    }
+
+    /// Sets `key` (to an empty value).
+    public func set(_ key: String) async throws(ShippyError) {
+        try await runOnPool(threads, "write \(key)") { [store] () throws(ShippyError) in
+            var revision: UInt64 = 0
+            try check(kvStore_Put(&revision, store.raw, key, nil, 0), "JetStream key-value write")
+        }
     }
 
     public func close() async {
-        _ = try? await threads.runIfActive { [subscription] in natsSubscription_Destroy(subscription.raw) }
+        await runToCompletion(threads) { [store] in kvStore_Destroy(store.raw) }
     }
 }
 
 /// A pointer to a NATS C object, passed between threads. The C client documents connections, JetStream
-/// contexts and subscriptions as safe to use from any thread; a message is owned by one `NATSMessage`.
+/// contexts, subscriptions and key-value stores as safe to use from any thread; a message is owned by one
+/// `NATSMessage`, which releases it once.
 struct CHandle: @unchecked Sendable {
     let raw: OpaquePointer
     init(_ raw: OpaquePointer) { self.raw = raw }
+}
+
+/// Runs `body` on the pool to its end even when the calling task is cancelled: acknowledgements and closes at
+/// shutdown must not be skipped (a cancelled caller would otherwise never get them run).
+private func runToCompletion(_ threads: NIOThreadPool, _ body: @escaping @Sendable () -> Void) async {
+    await Task.detached { _ = try? await threads.runIfActive(body) }.value
+}
+
+/// Runs a C call on the pool, its failures as `ShippyError`.
+private func runOnPool<T: Sendable>(
+    _ threads: NIOThreadPool, _ operation: String, _ body: @escaping @Sendable () throws(ShippyError) -> T
+) async throws(ShippyError) -> T {
+    do {
+        return try await threads.runIfActive { try body() }
+    } catch let error as ShippyError {
+        throw error
+    } catch {
+        throw .unavailable("NATS client is shut down")
+    }
 }
 
 /// A copy of a message's payload.

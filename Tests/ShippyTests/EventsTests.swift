@@ -2,7 +2,10 @@ import Foundation
 import GRPCCore
 import ShippyContracts
 import ShippyMessaging
+import ShippyRuntime
 import Testing
+
+@testable import EmailService
 
 /// `user.created` from the real user-service through a real nats-server (JetStream) to the real
 /// email-service, which writes the welcome mail as an .eml file.
@@ -57,8 +60,8 @@ import Testing
         let directory = mailDirectory()
         let user = try await startUserService(nats: nats)
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        // The event as JetStream stored it, read through a consumer of the test's own.
         let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
-        let wire = try await watcher.rawSubscription(subject: "user.created")
 
         let password = "sekrit-password-42"
         try await signUp("ann@example.com", password: password, at: user)
@@ -69,13 +72,16 @@ import Testing
         #expect(mailed, "no welcome mail within 5 s; email-service log:\n\(email.process.errorOutput)")
         print("welcome mail written \(ContinuousClock.now - signedUp) after the sign-up")
 
-        let payload = try #require(await wire.next(timeout: .seconds(5)), "no user.created on the wire")
+        let stored = try await watcher.pullSubscription(subject: "user.created", durable: "test-watcher")
+        let message = try #require(try await stored.fetch(limit: 1, wait: .seconds(5)).first, "no user.created stored")
+        let payload = message.payload
+        await message.ack()
         let event = try Shippy_Events_UserCreated(serializedBytes: payload)
         #expect(event.email == "ann@example.com" && !event.userID.isEmpty && !event.eventID.isEmpty)
         let bytes = String(decoding: payload, as: UTF8.self)
         #expect(!bytes.contains(password) && !bytes.contains("$2b$") && !bytes.contains("$2a$"))
 
-        await wire.close()
+        await stored.close()
         await watcher.close()
         for service in [email, user] {
             service.process.signal(SIGTERM)
@@ -163,5 +169,69 @@ import Testing
         let sent = mails(in: directories)
         #expect(sent.count == addresses.count, "\(sent)")
         #expect(Set(sent) == Set(addresses.map { "To: New User <\($0)>" }))
+    }
+
+    @Test func aMailSentRightBeforeSIGTERMIsAcknowledgedAndNotMailedAgainAfterARestart() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directory = mailDirectory()
+        let user = try await startUserService(nats: nats)
+        let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        defer {
+            Task {
+                await user.process.stop(); await nats.destroy()
+            }
+        }
+
+        try await signUp("cleo@example.com", at: user)
+        #expect(await eventually(within: .seconds(10)) { !mails(in: [directory]).isEmpty })
+        email.process.signal(SIGTERM)  // right after the mail: its acknowledgement is what is at stake
+        #expect(await email.process.waitForExit() == 0)
+
+        let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+        let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service")
+        await watcher.close()
+        #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
+
+        let restarted = try await startEmailService(nats: nats, mailDirectory: directory)
+        try await Task.sleep(for: .seconds(2))
+        await restarted.process.stop()
+        #expect(!restarted.process.errorOutput.contains("welcome mail written"), "\(restarted.process.errorOutput)")
+        #expect(mails(in: [directory]) == ["To: New User <cleo@example.com>"])
+    }
+
+    @Test func aMailThatKeepsFailingIsRetriedWithBackOffThenGivenUpAndNoMessageLeaks() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        defer { Task { await nats.destroy() } }
+        let mailer = RecordingMailer()
+        mailer.failing.withLock { $0 = true }
+        let logs = LogCapture()
+        let service = WelcomeMailService(
+            natsURL: nats.url, mailer: mailer, policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
+            health: HealthService(services: []), retry: StartupRetry(deadline: .seconds(10)), logger: logs.logger())
+        let group = ServiceRunner.makeGroup(
+            [("welcome-mail", service)], shutdownGrace: .seconds(5), logger: logs.logger())
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")
+            let event = Shippy_Events_UserCreated.with {
+                $0.eventID = "doomed"; $0.userID = "u"; $0.name = "Doomed"; $0.email = "doomed@example.com"
+            }
+            try await publisher.publish(
+                subject: UserEvents.created, payload: try event.serializedBytes(), messageID: "doomed")
+            let gaveUp = await eventually(within: .seconds(20)) {
+                logs.all.contains { $0.contains("giving up on a welcome mail") }
+            }
+            #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(mailer.attempts.withLock { $0 } == 3, "tried once per delivery, three deliveries")
+            let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service")
+            #expect(state.pending == 0 && state.acknowledgementsPending == 0, "terminated, not left pending: \(state)")
+            await publisher.close()
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+        #expect(NATSMessage.live == 0, "every message was released")
     }
 }

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import ShippyContracts
+import ShippyDomain
+import ShippyMessaging
 import ShippyRuntime
 import Synchronization
 import Testing
@@ -11,22 +13,44 @@ import Testing
 final class RecordingMailer: Mailer {
     let sent = Mutex<[WelcomeMail]>([])
     let failing = Mutex(false)
+    let attempts = Mutex(0)
 
     struct Down: Error {}
 
     func send(_ mail: WelcomeMail) async throws {
+        attempts.withLock { $0 += 1 }
         if failing.withLock({ $0 }) { throw Down() }
         sent.withLock { $0.append(mail) }
     }
 }
 
-/// The email service's handling of one message: mail once per event id, acknowledge only what is done.
+/// The ids of mailed events, in memory, for unit tests; fails while told to.
+actor MailedEventsInMemory: MailedEvents {
+    private(set) var ids: Set<String> = []
+    var failing = false
+
+    func setFailing(_ failing: Bool) { self.failing = failing }
+
+    func contains(_ eventID: String) throws(ShippyError) -> Bool {
+        if failing { throw .unavailable("NATS is down") }
+        return ids.contains(eventID)
+    }
+
+    func record(_ eventID: String) throws(ShippyError) {
+        if failing { throw .unavailable("NATS is down") }
+        ids.insert(eventID)
+    }
+}
+
+/// The email service's handling of one message: mail once per event id, retry what failed, drop garbage.
 @Suite struct WelcomeMailTests {
     let mailer = RecordingMailer()
+    let mailed = MailedEventsInMemory()
 
     var service: WelcomeMailService {
         WelcomeMailService(
-            natsURL: "nats://127.0.0.1:1", mailer: mailer, health: HealthService(services: []),
+            natsURL: "nats://127.0.0.1:1", mailer: mailer, policy: DeliveryPolicy(),
+            health: HealthService(services: []),
             retry: StartupRetry(deadline: .seconds(1)), logger: Logger(label: "test"))
     }
 
@@ -37,25 +61,36 @@ final class RecordingMailer: Mailer {
     }
 
     @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
-        var handled = RecentIDs(capacity: 10)
-        #expect(await service.handle(try event("e1"), messageID: "m1", handled: &handled))
-        #expect(await service.handle(try event("e1"), messageID: "m2", handled: &handled))
+        #expect(await service.handle(try event("e1"), messageID: "m1", mailed: mailed) == .done)
+        #expect(await service.handle(try event("e1"), messageID: "m2", mailed: mailed) == .done)
         #expect(mailer.sent.withLock { $0 } == [WelcomeMail(eventID: "e1", recipient: "ann@example.com", name: "Ann")])
+        #expect(await mailed.ids == ["e1"])
     }
 
-    @Test func aFailedMailIsNotAcknowledgedAndIsSentOnRedelivery() async throws {
-        var handled = RecentIDs(capacity: 10)
+    @Test func aFailedMailIsRetriedAndSentOnRedelivery() async throws {
         mailer.failing.withLock { $0 = true }
-        #expect(await service.handle(try event("e2"), messageID: nil, handled: &handled) == false)
+        #expect(await service.handle(try event("e2"), messageID: nil, mailed: mailed) == .retry(eventID: "e2"))
         mailer.failing.withLock { $0 = false }
-        #expect(await service.handle(try event("e2"), messageID: nil, handled: &handled))
+        #expect(await service.handle(try event("e2"), messageID: nil, mailed: mailed) == .done)
         #expect(mailer.sent.withLock { $0.map(\.eventID) } == ["e2"])
     }
 
-    @Test func aMalformedMessageIsAcknowledgedAndDropped() async {
-        var handled = RecentIDs(capacity: 10)
-        #expect(await service.handle([0xff, 0x01], messageID: "junk", handled: &handled))
+    @Test func whenMailedIdsCannotBeReadNothingIsMailedAndItIsRetried() async throws {
+        await mailed.setFailing(true)
+        #expect(await service.handle(try event("e3"), messageID: nil, mailed: mailed) == .retry(eventID: "e3"))
         #expect(mailer.sent.withLock { $0 }.isEmpty)
+    }
+
+    @Test func aMalformedMessageIsAcknowledgedAndDropped() async {
+        #expect(await service.handle([0xff, 0x01], messageID: "junk", mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0 }.isEmpty)
+    }
+
+    @Test func retriesBackOffDoublingUpToFiveMinutes() {
+        let policy = DeliveryPolicy(maxDeliveries: 5, retryDelay: .seconds(2))
+        #expect(
+            (1...4).map { policy.delay(afterDelivery: $0) } == [.seconds(2), .seconds(4), .seconds(8), .seconds(16)])
+        #expect(policy.delay(afterDelivery: 40) == .seconds(300))
     }
 
     @Test(arguments: ["Eve\r\nBcc: x@example.com", "Zoë <eve@evil.example>", "Ann", String(repeating: "名", count: 200)])
@@ -83,11 +118,5 @@ final class RecordingMailer: Mailer {
         if name != "Ann" {
             #expect(decoded.reduce(Data(), +).starts(with: Data(name.utf8)))
         }
-    }
-
-    @Test func recentIDsForgetTheOldestBeyondCapacity() {
-        var ids = RecentIDs(capacity: 2)
-        for id in ["a", "b", "c"] { ids.insert(id) }
-        #expect(!ids.contains("a") && ids.contains("b") && ids.contains("c"))
     }
 }
