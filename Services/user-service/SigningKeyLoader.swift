@@ -47,10 +47,12 @@ enum SigningKeyLoader {
                 problem: "is required (or JWT_PRIVATE_KEY with the PEM itself)")
         }
         if let path = configuration.publicKeyFile {
-            try writeAtomically(key.publicKey.pemRepresentation + "\n", to: path, permissions: 0o644)
+            let keys = try publish(key.publicKey, to: path)
             logger.info(
                 "published the token public key",
-                metadata: ["path": "\(path)", "kid": "\(TokenKeys.keyID(of: key.publicKey))"])
+                metadata: [
+                    "path": "\(path)", "kid": "\(TokenKeys.keyID(of: key.publicKey))", "keys_in_file": "\(keys)",
+                ])
         }
         return key
     }
@@ -67,6 +69,28 @@ enum SigningKeyLoader {
         }
         let pem = try String(contentsOfFile: path, encoding: .utf8)
         return try TokenKeys.privateKey(pem: pem, source: "JWT_PRIVATE_KEY_FILE \(path)")
+    }
+
+    /// Adds `publicKey` to the verifiers' key file, keeping the keys already there (other replicas', or the
+    /// one being rotated out), so that tokens signed with any of them keep verifying. Replicas starting
+    /// together take turns through a lock file. Retiring a key is removing its block from the file.
+    /// - Returns: how many keys the file now holds.
+    private static func publish(_ publicKey: ES256PublicKey, to path: String) throws -> Int {
+        let folder = (path as NSString).deletingLastPathComponent
+        if !folder.isEmpty {
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        }
+        let lock = open("\(path).lock", O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard lock >= 0 else { throw ShippyError.invalidArgument("cannot write the public key next to \(path)") }
+        defer { close(lock) }
+        _ = flock(lock, LOCK_EX)
+        var keys =
+            (try? String(contentsOfFile: path, encoding: .utf8))
+            .flatMap { try? TokenKeys.publicKeys(pem: $0, source: path) } ?? []
+        let ours = publicKey.pemRepresentation
+        if !keys.contains(where: { $0.pemRepresentation == ours }) { keys.append(publicKey) }
+        try writeAtomically(keys.map { $0.pemRepresentation + "\n" }.joined(), to: path, permissions: 0o644)
+        return keys.count
     }
 
     private static func writeAtomically(_ text: String, to path: String, permissions: mode_t) throws {

@@ -56,6 +56,15 @@ public struct TokenVerifier: Sendable {
         return claims
     }
 
+    /// Whether `token` is a well-formed ES256 token naming a key (`kid`) this verifier does not hold: the one
+    /// case where reading the keys again can change the answer.
+    public func namesUnknownKey(_ token: String) -> Bool {
+        guard let header = try? Self.header(of: token), header.alg == "ES256", let kid = header.kid else {
+            return false
+        }
+        return !keyIDs.contains(kid)
+    }
+
     private struct Header: Decodable {
         var alg: String
         var kid: String?

@@ -13,16 +13,28 @@ extension TokenVerifier: TokenVerifying {}
 
 /// Verifies tokens with the public keys in a PEM file that the user service writes
 /// (`JWT_PUBLIC_KEY_FILE`). Until the file has been read, calls are `unavailable`.
+///
+/// Keys rotate without a restart: a token naming a key this verifier does not hold makes it read the file
+/// again (at most once a second: a call waits for its turn, so forged `kid`s cannot make it read the disk at
+/// every call), and every `refreshInterval` a call checks whether the file changed, so a key removed from it
+/// stops being trusted.
 public final class PublicKeyFileVerifier: TokenVerifying {
     public let path: String
     private let issuer: String
     private let audience: String
-    private let verifier = Mutex<TokenVerifier?>(nil)
+    private let refreshInterval: Duration
+    private struct State {
+        var verifier: TokenVerifier?
+        var lastRead: ContinuousClock.Instant?
+        var modified: Date?
+    }
+    private let state = Mutex(State())
 
-    public init(path: String, issuer: String, audience: String) {
+    public init(path: String, issuer: String, audience: String, refreshInterval: Duration = .seconds(10)) {
         self.path = path
         self.issuer = issuer
         self.audience = audience
+        self.refreshInterval = refreshInterval
     }
 
     /// The verifier of a service's token configuration.
@@ -39,6 +51,7 @@ public final class PublicKeyFileVerifier: TokenVerifying {
     /// Reads the keys; the startup retry calls it until the file exists and holds a key.
     /// - Throws: `ShippyError` `.unavailable` when the file cannot be read or holds no key.
     public func load() async throws {
+        let modified = Self.modificationDate(of: path)
         guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ShippyError.unavailable("cannot read \(path) (the user service writes it at start)")
         }
@@ -49,13 +62,54 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         } catch {
             throw ShippyError.unavailable(error.message)
         }
-        verifier.withLock { $0 = loaded }
+        state.withLock { $0 = State(verifier: loaded, lastRead: .now, modified: modified) }
     }
 
     public func verify(_ token: String) async throws(ShippyError) -> AccessClaims {
-        guard let verifier = verifier.withLock({ $0 }) else {
+        guard var verifier = state.withLock({ $0.verifier }) else {
             throw .unavailable("the service is starting: token keys are not loaded yet")
         }
+        if verifier.namesUnknownKey(token) {
+            // Wait for this second's turn, then read unless another call did meanwhile.
+            let lastRead = state.withLock { $0.lastRead } ?? .now
+            try? await Task.sleep(until: lastRead + Self.rereadSpacing)
+            if state.withLock({ $0.lastRead.map { ContinuousClock.now - $0 >= Self.rereadSpacing } ?? true }) {
+                await reread()
+            }
+            verifier = state.withLock { $0.verifier } ?? verifier
+        } else if fileChanged() {
+            await reread()
+            verifier = state.withLock { $0.verifier } ?? verifier
+        }
         return try await verifier.verify(token)
+    }
+
+    /// The shortest time between two reads of the file for unknown keys.
+    static let rereadSpacing: Duration = .seconds(1)
+
+    /// A failed re-read keeps the keys already loaded: a half-written file never locks everyone out.
+    private func reread() async {
+        do {
+            try await load()
+        } catch {
+            state.withLock { $0.lastRead = .now }
+        }
+    }
+
+    /// Whether the file changed since it was read, looked at once per refresh interval.
+    private func fileChanged() -> Bool {
+        let now = ContinuousClock.now
+        let (lastRead, modified) = state.withLock { ($0.lastRead, $0.modified) }
+        guard let lastRead else { return true }
+        guard now - lastRead >= refreshInterval else { return false }
+        if Self.modificationDate(of: path) == modified {
+            state.withLock { $0.lastRead = now }
+            return false
+        }
+        return true
+    }
+
+    private static func modificationDate(of path: String) -> Date? {
+        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 }
