@@ -60,13 +60,9 @@ struct Serve: AsyncParsableCommand {
                 if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
                     LogMailer(logger: logger)
                 }
-            let health = HealthService(services: ["shippy.EmailService"])
-            let consumer = WelcomeMailService(
-                natsURL: natsURL, mailer: mailer, policy: policy, health: health,
-                retry: StartupRetry(deadline: server.startupTimeout), logger: logger)
-            let grpc = GRPCServerService(
-                host: server.host, port: server.port, services: [], health: health, logger: logger)
-            return [("welcome-mail", consumer), ("grpc-server", grpc)]
+            return WelcomeMailService.services(
+                natsURL: natsURL, mailer: mailer, policy: policy, server: server, logger: logger
+            ).services
         }
     }
 }

@@ -4,6 +4,7 @@ import ShippyContracts
 import ShippyDomain
 import ShippyMessaging
 import ShippyRuntime
+import Synchronization
 
 /// Where the ids of mailed events are kept, so that each event is mailed once: across restarts and replicas
 /// (a JetStream key-value bucket in production).
@@ -27,22 +28,112 @@ struct DeliveryPolicy: Sendable {
     }
 }
 
-/// Consumes `user.created` from the durable JetStream consumer `email-service` (replicas share it, so each
-/// event goes to one of them) and sends each new user the welcome mail. A message is acknowledged once its
-/// mail is sent (or its event was mailed before: the ids live in the JetStream bucket `EMAIL_MAILED` for a
-/// week); a failed mail is delivered again with back-off, and terminated after the last delivery. Every
-/// message is released exactly once, and the acknowledgements and the close complete during shutdown.
-struct WelcomeMailService: Service {
+/// The email service's link to NATS: the connection, the bucket of mailed event ids and the subscription.
+/// The readiness path connects it (health is SERVING once it is subscribed); the consumer uses it; it is
+/// closed after the consumer stopped.
+final class MailConsumerConnection: Sendable {
     static let durable = "email-service"
     static let mailedBucket = "EMAIL_MAILED"
     static let mailedMemory: Duration = .seconds(7 * 86_400)
 
+    private struct Parts {
+        var nats: NATSClient
+        var mailed: NATSKeyValue
+        var subscription: NATSPullSubscription
+    }
+    private let parts = Mutex<Parts?>(nil)
     let natsURL: String
+    let logger: Logger
+
+    init(natsURL: String, logger: Logger) {
+        self.natsURL = natsURL
+        self.logger = logger
+    }
+
+    /// One attempt; the startup retry repeats it. Idempotent: a second call after success does nothing.
+    func connect() async throws {
+        guard parts.withLock({ $0 == nil }) else { return }
+        let nats = try await UserEvents.connect(url: natsURL, name: "email-service")
+        do {
+            let mailed = try await nats.keyValue(bucket: Self.mailedBucket, ttl: Self.mailedMemory)
+            let subscription = try await subscribe(nats)
+            parts.withLock { $0 = Parts(nats: nats, mailed: mailed, subscription: subscription) }
+        } catch {
+            await nats.close()
+            throw error
+        }
+    }
+
+    /// The bucket of mailed event ids; call once connected.
+    var mailed: NATSKeyValue { parts.withLock { $0!.mailed } }
+
+    func fetch() async throws(ShippyError) -> [NATSMessage] {
+        guard let subscription = parts.withLock({ $0?.subscription }) else { throw .unavailable("not connected") }
+        return try await subscription.fetch()
+    }
+
+    /// Replaces a subscription whose consumer was deleted on the server.
+    func resubscribe() async throws(ShippyError) {
+        guard let (nats, old) = parts.withLock({ $0.map { ($0.nats, $0.subscription) } }) else { return }
+        await old.close()
+        let subscription = try await subscribe(nats)
+        parts.withLock { $0?.subscription = subscription }
+    }
+
+    /// Closes the subscription, the bucket and the connection, to their end even during shutdown.
+    func close() async {
+        guard
+            let parts = parts.withLock({ parts in
+                defer { parts = nil }; return parts
+            })
+        else { return }
+        await parts.subscription.close()
+        await parts.mailed.close()
+        await parts.nats.close()
+    }
+
+    private func subscribe(_ nats: NATSClient) async throws(ShippyError) -> NATSPullSubscription {
+        let subscription = try await nats.pullSubscription(subject: UserEvents.created, durable: Self.durable)
+        logger.info("subscribed", metadata: ["subject": "\(UserEvents.created)", "durable": "\(Self.durable)"])
+        return subscription
+    }
+}
+
+/// Consumes `user.created` from the durable JetStream consumer `email-service` (replicas share it, so each
+/// event goes to one of them) and sends each new user the welcome mail. A message is acknowledged once its
+/// mail is sent (or its event was mailed before: the ids live in the JetStream bucket `EMAIL_MAILED` for a
+/// week); a failed mail is delivered again with back-off, and terminated after the last delivery. Every
+/// message is released exactly once, and the acknowledgements complete during shutdown.
+struct WelcomeMailService: Service {
+    let connection: MailConsumerConnection
+    let ready: ReadinessSignal
     let mailer: any Mailer
     let policy: DeliveryPolicy
-    let health: HealthService
-    let retry: StartupRetry
     let logger: Logger
+
+    /// The email service's services, in start order, for `main` and the tests alike: readiness (NATS, the
+    /// bucket, the subscription), the consumer, and the gRPC server that answers health.
+    static func services(
+        natsURL: String,
+        mailer: any Mailer,
+        policy: DeliveryPolicy,
+        server: ServerConfiguration,
+        logger: Logger
+    ) -> (health: HealthService, services: [(name: String, service: any Service)]) {
+        let health = HealthService(services: ["shippy.EmailService"])
+        let connection = MailConsumerConnection(natsURL: natsURL, logger: logger)
+        let readiness = ReadinessService(
+            dependencies: [
+                Dependency(
+                    name: "NATS at \(NATSClient.redact(natsURL))", connect: { try await connection.connect() },
+                    close: { await connection.close() })
+            ],
+            retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
+        let consumer = WelcomeMailService(
+            connection: connection, ready: readiness.ready, mailer: mailer, policy: policy, logger: logger)
+        let grpc = GRPCServerService(host: server.host, port: server.port, services: [], health: health, logger: logger)
+        return (health, [("readiness", readiness), ("welcome-mail", consumer), ("grpc-server", grpc)])
+    }
 
     /// Unacknowledged messages are redelivered to a replica or the next start when the service stops.
     func run() async throws {
@@ -50,52 +141,24 @@ struct WelcomeMailService: Service {
     }
 
     private func consume() async throws {
-        var connected: (NATSClient, NATSKeyValue)?
-        try await retry.run("NATS at \(NATSClient.redact(natsURL))", logger: logger) {
-            let nats = try await UserEvents.connect(url: natsURL, name: "email-service")
+        try await ready.wait()
+        let mailed = connection.mailed
+        while true {
+            try Task.checkCancellation()
+            let batch: [NATSMessage]
             do {
-                connected = (nats, try await nats.keyValue(bucket: Self.mailedBucket, ttl: Self.mailedMemory))
+                batch = try await connection.fetch()
+            } catch  where error.code == .notFound {
+                logger.warning("the JetStream consumer was deleted; subscribing again")
+                try await connection.resubscribe()
+                continue
             } catch {
-                await nats.close()
-                throw error
+                logger.warning("fetching messages failed; trying again", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .seconds(1))
+                continue
             }
+            for message in batch { await process(message, mailed: mailed) }
         }
-        let (nats, mailed) = connected!
-        var subscription: NATSPullSubscription?
-        do {
-            subscription = try await subscribe(nats)
-            health.setServing(true)
-            while true {
-                try Task.checkCancellation()
-                let batch: [NATSMessage]
-                do {
-                    batch = try await subscription!.fetch()
-                } catch  where error.code == .notFound {
-                    logger.warning("the JetStream consumer was deleted; subscribing again")
-                    await subscription?.close()
-                    subscription = nil
-                    subscription = try await subscribe(nats)
-                    continue
-                } catch {
-                    logger.warning("fetching messages failed; trying again", metadata: ["error": "\(error)"])
-                    try await Task.sleep(for: .seconds(1))
-                    continue
-                }
-                for message in batch { await process(message, mailed: mailed) }
-            }
-        } catch {
-            // Shutdown cancelled the loop: close what was opened, to its end, before the process exits.
-            await subscription?.close()
-            await mailed.close()
-            await nats.close()
-            throw error
-        }
-    }
-
-    private func subscribe(_ nats: NATSClient) async throws(ShippyError) -> NATSPullSubscription {
-        let subscription = try await nats.pullSubscription(subject: UserEvents.created, durable: Self.durable)
-        logger.info("subscribed", metadata: ["subject": "\(UserEvents.created)", "durable": "\(Self.durable)"])
-        return subscription
     }
 
     /// Handles one message and answers the server: acknowledged, delivered again later, or terminated.

@@ -2,7 +2,6 @@ import Logging
 import ServiceLifecycle
 import ShippyDomain
 import ShippyMessaging
-import ShippyPostgres
 import ShippyRuntime
 import ShippyStorage
 
@@ -11,9 +10,9 @@ import ShippyStorage
 /// within two minutes. NATS being down never fails a sign-up: events wait in PostgreSQL until it is back.
 struct OutboxPublisher: Service {
     let natsURL: String
-    let repository: PostgresUserRepository
-    /// The schema exists once the service reports SERVING; publishing starts then.
-    let health: HealthService
+    let outbox: any OutboxRepository
+    /// Opens once PostgreSQL is connected and the schema exists; publishing starts then.
+    let ready: ReadinessSignal
     let logger: Logger
 
     /// Unpublished events stay in the outbox when the service stops, for the next start.
@@ -22,12 +21,12 @@ struct OutboxPublisher: Service {
     }
 
     private func publish() async throws {
-        while health.status() != .serving { try await Task.sleep(for: .milliseconds(100)) }
+        try await ready.wait()
         let nats = try await connect()
         do {
             while true {
                 let published =
-                    (try? await repository.publishPending(limit: 20) { event in
+                    (try? await outbox.publishPending(limit: 20) { event in
                         try await nats.publish(
                             subject: event.subject, payload: event.payload, messageID: event.id.uuidString.lowercased())
                     }) ?? 0

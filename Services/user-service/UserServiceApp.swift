@@ -30,6 +30,8 @@ struct UserServiceApp {
     let health: HealthService
     let server: GRPCServerService
     let signer: TokenSigner
+    /// Opens once the dependencies are connected.
+    let ready: ReadinessSignal
     /// In start order: the PostgreSQL pool, readiness, then the gRPC server (which stops first).
     let services: [(name: String, service: any Service)]
 
@@ -51,9 +53,9 @@ struct UserServiceApp {
         var app = try await build(
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
-            natsURL: configuration.natsURL, repository: repository, health: app.health, logger: logger)
+            natsURL: configuration.natsURL, outbox: repository, ready: app.ready, logger: logger)
         app = UserServiceApp(
-            health: app.health, server: app.server, signer: app.signer,
+            health: app.health, server: app.server, signer: app.signer, ready: app.ready,
             services: [("postgres", client), ("outbox-publisher", publisher)] + app.services
         )
         return app
@@ -100,7 +102,7 @@ struct UserServiceApp {
             logger: logger
         )
         return UserServiceApp(
-            health: health, server: server, signer: signer,
+            health: health, server: server, signer: signer, ready: readiness.ready,
             services: [("readiness", readiness), ("grpc-server", server)]
         )
     }

@@ -5,7 +5,7 @@ import ShippyDomain
 import ShippyStorage
 
 /// Users in the PostgreSQL table `users`; emails are unique case-insensitively (a unique index on `lower(email)`).
-public struct PostgresUserRepository: UserRepository {
+public struct PostgresUserRepository: UserRepository, OutboxRepository {
     private let client: PostgresClient
     private let logger: Logger
     /// How long one statement may take, waiting for a connection included, before it is `.unavailable`.

@@ -32,6 +32,17 @@ public protocol UserRepository: Sendable {
     func users(page: PageRequest) async throws(ShippyError) -> Page<User>
 }
 
+/// The transactional outbox: events stored with the changes they announce, waiting to be published.
+public protocol OutboxRepository: Sendable {
+    /// Publishes the pending events, oldest first, at most `limit` of them, marking each one that `publish`
+    /// succeeds for; stops at the first failure, keeping the rest for the next round, in order.
+    /// - Returns: how many were published.
+    func publishPending(
+        limit: Int,
+        _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> Int
+}
+
 /// A `UserRepository` in memory, for unit tests only.
 public actor InMemoryUserRepository: UserRepository {
     private var users: [(user: User, passwordHash: String)] = []

@@ -207,11 +207,11 @@ import Testing
         let mailer = RecordingMailer()
         mailer.failing.withLock { $0 = true }
         let logs = LogCapture()
-        let service = WelcomeMailService(
+        // The production wiring, with a mailer that always fails.
+        let email = WelcomeMailService.services(
             natsURL: nats.url, mailer: mailer, policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
-            health: HealthService(services: []), retry: StartupRetry(deadline: .seconds(10)), logger: logs.logger())
-        let group = ServiceRunner.makeGroup(
-            [("welcome-mail", service)], shutdownGrace: .seconds(5), logger: logs.logger())
+            server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
+        let group = ServiceRunner.makeGroup(email.services, shutdownGrace: .seconds(5), logger: logs.logger())
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")

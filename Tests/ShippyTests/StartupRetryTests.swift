@@ -37,3 +37,25 @@ import Testing
         #expect(MongoClient.redact("mongodb://db:27017") == "mongodb://db:27017")
     }
 }
+
+/// The one readiness path's gate.
+@Suite struct ReadinessSignalTests {
+    @Test func waitersResumeWhenItOpensAndLaterWaitsReturnAtOnce() async throws {
+        let signal = ReadinessSignal()
+        let waiter = Task { try await signal.wait() }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!signal.isOpen)
+        signal.open()
+        try await waiter.value
+        try await signal.wait()
+        #expect(signal.isOpen)
+    }
+
+    @Test func aCancelledWaiterThrowsCancellation() async throws {
+        let signal = ReadinessSignal()
+        let waiter = Task { try await signal.wait() }
+        try await Task.sleep(for: .milliseconds(50))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { try await waiter.value }
+    }
+}

@@ -49,9 +49,8 @@ actor MailedEventsInMemory: MailedEvents {
 
     var service: WelcomeMailService {
         WelcomeMailService(
-            natsURL: "nats://127.0.0.1:1", mailer: mailer, policy: DeliveryPolicy(),
-            health: HealthService(services: []),
-            retry: StartupRetry(deadline: .seconds(1)), logger: Logger(label: "test"))
+            connection: MailConsumerConnection(natsURL: "nats://127.0.0.1:1", logger: Logger(label: "test")),
+            ready: ReadinessSignal(), mailer: mailer, policy: DeliveryPolicy(), logger: Logger(label: "test"))
     }
 
     func event(_ id: String) throws -> [UInt8] {
