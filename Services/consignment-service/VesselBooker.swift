@@ -91,7 +91,9 @@ struct GRPCVesselBooker: VesselBooker {
             return try await withDeadline(timeout, unavailable: "vessel-service at \(address)") {
                 try await body(vessels, metadata)
             }
-        } catch let error as ShippyError {
+        } catch var error as ShippyError {
+            // Our own deadline around the call: it is vessel-service that did not answer.
+            if error.code == .unavailable || error.code == .deadlineExceeded { error.dependency = "vessel-service" }
             throw error
         } catch let error as RPCError {
             switch error.code {
@@ -102,14 +104,20 @@ struct GRPCVesselBooker: VesselBooker {
             case .notFound: throw ShippyError(.notFound, error.message)
             case .unauthenticated: throw ShippyError(.unauthenticated, error.message)
             case .deadlineExceeded:
-                throw ShippyError(.deadlineExceeded, "vessel-service at \(address) did not answer in time")
+                throw ShippyError(
+                    .deadlineExceeded, "vessel-service at \(address) did not answer in time",
+                    dependency: "vessel-service")
             case .cancelled:
-                throw ShippyError(.unavailable, "the call to vessel-service at \(address) was cancelled")
+                throw ShippyError(
+                    .unavailable, "the call to vessel-service at \(address) was cancelled", dependency: "vessel-service"
+                )
             default:
-                throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable: \(error.message)")
+                throw ShippyError(
+                    .unavailable, "vessel-service at \(address) is unavailable: \(error.message)",
+                    dependency: "vessel-service")
             }
         } catch {
-            throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable")
+            throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable", dependency: "vessel-service")
         }
     }
 }

@@ -19,10 +19,14 @@ public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var code: Code
     public var message: String
+    /// The service this one depends on that failed ("vessel-service"), when the failure is that dependency's
+    /// rather than this service's: clients learn it from the status's metadata, not from the message text.
+    public var dependency: String?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, dependency: String? = nil) {
         self.code = code
         self.message = message
+        self.dependency = dependency
     }
 
     public var description: String { "\(code.rawValue): \(message)" }

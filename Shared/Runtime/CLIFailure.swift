@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GRPCCore
+import ShippyDomain
 
 /// A command-line tool's failure: one line on stderr and a documented exit status (sysexits.h values).
 ///
@@ -36,10 +37,9 @@ public struct CLIFailure: Error, CustomStringConvertible {
         switch error.code {
         case .invalidArgument, .failedPrecondition, .outOfRange:
             self.init(status: Self.invalidInput, error.message)
-        // A service that answers for a dependency names it ("vessel-service at … is unavailable"): pass that on
-        // as it is; otherwise the service itself could not be reached.
-        case .unavailable where error.message.contains("-service at "),
-            .deadlineExceeded where error.message.contains("-service at "):
+        // A service that answers for a dependency names it in the status's metadata (its message says where
+        // it is): pass that on as it is; otherwise the service itself could not be reached.
+        case .unavailable where Self.namesDependency(error), .deadlineExceeded where Self.namesDependency(error):
             self.init(status: Self.unavailable, error.message)
         case .unavailable:
             self.init(status: Self.unavailable, "\(service) is unavailable (\(error.message)); is it running?")
@@ -54,6 +54,11 @@ public struct CLIFailure: Error, CustomStringConvertible {
         default:
             self.init(status: Self.software, "\(service) failed: \(error.code): \(error.message)")
         }
+    }
+
+    /// Whether the service said the failure is one of its dependencies'.
+    private static func namesDependency(_ error: RPCError) -> Bool {
+        error.metadata[stringValues: ShippyError.dependencyMetadataKey].contains { _ in true }
     }
 
     /// Prints the message on stderr, prefixed with the tool's name, and exits with the status.

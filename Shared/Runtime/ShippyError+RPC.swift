@@ -20,6 +20,13 @@ extension ShippyError: RPCErrorConvertible {
 
     public var rpcErrorMessage: String { message }
 
+    /// The metadata key that names a failed dependency (`ShippyError.dependency`).
+    public static let dependencyMetadataKey = "shippy-dependency"
+
+    public var rpcErrorMetadata: Metadata {
+        dependency.map { [Self.dependencyMetadataKey: "\($0)"] } ?? [:]
+    }
+
     /// Never expose the underlying error to the transport layer's logs or clients.
     public var rpcErrorCause: (any Error)? { nil }
 }
