@@ -99,16 +99,12 @@ import Testing
                 consignmentID: "ann-1", specification: try VesselSpecification(capacity: 1, maxWeight: 1),
                 ownerID: Self.ann.id),
             expiresAt: .max)
-        let transport = InProcessTransport()
         let handler = VesselServiceHandler(
             repository: repository, reservationLifetime: .seconds(60), logger: logs.logger())
         let interceptor = AuthInterceptor(
             verifier: await keys.signer().verifier, protecting: Vessel_VesselService.descriptor,
             publicMethods: VesselServiceHandler.publicMethods)
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
-            _ in
-            try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
-        }
+        return try await withInProcessServer(handler, interceptor: interceptor) { try await body(.init(wrapping: $0)) }
     }
 
     @Test func vesselService() async throws {
@@ -195,11 +191,8 @@ import Testing
         let interceptor = AuthInterceptor(
             verifier: signer.verifier, protecting: User_UserService.descriptor,
             publicMethods: UserServiceHandler.publicMethods)
-        let transport = InProcessTransport()
-        let result = try await withGRPCServer(
-            transport: transport.server, services: [handler], interceptors: [interceptor]
-        ) { _ in
-            try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
+        let result = try await withInProcessServer(handler, interceptor: interceptor) {
+            try await body(.init(wrapping: $0))
         }
         await hasher.shutdown()
         return result
@@ -270,11 +263,7 @@ import Testing
             repository: repository, vessels: ScriptedVesselBooker(), logger: logs.logger())
         let interceptor = AuthInterceptor(
             verifier: await keys.signer().verifier, protecting: Consignment_ShippingService.descriptor)
-        let transport = InProcessTransport()
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
-            _ in
-            try await withGRPCClient(transport: transport.client) { try await body(.init(wrapping: $0)) }
-        }
+        return try await withInProcessServer(handler, interceptor: interceptor) { try await body(.init(wrapping: $0)) }
     }
 
     @Test func consignmentService() async throws {
