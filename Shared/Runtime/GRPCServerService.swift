@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
+import ShippyContracts
 
 /// The gRPC server as a swift-service-lifecycle `Service`, with the health service registered beside the
 /// service's own.
@@ -35,7 +36,7 @@ public struct GRPCServerService: Service {
         self.server = GRPCServer(
             transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),
             services: services + [health],
-            interceptors: interceptors
+            interceptors: [ReadinessGate(health: health)] + interceptors
         )
         self.health = health
         self.logger = logger
@@ -72,4 +73,22 @@ public struct GRPCServerService: Service {
 public struct ServerStartError: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { "cannot start the gRPC server: \(reason)" }
+}
+
+/// Answers `unavailable` to every call but health checks until the process reports SERVING: a call that
+/// arrives while a database is still late (or after shutdown began) gets "retry shortly", not an internal
+/// error from a store whose schema does not exist yet.
+struct ReadinessGate: ServerInterceptor {
+    let health: HealthService
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        guard context.descriptor.service == Grpc_Health_V1_Health.descriptor || health.status() == .serving else {
+            throw RPCError(code: .unavailable, message: "the service is starting or stopping; retry shortly")
+        }
+        return try await next(request, context)
+    }
 }

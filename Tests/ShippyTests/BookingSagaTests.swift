@@ -43,87 +43,96 @@ import Testing
         let system = try ShippySystem()
         try await system.storeFleet([Vessel(id: "v", name: "Vessel", capacity: 10, maxWeight: 1_000_000)])
         let vessel = try system.startVessel()
-        defer { Task { await vessel.process.stop() } }
-        try await vessel.waitUntilServing()
+        try await cleaningUp({
+            await vessel.process.stop()
+        }) {
+            try await vessel.waitUntilServing()
 
-        // The production wiring on a real socket, its repository failing the first store as MongoDB would.
-        let mongo = try MongoClient(
-            url: try TestEnvironment.mongoURL(), database: system.database, threads: 2, logger: Logger(label: "test"))
-        let repository = FaultyConsignmentRepository(MongoConsignmentRepository(client: mongo), failures: 1)
-        let vesselClient = try GRPCClientService(
-            target: .ipv4(host: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
-        let app = ConsignmentServiceApp.build(
-            configuration: ServerConfiguration(port: 0), repository: repository,
-            vessels: GRPCVesselBooker(
-                client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: .seconds(5)),
-            verifier: await system.keys.signer().verifier, dependencies: [], logger: Logger(label: "test"))
-        let group = ServiceRunner.makeGroup(
-            [("vessel-client", vesselClient)] + app.services, shutdownGrace: .seconds(5), logger: Logger(label: "test"))
-        let owner = TestKeys.user("Ann")
-        var metadata = try await system.keys.bearer(owner)
-        metadata.addString("order-7", forKey: "idempotency-key")
-        let consignmentID = try #require(try IdempotencyKey(metadata)).consignmentID(owner: owner.id)
-        let call = metadata
+            // The production wiring on a real socket, its repository failing the first store as MongoDB would.
+            let mongo = try MongoClient(
+                url: try TestEnvironment.mongoURL(), database: system.database, threads: 2,
+                logger: Logger(label: "test"))
+            let repository = FaultyConsignmentRepository(MongoConsignmentRepository(client: mongo), failures: 1)
+            let vesselClient = try GRPCClientService(
+                target: .ipv4(host: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
+            let app = ConsignmentServiceApp.build(
+                configuration: ServerConfiguration(port: 0), repository: repository,
+                vessels: GRPCVesselBooker(
+                    client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: .seconds(5)),
+                verifier: await system.keys.signer().verifier, dependencies: [], logger: Logger(label: "test"))
+            let group = ServiceRunner.makeGroup(
+                [("vessel-client", vesselClient)] + app.services, shutdownGrace: .seconds(5),
+                logger: Logger(label: "test"))
+            let owner = TestKeys.user("Ann")
+            var metadata = try await system.keys.bearer(owner)
+            metadata.addString("order-7", forKey: "idempotency-key")
+            let consignmentID = try #require(try IdempotencyKey(metadata)).consignmentID(owner: owner.id)
+            let call = metadata
 
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let port = try #require(try await app.server.listeningAddress.ipv4).port
-            try await withGRPCClient(
-                transport: .http2NIOPosix(target: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext)
-            ) { client in
-                let shipping = Consignment_ShippingService.Client(wrapping: client)
-                await expectStatus(.unavailable, "MongoDB is unavailable") {
-                    _ = try await shipping.createConsignment(Self.sample, metadata: call)
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let port = try #require(try await app.server.listeningAddress.ipv4).port
+                try await withGRPCClient(
+                    transport: .http2NIOPosix(
+                        target: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext)
+                ) { client in
+                    let shipping = Consignment_ShippingService.Client(wrapping: client)
+                    await expectStatus(.unavailable, "MongoDB is unavailable") {
+                        _ = try await shipping.createConsignment(Self.sample, metadata: call)
+                    }
+                    let afterFailure = try await observe(system, consignmentID: consignmentID)
+                    #expect(
+                        afterFailure.room == 10 && afterFailure.state == "released" && afterFailure.stored == 0,
+                        "the failed store released its booking: \(afterFailure)")
+
+                    let first = try await shipping.createConsignment(Self.sample, metadata: call).consignment
+                    let again = try await shipping.createConsignment(Self.sample, metadata: call).consignment
+                    #expect(first.id == consignmentID && again == first)
+                    let afterRetries = try await observe(system, consignmentID: consignmentID)
+                    #expect(
+                        afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.stored == 1,
+                        "two retries with the key booked the three containers once: \(afterRetries)")
                 }
-                let afterFailure = try await observe(system, consignmentID: consignmentID)
-                #expect(
-                    afterFailure.room == 10 && afterFailure.state == "released" && afterFailure.stored == 0,
-                    "the failed store released its booking: \(afterFailure)")
-
-                let first = try await shipping.createConsignment(Self.sample, metadata: call).consignment
-                let again = try await shipping.createConsignment(Self.sample, metadata: call).consignment
-                #expect(first.id == consignmentID && again == first)
-                let afterRetries = try await observe(system, consignmentID: consignmentID)
-                #expect(
-                    afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.stored == 1,
-                    "two retries with the key booked the three containers once: \(afterRetries)")
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
             }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            await mongo.shutdown()
         }
-        await mongo.shutdown()
     }
 
     @Test func aReservationNeverConfirmedIsReleasedByTheSweepAndAConfirmedOneNever() async throws {
         let system = try ShippySystem()
         try await system.storeFleet([Vessel(id: "v", name: "Vessel", capacity: 10, maxWeight: 1_000_000)])
         let vessel = try system.startVessel(extra: ["RESERVATION_LIFETIME": "1", "SWEEP_INTERVAL": "0.2"])
-        defer { Task { await vessel.process.stop() } }
-        try await vessel.waitUntilServing()
-        let ann = try await system.keys.bearer(TestKeys.user("Ann"))
-        try await vessel.withClient { client in
-            let vessels = Vessel_VesselService.Client(wrapping: client)
-            // As a consignment-service that crashed after Book would leave it: never confirmed.
-            _ = try await vessels.book(
-                .with {
-                    $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10
-                }, metadata: ann)
-            _ = try await vessels.book(
-                .with {
-                    $0.consignmentID = "kept"; $0.containers = 2; $0.weight = 10
-                }, metadata: ann)
-            _ = try await vessels.confirm(.with { $0.consignmentID = "kept" }, metadata: ann)
+        try await cleaningUp({
+            await vessel.process.stop()
+        }) {
+            try await vessel.waitUntilServing()
+            let ann = try await system.keys.bearer(TestKeys.user("Ann"))
+            try await vessel.withClient { client in
+                let vessels = Vessel_VesselService.Client(wrapping: client)
+                // As a consignment-service that crashed after Book would leave it: never confirmed.
+                _ = try await vessels.book(
+                    .with {
+                        $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10
+                    }, metadata: ann)
+                _ = try await vessels.book(
+                    .with {
+                        $0.consignmentID = "kept"; $0.containers = 2; $0.weight = 10
+                    }, metadata: ann)
+                _ = try await vessels.confirm(.with { $0.consignmentID = "kept" }, metadata: ann)
+            }
+            #expect(try await observe(system, consignmentID: "orphan").room == 4)
+            let released = await eventually(within: .seconds(10)) {
+                (try? await observe(system, consignmentID: "orphan")).map { $0.room == 8 && $0.state == "released" }
+                    ?? false
+            }
+            #expect(released, "the orphaned reservation's room came back after its lifetime and a sweep")
+            try await Task.sleep(for: .seconds(1.5))
+            #expect(try await observe(system, consignmentID: "kept").state == "confirmed")
+            #expect(try await observe(system, consignmentID: "kept").room == 8, "the confirmed booking keeps its room")
+            #expect(vessel.process.errorOutput.contains("released expired reservations"))
         }
-        #expect(try await observe(system, consignmentID: "orphan").room == 4)
-        let released = await eventually(within: .seconds(10)) {
-            (try? await observe(system, consignmentID: "orphan")).map { $0.room == 8 && $0.state == "released" }
-                ?? false
-        }
-        #expect(released, "the orphaned reservation's room came back after its lifetime and a sweep")
-        try await Task.sleep(for: .seconds(1.5))
-        #expect(try await observe(system, consignmentID: "kept").state == "confirmed")
-        #expect(try await observe(system, consignmentID: "kept").room == 8, "the confirmed booking keeps its room")
-        #expect(vessel.process.errorOutput.contains("released expired reservations"))
     }
 }
 

@@ -96,24 +96,23 @@ import Testing
         let directory = mailDirectory()
         let user = try await startUserService(nats: nats)
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
-        defer {
-            Task {
-                for service in [email, user] { await service.process.stop() }; await nats.destroy()
+        try await cleaningUp({
+            for service in [email, user] { await service.process.stop() }
+            await nats.destroy()
+        }) {
+            await nats.stop()
+            try await signUp("bob@example.com", at: user)
+            #expect(mails(in: [directory]).isEmpty)
+
+            try await nats.start()
+            let mailed = await eventually(within: .seconds(30)) {
+                mails(in: [directory]) == ["To: New User <bob@example.com>"]
             }
+            #expect(
+                mailed,
+                "no mail after NATS came back; user-service log:\n\(user.process.errorOutput)\nemail-service log:\n\(email.process.errorOutput)"
+            )
         }
-
-        await nats.stop()
-        try await signUp("bob@example.com", at: user)
-        #expect(mails(in: [directory]).isEmpty)
-
-        try await nats.start()
-        let mailed = await eventually(within: .seconds(30)) {
-            mails(in: [directory]) == ["To: New User <bob@example.com>"]
-        }
-        #expect(
-            mailed,
-            "no mail after NATS came back; user-service log:\n\(user.process.errorOutput)\nemail-service log:\n\(email.process.errorOutput)"
-        )
     }
 
     @Test func aRedeliveredEventIsMailedOnce() async throws {
@@ -121,31 +120,30 @@ import Testing
         try await nats.start()
         let directory = mailDirectory()
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
-        defer {
-            Task {
-                await email.process.stop(); await nats.destroy()
+        try await cleaningUp({
+            await email.process.stop()
+            await nats.destroy()
+        }) {
+            let event = Shippy_Events_UserCreated.with {
+                $0.eventID = UUID().uuidString.lowercased()
+                $0.userID = UUID().uuidString.lowercased()
+                $0.name = "Twice"
+                $0.email = "twice@example.com"
             }
+            let publisher = try await NATSClient.connect(url: nats.url, name: "test-publisher")
+            // Two deliveries of one event: distinct message ids, so JetStream keeps both, as after a publisher crash.
+            for _ in 0..<2 {
+                try await publisher.publish(
+                    subject: "user.created", payload: try event.serializedBytes(), messageID: UUID().uuidString)
+            }
+            await publisher.close()
+            let dropped = await eventually(within: .seconds(10)) {
+                email.process.errorOutput.contains("duplicate event dropped")
+            }
+            #expect(dropped, "\(email.process.errorOutput)")
+            #expect(email.process.errorOutput.components(separatedBy: "welcome mail written").count - 1 == 1)
+            #expect(mails(in: [directory]) == ["To: Twice <twice@example.com>"])
         }
-
-        let event = Shippy_Events_UserCreated.with {
-            $0.eventID = UUID().uuidString.lowercased()
-            $0.userID = UUID().uuidString.lowercased()
-            $0.name = "Twice"
-            $0.email = "twice@example.com"
-        }
-        let publisher = try await NATSClient.connect(url: nats.url, name: "test-publisher")
-        // Two deliveries of one event: distinct message ids, so JetStream keeps both, as after a publisher crash.
-        for _ in 0..<2 {
-            try await publisher.publish(
-                subject: "user.created", payload: try event.serializedBytes(), messageID: UUID().uuidString)
-        }
-        await publisher.close()
-        let dropped = await eventually(within: .seconds(10)) {
-            email.process.errorOutput.contains("duplicate event dropped")
-        }
-        #expect(dropped, "\(email.process.errorOutput)")
-        #expect(email.process.errorOutput.components(separatedBy: "welcome mail written").count - 1 == 1)
-        #expect(mails(in: [directory]) == ["To: Twice <twice@example.com>"])
     }
 
     @Test func twoReplicasSendEachWelcomeMailOnce() async throws {
@@ -155,20 +153,19 @@ import Testing
         let user = try await startUserService(nats: nats)
         let first = try await startEmailService(nats: nats, mailDirectory: directories[0])
         let second = try await startEmailService(nats: nats, mailDirectory: directories[1])
-        defer {
-            Task {
-                for service in [first, second, user] { await service.process.stop() }; await nats.destroy()
-            }
+        try await cleaningUp({
+            for service in [first, second, user] { await service.process.stop() }
+            await nats.destroy()
+        }) {
+            let addresses = (0..<6).map { "user\($0)@example.com" }
+            for address in addresses { try await signUp(address, at: user) }
+            let all = await eventually(within: .seconds(15)) { mails(in: directories).count >= addresses.count }
+            #expect(all)
+            try await Task.sleep(for: .seconds(1))
+            let sent = mails(in: directories)
+            #expect(sent.count == addresses.count, "\(sent)")
+            #expect(Set(sent) == Set(addresses.map { "To: New User <\($0)>" }))
         }
-
-        let addresses = (0..<6).map { "user\($0)@example.com" }
-        for address in addresses { try await signUp(address, at: user) }
-        let all = await eventually(within: .seconds(15)) { mails(in: directories).count >= addresses.count }
-        #expect(all)
-        try await Task.sleep(for: .seconds(1))
-        let sent = mails(in: directories)
-        #expect(sent.count == addresses.count, "\(sent)")
-        #expect(Set(sent) == Set(addresses.map { "To: New User <\($0)>" }))
     }
 
     @Test func aMailSentRightBeforeSIGTERMIsAcknowledgedAndNotMailedAgainAfterARestart() async throws {
@@ -177,61 +174,65 @@ import Testing
         let directory = mailDirectory()
         let user = try await startUserService(nats: nats)
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
-        defer {
-            Task {
-                await user.process.stop(); await nats.destroy()
-            }
+        try await cleaningUp({
+            await user.process.stop()
+            await nats.destroy()
+        }) {
+            try await signUp("cleo@example.com", at: user)
+            #expect(await eventually(within: .seconds(10)) { !mails(in: [directory]).isEmpty })
+            email.process.signal(SIGTERM)  // right after the mail: its acknowledgement is what is at stake
+            #expect(await email.process.waitForExit() == 0)
+
+            let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+            let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service")
+            await watcher.close()
+            #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
+
+            let restarted = try await startEmailService(nats: nats, mailDirectory: directory)
+            try await Task.sleep(for: .seconds(2))
+            await restarted.process.stop()
+            #expect(!restarted.process.errorOutput.contains("welcome mail written"), "\(restarted.process.errorOutput)")
+            #expect(mails(in: [directory]) == ["To: New User <cleo@example.com>"])
         }
-
-        try await signUp("cleo@example.com", at: user)
-        #expect(await eventually(within: .seconds(10)) { !mails(in: [directory]).isEmpty })
-        email.process.signal(SIGTERM)  // right after the mail: its acknowledgement is what is at stake
-        #expect(await email.process.waitForExit() == 0)
-
-        let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
-        let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service")
-        await watcher.close()
-        #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
-
-        let restarted = try await startEmailService(nats: nats, mailDirectory: directory)
-        try await Task.sleep(for: .seconds(2))
-        await restarted.process.stop()
-        #expect(!restarted.process.errorOutput.contains("welcome mail written"), "\(restarted.process.errorOutput)")
-        #expect(mails(in: [directory]) == ["To: New User <cleo@example.com>"])
     }
 
     @Test func aMailThatKeepsFailingIsRetriedWithBackOffThenGivenUpAndNoMessageLeaks() async throws {
         let nats = NATSServer(port: try freePort())
         try await nats.start()
-        defer { Task { await nats.destroy() } }
-        let mailer = RecordingMailer()
-        mailer.failing.withLock { $0 = true }
-        let logs = LogCapture()
-        // The production wiring, with a mailer that always fails.
-        let email = WelcomeMailService.services(
-            natsURL: nats.url, mailer: mailer, policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
-            server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
-        let group = ServiceRunner.makeGroup(email.services, shutdownGrace: .seconds(5), logger: logs.logger())
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")
-            let event = Shippy_Events_UserCreated.with {
-                $0.eventID = "doomed"; $0.userID = "u"; $0.name = "Doomed"; $0.email = "doomed@example.com"
+        try await cleaningUp({
+            await nats.destroy()
+        }) {
+            let mailer = RecordingMailer()
+            mailer.failing.withLock { $0 = true }
+            let logs = LogCapture()
+            // The production wiring, with a mailer that always fails.
+            let email = WelcomeMailService.services(
+                natsURL: nats.url, mailer: mailer,
+                policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
+                server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
+            let group = ServiceRunner.makeGroup(email.services, shutdownGrace: .seconds(5), logger: logs.logger())
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")
+                let event = Shippy_Events_UserCreated.with {
+                    $0.eventID = "doomed"; $0.userID = "u"; $0.name = "Doomed"; $0.email = "doomed@example.com"
+                }
+                try await publisher.publish(
+                    subject: UserEvents.created, payload: try event.serializedBytes(), messageID: "doomed")
+                let gaveUp = await eventually(within: .seconds(20)) {
+                    logs.all.contains { $0.contains("giving up on a welcome mail") }
+                }
+                #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
+                try await Task.sleep(for: .milliseconds(500))
+                #expect(mailer.attempts.withLock { $0 } == 3, "tried once per delivery, three deliveries")
+                let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service")
+                #expect(
+                    state.pending == 0 && state.acknowledgementsPending == 0, "terminated, not left pending: \(state)")
+                await publisher.close()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
             }
-            try await publisher.publish(
-                subject: UserEvents.created, payload: try event.serializedBytes(), messageID: "doomed")
-            let gaveUp = await eventually(within: .seconds(20)) {
-                logs.all.contains { $0.contains("giving up on a welcome mail") }
-            }
-            #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
-            try await Task.sleep(for: .milliseconds(500))
-            #expect(mailer.attempts.withLock { $0 } == 3, "tried once per delivery, three deliveries")
-            let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service")
-            #expect(state.pending == 0 && state.acknowledgementsPending == 0, "terminated, not left pending: \(state)")
-            await publisher.close()
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+            #expect(NATSMessage.live == 0, "every message was released")
         }
-        #expect(NATSMessage.live == 0, "every message was released")
     }
 }

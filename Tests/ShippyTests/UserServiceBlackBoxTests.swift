@@ -142,6 +142,15 @@ import Testing
             return
         }
         #expect(service.process.isRunning)
+        // Calls before the database is there are told to retry, not failed with an internal error.
+        await expectStatus(.unavailable, "the service is starting") {
+            _ = try await service.withClient { client in
+                try await User_UserService.Client(wrapping: client).create(
+                    .with {
+                        $0.name = "Early"; $0.email = "early@example.com"; $0.password = "eager-password"
+                    })
+            }
+        }
 
         try postgres.start()
         let recovered = await eventually(within: .seconds(15)) { await service.isServing() }

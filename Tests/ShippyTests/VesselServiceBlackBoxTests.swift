@@ -52,83 +52,91 @@ import Testing
     @Test func notServingUntilMongoAppearsThenServingWithinTwoSeconds() async throws {
         let mongoPort = try freePort()
         let service = try startService(mongoURL: "mongodb://127.0.0.1:\(mongoPort)")
-        defer { Task { await service.process.stop() } }
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            // Without its database the service runs, answers health, and says NOT_SERVING.
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    if case .notServing = await service.health() { true } else { false }
+                })
+            for _ in 0..<5 {
+                try await Task.sleep(for: .milliseconds(300))
+                guard case .notServing = await service.health() else {
+                    Issue.record("expected NOT_SERVING while MongoDB is down, got \(await service.health())")
+                    return
+                }
+            }
+            #expect(service.process.isRunning)
+            #expect(service.process.errorOutput.contains("waiting for dependency"))
 
-        // Without its database the service runs, answers health, and says NOT_SERVING.
-        #expect(
-            await eventually(within: .seconds(10)) {
-                if case .notServing = await service.health() { true } else { false }
-            })
-        for _ in 0..<5 {
-            try await Task.sleep(for: .milliseconds(300))
-            guard case .notServing = await service.health() else {
-                Issue.record("expected NOT_SERVING while MongoDB is down, got \(await service.health())")
-                return
+            let mongo = try MongoServer(port: mongoPort)
+            try await cleaningUp({
+                await mongo.process.stop()
+            }) {
+                try await mongo.waitUntilListening()
+                let appeared = ContinuousClock.now
+                #expect(
+                    await eventually(within: .seconds(2)) { await service.isServing() },
+                    "SERVING did not come within 2 s of MongoDB appearing; log:\n\(service.process.errorOutput)")
+                print("vessel-service turned SERVING \(ContinuousClock.now - appeared) after MongoDB appeared")
+
+                service.process.signal(SIGTERM)
+                #expect(await service.process.waitForExit() == 0)
+                await mongo.process.stop()
             }
         }
-        #expect(service.process.isRunning)
-        #expect(service.process.errorOutput.contains("waiting for dependency"))
-
-        let mongo = try MongoServer(port: mongoPort)
-        defer { Task { await mongo.process.stop() } }
-        try await mongo.waitUntilListening()
-        let appeared = ContinuousClock.now
-        #expect(
-            await eventually(within: .seconds(2)) { await service.isServing() },
-            "SERVING did not come within 2 s of MongoDB appearing; log:\n\(service.process.errorOutput)")
-        print("vessel-service turned SERVING \(ContinuousClock.now - appeared) after MongoDB appeared")
-
-        service.process.signal(SIGTERM)
-        #expect(await service.process.waitForExit() == 0)
-        await mongo.process.stop()
     }
 
     @Test func aMongoDBThatStopsAnsweringTurnsIntoUnavailableWithinSecondsAndThePoolRecovers() async throws {
         let mongo = try MongoServer(port: try freePort())
-        defer {
-            Task {
-                kill(mongo.process.pid, SIGCONT); await mongo.process.stop()
-            }
-        }
-        try await mongo.waitUntilListening()
-        let service = try startService(mongoURL: mongo.url, extra: ["MONGO_TIMEOUT": "1", "MONGO_THREADS": "2"])
-        defer { Task { await service.process.stop() } }
-        try await service.waitUntilServing()
+        try await cleaningUp({
+            kill(mongo.process.pid, SIGCONT)
+            await mongo.process.stop()
+        }) {
+            try await mongo.waitUntilListening()
+            let service = try startService(mongoURL: mongo.url, extra: ["MONGO_TIMEOUT": "1", "MONGO_THREADS": "2"])
+            try await cleaningUp({
+                await service.process.stop()
+            }) {
+                try await service.waitUntilServing()
 
-        // Frozen, not gone: connections stay open and nothing answers, as with a hung server or a partition.
-        kill(mongo.process.pid, SIGSTOP)
-        let started = ContinuousClock.now
-        let outcomes = try await service.withClient { client in
-            let vessels = Vessel_VesselService.Client(wrapping: client)
-            return await withTaskGroup(of: String.self) { group in
-                for _ in 0..<6 {  // more calls than the pool has threads
-                    group.addTask {
-                        var options = CallOptions.defaults
-                        options.timeout = .seconds(60)
-                        do {
-                            _ = try await vessels.findAvailable(.with { $0.capacity = 1 }, options: options)
-                            return "ok"
-                        } catch let error as RPCError {
-                            return "\(error.code)"
-                        } catch {
-                            return "\(error)"
+                // Frozen, not gone: connections stay open and nothing answers, as with a hung server or a partition.
+                kill(mongo.process.pid, SIGSTOP)
+                let started = ContinuousClock.now
+                let outcomes = try await service.withClient { client in
+                    let vessels = Vessel_VesselService.Client(wrapping: client)
+                    return await withTaskGroup(of: String.self) { group in
+                        for _ in 0..<6 {  // more calls than the pool has threads
+                            group.addTask {
+                                var options = CallOptions.defaults
+                                options.timeout = .seconds(60)
+                                do {
+                                    _ = try await vessels.findAvailable(.with { $0.capacity = 1 }, options: options)
+                                    return "ok"
+                                } catch let error as RPCError {
+                                    return "\(error.code)"
+                                } catch {
+                                    return "\(error)"
+                                }
+                            }
                         }
+                        return await group.reduce(into: [String]()) { $0.append($1) }
                     }
                 }
-                return await group.reduce(into: [String]()) { $0.append($1) }
+                let elapsed = ContinuousClock.now - started
+                kill(mongo.process.pid, SIGCONT)
+                print("6 calls while MongoDB was frozen: \(outcomes) after \(elapsed)")
+                #expect(outcomes.allSatisfy { $0 == "unavailable" }, "\(outcomes)")
+                #expect(elapsed < .seconds(30), "bounded by MONGO_TIMEOUT, not libmongoc's 5 minutes")
+                let recovered = await eventually(within: .seconds(15)) {
+                    (try? await service.withClient { client in
+                        try await Vessel_VesselService.Client(wrapping: client).findAvailable(.with { $0.capacity = 1 })
+                    }) != nil
+                }
+                #expect(recovered, "the pool's threads were not left blocked")
             }
         }
-        let elapsed = ContinuousClock.now - started
-        kill(mongo.process.pid, SIGCONT)
-        print("6 calls while MongoDB was frozen: \(outcomes) after \(elapsed)")
-        #expect(outcomes.allSatisfy { $0 == "unavailable" }, "\(outcomes)")
-        #expect(elapsed < .seconds(30), "bounded by MONGO_TIMEOUT, not libmongoc's 5 minutes")
-        let recovered = await eventually(within: .seconds(15)) {
-            (try? await service.withClient { client in
-                try await Vessel_VesselService.Client(wrapping: client).findAvailable(.with { $0.capacity = 1 })
-            }) != nil
-        }
-        #expect(recovered, "the pool's threads were not left blocked")
     }
 
     @Test func givesUpAfterTheStartupDeadlineWithAClearMessage() async throws {
@@ -162,52 +170,56 @@ import Testing
 
     @Test func malformedRequestBytesGetAStatusCodeAndTheServiceKeepsServing() async throws {
         let service = try startService()
-        defer { Task { await service.process.stop() } }
-        try await service.waitUntilServing()
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            try await service.waitUntilServing()
 
-        var payloads: [[UInt8]] = [
-            [0x0a],  // field 1, length-delimited, truncated before its length
-            [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],  // a length far past the end
-            [0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],  // an 11-byte varint
-            [0x12, 0x03, 0x61, 0x62, 0x63],  // capacity (field 2, a varint) sent as a string
-            [0x22, 0x02, 0x08],  // name (field 4, a string) holding truncated bytes
-            [0x22, 0x02, 0xc3, 0x28],  // name holding invalid UTF-8
-            [0x0f],  // wire type 7 does not exist
-            [0x00],  // field number 0
-            Array(repeating: 0xff, count: 1024),
-        ]
-        var generator = SeededGenerator(seed: 0x5eed)
-        for _ in 0..<200 {
-            payloads.append(
-                (0..<Int.random(in: 0...64, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator)
-                })
-        }
-        let methods = [
-            Vessel_VesselService.Method.FindAvailable.descriptor, Vessel_VesselService.Method.Create.descriptor,
-        ]
-        let codes = try await service.withClient { client in
-            var codes: [String: Int] = [:]
-            for (index, payload) in payloads.enumerated() {
-                do {
-                    _ = try await client.unary(
-                        request: ClientRequest(message: payload),
-                        descriptor: methods[index % 2],
-                        serializer: RawBytesSerializer(),
-                        deserializer: RawBytesDeserializer(),
-                        options: .defaults
-                    ) { try $0.message }
-                    codes["ok", default: 0] += 1
-                } catch let error as RPCError {
-                    #expect(error.code != .unknown && error.code != .unavailable, "\(payload): \(error)")
-                    codes["\(error.code)", default: 0] += 1
-                }
+            var payloads: [[UInt8]] = [
+                [0x0a],  // field 1, length-delimited, truncated before its length
+                [0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f],  // a length far past the end
+                [0x10, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01],  // an 11-byte varint
+                [0x12, 0x03, 0x61, 0x62, 0x63],  // capacity (field 2, a varint) sent as a string
+                [0x22, 0x02, 0x08],  // name (field 4, a string) holding truncated bytes
+                [0x22, 0x02, 0xc3, 0x28],  // name holding invalid UTF-8
+                [0x0f],  // wire type 7 does not exist
+                [0x00],  // field number 0
+                Array(repeating: 0xff, count: 1024),
+            ]
+            var generator = SeededGenerator(seed: 0x5eed)
+            for _ in 0..<200 {
+                payloads.append(
+                    (0..<Int.random(in: 0...64, using: &generator)).map { _ in
+                        UInt8.random(in: 0...255, using: &generator)
+                    })
             }
-            return codes
+            let methods = [
+                Vessel_VesselService.Method.FindAvailable.descriptor, Vessel_VesselService.Method.Create.descriptor,
+            ]
+            let codes = try await service.withClient { client in
+                var codes: [String: Int] = [:]
+                for (index, payload) in payloads.enumerated() {
+                    do {
+                        _ = try await client.unary(
+                            request: ClientRequest(message: payload),
+                            descriptor: methods[index % 2],
+                            serializer: RawBytesSerializer(),
+                            deserializer: RawBytesDeserializer(),
+                            options: .defaults
+                        ) { try $0.message }
+                        codes["ok", default: 0] += 1
+                    } catch let error as RPCError {
+                        #expect(error.code != .unknown && error.code != .unavailable, "\(payload): \(error)")
+                        codes["\(error.code)", default: 0] += 1
+                    }
+                }
+                return codes
+            }
+            print("status codes for \(payloads.count) malformed requests: \(codes)")
+            #expect(codes.values.reduce(0, +) == payloads.count)
+            #expect(service.process.isRunning)
+            #expect(await service.isServing())
         }
-        print("status codes for \(payloads.count) malformed requests: \(codes)")
-        #expect(codes.values.reduce(0, +) == payloads.count)
-        #expect(service.process.isRunning)
-        #expect(await service.isServing())
     }
 
     @Test func sigtermWhileCallsRunLetsThemFinishAndExitsZero() async throws {

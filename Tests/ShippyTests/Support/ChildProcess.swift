@@ -110,3 +110,17 @@ func isListening(port: Int) -> Bool {
         }
     }
 }
+
+/// Runs `body`, then `cleanup` (stopping the processes and servers a test started), whether `body` returned
+/// or threw, and waits for it: nothing a test starts outlives it, and no cleanup runs in a detached task.
+func cleaningUp<T>(_ cleanup: () async -> Void, _ body: () async throws -> T) async throws -> T {
+    let result: T
+    do {
+        result = try await body()
+    } catch {
+        await cleanup()
+        throw error
+    }
+    await cleanup()
+    return result
+}
