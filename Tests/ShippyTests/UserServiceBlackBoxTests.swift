@@ -40,45 +40,54 @@ import Testing
 
     @Test func userCLICreatesAUserAndPrintsATokenThatValidates() async throws {
         let service = try startService(postgresURL: try await PostgresTestDatabase.create())
-        defer { Task { await service.process.stop() } }
-        try await service.waitUntilServing()
-        let password = "tr0ub4dor&3-horse"
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            try await service.waitUntilServing()
+            let password = "tr0ub4dor&3-horse"
 
-        let created = try await userCLI(
-            ["--name", "Ewan Valentine", "--email", "ewan@example.com", "--company", "BBC", "--password", password],
-            service: service)
-        #expect(created.status == 0, "\(created.error)")
-        let lines = created.output.split(separator: "\n")
-        #expect(
-            lines.first?.hasPrefix("Created user ") == true && lines.first?.contains("<ewan@example.com>, BBC") == true)
-        let token = try #require(lines.last.map { String($0.dropFirst("Token: ".count)) })
+            let created = try await userCLI(
+                [
+                    "--name", "Ewan Valentine", "--email", "ewan@example.com", "--company", "BBC", "--password",
+                    password,
+                ],
+                service: service)
+            #expect(created.status == 0, "\(created.error)")
+            let lines = created.output.split(separator: "\n")
+            #expect(
+                lines.first?.hasPrefix("Created user ") == true
+                    && lines.first?.contains("<ewan@example.com>, BBC") == true)
+            let token = try #require(lines.last.map { String($0.dropFirst("Token: ".count)) })
 
-        let valid = try await service.withClient { client in
-            try await User_UserService.Client(wrapping: client).validateToken(.with { $0.token = token }).valid
-        }
-        #expect(valid)
+            let valid = try await service.withClient { client in
+                try await User_UserService.Client(wrapping: client).validateToken(.with { $0.token = token }).valid
+            }
+            #expect(valid)
 
-        let login = try await userCLI(
-            ["login", "--email", "EWAN@example.com"], service: service, environment: ["SHIPPY_PASSWORD": password])
-        #expect(login.status == 0 && login.output.split(separator: "\n").count == 1 && login.output.hasPrefix("eyJ"))
+            let login = try await userCLI(
+                ["login", "--email", "EWAN@example.com"], service: service, environment: ["SHIPPY_PASSWORD": password])
+            #expect(
+                login.status == 0 && login.output.split(separator: "\n").count == 1 && login.output.hasPrefix("eyJ"))
 
-        let duplicate = try await userCLI(
-            ["--name", "Twin", "--email", "Ewan@Example.com", "--password", password], service: service)
-        #expect(duplicate.status == 73 && duplicate.error.contains("already exists"))
+            let duplicate = try await userCLI(
+                ["--name", "Twin", "--email", "Ewan@Example.com", "--password", password], service: service)
+            #expect(duplicate.status == 73 && duplicate.error.contains("already exists"))
 
-        let wrong = try await userCLI(
-            ["login", "--email", "ewan@example.com", "--password", "not-the-password"], service: service)
-        #expect(wrong.status == 77 && wrong.error == "user-cli: wrong email or password\n")
+            let wrong = try await userCLI(
+                ["login", "--email", "ewan@example.com", "--password", "not-the-password"], service: service)
+            #expect(wrong.status == 77 && wrong.error == "user-cli: wrong email or password\n")
 
-        let invalid = try await userCLI(["--name", "X", "--email", "nope", "--password", password], service: service)
-        #expect(invalid.status == 65 && invalid.error.contains("is not a valid address"))
+            let invalid = try await userCLI(
+                ["--name", "X", "--email", "nope", "--password", password], service: service)
+            #expect(invalid.status == 65 && invalid.error.contains("is not a valid address"))
 
-        service.process.signal(SIGTERM)
-        #expect(await service.process.waitForExit() == 0)
-        let log = service.process.errorOutput
-        #expect(log.contains("user created"))
-        for secret in [password, "not-the-password", token, "$2b$"] {
-            #expect(!log.contains(secret), "log leaks \(secret)")
+            service.process.signal(SIGTERM)
+            #expect(await service.process.waitForExit() == 0)
+            let log = service.process.errorOutput
+            #expect(log.contains("user created"))
+            for secret in [password, "not-the-password", token, "$2b$"] {
+                #expect(!log.contains(secret), "log leaks \(secret)")
+            }
         }
     }
 
@@ -98,30 +107,33 @@ import Testing
 
     @Test func malformedTokensAreUnauthenticatedAndTheServiceKeepsServing() async throws {
         let service = try startService(postgresURL: try await PostgresTestDatabase.create())
-        defer { Task { await service.process.stop() } }
-        try await service.waitUntilServing()
-        var generator = SeededGenerator(seed: 42)
-        let random = (0..<50).map { _ in
-            String((0..<64).map { _ in Character(UnicodeScalar(UInt8.random(in: 33...126, using: &generator))) })
-        }
-        let tokens = ["", "abc", "111", "111.111.111", "a.b.c", String(repeating: ".", count: 10_000)] + random
-        let codes = try await service.withClient { client in
-            let users = User_UserService.Client(wrapping: client)
-            var codes: Set<String> = []
-            for token in tokens {
-                do {
-                    _ = try await users.validateToken(.with { $0.token = token })
-                    codes.insert("ok")
-                } catch let error as RPCError { codes.insert("\(error.code)") }
-                do {
-                    _ = try await users.getAll(User_Request(), metadata: ["authorization": "Bearer \(token)"])
-                    codes.insert("ok")
-                } catch let error as RPCError { codes.insert("\(error.code)") }
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            try await service.waitUntilServing()
+            var generator = SeededGenerator(seed: 42)
+            let random = (0..<50).map { _ in
+                String((0..<64).map { _ in Character(UnicodeScalar(UInt8.random(in: 33...126, using: &generator))) })
             }
-            return codes
+            let tokens = ["", "abc", "111", "111.111.111", "a.b.c", String(repeating: ".", count: 10_000)] + random
+            let codes = try await service.withClient { client in
+                let users = User_UserService.Client(wrapping: client)
+                var codes: Set<String> = []
+                for token in tokens {
+                    do {
+                        _ = try await users.validateToken(.with { $0.token = token })
+                        codes.insert("ok")
+                    } catch let error as RPCError { codes.insert("\(error.code)") }
+                    do {
+                        _ = try await users.getAll(User_Request(), metadata: ["authorization": "Bearer \(token)"])
+                        codes.insert("ok")
+                    } catch let error as RPCError { codes.insert("\(error.code)") }
+                }
+                return codes
+            }
+            #expect(codes == ["unauthenticated"])
+            #expect(await service.isServing())
         }
-        #expect(codes == ["unauthenticated"])
-        #expect(await service.isServing())
     }
 
     @Test func startedTenSecondsBeforePostgreSQLItRecoversWithoutARestart() async throws {
@@ -129,41 +141,43 @@ import Testing
         let postgres = try PostgresServer(port: port)
         defer { postgres.destroy() }
         let service = try startService(postgresURL: postgres.url, extra: ["STARTUP_TIMEOUT": "60"])
-        defer { Task { await service.process.stop() } }
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            let started = ContinuousClock.now
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    if case .notServing = await service.health() { true } else { false }
+                })
+            try await Task.sleep(until: started + .seconds(10))
+            guard case .notServing = await service.health() else {
+                Issue.record("expected NOT_SERVING while PostgreSQL is down")
+                return
+            }
+            #expect(service.process.isRunning)
+            // Calls before the database is there are told to retry, not failed with an internal error.
+            await expectStatus(.unavailable, "the service is starting") {
+                _ = try await service.withClient { client in
+                    try await User_UserService.Client(wrapping: client).create(
+                        .with {
+                            $0.name = "Early"; $0.email = "early@example.com"; $0.password = "eager-password"
+                        })
+                }
+            }
 
-        let started = ContinuousClock.now
-        #expect(
-            await eventually(within: .seconds(10)) {
-                if case .notServing = await service.health() { true } else { false }
-            })
-        try await Task.sleep(until: started + .seconds(10))
-        guard case .notServing = await service.health() else {
-            Issue.record("expected NOT_SERVING while PostgreSQL is down")
-            return
-        }
-        #expect(service.process.isRunning)
-        // Calls before the database is there are told to retry, not failed with an internal error.
-        await expectStatus(.unavailable, "the service is starting") {
-            _ = try await service.withClient { client in
+            try postgres.start()
+            let recovered = await eventually(within: .seconds(15)) { await service.isServing() }
+            #expect(recovered, "never SERVING after PostgreSQL started; log:\n\(service.process.errorOutput)")
+            let created = try await service.withClient { client in
                 try await User_UserService.Client(wrapping: client).create(
                     .with {
-                        $0.name = "Early"; $0.email = "early@example.com"; $0.password = "eager-password"
+                        $0.name = "Late"; $0.email = "late@example.com"; $0.password = "patient-password"
                     })
             }
+            #expect(!created.user.id.isEmpty)
+            service.process.signal(SIGTERM)
+            #expect(await service.process.waitForExit() == 0)
         }
-
-        try postgres.start()
-        let recovered = await eventually(within: .seconds(15)) { await service.isServing() }
-        #expect(recovered, "never SERVING after PostgreSQL started; log:\n\(service.process.errorOutput)")
-        let created = try await service.withClient { client in
-            try await User_UserService.Client(wrapping: client).create(
-                .with {
-                    $0.name = "Late"; $0.email = "late@example.com"; $0.password = "patient-password"
-                })
-        }
-        #expect(!created.user.id.isEmpty)
-        service.process.signal(SIGTERM)
-        #expect(await service.process.waitForExit() == 0)
     }
 
     @Test func missingSigningKeyIsOneClearLine() async throws {
