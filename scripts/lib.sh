@@ -6,17 +6,18 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# stop_pid NAME PIDFILE [quiet]: TERM the PID recorded in PIDFILE (and only it), KILL it after 15 s,
+# stop_pid NAME PIDFILE PATTERN [quiet]: TERM the PID recorded in PIDFILE (and only it, and only while its
+# command line holds PATTERN: after a crash the PID may belong to another program), KILL it after 15 s,
 # then remove PIDFILE.
 stop_pid() {
-    local name=$1 file=$2 pid
+    local name=$1 file=$2 pattern=$3 pid
     [ -f "$file" ] || return 0
-    pid=$(cat "$file")
-    if kill -0 "$pid" 2>/dev/null; then
+    pid=$(head -n 1 "$file")
+    if kill -0 "$pid" 2>/dev/null && grep -qa -- "$pattern" "/proc/$pid/cmdline" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-        [ "${3:-}" = quiet ] || printf 'stopped %s (pid %s)\n' "$name" "$pid" >&2
+        [ "${4:-}" = quiet ] || printf 'stopped %s (pid %s)\n' "$name" "$pid" >&2
     fi
     rm -f "$file"
 }

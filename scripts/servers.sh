@@ -164,9 +164,9 @@ stop() {
         as_pg "$(pg_bin)/pg_ctl" -D "$(pg_root)/data" -m fast -w stop >/dev/null 2>&1 || true
         echo "$pid" >"$state/postgres.pid"
     fi
-    stop_pid PostgreSQL "$state/postgres.pid" "$quiet"
-    stop_pid nats-server "$state/nats.pid" "$quiet"
-    stop_pid MongoDB "$state/mongo.pid" "$quiet"
+    stop_pid PostgreSQL "$state/postgres.pid" postgres "$quiet"
+    stop_pid nats-server "$state/nats.pid" nats-server "$quiet"
+    stop_pid MongoDB "$state/mongo.pid" "$mongo_pattern" "$quiet"
 }
 
 purge() {

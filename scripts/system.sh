@@ -115,7 +115,7 @@ start() {
 
 stop() {
     local service
-    for service in email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "${1:-}"; done
+    for service in email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "$service" "${1:-}"; done
     if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
 }
 
