@@ -78,11 +78,19 @@ let package = Package(
             path: "Shared/Postgres"),
         // Access tokens: ES256 signing (user service only) and local verification with public keys.
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
-        // What every executable shares: configuration, logging, gRPC server lifecycle, health, startup retry.
+        // Reading settings from flags and the environment, and service addresses: servers and CLIs alike.
+        .target(
+            name: "ShippyConfiguration", dependencies: ["ShippyDomain", grpcCore, grpcHTTP2],
+            path: "Shared/Configuration"),
+        // What the command-line tools share: one-line failures with exit codes, token input, paging.
+        .target(
+            name: "ShippyCLI", dependencies: ["ShippyDomain", "ShippyConfiguration", grpcCore, argumentParser],
+            path: "Shared/CLI"),
+        // What every service shares: logging, gRPC server lifecycle, health, readiness, startup retry.
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", grpcCore, grpcHTTP2,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", grpcCore, grpcHTTP2,
                 argumentParser, logging, lifecycle,
             ],
             path: "Shared/Runtime"
@@ -90,7 +98,8 @@ let package = Package(
         .executableTarget(
             name: "VesselService",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
+                "ShippyConfiguration", grpcCore, grpcHTTP2,
                 argumentParser, logging, lifecycle,
             ],
             path: "Services/vessel-service"
@@ -99,6 +108,7 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
+                "ShippyConfiguration",
                 grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioCore, nioPosix,
                 "ShippyMessaging",
             ],
@@ -106,31 +116,33 @@ let package = Package(
         ),
         .executableTarget(
             name: "UserCLI",
-            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/user-cli"
         ),
         .executableTarget(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
+                "ShippyConfiguration",
                 grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, crypto,
             ],
             path: "Services/consignment-service"
         ),
         .executableTarget(
             name: "ConsignmentCLI",
-            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/consignment-cli"
         ),
         .executableTarget(
             name: "VesselCLI",
-            dependencies: ["ShippyContracts", "ShippyRuntime", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/vessel-cli"
         ),
         .executableTarget(
             name: "EmailService",
             dependencies: [
-                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", grpcCore, argumentParser, logging, lifecycle,
+                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyConfiguration", grpcCore, argumentParser,
+                logging, lifecycle,
             ],
             path: "Services/email-service"
         ),
@@ -139,7 +151,8 @@ let package = Package(
             dependencies: [
                 "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService",
                 "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
-                "ShippyMongo", "ShippyPostgres", "ShippyRuntime", grpcCore, grpcHTTP2,
+                "ShippyMongo", "ShippyPostgres", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", grpcCore,
+                grpcHTTP2,
                 .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
                 postgres,
             ],

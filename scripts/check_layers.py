@@ -15,19 +15,21 @@ ALLOWED = {
     "Shared/Storage": {"ShippyDomain"},
     "Shared/Identity": {"ShippyDomain", "JWTKit", "Crypto"},
     "Shared/Messaging": {"ShippyDomain", "CNats"},
-    "Shared/Runtime": {"ShippyDomain", "ShippyContracts", "ShippyIdentity"},
-    "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "CMongoc"},
+    "Shared/Configuration": {"ShippyDomain"},
+    "Shared/CLI": {"ShippyDomain", "ShippyConfiguration"},
+    "Shared/Runtime": {"ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration"},
+    "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyConfiguration", "CMongoc"},
     "Shared/Postgres": {"ShippyDomain", "ShippyStorage", "PostgresNIO"},
-    "Services/vessel-service": {"ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyRuntime"},
+    "Services/vessel-service": {"ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyConfiguration"},
     "Services/consignment-service": {
-        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "Crypto"},
+        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration", "Crypto"},
     "Services/user-service": {
-        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
+        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
         "ShippyMessaging", "PostgresNIO", "JWTKit"},
-    "Services/email-service": {"ShippyDomain", "ShippyContracts", "ShippyMessaging", "ShippyRuntime"},
-    "Services/user-cli": {"ShippyContracts", "ShippyRuntime"},
-    "Services/consignment-cli": {"ShippyContracts", "ShippyRuntime"},
-    "Services/vessel-cli": {"ShippyContracts", "ShippyRuntime"},
+    "Services/email-service": {"ShippyDomain", "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyConfiguration"},
+    "Services/user-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
+    "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
+    "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
 }
 # What a folder may not import unless listed above: our modules, the C drivers, the database and token libraries.
 CHECKED = re.compile(r"^(Shippy\w+|C[A-Z]\w*|PostgresNIO|JWTKit|Crypto)$")

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyCLI
+import ShippyConfiguration
 import ShippyContracts
-import ShippyRuntime
 
 /// `consignment-cli [FILE] [TOKEN]`: create a consignment from a JSON file, then list the caller's consignments.
 @main

@@ -1,6 +1,6 @@
 import Foundation
+import ShippyCLI
 import ShippyContracts
-import ShippyRuntime
 
 /// The JSON file the original shippy CLI read:
 /// `{"description": …, "weight": …, "containers": [{"customer_id": …, "user_id": …, "origin": …}]}`.

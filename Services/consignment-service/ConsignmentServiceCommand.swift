@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
 

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyCLI
+import ShippyConfiguration
 import ShippyContracts
-import ShippyRuntime
 
 /// `user-cli`: create a user and log in, as the original shippy CLI did, or only log in.
 @main

@@ -1,6 +1,7 @@
 import Foundation
 import JWTKit
 import Logging
+import ShippyConfiguration
 import ShippyDomain
 import ShippyIdentity
 import ShippyRuntime

@@ -1,6 +1,7 @@
 import Logging
 import PostgresNIO
 import ServiceLifecycle
+import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity

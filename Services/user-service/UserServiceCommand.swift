@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import NIOCore
+import ShippyConfiguration
 import ShippyRuntime
 
 /// `user-service`: the gRPC service `user.UserService` over PostgreSQL.

@@ -2,8 +2,9 @@ import ArgumentParser
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyCLI
+import ShippyConfiguration
 import ShippyContracts
-import ShippyRuntime
 
 /// `vessel-cli`: list the fleet with the room each vessel has left, or (an admin) add a vessel.
 @main

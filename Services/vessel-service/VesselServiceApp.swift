@@ -1,6 +1,7 @@
 import GRPCCore
 import Logging
 import ServiceLifecycle
+import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyMongo

@@ -31,6 +31,9 @@ public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { "\(code.rawValue): \(message)" }
 
+    /// The status metadata key that names a failed dependency (`dependency`), for clients to read.
+    public static let dependencyMetadataKey = "shippy-dependency"
+
     public static func invalidArgument(_ message: String) -> ShippyError { ShippyError(.invalidArgument, message) }
     public static func notFound(_ message: String) -> ShippyError { ShippyError(.notFound, message) }
     public static func alreadyExists(_ message: String) -> ShippyError { ShippyError(.alreadyExists, message) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyConfiguration
 import ShippyContracts
 
 /// What a service's commands need to know about it.

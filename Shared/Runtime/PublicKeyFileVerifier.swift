@@ -1,4 +1,5 @@
 import Foundation
+import ShippyConfiguration
 import ShippyDomain
 import ShippyIdentity
 import Synchronization

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import ShippyConfiguration
 
 /// What every service needs to run: where to listen, how to log, how long to wait at start and at stop.
 public struct ServerConfiguration: Sendable {

@@ -20,9 +20,6 @@ extension ShippyError: RPCErrorConvertible {
 
     public var rpcErrorMessage: String { message }
 
-    /// The metadata key that names a failed dependency (`ShippyError.dependency`).
-    public static let dependencyMetadataKey = "shippy-dependency"
-
     public var rpcErrorMetadata: Metadata {
         dependency.map { [Self.dependencyMetadataKey: "\($0)"] } ?? [:]
     }

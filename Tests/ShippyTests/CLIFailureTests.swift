@@ -1,4 +1,5 @@
 import GRPCCore
+import ShippyCLI
 import ShippyDomain
 import ShippyRuntime
 import Testing

@@ -1,3 +1,4 @@
+import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
 import Testing

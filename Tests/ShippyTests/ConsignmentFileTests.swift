@@ -1,5 +1,5 @@
 import Foundation
-import ShippyRuntime
+import ShippyCLI
 import Testing
 
 @testable import ConsignmentCLI

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import GRPCCore
+import ShippyConfiguration
 import ShippyDomain
 
 /// A command-line tool's failure: one line on stderr and a documented exit status (sysexits.h values).
