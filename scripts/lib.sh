@@ -6,6 +6,13 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# recorded_alive PIDFILE PATTERN: the process recorded in PIDFILE runs and is still that program (its
+# command line holds PATTERN: after a crash the PID may belong to another program).
+recorded_alive() {
+    local pid
+    [ -f "$1" ] && pid=$(head -n 1 "$1") && kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null
+}
+
 # stop_pid NAME PIDFILE PATTERN [quiet]: TERM the PID recorded in PIDFILE (and only it, and only while its
 # command line holds PATTERN: after a crash the PID may belong to another program), KILL it after 15 s,
 # then remove PIDFILE.
@@ -13,7 +20,7 @@ stop_pid() {
     local name=$1 file=$2 pattern=$3 pid
     [ -f "$file" ] || return 0
     pid=$(head -n 1 "$file")
-    if kill -0 "$pid" 2>/dev/null && grep -qa -- "$pattern" "/proc/$pid/cmdline" 2>/dev/null; then
+    if recorded_alive "$file" "$pattern"; then
         kill -TERM "$pid" 2>/dev/null || true
         for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi

@@ -43,20 +43,13 @@ wait_port() {
     return 1
 }
 
-# alive PIDFILE PATTERN: the recorded process runs and is the server (a PID left from a crash may have been
-# reused by another program since).
-alive() {
-    local pid
-    [ -f "$1" ] && pid=$(head -n 1 "$1") && kill -0 "$pid" 2>/dev/null && grep -qa -- "$2" "/proc/$pid/cmdline" 2>/dev/null
-}
-
 # The running postmaster of our cluster, from PostgreSQL's own postmaster.pid (it outlives our records when
 # a run was cut short), or nothing.
 postgres_pid() {
     local file
     [ -f "$state/postgres.root" ] || return 0
     file=$(pg_root)/data/postmaster.pid
-    if alive "$file" postgres; then head -n 1 "$file"; fi
+    if recorded_alive "$file" postgres; then head -n 1 "$file"; fi
 }
 
 # The PostgreSQL cluster must be reachable by the postgres user; a checkout inside a private folder
@@ -129,7 +122,7 @@ start_mongo() {
 
 start() {
     mkdir -p "$state"
-    if alive "$state/mongo.pid" "$mongo_pattern" && alive "$state/nats.pid" nats-server && [ -n "$(postgres_pid)" ]; then
+    if recorded_alive "$state/mongo.pid" "$mongo_pattern" && recorded_alive "$state/nats.pid" nats-server && [ -n "$(postgres_pid)" ]; then
         log "already running (stop them with: scripts/servers.sh stop)"
         cat "$state/env"
         return 0
@@ -177,8 +170,8 @@ purge() {
 
 status() {
     local pid
-    if alive "$state/mongo.pid" "$mongo_pattern"; then echo "mongo: running (pid $(cat "$state/mongo.pid"))"; else echo "mongo: stopped"; fi
-    if alive "$state/nats.pid" nats-server; then echo "nats: running (pid $(cat "$state/nats.pid"))"; else echo "nats: stopped"; fi
+    if recorded_alive "$state/mongo.pid" "$mongo_pattern"; then echo "mongo: running (pid $(cat "$state/mongo.pid"))"; else echo "mongo: stopped"; fi
+    if recorded_alive "$state/nats.pid" nats-server; then echo "nats: running (pid $(cat "$state/nats.pid"))"; else echo "nats: stopped"; fi
     pid=$(postgres_pid)
     if [ -n "$pid" ]; then echo "postgres: running (pid $pid)"; else echo "postgres: stopped"; fi
 }

@@ -27,11 +27,8 @@ services=(vessel-service user-service consignment-service email-service)
 . "$root/scripts/lib.sh"
 
 say() { printf '%s\n' "$*"; }
-# alive NAME: the recorded process runs and is that service (not another program that got its PID later).
-alive() {
-    local pid
-    [ -f "$run/$1.pid" ] && pid=$(cat "$run/$1.pid") && kill -0 "$pid" 2>/dev/null && grep -qa -- "$1" "/proc/$pid/cmdline" 2>/dev/null
-}
+# alive NAME: the recorded process runs and is that service.
+alive() { recorded_alive "$run/$1.pid" "$1"; }
 bin() { swift build --show-bin-path --package-path "$root"; }
 
 running() {

@@ -46,6 +46,11 @@ public struct Page<Item: Sendable>: Sendable {
         self.items = items
         self.nextToken = fetched.count > size ? items.last.map { PageToken.encode(cursor($0)) } ?? "" : ""
     }
+
+    /// The same page with each item transformed (the sort key a repository fetched beside it dropped).
+    public func map<T: Sendable>(_ transform: (Item) -> T) -> Page<T> {
+        Page<T>(items: items.map(transform), nextToken: nextToken)
+    }
 }
 
 /// Page tokens are opaque to clients: the sort key of the last item seen, base64url-encoded.
@@ -58,6 +63,10 @@ public enum PageToken {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// What a client is told for a token that no page of this list issued.
+    public static let notIssued = ShippyError.invalidArgument(
+        "page_token is not a token this service issued; start again without it")
+
     /// - Throws: `ShippyError` `.invalidArgument` when the token is not one that `encode` made.
     public static func decode(_ token: String) throws(ShippyError) -> [String] {
         guard !token.isEmpty else { return [] }
@@ -65,7 +74,7 @@ public enum PageToken {
         base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
         guard token.utf8.count <= 512, let bytes = Data(base64Encoded: base64),
             let text = String(data: bytes, encoding: .utf8)
-        else { throw .invalidArgument("page_token is not a token this service issued; start again without it") }
+        else { throw notIssued }
         return text.split(separator: separator, omittingEmptySubsequences: false).map(String.init)
     }
 }

@@ -38,9 +38,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     public func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
         var filter: BSONFields = ["user_id": .string(userID)]
         if !page.cursor.isEmpty {
-            guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else {
-                throw .invalidArgument("page_token is not a token this service issued; start again without it")
-            }
+            guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else { throw PageToken.notIssued }
             let after: BSONValue = .array([
                 ["seq": ["$gt": .int64(seq)]],
                 ["seq": .int64(seq), "_id": ["$gt": .string(page.cursor[1])]],
@@ -54,8 +52,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         for document in documents {
             fetched.append((document["seq"]?.int64Value ?? 0, try Consignment(document)))
         }
-        let next = Page(fetched: fetched, size: page.size) { [String($0.seq), $0.consignment.id] }
-        return Page(items: next.items.map(\.consignment), nextToken: next.nextToken)
+        return Page(fetched: fetched, size: page.size) { [String($0.seq), $0.consignment.id] }.map(\.consignment)
     }
 }
 

@@ -204,7 +204,7 @@ public struct MongoVesselRepository: VesselRepository {
             return nil
         } catch  where error.code == .alreadyExists {
             guard let existing = try await entry(request.consignmentID) else {
-                throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+                throw Self.bookingInProgress(request.consignmentID)
             }
             guard existing.ownerID == request.ownerID else {
                 throw .permissionDenied("consignment \(request.consignmentID) is booked by another user")
@@ -221,11 +221,11 @@ public struct MongoVesselRepository: VesselRepository {
                     update: ["$set": .document(fields)]
                 )
                 guard reclaimed != nil else {
-                    throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+                    throw Self.bookingInProgress(request.consignmentID)
                 }
                 return nil
             default:
-                throw .unavailable("consignment \(request.consignmentID) is being booked by another call; retry")
+                throw Self.bookingInProgress(request.consignmentID)
             }
         }
     }
@@ -263,6 +263,10 @@ public struct MongoVesselRepository: VesselRepository {
     private func entry(_ consignmentID: String) async throws(ShippyError) -> BookingEntry? {
         try await client.find(in: Self.bookings, filter: ["_id": .string(consignmentID)], limit: 1).first
             .map { document throws(ShippyError) in try BookingEntry(document) }
+    }
+
+    private static func bookingInProgress(_ consignmentID: String) -> ShippyError {
+        .unavailable("consignment \(consignmentID) is being booked by another call; retry")
     }
 
     private static let unconfirmed: BSONValue = ["$in": .array(["pending", "reserved"])]

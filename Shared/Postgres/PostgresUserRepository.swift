@@ -114,7 +114,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         var cursor: (micros: Int64, id: UUID)?
         if !page.cursor.isEmpty {
             guard page.cursor.count == 2, let micros = Int64(page.cursor[0]), let id = UUID(uuidString: page.cursor[1])
-            else { throw .invalidArgument("page_token is not a token this service issued; start again without it") }
+            else { throw PageToken.notIssued }
             cursor = (micros, id)
         }
         let after = cursor
@@ -142,8 +142,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
             }
             return users
         }
-        let next = Page(fetched: fetched, size: page.size) { [String($0.micros), $0.user.id] }
-        return Page(items: next.items.map(\.user), nextToken: next.nextToken)
+        return Page(fetched: fetched, size: page.size) { [String($0.micros), $0.user.id] }.map(\.user)
     }
 
     /// Publishes the outbox's pending events, oldest first, at most `limit` of them, marking each one that

@@ -70,19 +70,24 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         guard var verifier = state.withLock({ $0.verifier }) else {
             throw .unavailable("the service is starting: token keys are not loaded yet")
         }
-        if verifier.namesUnknownKey(token) {
+        if fileChanged() {
+            await reread()
+            verifier = state.withLock { $0.verifier } ?? verifier
+        }
+        do {
+            return try await verifier.verify(token)
+        } catch {
+            // Only a well-formed token naming a key we do not hold can verify after a re-read (a rotation);
+            // looking at its header here keeps that work off the path of every valid token.
+            guard verifier.namesUnknownKey(token) else { throw error }
             // Wait for this second's turn, then read unless another call did meanwhile.
             let lastRead = state.withLock { $0.lastRead } ?? .now
             try? await Task.sleep(until: lastRead + Self.rereadSpacing)
             if state.withLock({ $0.lastRead.map { ContinuousClock.now - $0 >= Self.rereadSpacing } ?? true }) {
                 await reread()
             }
-            verifier = state.withLock { $0.verifier } ?? verifier
-        } else if fileChanged() {
-            await reread()
-            verifier = state.withLock { $0.verifier } ?? verifier
+            return try await (state.withLock { $0.verifier } ?? verifier).verify(token)
         }
-        return try await verifier.verify(token)
     }
 
     /// The shortest time between two reads of the file for unknown keys.

@@ -49,7 +49,6 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
         let owned = consignments.enumerated().filter { $0.element.userID == userID }
         let after = page.cursor.first.flatMap(Int.init) ?? -1
         let fetched = owned.filter { $0.offset > after }.prefix(page.size + 1)
-        let next = Page(fetched: Array(fetched), size: page.size) { [String($0.offset)] }
-        return Page(items: next.items.map(\.element), nextToken: next.nextToken)
+        return Page(fetched: Array(fetched), size: page.size) { [String($0.offset)] }.map(\.element)
     }
 }

@@ -72,7 +72,6 @@ public actor InMemoryUserRepository: UserRepository {
         let fetched = users.indices.filter { $0 > after }.prefix(page.size + 1).map {
             (index: $0, user: users[$0].user)
         }
-        let next = Page(fetched: fetched, size: page.size) { [String($0.index)] }
-        return Page(items: next.items.map(\.user), nextToken: next.nextToken)
+        return Page(fetched: fetched, size: page.size) { [String($0.index)] }.map(\.user)
     }
 }

@@ -20,12 +20,11 @@ struct ShippySystem {
 
     /// Stores `fleet` before any vessel-service starts, so that none seeds the default fleet.
     func storeFleet(_ fleet: [Vessel]) async throws {
-        let client = try MongoClient(
-            url: try TestEnvironment.mongoURL(), database: database, threads: 1, logger: Logger(label: "test"))
-        let repository = MongoVesselRepository(client: client)
-        try await repository.prepare()
-        for vessel in fleet { try await repository.create(vessel) }
-        await client.shutdown()
+        try await withMongo { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.prepare()
+            for vessel in fleet { try await repository.create(vessel) }
+        }
     }
 
     func startVessel(extra: [String: String] = [:]) throws -> ServiceProcess {
