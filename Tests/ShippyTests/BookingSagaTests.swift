@@ -103,7 +103,7 @@ import Testing
     @Test func aReservationNeverConfirmedIsReleasedByTheSweepAndAConfirmedOneNever() async throws {
         let system = try ShippySystem()
         try await system.storeFleet([Vessel(id: "v", name: "Vessel", capacity: 10, maxWeight: 1_000_000)])
-        let vessel = try system.startVessel(extra: ["RESERVATION_LIFETIME": "1", "SWEEP_INTERVAL": "0.2"])
+        let vessel = try system.startVessel(extra: ["RESERVATION_LIFETIME": "3", "SWEEP_INTERVAL": "0.2"])
         try await cleaningUp({
             await vessel.process.stop()
         }) {
