@@ -13,6 +13,7 @@ let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres
 let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let bcrypt = Target.Dependency.product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
+let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
 
 let package = Package(
     name: "Shippy",
@@ -39,6 +40,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
+        .package(
+            url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
+            traits: ["JSON", "YAML", "Reloading", "CommandLineArguments"]),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -80,7 +84,8 @@ let package = Package(
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
         // Reading settings from flags and the environment, and service addresses: servers and CLIs alike.
         .target(
-            name: "ShippyConfiguration", dependencies: ["ShippyDomain", grpcCore, grpcHTTP2],
+            name: "ShippyConfiguration",
+            dependencies: ["ShippyDomain", grpcCore, grpcHTTP2, configuration, logging, lifecycle],
             path: "Shared/Configuration"),
         // What the command-line tools share: one-line failures with exit codes, token input, paging.
         .target(

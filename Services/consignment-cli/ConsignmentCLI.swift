@@ -39,15 +39,17 @@ struct ConsignmentCLI: AsyncParsableCommand {
     @Option(help: "Idempotency key: running again with the same key books once (default: a new key for each run).")
     var idempotencyKey: String?
 
-    @Option(help: "consignment-service address (env CONSIGNMENT_SERVICE_ADDRESS, default 127.0.0.1:50051).")
+    @Option(help: CLISettings.help(CLISettings.consignmentService))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
     var timeout: Double = 10
 
     func run() async throws {
-        let address = address ?? ProcessInfo.processInfo.environment["CONSIGNMENT_SERVICE_ADDRESS"] ?? "127.0.0.1:50051"
-        await runCLI(tool: "consignment-cli", service: "consignment-service at \(address)") {
+        await runCLI(
+            tool: "consignment-cli", service: "consignment-service", address: CLISettings.consignmentService,
+            option: address
+        ) { address in
             let token = try TokenInput.resolve(argument: token, file: tokenFile)
             let request = try ConsignmentFile.load(file).request
             let target = try ServiceAddress.target(address, key: "--address")

@@ -15,8 +15,24 @@ struct ConsignmentServiceConfiguration: Sendable {
     var tokens: TokenConfiguration
     /// `host:port` or `dns:///name:port` of vessel-service.
     var vesselServiceAddress: String
-    /// Deadline of each call to vessel-service.
-    var vesselTimeout: Duration
+    /// Deadline of each call to vessel-service; follows the configuration file.
+    var vesselTimeout: LiveSetting<Duration>
+
+    static let vesselServiceAddress = Setting.text(
+        "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
+    static let vesselTimeout = Setting.seconds(
+        "vessel.timeout", default: .seconds(5), in: 0.1...300, reloads: true,
+        "Seconds each call to vessel-service may take.")
+    static let settings: [any SettingDescription] = [vesselServiceAddress, vesselTimeout]
+}
+
+extension ConsignmentServiceConfiguration {
+    init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
+        self.init(
+            server: server, mongo: try MongoConfiguration(settings), tokens: try TokenConfiguration(settings),
+            vesselServiceAddress: try settings.value(Self.vesselServiceAddress),
+            vesselTimeout: try settings.live(Self.vesselTimeout))
+    }
 }
 
 /// The wiring of the consignment service, shared by `main` and the tests.
@@ -31,7 +47,9 @@ struct ConsignmentServiceApp {
         let verifier = try PublicKeyFileVerifier(configuration.tokens)
         let mongo = try MongoClient.make(configuration.mongo, logger: logger)
         let vesselClient = try GRPCClientService(
-            target: try ServiceAddress.target(configuration.vesselServiceAddress, key: "VESSEL_SERVICE_ADDRESS"),
+            target: try ServiceAddress.target(
+                configuration.vesselServiceAddress,
+                key: ConsignmentServiceConfiguration.vesselServiceAddress.displayName),
             serviceConfig: GRPCVesselBooker.serviceConfig
         )
         let repository = MongoConsignmentRepository(client: mongo)

@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyStorage
@@ -29,7 +30,8 @@ struct GRPCVesselBooker: VesselBooker {
     let client: GRPCClient<HTTP2ClientTransport.Posix>
     /// The address as configured, for messages.
     let address: String
-    let timeout: Duration
+    /// Bounds each call; the configuration file may change it while the service runs.
+    let timeout: LiveSetting<Duration>
 
     /// Each call waits for a connection (so a vessel-service that is restarting is waited for rather than
     /// failed at once) and is retried on `unavailable`. `timeout` bounds the whole.
@@ -88,7 +90,7 @@ struct GRPCVesselBooker: VesselBooker {
         let metadata: Metadata = ["authorization": "Bearer \(token)"]
         do {
             // Our own deadline: gRPC's call timeout does not bound the wait for a connection.
-            return try await withDeadline(timeout, unavailable: "vessel-service at \(address)") {
+            return try await withDeadline(timeout.value, unavailable: "vessel-service at \(address)") {
                 try await body(vessels, metadata)
             }
         } catch var error as ShippyError {

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Logging
 import ShippyConfiguration
 import ShippyContracts
 import ShippyRuntime
@@ -9,12 +8,12 @@ import ShippyRuntime
 struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "email-service"
     static let defaultPort = 50054
+    static let settings = ServerSettings.all(defaultPort: defaultPort) + Serve.settings
 
     static let configuration = CommandConfiguration(
         commandName: name,
         abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.",
-        discussion: "Every flag overrides the environment variable named in its help. Exit status: 0 after a "
-            + "graceful shutdown, 1 on a bad configuration or a failure at start, 64 on bad usage.",
+        discussion: settingsHelp,
         subcommands: [Serve.self, HealthcheckCommand<EmailServiceCommand>.self],
         defaultSubcommand: Serve.self
     )
@@ -22,41 +21,35 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
 
 /// `email-service [serve]`.
 struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run the service (the default).")
+    static let configuration = CommandConfiguration(
+        abstract: "Run the service (the default).", discussion: EmailServiceCommand.settingsHelp)
 
     enum MailerKind: String, CaseIterable {
         case log, files
     }
 
-    @OptionGroup var server: ServerOptions
+    static let natsURL = Setting.text("nats.url", default: "nats://127.0.0.1:4222", "NATS server.")
+    static let mailer = Setting<MailerKind>.choice(
+        "mailer", default: .log, "log (one log line per mail) or files (.eml files in MAIL_DIR).")
+    static let mailDir = Setting.text("mail.dir", "Folder for .eml files; required when MAILER is files.")
+    static let mailMaxDeliveries = Setting.integer(
+        "mail.max.deliveries", default: 5, in: 1...1_000, "Deliveries of a failing welcome mail before it is given up.")
+    static let mailRetryDelay = Setting.seconds(
+        "mail.retry.delay", default: .seconds(2), in: 0.01...3_600,
+        "Seconds before a failed mail is tried again, doubling each time.")
+    static let settings: [any SettingDescription] = [natsURL, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
-    @Option(help: "NATS server (env NATS_URL, default nats://127.0.0.1:4222).")
-    var natsURL: String?
+    @OptionGroup var flags: SettingFlags
 
-    @Option(help: "log (one log line per mail) or files (.eml files in MAIL_DIR) (env MAILER, default log).")
-    var mailer: String?
-
-    @Option(help: "Folder for .eml files when MAILER=files (env MAIL_DIR).")
-    var mailDir: String?
-
-    @Option(help: "Deliveries of a failing welcome mail before it is given up (env MAIL_MAX_DELIVERIES, default 5).")
-    var mailMaxDeliveries: String?
-
-    @Option(help: "Seconds before a failed mail is tried again, doubling each time (env MAIL_RETRY_DELAY, default 2).")
-    var mailRetryDelay: String?
+    func validate() throws { try flags.check(EmailServiceCommand.settings) }
 
     func run() async throws {
-        let reader = ConfigurationReader()
-        let server = try self.server.resolve(defaultPort: EmailServiceCommand.defaultPort, reader)
-        let natsURL = try reader.string("NATS_URL", flag: ("nats-url", natsURL), default: "nats://127.0.0.1:4222")
-        let kind = try reader.choice("MAILER", flag: ("mailer", mailer), default: MailerKind.log)
-        let mailDirectory = kind == .files ? try reader.string("MAIL_DIR", flag: ("mail-dir", mailDir)) : nil
-        let policy = DeliveryPolicy(
-            maxDeliveries: try reader.integer(
-                "MAIL_MAX_DELIVERIES", flag: ("mail-max-deliveries", mailMaxDeliveries), default: 5, in: 1...1_000),
-            retryDelay: try reader.seconds(
-                "MAIL_RETRY_DELAY", flag: ("mail-retry-delay", mailRetryDelay), default: .seconds(2), in: 0.01...3_600))
-        try await ServiceRunner.run(EmailServiceCommand.name, configuration: server) { logger in
+        try await ServiceRunner.serve(EmailServiceCommand.self, flags: flags) { settings, server, logger in
+            let natsURL = try settings.value(Self.natsURL)
+            let mailDirectory = try settings.value(Self.mailer) == .files ? try settings.value(Self.mailDir) : nil
+            let policy = DeliveryPolicy(
+                maxDeliveries: try settings.value(Self.mailMaxDeliveries),
+                retryDelay: try settings.value(Self.mailRetryDelay))
             let mailer: any Mailer =
                 if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
                     LogMailer(logger: logger)

@@ -28,22 +28,18 @@ struct UserCLI: AsyncParsableCommand {
 
 /// Where the user service is and how long to wait for it.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: "user-service address (env USER_SERVICE_ADDRESS, default 127.0.0.1:50053).")
+    @Option(help: CLISettings.help(CLISettings.userService))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
     var timeout: Double = 10
 
-    var resolvedAddress: String {
-        address ?? ProcessInfo.processInfo.environment["USER_SERVICE_ADDRESS"] ?? "127.0.0.1:50053"
-    }
-
     /// Runs `body` with a client of the user service; failures become one line and an exit status.
     func withUserService(
         _ body: (User_UserService.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Void
     ) async {
-        let address = resolvedAddress
-        await runCLI(tool: "user-cli", service: "user-service at \(address)") {
+        await runCLI(tool: "user-cli", service: "user-service", address: CLISettings.userService, option: address) {
+            address in
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
@@ -73,7 +69,7 @@ extension ConnectionOptions {
 /// The password, from the flag, the environment, a prompt, or a line of standard input.
 func readPassword(_ flag: String?) throws -> String {
     if let flag { return flag }
-    if let password = ProcessInfo.processInfo.environment["SHIPPY_PASSWORD"] { return password }
+    if let password = try CLISettings.value(CLISettings.password) { return password }
     if isatty(STDIN_FILENO) != 0, let typed = getpass("Password: ") { return String(cString: typed) }
     guard let line = readLine(strippingNewline: true) else {
         throw CLIFailure(

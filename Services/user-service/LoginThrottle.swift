@@ -23,12 +23,19 @@ final class LoginThrottle: Sendable {
         var nextAllowed: ContinuousClock.Instant
     }
 
-    let policy: Policy
+    private let currentPolicy: @Sendable () -> Policy
     private let entries = Mutex<[String: Entry]>([:])
 
-    init(policy: Policy = Policy()) {
-        self.policy = policy
+    /// - Parameter policy: read at each failure, so the configuration may change it while the service runs.
+    init(policy: @escaping @Sendable () -> Policy) {
+        self.currentPolicy = policy
     }
+
+    convenience init(policy: Policy = Policy()) {
+        self.init(policy: { policy })
+    }
+
+    var policy: Policy { currentPolicy() }
 
     /// The throttle key of a login: the email in any letter case, and the caller's address without its port.
     static func key(email: String, peer: String) -> String {
@@ -49,6 +56,7 @@ final class LoginThrottle: Sendable {
     }
 
     func recordFailure(_ key: String, now: ContinuousClock.Instant = .now) {
+        let policy = self.policy
         entries.withLock { entries in
             var entry =
                 entries[key].flatMap { now - $0.lastFailure < policy.memory ? $0 : nil }
@@ -60,7 +68,7 @@ final class LoginThrottle: Sendable {
                 entry.nextAllowed = now + min(policy.baseDelay * (1 << doublings), policy.maximumDelay)
             }
             entries[key] = entry
-            if entries.count > policy.maximumEntries { forgetOldest(&entries, now: now) }
+            if entries.count > policy.maximumEntries { Self.forgetOldest(&entries, now: now, policy: policy) }
         }
     }
 
@@ -68,7 +76,7 @@ final class LoginThrottle: Sendable {
         _ = entries.withLock { $0.removeValue(forKey: key) }
     }
 
-    private func forgetOldest(_ entries: inout [String: Entry], now: ContinuousClock.Instant) {
+    private static func forgetOldest(_ entries: inout [String: Entry], now: ContinuousClock.Instant, policy: Policy) {
         let newest = entries.filter { now - $0.value.lastFailure < policy.memory }
             .sorted { $0.value.lastFailure > $1.value.lastFailure }
             .prefix(policy.maximumEntries * 9 / 10)

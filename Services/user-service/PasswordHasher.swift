@@ -19,7 +19,9 @@ struct PasswordHasher: Sendable {
 
     /// Starts the threads and makes the decoy hash on them (never on Swift's cooperative executor).
     /// - Parameter queueLimit: hashes that may run or wait at once (`BCRYPT_QUEUE`).
-    static func start(cost: UInt8, threads count: Int, queueLimit: Int) async throws -> PasswordHasher {
+    static func start(
+        cost: UInt8, threads count: Int, queueLimit: @escaping @Sendable () -> Int
+    ) async throws -> PasswordHasher {
         let threads = NIOThreadPool(numberOfThreads: count)
         threads.start()
         let decoy = try await threads.runIfActive {
@@ -29,7 +31,7 @@ struct PasswordHasher: Sendable {
         return PasswordHasher(cost: cost, threads: threads, queueLimit: queueLimit, decoyHash: decoy)
     }
 
-    private init(cost: UInt8, threads: NIOThreadPool, queueLimit: Int, decoyHash: String) {
+    private init(cost: UInt8, threads: NIOThreadPool, queueLimit: @escaping @Sendable () -> Int, decoyHash: String) {
         self.cost = cost
         self.threads = threads
         self.admission = AdmissionGate(

@@ -24,7 +24,7 @@ enum SigningKeyLoader {
         do {
             return try loadKey(configuration, logger: logger)
         } catch let error as ShippyError {
-            throw ConfigurationError(key: "JWT_PRIVATE_KEY_FILE", flag: "jwt-private-key-file", problem: error.message)
+            throw UserServiceConfiguration.privateKeyFile.error(error.message)
         }
     }
 

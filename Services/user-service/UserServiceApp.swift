@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 import ShippyConfiguration
@@ -9,21 +10,82 @@ import ShippyPostgres
 import ShippyRuntime
 import ShippyStorage
 
-/// The user service's configuration, resolved from flags and environment.
+/// The user service's configuration, from its settings.
 struct UserServiceConfiguration: Sendable {
     var server: ServerConfiguration
     /// `postgres://…`; holds the database password, so it has no default and is only logged redacted.
     var postgresURL: String
     var signingKey: SigningKeyConfiguration
     var tokens: TokenConfiguration
-    var tokenLifetime: Duration
+    var tokenLifetime: LiveSetting<Duration>
     var bcryptCost: Int
     /// bcrypt works that may run or wait at once; beyond, calls are refused with `unavailable`.
-    var bcryptQueue: Int
+    var bcryptQueue: LiveSetting<Int>
+    /// Failed logins per email and address before the next must wait, and the longest wait.
+    var loginFreeFailures: LiveSetting<Int>
+    var loginMaximumDelay: LiveSetting<Duration>
     /// Emails (lowercased) whose tokens carry the `admin` role.
     var adminEmails: Set<String>
     /// Where `user.created` events go.
     var natsURL: String
+
+    static let postgresURL = Setting.text(
+        "postgres.url", secret: true, "postgres://user:password@host:port/database; secret (no flag, never logged).")
+    static let privateKeyFile = Setting<String?>.optionalText(
+        "jwt.private.key.file", "PEM file of the ES256 signing key (or JWT_PRIVATE_KEY with the PEM itself).")
+    static let privateKey = Setting<String?>.optionalText(
+        "jwt.private.key", secret: true, "The ES256 signing key as PEM text; wins over the file.")
+    static let generateKey = Setting.toggle(
+        "jwt.generate.key", default: false, "true to create a development key when the key file is missing.")
+    static let tokenLifetime = Setting.seconds(
+        "token.lifetime", default: .seconds(86_400), in: 60...31_536_000, reloads: true,
+        "Seconds a new token stays valid.")
+    static let bcryptCost = Setting.integer("bcrypt.cost", default: 12, in: 4...16, "bcrypt cost.")
+    static let bcryptQueue = Setting.integer(
+        "bcrypt.queue", default: System.coreCount, defaultText: "one per core", in: 1...10_000, reloads: true,
+        "bcrypt works that may run or wait at once; more are refused, to retry.")
+    static let loginFreeFailures = Setting.integer(
+        "login.free.failures", default: 3, in: 0...1_000, reloads: true,
+        "Failed logins per email and address before each next attempt must wait (0.5 s, doubling).")
+    static let loginMaximumDelay = Setting.seconds(
+        "login.max.delay", default: .seconds(30), in: 0.5...3_600, reloads: true,
+        "The longest wait after failed logins.")
+    static let adminEmails = Setting.emails("admin.emails", "Comma-separated emails whose tokens carry the admin role.")
+    static let natsURL = Setting.text(
+        "nats.url", default: "nats://127.0.0.1:4222", "NATS server for user.created events.")
+    static let settings: [any SettingDescription] = [
+        postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, bcryptCost, bcryptQueue,
+        loginFreeFailures, loginMaximumDelay, adminEmails, natsURL,
+    ]
+}
+
+extension UserServiceConfiguration {
+    init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
+        let tokens = try TokenConfiguration(settings)
+        self.init(
+            server: server,
+            postgresURL: try settings.value(Self.postgresURL),
+            signingKey: SigningKeyConfiguration(
+                privateKeyPEM: try settings.value(Self.privateKey),
+                privateKeyFile: try settings.value(Self.privateKeyFile),
+                generateKey: try settings.value(Self.generateKey),
+                publicKeyFile: tokens.publicKeyFile),
+            tokens: tokens,
+            tokenLifetime: try settings.live(Self.tokenLifetime),
+            bcryptCost: try settings.value(Self.bcryptCost),
+            bcryptQueue: try settings.live(Self.bcryptQueue),
+            loginFreeFailures: try settings.live(Self.loginFreeFailures),
+            loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
+            adminEmails: try settings.value(Self.adminEmails),
+            natsURL: try settings.value(Self.natsURL))
+    }
+
+    /// The login throttle's policy as configured now.
+    var loginPolicy: @Sendable () -> LoginThrottle.Policy {
+        { [loginFreeFailures, loginMaximumDelay] in
+            LoginThrottle.Policy(freeFailures: loginFreeFailures.value, maximumDelay: loginMaximumDelay.value)
+        }
+    }
 }
 
 /// The wiring of the user service, shared by `main` and the tests.
@@ -43,7 +105,7 @@ struct UserServiceApp {
         do {
             postgresConfiguration = try PostgresURL.configuration(configuration.postgresURL)
         } catch {
-            throw ConfigurationError(key: "POSTGRES_URL", problem: error.message)
+            throw UserServiceConfiguration.postgresURL.error(error.message)
         }
         let client = PostgresClient(configuration: postgresConfiguration, backgroundLogger: logger)
         let repository = PostgresUserRepository(client: client, logger: logger)
@@ -74,13 +136,14 @@ struct UserServiceApp {
             privateKey: key,
             issuer: configuration.tokens.issuer,
             audience: configuration.tokens.audience,
-            lifetime: configuration.tokenLifetime
+            lifetime: { configuration.tokenLifetime.value }
         )
         let hasher = try await PasswordHasher.start(
-            cost: UInt8(configuration.bcryptCost), threads: System.coreCount, queueLimit: configuration.bcryptQueue)
+            cost: UInt8(configuration.bcryptCost), threads: System.coreCount,
+            queueLimit: { configuration.bcryptQueue.value })
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, adminEmails: configuration.adminEmails,
-            throttle: LoginThrottle(), logger: logger)
+            throttle: LoginThrottle(policy: configuration.loginPolicy), logger: logger)
         let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(
             host: configuration.server.host,

@@ -36,7 +36,7 @@ struct VesselConnection: ParsableArguments {
     @Option(help: "Read the token from this file (- for stdin).")
     var tokenFile: String?
 
-    @Option(help: "vessel-service address (env VESSEL_SERVICE_ADDRESS, default 127.0.0.1:50052).")
+    @Option(help: CLISettings.help(CLISettings.vesselService))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
@@ -46,8 +46,9 @@ struct VesselConnection: ParsableArguments {
     func withVesselService(
         _ body: (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Void
     ) async {
-        let address = address ?? ProcessInfo.processInfo.environment["VESSEL_SERVICE_ADDRESS"] ?? "127.0.0.1:50052"
-        await runCLI(tool: "vessel-cli", service: "vessel-service at \(address)") {
+        await runCLI(tool: "vessel-cli", service: "vessel-service", address: CLISettings.vesselService, option: address)
+        {
+            address in
             let token = try TokenInput.resolve(argument: token, file: tokenFile)
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults

@@ -8,7 +8,7 @@ import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
 
-/// The vessel service's configuration, resolved from flags and environment.
+/// The vessel service's configuration, from its settings.
 struct VesselServiceConfiguration: Sendable {
     var server: ServerConfiguration
     var mongo: MongoConfiguration
@@ -16,10 +16,28 @@ struct VesselServiceConfiguration: Sendable {
     var bookings: BookingConfiguration
 }
 
+extension VesselServiceConfiguration {
+    init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
+        self.init(
+            server: server, mongo: try MongoConfiguration(settings), tokens: try TokenConfiguration(settings),
+            bookings: BookingConfiguration(
+                reservationLifetime: try settings.value(BookingConfiguration.reservationLifetime),
+                sweepInterval: try settings.value(BookingConfiguration.sweepInterval)))
+    }
+}
+
 /// How long reservations hold their room, and how often expired ones are swept.
 struct BookingConfiguration: Sendable {
     var reservationLifetime: Duration = .seconds(60)
     var sweepInterval: Duration = .seconds(5)
+
+    static let reservationLifetime = Setting.seconds(
+        "reservation.lifetime", default: .seconds(60), in: 1...86_400,
+        "Seconds a reservation holds its room unless confirmed.")
+    static let sweepInterval = Setting.seconds(
+        "sweep.interval", default: .seconds(5), in: 0.1...3_600,
+        "Seconds between sweeps that release expired reservations.")
+    static let settings: [any SettingDescription] = [reservationLifetime, sweepInterval]
 }
 
 /// The wiring of the vessel service, shared by `main` and the tests.

@@ -84,6 +84,21 @@ public func runCLI(tool: String, service: String, _ body: () async throws -> Voi
     }
 }
 
+/// Runs a CLI's work against the service whose address is the option, else the setting's environment
+/// variable, else its default; failures become one line and an exit status, naming the service and address.
+public func runCLI(
+    tool: String, service: String, address setting: Setting<String>, option: String?,
+    _ body: (_ address: String) async throws -> Void
+) async {
+    let address: String
+    do {
+        address = try CLISettings.value(setting, option: option)
+    } catch {
+        CLIFailure(status: CLIFailure.invalidInput, "\(error)").exit(tool: tool)
+    }
+    await runCLI(tool: tool, service: "\(service) at \(address)") { try await body(address) }
+}
+
 /// Where a CLI's token comes from: the argument, else a file (`-` for stdin), else `SHIPPY_TOKEN`.
 public enum TokenInput {
     /// - Throws: `CLIFailure` (64) when there is no token anywhere, (66) when the file cannot be read.
@@ -96,7 +111,7 @@ public enum TokenInput {
             guard let data else { throw CLIFailure(status: CLIFailure.noInput, "\(file): cannot read the token file") }
             token = String(decoding: data, as: UTF8.self)
         }
-        token = token ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"]
+        token = try token ?? CLISettings.value(CLISettings.token)
         guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
             throw CLIFailure(
                 status: 64,

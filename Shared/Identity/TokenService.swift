@@ -93,7 +93,10 @@ public struct TokenSigner: Sendable {
     private let keys: JWTKeyCollection
     public let keyID: String
     public let verifier: TokenVerifier
-    public let lifetime: Duration
+    private let currentLifetime: @Sendable () -> Duration
+
+    /// How long the next token stays valid (the configuration may change it while the service runs).
+    public var lifetime: Duration { currentLifetime() }
 
     /// - Parameter extraPublicKeys: other keys verifiers accept (a key being rotated in or out).
     public init(
@@ -103,12 +106,25 @@ public struct TokenSigner: Sendable {
         lifetime: Duration,
         extraPublicKeys: [ES256PublicKey] = []
     ) async {
+        await self.init(
+            privateKey: privateKey, issuer: issuer, audience: audience, lifetime: { lifetime },
+            extraPublicKeys: extraPublicKeys)
+    }
+
+    /// - Parameter lifetime: read for each token signed.
+    public init(
+        privateKey: ES256PrivateKey,
+        issuer: String,
+        audience: String,
+        lifetime: @escaping @Sendable () -> Duration,
+        extraPublicKeys: [ES256PublicKey] = []
+    ) async {
         let kid = TokenKeys.keyID(of: privateKey.publicKey)
         let keys = JWTKeyCollection()
         await keys.add(ecdsa: privateKey, kid: JWKIdentifier(string: kid))
         self.keys = keys
         self.keyID = kid
-        self.lifetime = lifetime
+        self.currentLifetime = lifetime
         self.verifier = await TokenVerifier(
             publicKeys: [privateKey.publicKey] + extraPublicKeys, issuer: issuer, audience: audience)
     }

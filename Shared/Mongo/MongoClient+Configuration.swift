@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import ShippyConfiguration
 import ShippyRuntime
@@ -14,7 +13,7 @@ extension MongoClient {
                 url: configuration.url, database: configuration.database, threads: configuration.threads,
                 timeout: configuration.timeout, logger: logger)
         } catch {
-            throw ConfigurationError(key: "MONGO_URL", flag: "mongo-url", problem: error.message)
+            throw MongoSettings.url.error(error.message)
         }
     }
 }
@@ -58,31 +57,28 @@ public struct MongoConfiguration: Sendable {
     }
 }
 
-/// The command-line flags of services that use MongoDB.
-public struct MongoOptions: ParsableArguments {
-    @Option(help: "MongoDB connection string (env MONGO_URL, default mongodb://127.0.0.1:27017).")
-    public var mongoURL: String?
-
-    @Option(help: "MongoDB database name (env MONGO_DATABASE, default shippy).")
-    public var mongoDatabase: String?
-
-    @Option(help: "Blocking MongoDB calls that may run at once (env MONGO_THREADS, default 4).")
-    public var mongoThreads: String?
-
-    @Option(
-        help: "Seconds one MongoDB operation may take before it fails as unavailable (env MONGO_TIMEOUT, default 5).")
-    public var mongoTimeout: String?
-
-    public init() {}
-
-    public func resolve(_ reader: ConfigurationReader) throws(ConfigurationError) -> MongoConfiguration {
-        MongoConfiguration(
-            url: try reader.string("MONGO_URL", flag: ("mongo-url", mongoURL), default: "mongodb://127.0.0.1:27017"),
-            database: try reader.string("MONGO_DATABASE", flag: ("mongo-database", mongoDatabase), default: "shippy"),
-            threads: try reader.integer(
-                "MONGO_THREADS", flag: ("mongo-threads", mongoThreads), default: 4, in: 1...256),
-            timeout: try reader.seconds(
-                "MONGO_TIMEOUT", flag: ("mongo-timeout", mongoTimeout), default: .seconds(5), in: 0.1...300)
+extension MongoConfiguration {
+    public init(_ settings: Settings) throws(ConfigurationError) {
+        self.init(
+            url: try settings.value(MongoSettings.url),
+            database: try settings.value(MongoSettings.database),
+            threads: try settings.value(MongoSettings.threads),
+            timeout: try settings.value(MongoSettings.timeout)
         )
     }
+}
+
+/// The settings of services that use MongoDB.
+public enum MongoSettings {
+    public static let url = Setting.text(
+        "mongo.url", default: "mongodb://127.0.0.1:27017", secret: true,
+        "MongoDB connection string; may carry a password, so it is secret (no flag, never logged).")
+    public static let database = Setting.text("mongo.database", default: "shippy", "MongoDB database name.")
+    public static let threads = Setting.integer(
+        "mongo.threads", default: 4, in: 1...256, "Blocking MongoDB calls that may run at once.")
+    public static let timeout = Setting.seconds(
+        "mongo.timeout", default: .seconds(5), in: 0.1...300,
+        "Seconds one MongoDB operation may take before it fails as unavailable.")
+
+    public static let all: [any SettingDescription] = [url, database, threads, timeout]
 }

@@ -5,19 +5,28 @@ import Synchronization
 /// `unavailable` and a message to retry, instead of joining a queue that grows without bound while callers
 /// time out.
 public final class AdmissionGate: Sendable {
-    public let limit: Int
+    private let currentLimit: @Sendable () -> Int
     private let busyMessage: String
     private let admitted = Mutex(0)
 
-    /// - Parameter busyMessage: what a refused caller is told.
-    public init(limit: Int, busyMessage: String) {
-        self.limit = limit
+    /// - Parameters:
+    ///   - limit: read at each admission, so the configuration may change it while the service runs.
+    ///   - busyMessage: what a refused caller is told.
+    public init(limit: @escaping @Sendable () -> Int, busyMessage: String) {
+        self.currentLimit = limit
         self.busyMessage = busyMessage
     }
+
+    public convenience init(limit: Int, busyMessage: String) {
+        self.init(limit: { limit }, busyMessage: busyMessage)
+    }
+
+    public var limit: Int { currentLimit() }
 
     /// Runs `work` once admitted.
     /// - Throws: `ShippyError` `.unavailable` with `busyMessage` when `limit` works already run or wait.
     public func run<T: Sendable>(_ work: () async throws -> T) async throws -> T {
+        let limit = self.limit
         let entered = admitted.withLock { count in
             guard count < limit else { return false }
             count += 1

@@ -4,14 +4,6 @@ import GRPCNIOTransportHTTP2
 import ShippyConfiguration
 import ShippyContracts
 
-/// What a service's commands need to know about it.
-public protocol ServiceIdentity {
-    /// The executable's name, e.g. `vessel-service`.
-    static var name: String { get }
-    /// The port it listens on unless `PORT` or `--port` says otherwise.
-    static var defaultPort: Int { get }
-}
-
 /// `SERVICE healthcheck`: calls grpc.health.v1 Check and exits 0 only on SERVING (1 otherwise), for
 /// compose health checks and scripts.
 public struct HealthcheckCommand<Identity: ServiceIdentity>: AsyncParsableCommand {
@@ -34,8 +26,7 @@ public struct HealthcheckCommand<Identity: ServiceIdentity>: AsyncParsableComman
     public init() {}
 
     public func run() async throws {
-        let reader = ConfigurationReader()
-        let port = try reader.integer("PORT", default: Identity.defaultPort, in: 1...65535)
+        let port = try await Settings.load().value(ServerSettings.port(default: Identity.defaultPort))
         let target = try ServiceAddress.target(address ?? "127.0.0.1:\(port)", key: "--address")
         let status = await HealthProbe.check(target: target, service: service, timeout: .seconds(timeout))
         print(status.description)

@@ -1,18 +1,53 @@
 import Foundation
 import Logging
+import ShippyConfiguration
+import Synchronization
 
-/// Process-wide logging: human-readable text for a terminal, one JSON object per line for collectors.
+/// Process-wide logging: human-readable text for a terminal, one JSON object per line for collectors, at a
+/// level that the configuration file may change while the process runs.
 public enum LoggingSetup {
-    /// Installs the log handler once per process (swift-log allows only one bootstrap).
-    public static func bootstrap(format: ServerConfiguration.LogFormat, level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
+    private static let current = Mutex<(format: ServerConfiguration.LogFormat, level: LiveSetting<Logger.Level>)>(
+        (.text, LiveSetting(.info)))
+    private static let installed: Void = LoggingSystem.bootstrap { ProcessLogHandler(label: $0) }
+
+    /// Installs the process's log handler, once per process (swift-log allows one bootstrap): loggers made from
+    /// then on, even before the settings are read, follow `configure`.
+    public static func install() {
+        _ = installed
+    }
+
+    /// Sets the format and the level of every logger of the process.
+    public static func configure(format: ServerConfiguration.LogFormat, level: LiveSetting<Logger.Level>) {
+        install()
+        current.withLock { $0 = (format, level) }
+    }
+
+    /// Writes each event in the configured format, when its level passes the live one.
+    private struct ProcessLogHandler: LogHandler {
+        let label: String
+        var metadata: Logger.Metadata = [:]
+        var metadataProvider: Logger.MetadataProvider?
+
+        var logLevel: Logger.Level {
+            get { current.withLock { $0.level }.value }
+            set {}  // the process's level is the configured one
+        }
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
             var handler: any LogHandler =
-                switch format {
+                switch current.withLock({ $0.format }) {
                 case .text: StreamLogHandler.standardError(label: label)
                 case .json: JSONLogHandler(label: label)
                 }
-            handler.logLevel = level
-            return handler
+            handler.metadata = metadata
+            handler.metadataProvider = metadataProvider
+            handler.logLevel = .trace
+            handler.log(event: event)
         }
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import ShippyConfiguration
 
@@ -10,7 +9,8 @@ public struct ServerConfiguration: Sendable {
 
     public var host: String
     public var port: Int
-    public var logLevel: Logger.Level
+    /// Follows the configuration file while the service runs.
+    public var logLevel: LiveSetting<Logger.Level>
     public var logFormat: LogFormat
     /// How long dependencies are retried at start before the service gives up (exit 1).
     public var startupTimeout: Duration
@@ -20,7 +20,7 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1",
         port: Int,
-        logLevel: Logger.Level = .info,
+        logLevel: LiveSetting<Logger.Level> = LiveSetting(.info),
         logFormat: LogFormat = .text,
         startupTimeout: Duration = .seconds(60),
         shutdownGrace: Duration = .seconds(10)
@@ -32,46 +32,39 @@ public struct ServerConfiguration: Sendable {
         self.startupTimeout = startupTimeout
         self.shutdownGrace = shutdownGrace
     }
+
+    /// The server settings of a service whose port is `defaultPort` unless configured.
+    public init(_ settings: Settings, defaultPort: Int) throws(ConfigurationError) {
+        self.init(
+            host: try settings.value(ServerSettings.host),
+            port: try settings.value(ServerSettings.port(default: defaultPort)),
+            logLevel: try settings.live(ServerSettings.logLevel),
+            logFormat: try settings.value(ServerSettings.logFormat),
+            startupTimeout: try settings.value(ServerSettings.startupTimeout),
+            shutdownGrace: try settings.value(ServerSettings.shutdownGrace)
+        )
+    }
 }
 
-/// The command-line flags every service accepts; each overrides the environment variable in its help.
-public struct ServerOptions: ParsableArguments {
-    @Option(help: "Address to listen on (env HOST, default 127.0.0.1; 0.0.0.0 in containers).")
-    public var host: String?
+/// The settings every service has.
+public enum ServerSettings {
+    public static let host = Setting.text("host", default: "127.0.0.1", "Address to listen on (0.0.0.0 in containers).")
+    public static func port(default defaultPort: Int) -> Setting<Int> {
+        .integer("port", default: defaultPort, in: 0...65535, "Port to listen on.")
+    }
+    public static let logLevel = Setting<Logger.Level>.choice(
+        "log.level", default: .info, reloads: true, "trace, debug, info, notice, warning, error or critical.")
+    public static let logFormat = Setting<ServerConfiguration.LogFormat>.choice(
+        "log.format", default: .text, "text, or json (one object per line, for collectors).")
+    public static let startupTimeout = Setting.seconds(
+        "startup.timeout", default: .seconds(60), in: 0...86_400,
+        "Seconds to keep retrying dependencies at start before exiting 1.")
+    public static let shutdownGrace = Setting.seconds(
+        "shutdown.grace", default: .seconds(10), in: 0...3_600, "Seconds in-flight calls get to finish on SIGTERM.")
 
-    @Option(help: "Port to listen on (env PORT; the default is the service's own).")
-    public var port: String?
-
-    @Option(help: "trace, debug, info, notice, warning, error or critical (env LOG_LEVEL, default info).")
-    public var logLevel: String?
-
-    @Option(help: "text or json (env LOG_FORMAT, default text).")
-    public var logFormat: String?
-
-    @Option(help: "Seconds to keep retrying dependencies at start (env STARTUP_TIMEOUT, default 60).")
-    public var startupTimeout: String?
-
-    @Option(help: "Seconds in-flight calls get to finish on SIGTERM (env SHUTDOWN_GRACE, default 10).")
-    public var shutdownGrace: String?
-
-    public init() {}
-
-    /// Merges flags, environment and defaults, validating each value.
-    public func resolve(
-        defaultPort: Int, _ reader: ConfigurationReader
-    ) throws(ConfigurationError)
-        -> ServerConfiguration
-    {
-        ServerConfiguration(
-            host: try reader.string("HOST", flag: ("host", host), default: "127.0.0.1"),
-            port: try reader.integer("PORT", flag: ("port", port), default: defaultPort, in: 0...65535),
-            logLevel: try reader.choice("LOG_LEVEL", flag: ("log-level", logLevel), default: .info),
-            logFormat: try reader.choice("LOG_FORMAT", flag: ("log-format", logFormat), default: .text),
-            startupTimeout: try reader.seconds(
-                "STARTUP_TIMEOUT", flag: ("startup-timeout", startupTimeout), default: .seconds(60), in: 0...86_400),
-            shutdownGrace: try reader.seconds(
-                "SHUTDOWN_GRACE", flag: ("shutdown-grace", shutdownGrace), default: .seconds(10), in: 0...3_600)
-        )
+    /// All of them, for the help and the flag check.
+    public static func all(defaultPort: Int) -> [any SettingDescription] {
+        [Settings.configFile, host, port(default: defaultPort), logLevel, logFormat, startupTimeout, shutdownGrace]
     }
 }
 
@@ -81,26 +74,28 @@ public struct TokenConfiguration: Sendable {
     public var publicKeyFile: String?
     public var issuer: String
     public var audience: String
-}
 
-/// The command-line flags of token verification, shared by every service that checks tokens.
-public struct TokenOptions: ParsableArguments {
-    @Option(help: "PEM file of the public key(s) that verify tokens (env JWT_PUBLIC_KEY_FILE).")
-    public var jwtPublicKeyFile: String?
+    public init(publicKeyFile: String? = nil, issuer: String, audience: String) {
+        self.publicKeyFile = publicKeyFile
+        self.issuer = issuer
+        self.audience = audience
+    }
 
-    @Option(help: "Token issuer, `iss` (env JWT_ISSUER, default shippy-user-service).")
-    public var jwtIssuer: String?
-
-    @Option(help: "Token audience, `aud` (env JWT_AUDIENCE, default shippy).")
-    public var jwtAudience: String?
-
-    public init() {}
-
-    public func resolve(_ reader: ConfigurationReader) throws(ConfigurationError) -> TokenConfiguration {
-        TokenConfiguration(
-            publicKeyFile: reader.raw("JWT_PUBLIC_KEY_FILE", flag: jwtPublicKeyFile),
-            issuer: try reader.string("JWT_ISSUER", flag: ("jwt-issuer", jwtIssuer), default: "shippy-user-service"),
-            audience: try reader.string("JWT_AUDIENCE", flag: ("jwt-audience", jwtAudience), default: "shippy")
+    public init(_ settings: Settings) throws(ConfigurationError) {
+        self.init(
+            publicKeyFile: try settings.value(TokenSettings.publicKeyFile),
+            issuer: try settings.value(TokenSettings.issuer),
+            audience: try settings.value(TokenSettings.audience)
         )
     }
+}
+
+/// The settings of token verification, shared by every service that checks tokens.
+public enum TokenSettings {
+    public static let publicKeyFile = Setting<String?>.optionalText(
+        "jwt.public.key.file", "PEM file of the public key(s) that verify tokens; re-read when a new key id appears.")
+    public static let issuer = Setting.text("jwt.issuer", default: "shippy-user-service", "Token issuer, `iss`.")
+    public static let audience = Setting.text("jwt.audience", default: "shippy", "Token audience, `aud`.")
+
+    public static let all: [any SettingDescription] = [publicKeyFile, issuer, audience]
 }

@@ -1,5 +1,7 @@
 import Logging
 import ServiceLifecycle
+import ShippyConfiguration
+import Synchronization
 
 /// Runs a process's services as one `ServiceGroup` until SIGTERM or SIGINT.
 public enum ServiceRunner {
@@ -21,16 +23,22 @@ public enum ServiceRunner {
         }
     }
 
-    /// Sets up logging as configured, builds the services with the process's logger, and runs them: the
-    /// common body of every service's `serve` command.
-    public static func run(
-        _ name: String,
-        configuration: ServerConfiguration,
-        build: (Logger) async throws -> [(name: String, service: any Service)]
+    /// The common body of every service's `serve` command: reads the settings (flags, environment, the
+    /// configuration file), sets up logging, builds the services with the process's logger, and runs them
+    /// after the file watch.
+    /// - Throws: `ConfigurationError` for a bad setting (one line, exit 1), or what `run` throws.
+    public static func serve<Identity: ServiceIdentity>(
+        _ identity: Identity.Type,
+        flags: SettingFlags,
+        build: (Settings, ServerConfiguration, Logger) async throws -> [(name: String, service: any Service)]
     ) async throws {
-        LoggingSetup.bootstrap(format: configuration.logFormat, level: configuration.logLevel)
-        let logger = Logger(label: name)
-        try await run(try await build(logger), shutdownGrace: configuration.shutdownGrace, logger: logger)
+        LoggingSetup.install()
+        let logger = Logger(label: Identity.name)
+        let settings = try await Settings.load(arguments: flags.values, logger: ConfigurationFileLog.logger(logger))
+        let server = try ServerConfiguration(settings, defaultPort: Identity.defaultPort)
+        LoggingSetup.configure(format: server.logFormat, level: server.logLevel)
+        let services = try await build(settings, server, logger)
+        try await run(settings.services(logger: logger) + services, shutdownGrace: server.shutdownGrace, logger: logger)
     }
 
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
@@ -60,5 +68,52 @@ public func runUntilGracefulShutdown(_ operation: @Sendable @escaping () async t
         return true
     } catch is CancellationError where Task.isShuttingDownGracefully {
         return false
+    }
+}
+
+/// The configuration file provider's log: it reports a file that cannot be re-read at debug level only, and
+/// again at every poll, which would hide a broken edit or flood the log. Here that report is one error per
+/// distinct problem, and the provider's routine debug chatter is left out.
+enum ConfigurationFileLog {
+    static func logger(_ process: Logger) -> Logger {
+        let lastProblem = LastProblem()
+        return Logger(label: "configuration") { _ in Handler(process: process, lastProblem: lastProblem) }
+    }
+
+    /// The problem reported last, shared by the copies of the handler.
+    private final class LastProblem: Sendable {
+        let text = Mutex<String?>(nil)
+    }
+
+    private struct Handler: LogHandler {
+        let process: Logger
+        let lastProblem: LastProblem
+        var metadata: Logger.Metadata = [:]
+        var metadataProvider: Logger.MetadataProvider?
+        var logLevel: Logger.Level = .debug
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            guard event.level == .debug else {
+                return process.log(level: event.level, event.message, metadata: event.metadata)
+            }
+            guard let error = event.metadata?["error"] else {
+                if "\(event.message)".hasPrefix("Successfully reloaded") { lastProblem.text.withLock { $0 = nil } }
+                return
+            }
+            let isNew = lastProblem.text.withLock { last in
+                defer { last = "\(error)" }
+                return last != "\(error)"
+            }
+            if isNew {
+                process.error(
+                    "the configuration file cannot be read; the previous settings stay until it is fixed",
+                    metadata: ["error": error])
+            }
+        }
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import Logging
+import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyMongo
@@ -58,7 +59,7 @@ import Testing
             let app = ConsignmentServiceApp.build(
                 configuration: ServerConfiguration(port: 0), repository: repository,
                 vessels: GRPCVesselBooker(
-                    client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: .seconds(5)),
+                    client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: LiveSetting(.seconds(5))),
                 verifier: await system.keys.signer().verifier, dependencies: [], logger: Logger(label: "test"))
             let group = ServiceRunner.makeGroup(
                 [("vessel-client", vesselClient)] + app.services, shutdownGrace: .seconds(5),

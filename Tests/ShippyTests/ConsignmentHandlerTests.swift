@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCInProcessTransport
 import JWTKit
 import Logging
+import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
@@ -215,7 +216,8 @@ actor ScriptedVesselBooker: VesselBooker {
         let port = try freePort()
         let vesselClient = try GRPCClientService(
             target: .ipv4(host: "127.0.0.1", port: port), serviceConfig: GRPCVesselBooker.serviceConfig)
-        let booker = GRPCVesselBooker(client: vesselClient.client, address: "127.0.0.1:\(port)", timeout: .seconds(2))
+        let booker = GRPCVesselBooker(
+            client: vesselClient.client, address: "127.0.0.1:\(port)", timeout: LiveSetting(.seconds(2)))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await vesselClient.client.runConnections() }
             let started = ContinuousClock.now

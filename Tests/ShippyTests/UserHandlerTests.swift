@@ -22,7 +22,7 @@ import Testing
     func withService<T: Sendable>(_ body: @Sendable (Client, TokenSigner) async throws -> T) async throws -> T {
         let signer = await TokenSigner(
             privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(3600))
-        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: 64)
+        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 64 })
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.admin.email],
             throttle: LoginThrottle(), logger: logs.logger())
@@ -139,7 +139,7 @@ import Testing
     }
 
     @Test func unknownEmailIsCheckedAgainstARealHash() async throws {
-        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: 1)
+        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 1 })
         #expect(hasher.decoyHash.hasPrefix("$2b$04$"))
         #expect(try await hasher.verify("anything", hash: nil) == false)
         await hasher.shutdown()
