@@ -30,9 +30,15 @@ enum TestEnvironment {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() throws -> Int {
+    let (socket, port) = try boundSocket()
+    close(socket)
+    return port
+}
+
+/// A socket bound to a free port of 127.0.0.1, and that port.
+private func boundSocket() throws -> (socket: Int32, port: Int) {
     let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     try #require(socket >= 0)
-    defer { close(socket) }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -43,8 +49,23 @@ func freePort() throws -> Int {
             bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
         }
     }
+    if !bound { close(socket) }
     try #require(bound)
-    return Int(UInt16(bigEndian: address.sin_port))
+    return (socket, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A peer that stops answering: connections to its port are completed by the kernel, and then nothing is
+/// ever read or written (a hung server, as seen from its clients).
+final class SilentListener {
+    let port: Int
+    private let socket: Int32
+
+    init() throws {
+        (socket, port) = try boundSocket()
+        try #require(listen(socket, 16) == 0)
+    }
+
+    deinit { close(socket) }
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
