@@ -3,6 +3,7 @@ import PackageDescription
 
 let grpcCore = Target.Dependency.product(name: "GRPCCore", package: "grpc-swift-2")
 let grpcHTTP2 = Target.Dependency.product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport")
+let grpcInProcess = Target.Dependency.product(name: "GRPCInProcessTransport", package: "grpc-swift-2")
 let grpcProtobuf = Target.Dependency.product(name: "GRPCProtobuf", package: "grpc-swift-protobuf")
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 let logging = Target.Dependency.product(name: "Logging", package: "swift-log")
@@ -96,7 +97,7 @@ let package = Package(
             name: "ShippyRuntime",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", grpcCore, grpcHTTP2,
-                argumentParser, logging, lifecycle,
+                grpcInProcess, argumentParser, logging, lifecycle,
             ],
             path: "Shared/Runtime"
         ),
@@ -158,7 +159,7 @@ let package = Package(
                 "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
                 "ShippyMongo", "ShippyPostgres", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", grpcCore,
                 grpcHTTP2,
-                .product(name: "GRPCInProcessTransport", package: "grpc-swift-2"), logging, lifecycle, jwt, crypto,
+                grpcInProcess, logging, lifecycle, jwt, crypto,
                 postgres,
             ],
             path: "Tests/ShippyTests"

@@ -77,8 +77,7 @@ struct ConsignmentServiceApp {
     ) -> ConsignmentServiceApp {
         let health = HealthService(services: [Consignment_ShippingService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(
-            host: configuration.host,
-            port: configuration.port,
+            listener: configuration.listener,
             services: [ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: logger)],
             health: health,
             interceptors: [AuthInterceptor(verifier: verifier, protecting: Consignment_ShippingService.descriptor)],

@@ -131,7 +131,7 @@ struct WelcomeMailService: Service {
             retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
         let consumer = WelcomeMailService(
             connection: connection, ready: readiness.ready, mailer: mailer, policy: policy, logger: logger)
-        let grpc = GRPCServerService(host: server.host, port: server.port, services: [], health: health, logger: logger)
+        let grpc = GRPCServerService(listener: server.listener, services: [], health: health, logger: logger)
         return (health, [("readiness", readiness), ("welcome-mail", consumer), ("grpc-server", grpc)])
     }
 

@@ -141,18 +141,23 @@ struct UserServiceApp {
         let hasher = try await PasswordHasher.start(
             cost: UInt8(configuration.bcryptCost), threads: System.coreCount,
             queueLimit: { configuration.bcryptQueue.value })
+        let keyFile = configuration.tokens.publicKeyFile.map {
+            PublicKeyFileVerifier(
+                path: $0, issuer: configuration.tokens.issuer, audience: configuration.tokens.audience)
+        }
+        let verifier = OwnKeyThenFileVerifier(own: signer.verifier, file: keyFile)
         let handler = UserServiceHandler(
-            repository: repository, hasher: hasher, signer: signer, adminEmails: configuration.adminEmails,
+            repository: repository, hasher: hasher, signer: signer, verifier: verifier,
+            adminEmails: configuration.adminEmails,
             throttle: LoginThrottle(policy: configuration.loginPolicy), logger: logger)
         let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(
-            host: configuration.server.host,
-            port: configuration.server.port,
+            listener: configuration.server.listener,
             services: [handler],
             health: health,
             interceptors: [
                 AuthInterceptor(
-                    verifier: signer.verifier, protecting: User_UserService.descriptor,
+                    verifier: verifier, protecting: User_UserService.descriptor,
                     publicMethods: UserServiceHandler.publicMethods)
             ],
             logger: logger
@@ -160,7 +165,7 @@ struct UserServiceApp {
         // Not a network dependency: listed so that its threads stop with the rest at shutdown.
         let hashing = Dependency(name: "bcrypt threads", connect: {}, close: { await hasher.shutdown() })
         let readiness = ReadinessService(
-            dependencies: dependencies + [hashing],
+            dependencies: dependencies + (keyFile.map { [.tokenKeys($0)] } ?? []) + [hashing],
             retry: StartupRetry(deadline: configuration.server.startupTimeout),
             health: health,
             logger: logger

@@ -14,6 +14,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     let repository: any UserRepository
     let hasher: PasswordHasher
     let signer: TokenSigner
+    /// The signer's own key, then the keys of the shared key file (other replicas', rotated ones).
+    let verifier: any TokenVerifying
     /// Emails (lowercased) whose tokens carry the `admin` role.
     let adminEmails: Set<String>
     let throttle: LoginThrottle
@@ -103,7 +105,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     /// `valid = true` for a token this service signed that has not expired.
     /// - Throws: `unauthenticated` with the reason (malformed, bad signature, expired, wrong issuer or audience).
     func validateToken(request: User_Token, context: ServerContext) async throws -> User_Token {
-        _ = try await signer.verifier.verify(request.token)
+        _ = try await verifier.verify(request.token)
         return .with { $0.valid = true }
     }
 }

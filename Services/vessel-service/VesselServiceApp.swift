@@ -79,8 +79,7 @@ struct VesselServiceApp {
         let handler = VesselServiceHandler(
             repository: repository, reservationLifetime: bookings.reservationLifetime, logger: logger)
         let server = GRPCServerService(
-            host: configuration.host,
-            port: configuration.port,
+            listener: configuration.listener,
             services: [handler],
             health: health,
             interceptors: [

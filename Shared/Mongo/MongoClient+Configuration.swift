@@ -32,11 +32,6 @@ extension Dependency {
             close: { await client.shutdown() }
         )
     }
-
-    /// The token public key file as a dependency: read until it exists and holds a key.
-    public static func tokenKeys(_ verifier: PublicKeyFileVerifier) -> Dependency {
-        Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() })
-    }
 }
 
 /// Where a service keeps its MongoDB data.

@@ -1,4 +1,5 @@
 import GRPCCore
+import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
@@ -16,35 +17,47 @@ public struct GRPCServerService: Service {
     /// `invalidArgument` naming the field; only a message over it is cut off.
     public static let maximumRequestBytes = 16 << 20
 
-    public let server: GRPCServer<HTTP2ServerTransport.Posix>
+    /// Where calls come in: a TCP socket, or an in-process transport (tests run the production wiring over it).
+    public enum Listener: Sendable {
+        case socket(host: String, port: Int)
+        case inProcess(InProcessTransport.Server)
+    }
+
+    private let server: any GRPCServing
     private let health: HealthService
     private let logger: Logger
 
+    /// - Parameter interceptors: run after the call log and the readiness gate that every server has.
     public init(
-        host: String,
-        port: Int,
+        listener: Listener,
         services: [any RegistrableRPCService],
         health: HealthService,
         interceptors: [any ServerInterceptor] = [],
         logger: Logger
     ) {
-        let address: GRPCNIOTransportCore.SocketAddress =
-            host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
-        let config = HTTP2ServerTransport.Posix.Config.defaults { config in
-            config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
+        let services = services + [health]
+        let interceptors = [CallLog(logger: logger), ReadinessGate(health: health)] + interceptors
+        switch listener {
+        case .socket(let host, let port):
+            let address: GRPCNIOTransportCore.SocketAddress =
+                host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
+            let config = HTTP2ServerTransport.Posix.Config.defaults { config in
+                config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
+            }
+            server = GRPCServer(
+                transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),
+                services: services, interceptors: interceptors)
+        case .inProcess(let transport):
+            server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         }
-        self.server = GRPCServer(
-            transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),
-            services: services + [health],
-            interceptors: [CallLog(logger: logger), ReadinessGate(health: health)] + interceptors
-        )
         self.health = health
         self.logger = logger
     }
 
-    /// The address the server listens on once it has bound (useful when the configured port is 0).
-    public var listeningAddress: GRPCNIOTransportCore.SocketAddress {
-        get async throws { try await server.transport.listeningAddress }
+    /// The socket the server listens on once it has bound (useful when the configured port is 0); `nil` in
+    /// process.
+    public var listeningAddress: GRPCNIOTransportCore.SocketAddress? {
+        get async throws { try await (server as? GRPCServer<HTTP2ServerTransport.Posix>)?.transport.listeningAddress }
     }
 
     public func run() async throws {
@@ -57,7 +70,7 @@ public struct GRPCServerService: Service {
                         throw ServerStartError(reason: "\(error)")
                     }
                 }
-                if let address = try? await server.listeningAddress {
+                if let address = try? await listeningAddress {
                     logger.info("listening", metadata: ["address": "\(address)"])
                 }
             }
@@ -68,6 +81,14 @@ public struct GRPCServerService: Service {
         }
     }
 }
+
+/// What the service needs of a `GRPCServer`, whatever its transport.
+private protocol GRPCServing: Sendable {
+    func serve() async throws
+    func beginGracefulShutdown()
+}
+
+extension GRPCServer: GRPCServing {}
 
 /// The server could not start, most often because the port is taken.
 public struct ServerStartError: Error, CustomStringConvertible {

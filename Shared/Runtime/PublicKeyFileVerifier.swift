@@ -12,6 +12,35 @@ public protocol TokenVerifying: Sendable {
 
 extension TokenVerifier: TokenVerifying {}
 
+extension Dependency {
+    /// The token public key file as a dependency: read until it exists and holds a key.
+    public static func tokenKeys(_ verifier: PublicKeyFileVerifier) -> Dependency {
+        Dependency(name: "token public key at \(verifier.path)", connect: { try await verifier.load() })
+    }
+}
+
+/// Tokens of this process's own key first (no file read), then of any key in the shared key file: what
+/// user-service verifies with, so that a token signed by another replica, or before a key rotation,
+/// validates at every replica without a restart.
+public struct OwnKeyThenFileVerifier: TokenVerifying {
+    let own: TokenVerifier
+    let file: PublicKeyFileVerifier?
+
+    public init(own: TokenVerifier, file: PublicKeyFileVerifier?) {
+        self.own = own
+        self.file = file
+    }
+
+    public func verify(_ token: String) async throws(ShippyError) -> AccessClaims {
+        do {
+            return try await own.verify(token)
+        } catch {
+            guard let file, own.namesUnknownKey(token) else { throw error }
+            return try await file.verify(token)
+        }
+    }
+}
+
 /// Verifies tokens with the public keys in a PEM file that the user service writes
 /// (`JWT_PUBLIC_KEY_FILE`). Until the file has been read, calls are `unavailable`.
 ///
@@ -42,9 +71,8 @@ public final class PublicKeyFileVerifier: TokenVerifying {
     /// - Throws: `ConfigurationError` naming `JWT_PUBLIC_KEY_FILE` when it is not set.
     public convenience init(_ configuration: TokenConfiguration) throws(ConfigurationError) {
         guard let path = configuration.publicKeyFile, !path.isEmpty else {
-            throw ConfigurationError(
-                key: "JWT_PUBLIC_KEY_FILE", flag: "jwt-public-key-file",
-                problem: "is required: the PEM file where user-service publishes its public key")
+            throw TokenSettings.publicKeyFile.error(
+                "is required: the PEM file where user-service publishes its public key")
         }
         self.init(path: path, issuer: configuration.issuer, audience: configuration.audience)
     }

@@ -1,3 +1,4 @@
+import GRPCInProcessTransport
 import Logging
 import ShippyConfiguration
 
@@ -16,6 +17,13 @@ public struct ServerConfiguration: Sendable {
     public var startupTimeout: Duration
     /// How long in-flight calls may run after SIGTERM/SIGINT before they are cancelled.
     public var shutdownGrace: Duration
+    /// Set by tests: the server takes calls over this in-process transport instead of a socket.
+    public var inProcess: InProcessTransport.Server?
+
+    /// Where the gRPC server takes calls.
+    public var listener: GRPCServerService.Listener {
+        inProcess.map { .inProcess($0) } ?? .socket(host: host, port: port)
+    }
 
     public init(
         host: String = "127.0.0.1",

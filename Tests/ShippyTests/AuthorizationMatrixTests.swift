@@ -99,12 +99,12 @@ import Testing
                 consignmentID: "ann-1", specification: try VesselSpecification(capacity: 1, maxWeight: 1),
                 ownerID: Self.ann.id),
             expiresAt: .max)
-        let handler = VesselServiceHandler(
-            repository: repository, reservationLifetime: .seconds(60), logger: logs.logger())
-        let interceptor = AuthInterceptor(
-            verifier: await keys.signer().verifier, protecting: Vessel_VesselService.descriptor,
-            publicMethods: VesselServiceHandler.publicMethods)
-        return try await withInProcessServer(handler, interceptor: interceptor) { try await body(.init(wrapping: $0)) }
+        let verifier = await keys.signer().verifier
+        return try await withRunningApp({ configuration in
+            VesselServiceApp.build(
+                configuration: configuration, repository: repository, verifier: verifier, dependencies: [],
+                logger: logs.logger())
+        }) { _, client in try await body(.init(wrapping: client)) }
     }
 
     @Test func vesselService() async throws {
@@ -182,20 +182,12 @@ import Testing
         try await repository.create(
             Self.ann, passwordHash: try await hasher.hash(Self.password),
             event: OutboxEvent(id: UUID(), subject: "s", payload: []))
-        let signer = await TokenSigner(
-            privateKey: keys.privateKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
-        let handler = UserServiceHandler(
-            repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.ada.email],
-            throttle: LoginThrottle(),
-            logger: logs.logger())
-        let interceptor = AuthInterceptor(
-            verifier: signer.verifier, protecting: User_UserService.descriptor,
-            publicMethods: UserServiceHandler.publicMethods)
-        let result = try await withInProcessServer(handler, interceptor: interceptor) {
-            try await body(.init(wrapping: $0))
-        }
         await hasher.shutdown()
-        return result
+        return try await withRunningApp({ configuration in
+            try await UserServiceApp.build(
+                configuration: .inMemory(configuration, key: keys.privateKey, adminEmails: [Self.ada.email]),
+                repository: repository, dependencies: [], logger: logs.logger())
+        }) { _, client in try await body(.init(wrapping: client)) }
     }
 
     @Test func userService() async throws {
@@ -259,11 +251,12 @@ import Testing
                 id: "ann-1", description: "Ann's", weight: 1,
                 containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)],
                 vesselID: "vessel001", userID: Self.ann.id))
-        let handler = ConsignmentServiceHandler(
-            repository: repository, vessels: ScriptedVesselBooker(), logger: logs.logger())
-        let interceptor = AuthInterceptor(
-            verifier: await keys.signer().verifier, protecting: Consignment_ShippingService.descriptor)
-        return try await withInProcessServer(handler, interceptor: interceptor) { try await body(.init(wrapping: $0)) }
+        let verifier = await keys.signer().verifier
+        return try await withRunningApp({ configuration in
+            ConsignmentServiceApp.build(
+                configuration: configuration, repository: repository, vessels: ScriptedVesselBooker(),
+                verifier: verifier, dependencies: [], logger: logs.logger())
+        }) { _, client in try await body(.init(wrapping: client)) }
     }
 
     @Test func consignmentService() async throws {

@@ -72,7 +72,7 @@ import Testing
 
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                let port = try #require(try await app.server.listeningAddress.ipv4).port
+                let port = try #require(try await app.server.listeningAddress?.ipv4).port
                 try await withGRPCClient(
                     transport: .http2NIOPosix(
                         target: .ipv4(host: "127.0.0.1", port: port), transportSecurity: .plaintext)

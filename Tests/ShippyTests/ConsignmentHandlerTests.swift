@@ -76,15 +76,11 @@ actor ScriptedVesselBooker: VesselBooker {
     ) async throws -> T {
         let signer = await TokenSigner(
             privateKey: key, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
-        let handler = ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: Logger(label: "test"))
-        let interceptor = AuthInterceptor(verifier: signer.verifier, protecting: Consignment_ShippingService.descriptor)
-        let transport = InProcessTransport()
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
-            _ in
-            try await withGRPCClient(transport: transport.client) { client in
-                try await body(Client(wrapping: client), signer)
-            }
-        }
+        return try await withRunningApp({ configuration in
+            ConsignmentServiceApp.build(
+                configuration: configuration, repository: repository, vessels: vessels, verifier: signer.verifier,
+                dependencies: [], logger: Logger(label: "test"))
+        }) { _, client in try await body(Client(wrapping: client), signer) }
     }
 
     func bearer(_ signer: TokenSigner, _ user: User) async throws -> Metadata {

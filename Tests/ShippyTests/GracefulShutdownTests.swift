@@ -24,7 +24,7 @@ import Testing
         let group = ServiceRunner.makeGroup(app.services, shutdownGrace: .seconds(10), logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
-            let port = try #require(try await app.server.listeningAddress.ipv4).port
+            let port = try #require(try await app.server.listeningAddress?.ipv4).port
             #expect(await eventually(within: .seconds(5)) { app.health.status() == .serving })
 
             let call = Task {

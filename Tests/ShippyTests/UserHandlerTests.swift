@@ -20,25 +20,11 @@ import Testing
     let logs = LogCapture()
 
     func withService<T: Sendable>(_ body: @Sendable (Client, TokenSigner) async throws -> T) async throws -> T {
-        let signer = await TokenSigner(
-            privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(3600))
-        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 64 })
-        let handler = UserServiceHandler(
-            repository: repository, hasher: hasher, signer: signer, adminEmails: [Self.admin.email],
-            throttle: LoginThrottle(), logger: logs.logger())
-        let interceptor = AuthInterceptor(
-            verifier: signer.verifier, protecting: User_UserService.descriptor,
-            publicMethods: UserServiceHandler.publicMethods)
-        let transport = InProcessTransport()
-        let result = try await withGRPCServer(
-            transport: transport.server, services: [handler], interceptors: [interceptor]
-        ) { _ in
-            try await withGRPCClient(transport: transport.client) { client in
-                try await body(Client(wrapping: client), signer)
-            }
-        }
-        await hasher.shutdown()
-        return result
+        try await withRunningApp({ configuration in
+            try await UserServiceApp.build(
+                configuration: .inMemory(configuration, adminEmails: [Self.admin.email]), repository: repository,
+                dependencies: [], logger: logs.logger())
+        }) { app, client in try await body(Client(wrapping: client), app.signer) }
     }
 
     static let ewan = User_User.with {

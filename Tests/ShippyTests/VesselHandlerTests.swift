@@ -36,18 +36,12 @@ import Testing
         _ repository: any VesselRepository = InMemoryVesselRepository(Vessel.defaultFleet),
         _ body: @Sendable (Client) async throws -> T
     ) async throws -> T {
-        let transport = InProcessTransport()
-        let handler = VesselServiceHandler(
-            repository: repository, reservationLifetime: .seconds(60), logger: Logger(label: "test"))
-        let interceptor = AuthInterceptor(
-            verifier: await Self.signer().verifier, protecting: Vessel_VesselService.descriptor,
-            publicMethods: VesselServiceHandler.publicMethods)
-        return try await withGRPCServer(transport: transport.server, services: [handler], interceptors: [interceptor]) {
-            _ in
-            try await withGRPCClient(transport: transport.client) { client in
-                try await body(Client(wrapping: client))
-            }
-        }
+        let verifier = await Self.signer().verifier
+        return try await withRunningApp({ configuration in
+            VesselServiceApp.build(
+                configuration: configuration, repository: repository, verifier: verifier, dependencies: [],
+                logger: Logger(label: "test"))
+        }) { _, client in try await body(Client(wrapping: client)) }
     }
 
     @Test func findAvailableReturnsTheSmallestVesselThatFits() async throws {
