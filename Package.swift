@@ -152,17 +152,46 @@ let package = Package(
             ],
             path: "Services/email-service"
         ),
-        .testTarget(
-            name: "ShippyTests",
+        // What the test targets share: servers and processes started and stopped by scoped helpers, keys,
+        // fixtures, the in-process runner. No service's code: the targets below import the executables.
+        .target(
+            name: "ShippyTestSupport",
             dependencies: [
-                "VesselService", "UserService", "UserCLI", "ConsignmentService", "ConsignmentCLI", "EmailService",
-                "VesselCLI", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
-                "ShippyMongo", "ShippyPostgres", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", grpcCore,
-                grpcHTTP2,
-                grpcInProcess, logging, lifecycle, jwt, crypto,
-                postgres,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
+                "ShippyConfiguration", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres,
             ],
-            path: "Tests/ShippyTests"
+            path: "Tests/ShippyTestSupport"
+        ),
+        // In process, no servers: domain rules, handlers through the production wiring, configuration.
+        .testTarget(
+            name: "ShippyUnitTests",
+            dependencies: [
+                "ShippyTestSupport", "VesselService", "UserService", "ConsignmentService", "ConsignmentCLI",
+                "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
+                "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", grpcCore, grpcHTTP2, grpcInProcess, logging,
+                lifecycle, jwt, crypto,
+            ],
+            path: "Tests/ShippyUnitTests"
+        ),
+        // Our code against real servers (MongoDB, PostgreSQL, NATS), in the test process.
+        .testTarget(
+            name: "ShippyIntegrationTests",
+            dependencies: [
+                "ShippyTestSupport", "ConsignmentService", "EmailService", "ShippyMessaging", "ShippyContracts",
+                "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyPostgres", "ShippyRuntime",
+                "ShippyConfiguration", grpcCore, grpcHTTP2, logging, lifecycle, postgres,
+            ],
+            path: "Tests/ShippyIntegrationTests"
+        ),
+        // The built executables as processes, over real sockets, against real servers.
+        .testTarget(
+            name: "ShippyEndToEndTests",
+            dependencies: [
+                "ShippyTestSupport", "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyMongo",
+                "ShippyRuntime",
+                grpcCore, grpcHTTP2, logging,
+            ],
+            path: "Tests/ShippyEndToEndTests"
         ),
     ],
     swiftLanguageModes: [.v6]

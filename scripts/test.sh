@@ -20,9 +20,12 @@ set +a
 SHIPPY_BIN_DIR=$(swift build --show-bin-path)
 export SHIPPY_BIN_DIR
 if [ $# -eq 0 ]; then
-    # The one test that asserts a time runs alone first; then everything else, in parallel.
+    # In layers, each target's tests in parallel: in process, then against the servers, then the built
+    # executables as processes. The one test that asserts a time runs alone, before the last layer.
+    swift test --skip-build --filter ShippyUnitTests
+    swift test --skip-build --filter ShippyIntegrationTests
     swift test --skip-build --filter IsolatedTests
-    swift test --skip-build --skip IsolatedTests
+    swift test --skip-build --filter ShippyEndToEndTests --skip IsolatedTests
 else
     swift test "$@"
 fi

@@ -1,0 +1,145 @@
+import Foundation
+import JWTKit
+import ShippyDomain
+import ShippyIdentity
+import ShippyRuntime
+import ShippyTestSupport
+import Testing
+
+/// The design card's main flow, through the real executables over real sockets, against the real servers:
+/// `user-cli` → token → `consignment-cli consignment.json TOKEN`.
+@Suite(.timeLimit(.minutes(3))) struct EndToEndTests {
+    let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-e2e-\(UUID().uuidString)").path
+    let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("consignment.json").path
+
+    struct Run {
+        var status: Int32?
+        var output: String
+        var error: String
+    }
+
+    func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
+        let process = try ChildProcess(
+            try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
+        let status = await process.waitForExit(timeout: .seconds(60))
+        await process.stop()
+        return Run(status: status, output: process.output, error: process.errorOutput)
+    }
+
+    func startVessel(database: String, port: Int? = nil) throws -> ServiceProcess {
+        try ServiceProcess.start(
+            "vessel-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
+            ], port: port)
+    }
+
+    @Test func newUsersShipConsignmentsAndSeeOnlyTheirOwn() async throws {
+        let database = TestEnvironment.uniqueDatabase("e2e")
+        var vessel = try startVessel(database: database)
+        let user = try ServiceProcess.start(
+            "user-service",
+            environment: [
+                "POSTGRES_URL": try await PostgresTestDatabase.create(), "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
+                "JWT_PRIVATE_KEY_FILE": "\(keys)/signing.pem", "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
+            ])
+        let consignment = try ServiceProcess.start(
+            "consignment-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem", "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+                "VESSEL_TIMEOUT": "2",
+            ])
+        try await cleaningUp({
+            for service in [vessel, user, consignment] { await service.process.stop() }
+        }) {
+            for service in [vessel, user, consignment] { try await service.waitUntilServing() }
+            let userAddress = ["USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)"]
+            let shipping = ["CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)"]
+
+            // A new user signs up: user-cli prints the user, then the token.
+            let ann = try await run(
+                "user-cli",
+                [
+                    "--name", "Ann Example", "--email", "ann@example.com", "--company", "Acme", "--password",
+                    "ann-password",
+                ],
+                environment: userAddress)
+            #expect(ann.status == 0, "\(ann.error)")
+            let annToken = try #require(
+                ann.output.split(separator: "\n").last?.split(separator: " ").last.map(String.init))
+
+            // consignment-cli consignment.json TOKEN: created on a vessel, then listed.
+            let shipped = try await run("consignment-cli", [sample, annToken], environment: shipping)
+            #expect(shipped.status == 0, "\(shipped.error)")
+            let lines = shipped.output.split(separator: "\n").map(String.init)
+            let consignmentID = try #require(lines.first?.replacingOccurrences(of: "Created consignment ", with: ""))
+            #expect(lines.contains("  vessel:      vessel003"))
+            #expect(lines.contains("  weight:      55000 kg"))
+            #expect(lines.contains("Your consignments (1):"))
+            #expect(lines.last?.hasPrefix("  \(consignmentID)  vessel vessel003") == true)
+
+            // A second user, logging in with `user-cli login`, sees only their own.
+            let bob = try await run(
+                "user-cli", ["--name", "Bob", "--email", "bob@example.com", "--password", "bob-password"],
+                environment: userAddress)
+            #expect(bob.status == 0)
+            let bobLogin = try await run(
+                "user-cli", ["login", "--email", "bob@example.com"],
+                environment: userAddress.merging(["SHIPPY_PASSWORD": "bob-password"]) { $1 })
+            let bobToken = bobLogin.output.trimmingCharacters(in: .whitespacesAndNewlines)
+            let bobShips = try await run(
+                "consignment-cli", ["--json", sample], environment: shipping.merging(["SHIPPY_TOKEN": bobToken]) { $1 })
+            #expect(bobShips.status == 0, "\(bobShips.error)")
+            let bobReport = try #require(
+                try JSONSerialization.jsonObject(with: Data(bobShips.output.utf8)) as? [String: Any])
+            let bobsList = try #require(bobReport["consignments"] as? [[String: Any]])
+            #expect(bobsList.count == 1)
+            #expect(!bobShips.output.contains(consignmentID))
+
+            // Bad tokens: a clear error and exit 77, and every service keeps serving.
+            let signingKey = try ES256PrivateKey(pem: String(contentsOfFile: "\(keys)/signing.pem", encoding: .utf8))
+            let annAsUser = User(id: "a", name: "Ann", company: "", email: "ann@example.com")
+            let expired = try await TokenSigner(
+                privateKey: signingKey, issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(60)
+            ).sign(annAsUser, now: Date().addingTimeInterval(-86_400))
+            let foreign = try await TokenSigner(
+                privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy",
+                lifetime: .seconds(600)
+            ).sign(annAsUser)
+            var generator = SeededGenerator(seed: 7)
+            let random = String(
+                (0..<80).map { _ in "abcdefghijklmnopqrstuvwxyzABCDEF0123456789-_.".randomElement(using: &generator)! })
+            for (token, reason) in [
+                ("111", "malformed"), ("111.111.111", "malformed"), (random, "invalid token"),
+                (expired, "expired"), (foreign, "not signed by a known key"),
+            ] {
+                let refused = try await run("consignment-cli", [sample, token], environment: shipping)
+                #expect(refused.status == 77, "\(token.prefix(20)): \(refused.error)")
+                #expect(
+                    refused.error.hasPrefix("consignment-cli: invalid token: ") && refused.error.contains(reason),
+                    "\(refused.error)")
+            }
+            for service in [vessel, user, consignment] { #expect(await service.isServing()) }
+
+            // vessel-service stopped: consignment-cli fails within its deadline, naming the vessel service.
+            vessel.process.signal(SIGTERM)
+            #expect(await vessel.process.waitForExit() == 0)
+            let started = ContinuousClock.now
+            let down = try await run("consignment-cli", [sample, annToken, "--timeout", "8"], environment: shipping)
+            #expect(ContinuousClock.now - started < .seconds(8))
+            #expect(down.status == 69)
+            #expect(down.error.contains("vessel-service at 127.0.0.1:\(vessel.port)"), "\(down.error)")
+
+            // Started again on its port: the next call succeeds, nothing else restarted.
+            vessel = try startVessel(database: database, port: vessel.port)
+            try await vessel.waitUntilServing()
+            let again = try await run("consignment-cli", [sample, annToken], environment: shipping)
+            #expect(again.status == 0, "\(again.error)")
+            #expect(again.output.contains("Your consignments (2):"))
+            #expect(consignment.process.isRunning && user.process.isRunning)
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import Foundation
+import GRPCCore
+import ShippyContracts
+import ShippyTestSupport
+import Testing
+
+/// Signing keys rotated with no restart of any verifier: the real user-service and vessel-service executables.
+@Suite(.timeLimit(.minutes(2))) struct KeyRotationTests {
+    @Test func aSecondSigningKeyIsTrustedAtOnceAndTokensOfEitherKeyVerifyThroughout() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "shippy-rotation-\(UUID().uuidString)"
+        ).path
+        let publicKeys = "\(folder)/public/public.pem"
+        let database = try await PostgresTestDatabase.create()
+        func startUserService(key: String) throws -> ServiceProcess {
+            try ServiceProcess.start(
+                "user-service",
+                environment: [
+                    "POSTGRES_URL": database, "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
+                    "JWT_PRIVATE_KEY_FILE": "\(folder)/private/\(key).pem", "JWT_PUBLIC_KEY_FILE": publicKeys,
+                    "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+                ])
+        }
+        let vessel = try ServiceProcess.start(
+            "vessel-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(),
+                "MONGO_DATABASE": TestEnvironment.uniqueDatabase("rotation"),
+                "JWT_PUBLIC_KEY_FILE": publicKeys,
+            ])
+        var user = try startUserService(key: "first")
+        try await cleaningUp({
+            await user.process.stop()
+            await vessel.process.stop()
+        }) {
+            try await user.waitUntilServing()
+            try await vessel.waitUntilServing()
+
+            func login() async throws -> String {
+                try await user.withClient { client in
+                    try await User_UserService.Client(wrapping: client).auth(
+                        .with {
+                            $0.email = "ann@example.com"; $0.password = "ann's password"
+                        }
+                    ).token
+                }
+            }
+            func listFleet(_ token: String) async throws -> Int {
+                try await vessel.withClient { client in
+                    try await Vessel_VesselService.Client(wrapping: client).list(
+                        Vessel_ListRequest(), metadata: ["authorization": "Bearer \(token)"]
+                    ).vessels.count
+                }
+            }
+            _ = try await user.withClient { client in
+                try await User_UserService.Client(wrapping: client).create(
+                    .with {
+                        $0.name = "Ann"; $0.email = "ann@example.com"; $0.password = "ann's password"
+                    })
+            }
+            let oldToken = try await login()
+            #expect(try await listFleet(oldToken) == 5)
+
+            // The signer switches to a second key; the verifier keeps running.
+            user.process.signal(SIGTERM)
+            #expect(await user.process.waitForExit() == 0)
+            user = try startUserService(key: "second")
+            try await user.waitUntilServing()
+            let newToken = try await login()
+            #expect(oldToken.split(separator: ".")[0] != newToken.split(separator: ".")[0], "a new kid")
+            let pem = try String(contentsOfFile: publicKeys, encoding: .utf8)
+            #expect(pem.components(separatedBy: "BEGIN PUBLIC KEY").count - 1 == 2, "the file holds both keys")
+
+            #expect(try await listFleet(newToken) == 5, "a token of the new key verifies at once")
+            #expect(try await listFleet(oldToken) == 5, "a token of the old key still verifies")
+            // A file being rewritten badly does not lock anyone out: the keys already read stay.
+            try "not a key".write(toFile: publicKeys, atomically: true, encoding: .utf8)
+            try await Task.sleep(for: .seconds(1.1))
+            #expect(try await listFleet(newToken) == 5)
+            #expect(try await listFleet(oldToken) == 5)
+            #expect(vessel.process.isRunning, "the verifier was never restarted")
+        }
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import GRPCCore
+import ShippyContracts
+import ShippyMessaging
+import ShippyRuntime
+import ShippyTestSupport
+import Testing
+
+@testable import EmailService
+
+/// `user.created` from the real user-service through a real nats-server (JetStream) to the real
+/// email-service, which writes the welcome mail as an .eml file.
+@Suite(.timeLimit(.minutes(3))) struct EventsTests {
+    let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-events-\(UUID().uuidString)").path
+
+    func startUserService(nats: NATSServer) async throws -> ServiceProcess {
+        let service = try ServiceProcess.start(
+            "user-service",
+            environment: [
+                "POSTGRES_URL": try await PostgresTestDatabase.create(), "NATS_URL": nats.url, "BCRYPT_COST": "4",
+                "JWT_GENERATE_KEY": "true", "JWT_PRIVATE_KEY_FILE": "\(keys)/signing.pem",
+            ])
+        try await service.waitUntilServing()
+        return service
+    }
+
+    func startEmailService(nats: NATSServer, mailDirectory: String) async throws -> ServiceProcess {
+        let service = try ServiceProcess.start(
+            "email-service", environment: ["NATS_URL": nats.url, "MAILER": "files", "MAIL_DIR": mailDirectory])
+        try await service.waitUntilServing()
+        return service
+    }
+
+    func signUp(_ email: String, password: String = "welcome-password", at service: ServiceProcess) async throws {
+        _ = try await service.withClient { client in
+            try await User_UserService.Client(wrapping: client).create(
+                .with {
+                    $0.name = "New User"; $0.email = email; $0.password = password
+                })
+        }
+    }
+
+    /// The .eml files in `directories`, by the address they are to.
+    func mails(in directories: [String]) -> [String] {
+        directories.flatMap { directory in
+            ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".eml") }
+                .compactMap {
+                    (try? String(contentsOfFile: "\(directory)/\($0)", encoding: .utf8))?
+                        .split(separator: "\r\n").first { $0.hasPrefix("To: ") }.map(String.init)
+                }
+        }
+    }
+
+    func mailDirectory() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)").path
+    }
+
+    @Test func welcomeMailIsWrittenWithinFiveSecondsAndTheEventHoldsNoSecret() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directory = mailDirectory()
+        let user = try await startUserService(nats: nats)
+        let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        // The event as JetStream stored it, read through a consumer of the test's own.
+        let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+
+        let password = "sekrit-password-42"
+        try await signUp("ann@example.com", password: password, at: user)
+        let signedUp = ContinuousClock.now
+        let mailed = await eventually(within: .seconds(5)) {
+            mails(in: [directory]) == ["To: New User <ann@example.com>"]
+        }
+        #expect(mailed, "no welcome mail within 5 s; email-service log:\n\(email.process.errorOutput)")
+        print("welcome mail written \(ContinuousClock.now - signedUp) after the sign-up")
+
+        let stored = try await watcher.pullSubscription(subject: "user.created", durable: "test-watcher")
+        let message = try #require(try await stored.fetch(limit: 1, wait: .seconds(5)).first, "no user.created stored")
+        let payload = message.payload
+        await message.ack()
+        let event = try Shippy_Events_UserCreated(serializedBytes: payload)
+        #expect(event.email == "ann@example.com" && !event.userID.isEmpty && !event.eventID.isEmpty)
+        let bytes = String(decoding: payload, as: UTF8.self)
+        #expect(!bytes.contains(password) && !bytes.contains("$2b$") && !bytes.contains("$2a$"))
+
+        await stored.close()
+        await watcher.close()
+        for service in [email, user] {
+            service.process.signal(SIGTERM)
+            #expect(await service.process.waitForExit() == 0)
+        }
+        await nats.destroy()
+    }
+
+    @Test func signUpSucceedsWhileNATSIsDownAndTheMailArrivesWhenItIsBack() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directory = mailDirectory()
+        let user = try await startUserService(nats: nats)
+        let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        try await cleaningUp({
+            for service in [email, user] { await service.process.stop() }
+            await nats.destroy()
+        }) {
+            await nats.stop()
+            try await signUp("bob@example.com", at: user)
+            #expect(mails(in: [directory]).isEmpty)
+
+            try await nats.start()
+            let mailed = await eventually(within: .seconds(30)) {
+                mails(in: [directory]) == ["To: New User <bob@example.com>"]
+            }
+            #expect(
+                mailed,
+                "no mail after NATS came back; user-service log:\n\(user.process.errorOutput)\nemail-service log:\n\(email.process.errorOutput)"
+            )
+        }
+    }
+
+    @Test func aRedeliveredEventIsMailedOnce() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directory = mailDirectory()
+        let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        try await cleaningUp({
+            await email.process.stop()
+            await nats.destroy()
+        }) {
+            let event = Shippy_Events_UserCreated.with {
+                $0.eventID = UUID().uuidString.lowercased()
+                $0.userID = UUID().uuidString.lowercased()
+                $0.name = "Twice"
+                $0.email = "twice@example.com"
+            }
+            let publisher = try await NATSClient.connect(url: nats.url, name: "test-publisher")
+            // Two deliveries of one event: distinct message ids, so JetStream keeps both, as after a publisher crash.
+            for _ in 0..<2 {
+                try await publisher.publish(
+                    subject: "user.created", payload: try event.serializedBytes(), messageID: UUID().uuidString)
+            }
+            await publisher.close()
+            let dropped = await eventually(within: .seconds(10)) {
+                email.process.errorOutput.contains("duplicate event dropped")
+            }
+            #expect(dropped, "\(email.process.errorOutput)")
+            #expect(email.process.errorOutput.components(separatedBy: "welcome mail written").count - 1 == 1)
+            #expect(mails(in: [directory]) == ["To: Twice <twice@example.com>"])
+        }
+    }
+
+    @Test func twoReplicasSendEachWelcomeMailOnce() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directories = [mailDirectory(), mailDirectory()]
+        let user = try await startUserService(nats: nats)
+        let first = try await startEmailService(nats: nats, mailDirectory: directories[0])
+        let second = try await startEmailService(nats: nats, mailDirectory: directories[1])
+        try await cleaningUp({
+            for service in [first, second, user] { await service.process.stop() }
+            await nats.destroy()
+        }) {
+            let addresses = (0..<6).map { "user\($0)@example.com" }
+            for address in addresses { try await signUp(address, at: user) }
+            let all = await eventually(within: .seconds(15)) { mails(in: directories).count >= addresses.count }
+            #expect(all)
+            try await Task.sleep(for: .seconds(1))
+            let sent = mails(in: directories)
+            #expect(sent.count == addresses.count, "\(sent)")
+            #expect(Set(sent) == Set(addresses.map { "To: New User <\($0)>" }))
+        }
+    }
+
+    @Test func aMailSentRightBeforeSIGTERMIsAcknowledgedAndNotMailedAgainAfterARestart() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let directory = mailDirectory()
+        let user = try await startUserService(nats: nats)
+        let email = try await startEmailService(nats: nats, mailDirectory: directory)
+        try await cleaningUp({
+            await user.process.stop()
+            await nats.destroy()
+        }) {
+            try await signUp("cleo@example.com", at: user)
+            #expect(await eventually(within: .seconds(10)) { !mails(in: [directory]).isEmpty })
+            email.process.signal(SIGTERM)  // right after the mail: its acknowledgement is what is at stake
+            #expect(await email.process.waitForExit() == 0)
+
+            let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+            let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service")
+            await watcher.close()
+            #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
+
+            let restarted = try await startEmailService(nats: nats, mailDirectory: directory)
+            try await Task.sleep(for: .seconds(2))
+            await restarted.process.stop()
+            #expect(!restarted.process.errorOutput.contains("welcome mail written"), "\(restarted.process.errorOutput)")
+            #expect(mails(in: [directory]) == ["To: New User <cleo@example.com>"])
+        }
+    }
+
+    @Test func aMailThatKeepsFailingIsRetriedWithBackOffThenGivenUpAndNoMessageLeaks() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        try await cleaningUp({
+            await nats.destroy()
+        }) {
+            // The production mailer, writing where no file can be: every send fails.
+            let logs = LogCapture()
+            let mailer = FileMailer(directory: "/dev/null/mail", logger: logs.logger())
+            let email = WelcomeMailService.services(
+                natsURL: nats.url, mailer: mailer,
+                policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
+                server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
+            let group = ServiceRunner.makeGroup(email.services, shutdownGrace: .seconds(5), logger: logs.logger())
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")
+                let event = Shippy_Events_UserCreated.with {
+                    $0.eventID = "doomed"; $0.userID = "u"; $0.name = "Doomed"; $0.email = "doomed@example.com"
+                }
+                try await publisher.publish(
+                    subject: UserEvents.created, payload: try event.serializedBytes(), messageID: "doomed")
+                let gaveUp = await eventually(within: .seconds(20)) {
+                    logs.all.contains { $0.contains("giving up on a welcome mail") }
+                }
+                #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
+                try await Task.sleep(for: .milliseconds(500))
+                let attempts = logs.all.filter { $0.contains("welcome mail failed") }.count
+                #expect(attempts == 3, "tried once per delivery, three deliveries")
+                let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service")
+                #expect(
+                    state.pending == 0 && state.acknowledgementsPending == 0, "terminated, not left pending: \(state)")
+                await publisher.close()
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+            #expect(NATSMessage.live == 0, "every message was released")
+        }
+    }
+}

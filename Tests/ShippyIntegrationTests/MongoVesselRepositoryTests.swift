@@ -1,0 +1,117 @@
+import Logging
+import ShippyDomain
+import ShippyMongo
+import ShippyStorage
+import ShippyTestSupport
+import Testing
+
+/// Integration tests of the MongoDB layer against the real server the harness started, one database per test.
+@Suite struct MongoVesselRepositoryTests {
+    func withClient<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
+        let client = try MongoClient(
+            url: try TestEnvironment.mongoURL(),
+            database: TestEnvironment.uniqueDatabase("vessels"),
+            threads: 2,
+            logger: Logger(label: "test")
+        )
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
+    @Test func createdVesselIsFoundByASpecificationItMeets() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.prepare()
+            let small = Vessel(id: "small", name: "Small", capacity: 2, maxWeight: 1_000)
+            let large = Vessel(id: "large", name: "Large", capacity: 20, maxWeight: 90_000, ownerID: "owner-1")
+            try await repository.create(large)
+            try await repository.create(small)
+            #expect(try await repository.findAvailable(try VesselSpecification(capacity: 1, maxWeight: 10)) == small)
+            #expect(try await repository.findAvailable(try VesselSpecification(capacity: 3, maxWeight: 10)) == large)
+            #expect(try await repository.findAvailable(try VesselSpecification(capacity: 21, maxWeight: 10)) == nil)
+        }
+    }
+
+    @Test func unavailableVesselIsNotFound() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.create(
+                Vessel(id: "docked", name: "Docked", capacity: 5, maxWeight: 5, available: false))
+            #expect(try await repository.findAvailable(try VesselSpecification(capacity: 1, maxWeight: 1)) == nil)
+        }
+    }
+
+    @Test func duplicateIdIsAlreadyExists() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            let vessel = Vessel(id: "twin", name: "Twin", capacity: 1, maxWeight: 1)
+            try await repository.create(vessel)
+            await #expect(throws: ShippyError.alreadyExists("a vessel with id twin already exists")) {
+                try await repository.create(vessel)
+            }
+        }
+    }
+
+    @Test func concurrentSeedsInsertTheFleetExactlyOnce() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            let inserted = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<3 { group.addTask { try await repository.seedIfEmpty(Vessel.defaultFleet) } }
+                return try await group.reduce(0, +)
+            }
+            #expect(inserted == Vessel.defaultFleet.count)
+            #expect(try await client.count(in: MongoVesselRepository.collection) == Int64(Vessel.defaultFleet.count))
+            #expect(try await repository.seedIfEmpty(Vessel.defaultFleet) == 0)
+        }
+    }
+
+    @Test func indexesCanBeCreatedOnEveryStart() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.prepare()
+            try await repository.prepare()
+        }
+    }
+
+    @Test func documentsRoundTripThroughBSON() async throws {
+        try await withClient { client in
+            let document: BSONFields = [
+                "_id": .string("round-trip ✓"),
+                "int32": .int32(-7),
+                "int64": .int64(1 << 40),
+                "double": .double(2.5),
+                "flag": .bool(true),
+                "nothing": .null,
+                "nested": .document(["list": .array([.int32(1), .string("two"), .document(["three": .int32(3)])])]),
+            ]
+            try await client.insertOne(document, into: "bson")
+            let found = try await client.find(in: "bson", filter: ["_id": .string("round-trip ✓")])
+            #expect(found == [document])
+        }
+    }
+
+    @Test func serverDownIsUnavailableWithinTheSelectionTimeout() async throws {
+        let client = try MongoClient(
+            url: "mongodb://127.0.0.1:\(try freePort())", database: "none", threads: 1, logger: Logger(label: "test"))
+        let started = ContinuousClock.now
+        await #expect(throws: ShippyError.unavailable("MongoDB is unavailable; try again shortly")) {
+            try await client.ping()
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+        await client.shutdown()
+    }
+
+    @Test func malformedURLIsInvalidArgument() {
+        #expect {
+            try MongoClient(url: "postgres://nope", database: "x", threads: 1, logger: Logger(label: "test"))
+        } throws: { error in
+            (error as? ShippyError)?.code == .invalidArgument
+        }
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import Logging
+import PostgresNIO
+import ShippyDomain
+import ShippyPostgres
+import ShippyStorage
+import ShippyTestSupport
+import Synchronization
+import Testing
+
+/// Integration tests of the user repository against the harness's real PostgreSQL, one database per test.
+/// postgres-nio logs every failed connection attempt at info; these tests make such failures on purpose.
+let quietLogger: Logger = {
+    var logger = Logger(label: "test")
+    logger.logLevel = .warning
+    return logger
+}()
+
+@Suite struct PostgresUserRepositoryTests {
+    func withRepository<T>(_ body: (PostgresUserRepository) async throws -> T) async throws -> T {
+        let url = try await PostgresTestDatabase.create()
+        let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"))
+            try await repository.migrate()
+            return try await body(repository)
+        }
+    }
+
+    @Test func theServerCancelsAStatementThatRunsPastTheStatementTimeout() async throws {
+        let url = try await PostgresTestDatabase.create()
+        let client = PostgresClient(
+            configuration: try PostgresURL.configuration(url, statementTimeout: .milliseconds(300)),
+            backgroundLogger: quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let setting = try await client.query("SHOW statement_timeout")
+            for try await value in setting.decode(String.self) { #expect(value == "300ms") }
+            do {
+                // Errors of a running statement arrive with its rows.
+                for try await _ in try await client.query("SELECT pg_sleep(30)") {}
+                Issue.record("a 30 s statement ran to its end")
+            } catch let error as PSQLError {
+                #expect(error.serverInfo?[.sqlState] == "57014", "canceled by statement_timeout")
+            }
+        }
+    }
+
+    static func event() -> OutboxEvent {
+        OutboxEvent(id: UUID(), subject: "user.created", payload: [1, 2, 3])
+    }
+
+    static func user(_ email: String) -> User {
+        User(id: UUID().uuidString.lowercased(), name: "Ann", company: "Acme", email: email)
+    }
+
+    @Test func createdUserIsFoundByIdAndByEmailInAnyCase() async throws {
+        try await withRepository { repository in
+            let ann = Self.user("Ann@Example.com")
+            try await repository.create(ann, passwordHash: "$2b$04$hash", event: Self.event())
+            #expect(try await repository.user(id: ann.id) == ann)
+            let credentials = try #require(try await repository.credentials(email: "ann@EXAMPLE.com"))
+            #expect(credentials.user == ann && credentials.passwordHash == "$2b$04$hash")
+            #expect(try await repository.user(id: UUID().uuidString) == nil)
+            #expect(try await repository.user(id: "not-a-uuid") == nil)
+            #expect(try await repository.credentials(email: "nobody@example.com") == nil)
+        }
+    }
+
+    @Test func sameEmailInAnyCaseIsAlreadyExists() async throws {
+        try await withRepository { repository in
+            try await repository.create(Self.user("bob@example.com"), passwordHash: "h", event: Self.event())
+            await #expect(throws: ShippyError.alreadyExists("a user with email BOB@Example.COM already exists")) {
+                try await repository.create(Self.user("BOB@Example.COM"), passwordHash: "h", event: Self.event())
+            }
+        }
+    }
+
+    @Test func listsEveryUserOldestFirst() async throws {
+        try await withRepository { repository in
+            let users = (0..<3).map { Self.user("user\($0)@example.com") }
+            for user in users { try await repository.create(user, passwordHash: "h", event: Self.event()) }
+            #expect(try await repository.users(page: PageRequest()).items.map(\.email) == users.map(\.email))
+            let first = try await repository.users(page: PageRequest(size: 2))
+            #expect(first.items.map(\.email) == users.prefix(2).map(\.email) && !first.nextToken.isEmpty)
+            let rest = try await repository.users(page: try PageRequest(pageSize: 2, pageToken: first.nextToken))
+            #expect(rest.items.map(\.email) == [users[2].email] && rest.nextToken.isEmpty)
+        }
+    }
+
+    @Test func migrationIsIdempotentWhenReplicasStartTogether() async throws {
+        try await withRepository { repository in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<4 { group.addTask { try await repository.migrate() } }
+                try await group.waitForAll()
+            }
+            try await repository.create(Self.user("after@example.com"), passwordHash: "h", event: Self.event())
+        }
+    }
+
+    @Test func hostileInputIsStoredAsData() async throws {
+        try await withRepository { repository in
+            var user = Self.user("robert@example.com")
+            user.name = "Robert'); DROP TABLE users;--"
+            try await repository.create(user, passwordHash: "h", event: Self.event())
+            #expect(try await repository.user(id: user.id)?.name == user.name)
+        }
+    }
+
+    @Test func theEventIsStoredWithTheUserAndPublishedOnceInOrder() async throws {
+        try await withRepository { repository in
+            let first = Self.event()
+            let second = OutboxEvent(id: UUID(), subject: "user.created", payload: [])
+            try await repository.create(Self.user("first@example.com"), passwordHash: "h", event: first)
+            try await repository.create(Self.user("second@example.com"), passwordHash: "h", event: second)
+            // A second sign-up with a taken email stores no event either.
+            _ = try? await repository.create(Self.user("FIRST@example.com"), passwordHash: "h", event: Self.event())
+
+            let failing = try await repository.publishPending(limit: 10) { _ in
+                throw ShippyError.unavailable("NATS is down")
+            }
+            #expect(failing == 0)
+            let seen = Mutex<[OutboxEvent]>([])
+            #expect(try await repository.publishPending(limit: 10) { event in seen.withLock { $0.append(event) } } == 2)
+            #expect(seen.withLock { $0 } == [first, second])
+            #expect(try await repository.publishPending(limit: 10) { _ in Issue.record("published twice") } == 0)
+        }
+    }
+
+    @Test func databaseDownIsUnavailableWithinTheDeadline() async throws {
+        let port = try freePort()
+        let client = PostgresClient(
+            configuration: try PostgresURL.configuration("postgres://shippy:pw@127.0.0.1:\(port)/none?sslmode=disable"),
+            backgroundLogger: quietLogger)
+        await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(2))
+            await #expect {
+                try await repository.ping()
+            } throws: { error in
+                (error as? ShippyError)?.code == .unavailable
+            }
+        }
+    }
+
+    @Test func malformedURLsAreRejectedWithoutEchoingThePassword() {
+        for url in [
+            "mysql://u:secret@h/db", "postgres://:secret@h/db", "postgres://u:secret@/db",
+            "postgres://u:secret@h/db?sslmode=maybe",
+        ] {
+            #expect {
+                _ = try PostgresURL.configuration(url)
+            } throws: { error in
+                (error as? ShippyError)?.code == .invalidArgument && !"\(error)".contains("secret")
+            }
+        }
+        #expect(PostgresURL.redact("postgres://u:secret@h:5432/db") == "postgres://u:***@h:5432/db")
+    }
+}

@@ -1,0 +1,61 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+import ShippyRuntime
+import Testing
+
+/// A real service executable listening on a free port of 127.0.0.1.
+package struct ServiceProcess {
+    package let process: ChildProcess
+    package let port: Int
+
+    /// Starts `executable` with `environment` (plus HOST and PORT: `port`, or a free one).
+    package static func start(
+        _ executable: String, environment: [String: String], port: Int? = nil
+    ) throws -> ServiceProcess {
+        let port = try port ?? freePort()
+        let process = try ChildProcess(
+            try TestEnvironment.executable(executable),
+            environment: environment.merging(["HOST": "127.0.0.1", "PORT": "\(port)"]) { $1 }
+        )
+        return ServiceProcess(process: process, port: port)
+    }
+
+    package var target: any ResolvableTarget { .ipv4(host: "127.0.0.1", port: port) }
+
+    package func health() async -> HealthProbe.Outcome {
+        await HealthProbe.check(target: target, timeout: .seconds(2))
+    }
+
+    package func isServing() async -> Bool {
+        if case .serving = await health() { return true }
+        return false
+    }
+
+    /// Waits for SERVING, failing the test with the service's log when it does not come.
+    package func waitUntilServing(timeout: Duration = .seconds(30)) async throws {
+        let serving = await eventually(within: timeout) { await isServing() }
+        try #require(serving, "service never reported SERVING; its log:\n\(process.errorOutput)")
+    }
+
+    package func withClient<T: Sendable>(
+        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
+    ) async throws -> T {
+        try await withGRPCClient(
+            transport: .http2NIOPosix(target: target, transportSecurity: .plaintext), handleClient: body)
+    }
+}
+
+/// Sends request bytes as they are, whatever they hold, and returns the response bytes.
+package struct RawBytesSerializer: MessageSerializer {
+    package init() {}
+    package func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+}
+
+package struct RawBytesDeserializer: MessageDeserializer {
+    package init() {}
+    package func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] {
+        bytes.withUnsafeBytes { Array($0) }
+    }
+}

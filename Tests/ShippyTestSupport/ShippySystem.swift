@@ -1,0 +1,83 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import ShippyDomain
+import ShippyMongo
+import ShippyStorage
+import Testing
+
+/// The real services of a test, started as executables on free ports of 127.0.0.1 over the harness's real
+/// servers, in a MongoDB database of their own, all verifying tokens with `keys`.
+package struct ShippySystem {
+    package let keys: TestKeys
+    package let database: String
+
+    package init() throws {
+        keys = try TestKeys()
+        database = TestEnvironment.uniqueDatabase("system")
+    }
+
+    /// Stores `fleet` before any vessel-service starts, so that none seeds the default fleet.
+    package func storeFleet(_ fleet: [Vessel]) async throws {
+        try await withMongo { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.prepare()
+            for vessel in fleet { try await repository.create(vessel) }
+        }
+    }
+
+    package func startVessel(extra: [String: String] = [:]) throws -> ServiceProcess {
+        try ServiceProcess.start(
+            "vessel-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile,
+            ].merging(extra) { $1 })
+    }
+
+    package func startConsignment(vessel: ServiceProcess, extra: [String: String] = [:]) throws -> ServiceProcess {
+        try ServiceProcess.start(
+            "consignment-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+            ].merging(extra) { $1 })
+    }
+
+    /// user-service signing with the test's key, so tokens it issues and tokens the test mints both verify;
+    /// at the default bcrypt cost unless `extra` sets `BCRYPT_COST`.
+    package func startUser(extra: [String: String] = [:]) async throws -> ServiceProcess {
+        let folder = (keys.publicKeyFile as NSString).deletingLastPathComponent
+        let privateKeyFile = "\(folder)/signing.pem"
+        if !FileManager.default.fileExists(atPath: privateKeyFile) {
+            try keys.privateKey.pemRepresentation.write(toFile: privateKeyFile, atomically: true, encoding: .utf8)
+        }
+        return try ServiceProcess.start(
+            "user-service",
+            environment: [
+                "POSTGRES_URL": try await PostgresTestDatabase.create(),
+                "JWT_PRIVATE_KEY_FILE": privateKeyFile, "JWT_PUBLIC_KEY_FILE": "\(folder)/published.pem",
+                "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+            ].merging(extra) { $1 })
+    }
+
+    /// Reads the database the services share, as the test's own MongoDB client.
+    package func withMongo<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
+        let client = try MongoClient(
+            url: try TestEnvironment.mongoURL(), database: database, threads: 1, logger: Logger(label: "test"))
+        do {
+            let result = try await body(client)
+            await client.shutdown()
+            return result
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
+    /// Stops every process, whatever happened in the test.
+    package static func stopAll(_ services: [ServiceProcess]) async {
+        for service in services { await service.process.stop() }
+    }
+}

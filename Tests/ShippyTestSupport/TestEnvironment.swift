@@ -1,0 +1,82 @@
+import Foundation
+import Testing
+
+/// What `scripts/test.sh` (`make test`) provides: the servers it started and where the executables are.
+/// A missing value fails the test with instructions; no test skips itself because a server is missing.
+package enum TestEnvironment {
+    package static func value(_ key: String) throws -> String {
+        try #require(
+            ProcessInfo.processInfo.environment[key],
+            "\(key) is not set: run the tests with `make test`, which starts the servers they need"
+        )
+    }
+
+    /// The shared MongoDB-compatible server; each test uses a database of its own on it.
+    package static func mongoURL() throws -> String { try value("SHIPPY_MONGO_URL") }
+
+    /// The folder holding the built executables (`swift build --show-bin-path`).
+    package static func executable(_ name: String) throws -> URL {
+        let url = URL(fileURLWithPath: try value("SHIPPY_BIN_DIR")).appendingPathComponent(name)
+        try #require(
+            FileManager.default.isExecutableFile(atPath: url.path), "\(url.path) is not built: run `make test`")
+        return url
+    }
+
+    /// A database name no other test uses.
+    package static func uniqueDatabase(_ prefix: String = "test") -> String {
+        "\(prefix)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12))"
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+package func freePort() throws -> Int {
+    let (socket, port) = try boundSocket()
+    close(socket)
+    return port
+}
+
+/// A socket bound to a free port of 127.0.0.1, and that port.
+private func boundSocket() throws -> (socket: Int32, port: Int) {
+    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    try #require(socket >= 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
+            bind(socket, generic, length) == 0 && getsockname(socket, generic, &length) == 0
+        }
+    }
+    if !bound { close(socket) }
+    try #require(bound)
+    return (socket, Int(UInt16(bigEndian: address.sin_port)))
+}
+
+/// A peer that stops answering: connections to its port are completed by the kernel, and then nothing is
+/// ever read or written (a hung server, as seen from its clients).
+package final class SilentListener {
+    package let port: Int
+    private let socket: Int32
+
+    package init() throws {
+        (socket, port) = try boundSocket()
+        try #require(listen(socket, 16) == 0)
+    }
+
+    deinit { close(socket) }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes; returns whether it held.
+package func eventually(
+    within timeout: Duration,
+    _ condition: () async throws -> Bool
+) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(50))
+    }
+    return try await condition()
+}

@@ -1,0 +1,311 @@
+import Foundation
+import GRPCCore
+import GRPCInProcessTransport
+import JWTKit
+import Logging
+import ShippyContracts
+import ShippyDomain
+import ShippyIdentity
+import ShippyRuntime
+import ShippyStorage
+import ShippyTestSupport
+import Testing
+
+@testable import UserService
+
+/// The user handler and the auth interceptor through the in-process transport, over the in-memory repository.
+@Suite struct UserHandlerTests {
+    typealias Client = User_UserService.Client<InProcessTransport.Client>
+
+    let repository = InMemoryUserRepository()
+    let logs = LogCapture()
+
+    func withService<T: Sendable>(_ body: @Sendable (Client, TokenSigner) async throws -> T) async throws -> T {
+        try await withRunningApp({ configuration in
+            try await UserServiceApp.build(
+                configuration: .inMemory(configuration, adminEmails: [Self.admin.email]), repository: repository,
+                dependencies: [], logger: logs.logger())
+        }) { app, client in try await body(Client(wrapping: client), app.signer) }
+    }
+
+    static let ewan = User_User.with {
+        $0.name = "Ewan Valentine"
+        $0.email = "ewan@example.com"
+        $0.company = "BBC"
+        $0.password = "correct horse battery"
+    }
+
+    static let admin = User_User.with {
+        $0.name = "Ada Admin"
+        $0.email = "admin@example.com"
+        $0.password = "admin password"
+    }
+
+    /// Signs `user` up and logs in; returns the created user and the bearer metadata.
+    static func signUp(_ user: User_User, _ client: Client) async throws -> (User_User, Metadata) {
+        let created = try await client.create(user).user
+        let token = try await client.auth(
+            .with {
+                $0.email = user.email; $0.password = user.password
+            }
+        ).token
+        return (created, ["authorization": "Bearer \(token)"])
+    }
+
+    @Test func signUpReturnsTheUserWithAnIdAndNoPassword() async throws {
+        let created = try await withService { client, _ in try await client.create(Self.ewan).user }
+        #expect(!created.id.isEmpty)
+        #expect(created.email == "ewan@example.com" && created.name == "Ewan Valentine" && created.company == "BBC")
+        #expect(created.password.isEmpty)
+        let stored = try #require(await repository.credentials(email: "ewan@example.com"))
+        #expect(stored.passwordHash.hasPrefix("$2") && stored.passwordHash != Self.ewan.password)
+    }
+
+    @Test func secondUserWithSameEmailInAnyCaseIsAlreadyExists() async throws {
+        try await withService { client, _ in
+            _ = try await client.create(Self.ewan)
+            var twin = Self.ewan
+            twin.email = "  EWAN@Example.COM "
+            await expectStatus(.alreadyExists, "already exists") { _ = try await client.create(twin) }
+        }
+    }
+
+    @Test(arguments: [
+        ("name", "", "name must not be empty"),
+        ("email", "not-an-email", "is not a valid address"),
+        ("email", "a@b", "is not a valid address"),
+        ("password", "short", "at least 8 characters"),
+        ("password", String(repeating: "é", count: 40), "at most 72 bytes"),
+    ])
+    func invalidSignUpIsInvalidArgument(field: String, value: String, message: String) async throws {
+        var user = Self.ewan
+        switch field {
+        case "name": user.name = value
+        case "email": user.email = value
+        default: user.password = value
+        }
+        let request = user
+        try await withService { client, _ in
+            await expectStatus(.invalidArgument, message) { _ = try await client.create(request) }
+        }
+    }
+
+    @Test func loginReturnsATokenThatValidates() async throws {
+        try await withService { client, signer in
+            let created = try await client.create(Self.ewan).user
+            let token = try await client.auth(
+                .with {
+                    $0.email = "EWAN@example.com"; $0.password = Self.ewan.password
+                })
+            #expect(try await signer.verifier.verify(token.token).userID == created.id)
+            #expect(try await client.validateToken(.with { $0.token = token.token }).valid)
+        }
+    }
+
+    @Test func wrongPasswordAndUnknownEmailGetTheSameAnswer() async throws {
+        try await withService { client, _ in
+            _ = try await client.create(Self.ewan)
+            var messages: [String] = []
+            for attempt in [("ewan@example.com", "wrong password"), ("nobody@example.com", Self.ewan.password)] {
+                do {
+                    _ = try await client.auth(
+                        .with {
+                            $0.email = attempt.0; $0.password = attempt.1
+                        })
+                    Issue.record("login with \(attempt) succeeded")
+                } catch let error as RPCError {
+                    #expect(error.code == .unauthenticated)
+                    messages.append(error.message)
+                }
+            }
+            #expect(messages == ["wrong email or password", "wrong email or password"])
+            await expectStatus(.invalidArgument, "email and password are required") {
+                _ = try await client.auth(.with { $0.email = "ewan@example.com" })
+            }
+        }
+    }
+
+    @Test func unknownEmailIsCheckedAgainstARealHash() async throws {
+        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 1 })
+        #expect(hasher.decoyHash.hasPrefix("$2b$04$"))
+        #expect(try await hasher.verify("anything", hash: nil) == false)
+        await hasher.shutdown()
+    }
+
+    @Test func getAnswersYourOwnUserAndGetAllIsForAdmins() async throws {
+        try await withService { client, _ in
+            let (ewan, ewanToken) = try await Self.signUp(Self.ewan, client)
+            let (admin, adminToken) = try await Self.signUp(Self.admin, client)
+            let id = ewan.id
+            await expectStatus(.unauthenticated, "missing token") { _ = try await client.get(.with { $0.id = id }) }
+            await expectStatus(.unauthenticated, "missing token") { _ = try await client.getAll(User_Request()) }
+
+            let byBearer = try await client.get(.with { $0.id = id }, metadata: ewanToken).user
+            let tokenValue = ewanToken[stringValues: "authorization"].first { _ in true }!.dropFirst("Bearer ".count)
+            let byOriginalKey = try await client.get(.with { $0.id = id }, metadata: ["token": "\(tokenValue)"]).user
+            #expect(byBearer == ewan && byOriginalKey == ewan && ewan.roles == ["user"])
+            #expect(admin.roles == ["admin"])
+            await expectStatus(.permissionDenied, "belongs to another user") {
+                _ = try await client.get(.with { $0.id = admin.id }, metadata: ewanToken)
+            }
+            // Another user's id that does not exist is refused the same way: no probing for ids.
+            await expectStatus(.permissionDenied, "belongs to another user") {
+                _ = try await client.get(.with { $0.id = "00000000-0000-4000-8000-000000000000" }, metadata: ewanToken)
+            }
+            await expectStatus(.permissionDenied, "only an admin may list users") {
+                _ = try await client.getAll(User_Request(), metadata: ewanToken)
+            }
+            #expect(try await client.get(.with { $0.id = id }, metadata: adminToken).user == ewan)
+            #expect(try await client.getAll(User_Request(), metadata: adminToken).users == [ewan, admin])
+            await expectStatus(.notFound, "no user with id") {
+                _ = try await client.get(.with { $0.id = "00000000-0000-4000-8000-000000000000" }, metadata: adminToken)
+            }
+        }
+    }
+
+    @Test func getAllIsPagedAndRefusesOutOfRangePageSizes() async throws {
+        try await withService { client, _ in
+            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            for index in 0..<4 {
+                _ = try await client.create(
+                    .with {
+                        $0.name = "U\(index)"; $0.email = "u\(index)@example.com"; $0.password = "password \(index)"
+                    })
+            }
+            var sizes: [Int] = []
+            var token = ""
+            repeat {
+                let page = try await client.getAll(
+                    .with {
+                        $0.pageSize = 2; $0.pageToken = token
+                    }, metadata: adminToken)
+                sizes.append(page.users.count)
+                token = page.nextPageToken
+            } while !token.isEmpty
+            #expect(sizes == [2, 2, 1])
+            for size: Int32 in [-1, 1_000_000_000] {
+                await expectStatus(.invalidArgument, "page_size") {
+                    _ = try await client.getAll(.with { $0.pageSize = size }, metadata: adminToken)
+                }
+            }
+        }
+    }
+
+    @Test(arguments: ["Eve\r\nBcc: x@example.com", "Eve\u{0}", "Eve\u{202E}evE", String(repeating: "e", count: 201)])
+    func namesWithControlCharactersOrTooLongAreRefusedAndNothingIsStored(name: String) async throws {
+        try await withService { client, _ in
+            await expectStatus(.invalidArgument, "name") {
+                _ = try await client.create(
+                    .with {
+                        $0.name = name; $0.email = "eve@example.com"; $0.password = "eve password"
+                    })
+            }
+            await expectStatus(.invalidArgument, "company") {
+                _ = try await client.create(
+                    .with {
+                        $0.name = "Eve"; $0.company = name; $0.email = "eve@example.com"; $0.password = "eve password"
+                    })
+            }
+        }
+        #expect(await repository.credentials(email: "eve@example.com") == nil)
+    }
+
+    @Test func repeatedFailedLoginsAreSlowedDownButTheRightPasswordStillWorksAfterTheWait() async throws {
+        let throttle = LoginThrottle(
+            policy: .init(freeFailures: 2, baseDelay: .milliseconds(300), maximumDelay: .seconds(1)))
+        let key = LoginThrottle.key(email: "Ewan@example.com", peer: "ipv4:127.0.0.1:5000")
+        #expect(
+            key == LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:127.0.0.1:6000"),
+            "per address, not per port")
+        let start = ContinuousClock.now
+        throttle.recordFailure(key, now: start)
+        throttle.recordFailure(key, now: start)
+        try throttle.check(key, now: start)  // two failures are free
+        throttle.recordFailure(key, now: start)
+        #expect(throws: ShippyError.resourceExhausted("too many failed logins for this email; retry in 1 s")) {
+            try throttle.check(key, now: start + .milliseconds(100))
+        }
+        try throttle.check(key, now: start + .milliseconds(300))
+        throttle.recordFailure(key, now: start + .milliseconds(300))
+        #expect(throws: ShippyError.self) { try throttle.check(key, now: start + .milliseconds(800)) }
+        try throttle.check(key, now: start + .milliseconds(900))  // doubled: 600 ms
+        for step in 0..<10 { throttle.recordFailure(key, now: start + .seconds(1 + step)) }
+        try throttle.check(key, now: start + .seconds(11))  // never more than the maximum delay: not a lockout
+        try throttle.check(LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:10.0.0.9:5000"))
+        throttle.recordSuccess(key)
+        try throttle.check(key, now: start + .seconds(10))
+    }
+
+    @Test(arguments: ["", "111", "111.111.111", "Bearer", "a.b.c"])
+    func malformedTokenIsUnauthenticatedAndTheServiceKeepsAnswering(token: String) async throws {
+        try await withService { client, _ in
+            await expectStatus(.unauthenticated, "token") {
+                _ = try await client.getAll(User_Request(), metadata: ["authorization": "Bearer \(token)"])
+            }
+            await expectStatus(.unauthenticated, "invalid token") {
+                _ = try await client.validateToken(.with { $0.token = token })
+            }
+            _ = try await client.create(Self.ewan)
+        }
+    }
+
+    @Test func noPasswordHashOrTokenInAnyLogLineOrResponse() async throws {
+        let (created, token, listed) = try await withService { client, _ in
+            let created = try await client.create(Self.ewan)
+            _ = try? await client.auth(
+                .with {
+                    $0.email = Self.ewan.email; $0.password = "wrong password"
+                })
+            let token = try await client.auth(
+                .with {
+                    $0.email = Self.ewan.email; $0.password = Self.ewan.password
+                }
+            ).token
+            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            let listed = try await client.getAll(User_Request(), metadata: adminToken)
+            _ = try await client.validateToken(.with { $0.token = token })
+            return (created, token, listed)
+        }
+        let hash = try #require(await repository.credentials(email: Self.ewan.email)).passwordHash
+        let logs = self.logs.all.joined(separator: "\n")
+        #expect(!logs.isEmpty)
+        for secret in [Self.ewan.password, Self.admin.password, "wrong password", hash, token] {
+            #expect(!logs.contains(secret))
+            #expect(!"\(created)".contains(secret) && !"\(listed)".contains(secret))
+        }
+        #expect(created.user.password.isEmpty && listed.users.allSatisfy { $0.password.isEmpty })
+        let payload = try #require(Data(base64URL: token.split(separator: ".")[1]))
+        let claims = String(decoding: payload, as: UTF8.self)
+        #expect(!claims.contains(hash) && !claims.contains(Self.ewan.password) && !claims.contains("password"))
+    }
+}
+
+/// The development signing key as user-service creates it.
+@Suite struct SigningKeyFileTests {
+    @Test func aGeneratedKeyIsCreatedPrivateInAPrivateFolderAndReplicasAgreeOnOne() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "shippy-keyfile-\(UUID().uuidString)")
+        let configuration = SigningKeyConfiguration(
+            privateKeyPEM: nil, privateKeyFile: folder.appendingPathComponent("private/signing.pem").path,
+            generateKey: true, publicKeyFile: folder.appendingPathComponent("public/public.pem").path)
+        // Replicas starting together: every one ends with the same key.
+        let keys = try await withThrowingTaskGroup(of: String.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    try SigningKeyLoader.load(configuration, logger: Logger(label: "test")).pemRepresentation
+                }
+            }
+            return try await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(keys.count == 1)
+        func mode(_ path: String) throws -> Int {
+            try #require(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int) & 0o777
+        }
+        #expect(try mode(configuration.privateKeyFile!) == 0o600)
+        #expect(try mode(folder.appendingPathComponent("private").path) == 0o700)
+        #expect(try mode(configuration.publicKeyFile!) == 0o644)
+        let leftovers = try FileManager.default.contentsOfDirectory(
+            atPath: folder.appendingPathComponent("private").path)
+        #expect(leftovers == ["signing.pem"], "no temporary file is left behind")
+    }
+}

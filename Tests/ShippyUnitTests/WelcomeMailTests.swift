@@ -1,0 +1,122 @@
+import Foundation
+import Logging
+import ShippyContracts
+import ShippyDomain
+import ShippyMessaging
+import ShippyRuntime
+import ShippyTestSupport
+import Synchronization
+import Testing
+
+@testable import EmailService
+
+/// A mailer that records what it sends, and fails while told to.
+final class RecordingMailer: Mailer {
+    let sent = Mutex<[WelcomeMail]>([])
+    let failing = Mutex(false)
+    let attempts = Mutex(0)
+
+    struct Down: Error {}
+
+    func send(_ mail: WelcomeMail) async throws {
+        attempts.withLock { $0 += 1 }
+        if failing.withLock({ $0 }) { throw Down() }
+        sent.withLock { $0.append(mail) }
+    }
+}
+
+/// The ids of mailed events, in memory, for unit tests; fails while told to.
+actor MailedEventsInMemory: MailedEvents {
+    private(set) var ids: Set<String> = []
+    var failing = false
+
+    func setFailing(_ failing: Bool) { self.failing = failing }
+
+    func contains(_ eventID: String) throws(ShippyError) -> Bool {
+        if failing { throw .unavailable("NATS is down") }
+        return ids.contains(eventID)
+    }
+
+    func record(_ eventID: String) throws(ShippyError) {
+        if failing { throw .unavailable("NATS is down") }
+        ids.insert(eventID)
+    }
+}
+
+/// The email service's handling of one message: mail once per event id, retry what failed, drop garbage.
+@Suite struct WelcomeMailTests {
+    let mailer = RecordingMailer()
+    let mailed = MailedEventsInMemory()
+
+    var service: WelcomeMailService {
+        WelcomeMailService(
+            connection: MailConsumerConnection(natsURL: "nats://127.0.0.1:1", logger: Logger(label: "test")),
+            ready: ReadinessSignal(), mailer: mailer, policy: DeliveryPolicy(), logger: Logger(label: "test"))
+    }
+
+    func event(_ id: String) throws -> [UInt8] {
+        try Shippy_Events_UserCreated.with {
+            $0.eventID = id; $0.email = "ann@example.com"; $0.name = "Ann"
+        }.serializedBytes()
+    }
+
+    @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
+        #expect(await service.handle(try event("e1"), messageID: "m1", mailed: mailed) == .done)
+        #expect(await service.handle(try event("e1"), messageID: "m2", mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0 } == [WelcomeMail(eventID: "e1", recipient: "ann@example.com", name: "Ann")])
+        #expect(await mailed.ids == ["e1"])
+    }
+
+    @Test func aFailedMailIsRetriedAndSentOnRedelivery() async throws {
+        mailer.failing.withLock { $0 = true }
+        #expect(await service.handle(try event("e2"), messageID: nil, mailed: mailed) == .retry(eventID: "e2"))
+        mailer.failing.withLock { $0 = false }
+        #expect(await service.handle(try event("e2"), messageID: nil, mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0.map(\.eventID) } == ["e2"])
+    }
+
+    @Test func whenMailedIdsCannotBeReadNothingIsMailedAndItIsRetried() async throws {
+        await mailed.setFailing(true)
+        #expect(await service.handle(try event("e3"), messageID: nil, mailed: mailed) == .retry(eventID: "e3"))
+        #expect(mailer.sent.withLock { $0 }.isEmpty)
+    }
+
+    @Test func aMalformedMessageIsAcknowledgedAndDropped() async {
+        #expect(await service.handle([0xff, 0x01], messageID: "junk", mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0 }.isEmpty)
+    }
+
+    @Test func retriesBackOffDoublingUpToFiveMinutes() {
+        let policy = DeliveryPolicy(maxDeliveries: 5, retryDelay: .seconds(2))
+        #expect(
+            (1...4).map { policy.delay(afterDelivery: $0) } == [.seconds(2), .seconds(4), .seconds(8), .seconds(16)])
+        #expect(policy.delay(afterDelivery: 40) == .seconds(300))
+    }
+
+    @Test(arguments: ["Eve\r\nBcc: x@example.com", "Zoë <eve@evil.example>", "Ann", String(repeating: "名", count: 200)])
+    func welcomeMailHeadersAreEncodedWhateverTheNameHolds(name: String) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)")
+            .path
+        let mail = WelcomeMail(eventID: "e-\(UUID().uuidString)", recipient: "eve@example.com", name: name)
+        try await FileMailer(directory: folder, logger: Logger(label: "test")).send(mail)
+        let text = try String(contentsOfFile: "\(folder)/\(mail.eventID).eml", encoding: .utf8)
+        let header = text.components(separatedBy: "\r\n\r\n")[0]
+        // Every header line starts with a known name, or is a folded continuation (leading space).
+        let lines = header.components(separatedBy: "\r\n")
+        #expect(
+            lines.allSatisfy { line in
+                ["From: ", "To: ", "Subject: ", "Message-ID: ", "Content-Type: "].contains { line.hasPrefix($0) }
+                    || line.hasPrefix(" ")
+            }, "\(lines)")
+        #expect(!header.contains("Bcc:") && !header.contains("\n\n") && lines.allSatisfy { $0.utf8.count <= 998 })
+        #expect(lines.allSatisfy { $0.utf8.allSatisfy { (0x20...0x7E).contains($0) } }, "headers are plain ASCII")
+        if name == "Ann" { #expect(header.contains("To: Ann <eve@example.com>")) }
+        // The encoded words decode back to the name.
+        let decoded = header.matches(of: /=\?UTF-8\?B\?([A-Za-z0-9+\/=]*)\?=/).compactMap {
+            Data(base64Encoded: String($0.1))
+        }
+        if name != "Ann" {
+            #expect(decoded.reduce(Data(), +).starts(with: Data(name.utf8)))
+        }
+    }
+}
