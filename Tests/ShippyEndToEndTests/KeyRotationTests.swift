@@ -28,21 +28,28 @@ import Testing
                 "MONGO_DATABASE": TestEnvironment.uniqueDatabase("rotation"),
                 "JWT_PUBLIC_KEY_FILE": publicKeys,
             ])
-        var user = try startUserService(key: "first")
+        let user = try startUserService(key: "first")
+        var second: ServiceProcess?
         try await cleaningUp({
             await user.process.stop()
+            await second?.process.stop()
             await vessel.process.stop()
         }) {
             try await user.waitUntilServing()
             try await vessel.waitUntilServing()
 
-            func login() async throws -> String {
-                try await user.withClient { client in
+            func login(at replica: ServiceProcess) async throws -> String {
+                try await replica.withClient { client in
                     try await User_UserService.Client(wrapping: client).auth(
                         .with {
                             $0.email = "ann@example.com"; $0.password = "ann's password"
                         }
                     ).token
+                }
+            }
+            func validates(_ token: String, at replica: ServiceProcess) async throws -> Bool {
+                try await replica.withClient { client in
+                    try await User_UserService.Client(wrapping: client).validateToken(.with { $0.token = token }).valid
                 }
             }
             func listFleet(_ token: String) async throws -> Int {
@@ -58,15 +65,18 @@ import Testing
                         $0.name = "Ann"; $0.email = "ann@example.com"; $0.password = "ann's password"
                     })
             }
-            let oldToken = try await login()
+            let oldToken = try await login(at: user)
             #expect(try await listFleet(oldToken) == 5)
 
-            // The signer switches to a second key; the verifier keeps running.
+            // A replica with a second key joins, as in a rolling update; then the first one leaves.
+            let next = try startUserService(key: "second")
+            second = next
+            try await next.waitUntilServing()
+            let newToken = try await login(at: next)
+            #expect(try await validates(newToken, at: user), "the first replica trusts the new key at once")
+            #expect(try await validates(oldToken, at: next), "the new replica trusts the old key")
             user.process.signal(SIGTERM)
             #expect(await user.process.waitForExit() == 0)
-            user = try startUserService(key: "second")
-            try await user.waitUntilServing()
-            let newToken = try await login()
             #expect(oldToken.split(separator: ".")[0] != newToken.split(separator: ".")[0], "a new kid")
             let pem = try String(contentsOfFile: publicKeys, encoding: .utf8)
             #expect(pem.components(separatedBy: "BEGIN PUBLIC KEY").count - 1 == 2, "the file holds both keys")
@@ -78,6 +88,8 @@ import Testing
             try await Task.sleep(for: .seconds(1.1))
             #expect(try await listFleet(newToken) == 5)
             #expect(try await listFleet(oldToken) == 5)
+            #expect(try await validates(oldToken, at: next))
+            #expect(try await validates(newToken, at: next))
             #expect(vessel.process.isRunning, "the verifier was never restarted")
         }
     }

@@ -6,6 +6,11 @@ import ShippyRuntime
 import ShippyTestSupport
 import Testing
 
+@testable import ConsignmentService
+@testable import EmailService
+@testable import UserService
+@testable import VesselService
+
 @Suite struct ConfigurationTests {
     @Test func defaultsApplyWhenNothingIsSet() throws {
         let configuration = try ServerConfiguration(Settings.environment([:]), defaultPort: 50052)
@@ -162,6 +167,30 @@ import Testing
                 #expect(live.value == .milliseconds(500), "the previous value stays")
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
+            }
+        }
+    }
+
+    /// The README's table is the one copy of the settings outside the code: every setting of every service is
+    /// in it, with its key, variable and flag, and marked "yes" exactly when it reloads.
+    @Test func theReadmeListsEverySettingAsTheServicesDeclareIt() throws {
+        let readme = try String(
+            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../README.md"),
+            encoding: .utf8)
+        let settings =
+            VesselServiceCommand.settings + ConsignmentServiceCommand.settings + UserServiceCommand.settings
+            + EmailServiceCommand.settings
+        for setting in settings {
+            let flag = setting.flagName.map { "`--\($0)`" } ?? "—"
+            let row = "| `\(setting.key)` | `\(setting.environmentName)` | \(flag) |"
+            let line = readme.split(separator: "\n").first { $0.hasPrefix(row) }
+            #expect(line != nil, "README.md has no row \(row)")
+            if let line, !setting.key.hasSuffix("public.key.file") {
+                let reloads =
+                    line.split(separator: "|", omittingEmptySubsequences: false).map {
+                        $0.trimmingCharacters(in: .whitespaces)
+                    }[5] == "yes"
+                #expect(reloads == setting.reloads, "\(setting.key): the README's reloads column")
             }
         }
     }
