@@ -31,7 +31,8 @@ struct Serve: AsyncParsableCommand {
     static let natsURL = Setting.text("nats.url", default: "nats://127.0.0.1:4222", "NATS server.")
     static let mailer = Setting<MailerKind>.choice(
         "mailer", default: .log, "log (one log line per mail) or files (.eml files in MAIL_DIR).")
-    static let mailDir = Setting.text("mail.dir", "Folder for .eml files; required when MAILER is files.")
+    static let mailDir = Setting<String?>.optionalText(
+        "mail.dir", "Folder for .eml files; required when MAILER is files.")
     static let mailMaxDeliveries = Setting.integer(
         "mail.max.deliveries", default: 5, in: 1...1_000, "Deliveries of a failing welcome mail before it is given up.")
     static let mailRetryDelay = Setting.seconds(
@@ -46,7 +47,13 @@ struct Serve: AsyncParsableCommand {
     func run() async throws {
         try await ServiceRunner.serve(EmailServiceCommand.self, flags: flags) { settings, server, logger in
             let natsURL = try settings.value(Self.natsURL)
-            let mailDirectory = try settings.value(Self.mailer) == .files ? try settings.value(Self.mailDir) : nil
+            var mailDirectory: String?
+            if try settings.value(Self.mailer) == .files {
+                guard let directory = try settings.value(Self.mailDir) else {
+                    throw Self.mailDir.error("is required when MAILER is files")
+                }
+                mailDirectory = directory
+            }
             let policy = DeliveryPolicy(
                 maxDeliveries: try settings.value(Self.mailMaxDeliveries),
                 retryDelay: try settings.value(Self.mailRetryDelay))

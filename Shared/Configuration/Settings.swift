@@ -40,8 +40,9 @@ public final class Settings: Sendable {
             CommandLineArgumentsProvider(arguments: ["shippy"] + arguments),
             EnvironmentVariablesProvider(environmentVariables: environment),
         ]
-        let fixed = Settings(reader: ConfigReader(providers: sources), file: nil)
-        guard let path = try fixed.value(configFile) else { return fixed }
+        let withoutFile = Settings(reader: ConfigReader(providers: sources), file: nil)
+        guard let path = try withoutFile.value(configFile) else { return withoutFile }
+        let isYAML = path.hasSuffix(".yaml") || path.hasSuffix(".yml")
         let file: any ConfigProvider & Service
         do {
             let location = ConfigReader(
@@ -50,13 +51,13 @@ public final class Settings: Sendable {
                     "pollIntervalSeconds": .init(.int(pollInterval), isSecret: false),
                 ]))
             file =
-                if path.hasSuffix(".yaml") || path.hasSuffix(".yml") {
+                if isYAML {
                     try await ReloadingFileProvider<YAMLSnapshot>(config: location, logger: logger)
                 } else {
                     try await ReloadingFileProvider<JSONSnapshot>(config: location, logger: logger)
                 }
         } catch {
-            throw configFile.error("\"\(path)\" cannot be read as \(path.hasSuffix("ml") ? "YAML" : "JSON"): \(error)")
+            throw configFile.error("\"\(path)\" cannot be read as \(isYAML ? "YAML" : "JSON"): \(error)")
         }
         return Settings(reader: ConfigReader(providers: sources + [file]), file: file)
     }
