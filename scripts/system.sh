@@ -50,7 +50,10 @@ wait_serving() {
     local name=$1 port=$2
     for _ in $(seq 1 600); do
         if "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then return 0; fi
-        alive "$name" || { say "error: $name stopped; its log ($run/logs/$name.log) ends:" >&2; tail -n 20 "$run/logs/$name.log" >&2; return 1; }
+        # Only whether the PID lives: started a moment ago, it may not have exec'd yet (its command line is
+        # still this shell's, and its log not yet truncated), and it cannot have been reused.
+        kill -0 "$(head -n 1 "$run/$name.pid")" 2>/dev/null \
+            || { say "error: $name stopped; its log ($run/logs/$name.log) ends:" >&2; tail -n 20 "$run/logs/$name.log" >&2; return 1; }
         sleep 0.1
     done
     say "error: $name did not report SERVING within 60 s; see $run/logs/$name.log" >&2
