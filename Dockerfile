@@ -14,17 +14,14 @@ COPY Package.swift ./
 COPY Shared ./Shared
 COPY Services ./Services
 COPY Tests ./Tests
-RUN swift build -c release --static-swift-stdlib \
-        --product vessel-service --product user-service --product consignment-service \
-        --product email-service --product user-cli --product consignment-cli --product vessel-cli \
+# One product per `swift build` (given several `--product` flags, SwiftPM builds only the last); the modules
+# they share are built once.
+RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli; do \
+        swift build -c release --static-swift-stdlib --product "$product" || exit 1; \
+    done \
     && mkdir /out \
-    && cp "$(swift build -c release --show-bin-path)"/vessel-service \
-          "$(swift build -c release --show-bin-path)"/user-service \
-          "$(swift build -c release --show-bin-path)"/consignment-service \
-          "$(swift build -c release --show-bin-path)"/email-service \
-          "$(swift build -c release --show-bin-path)"/user-cli \
-          "$(swift build -c release --show-bin-path)"/consignment-cli \
-          "$(swift build -c release --show-bin-path)"/vessel-cli /out/
+    && cd "$(swift build -c release --show-bin-path)" \
+    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli /out/
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
 # libraries excluded as they are static). scripts/check-deployment.sh checks this list against `readelf -d`

@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release test test-install up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
+.PHONY: build release test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
 
 build:
 	swift build
@@ -21,6 +21,11 @@ test:
 ## Proves scripts/install.sh on a fresh Debian: runs it in a container of a base image made with debootstrap.
 test-install:
 	scripts/containers.sh test-install
+
+## The unchanged Dockerfile and docker-compose.yml run with podman and podman-compose: the user story,
+## persistence, non-root, SIGTERM (stand-ins for the images no registry here serves; see the README).
+test-containers:
+	scripts/containers.sh test
 
 ## The whole system natively: up (foreground, Ctrl-C stops), start/stop (background), demo (the user story).
 up:

@@ -6,6 +6,10 @@
 #   scripts/containers.sh test-install  prove scripts/install.sh: run it in a fresh container of that base
 #                                       image with the repository mounted, then check every header, library
 #                                       and server the build and the run need is there
+#   scripts/containers.sh images        make the stand-ins of the other images the files name (containers/*)
+#   scripts/containers.sh build         build shippy:latest from the unchanged Dockerfile, with the Swift
+#                                       package mirror mounted where the swift stand-in's git looks for it
+#   scripts/containers.sh test          the user story on the unchanged docker-compose.yml (podman-compose)
 #
 # State (the root file system, the configuration) lives under .local/containers.
 set -euo pipefail
@@ -84,9 +88,45 @@ test_install() {
     log "test-install passed"
 }
 
+# The trust of this machine (a proxy's certificate authority, where there is one) for builds that use PyPI.
+trust_args() {
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        printf '%s\n' -v /etc/ssl/certs/ca-certificates.crt:/etc/ssl/host-ca.crt:ro --build-arg PIP_CERT=/etc/ssl/host-ca.crt
+    fi
+}
+
+# The images docker-compose.yml and the Dockerfile name, made here as stand-ins (containers/*/Containerfile).
+images() {
+    base
+    local name folder
+    for image in swift:6.3-bookworm:swift postgres:16:postgres nats:2.10-alpine:nats mongo:7:mongo; do
+        name=docker.io/library/${image%:*}
+        folder=${image##*:}
+        podman image exists "$name" && continue
+        log "making the stand-in $name (containers/$folder)"
+        local extra=()
+        [ "$folder" = swift ] && extra=(-v /opt/swift:/toolchain:ro)
+        [ "$folder" = mongo ] && mapfile -t extra < <(trust_args)
+        podman build --network host "${extra[@]}" -t "$name" "$root/containers/$folder" >"$state/$folder.log" 2>&1 \
+            || { tail -n 20 "$state/$folder.log" >&2; die "the $name stand-in did not build"; }
+    done
+}
+
+# shippy:latest from the project's Dockerfile, as `docker compose build` would make it.
+build_image() {
+    images
+    log "building shippy:latest from the Dockerfile (a release build: 15 to 30 minutes the first time)"
+    podman build --network host -v /opt/swift-packages:/opt/swift-packages:ro -t localhost/shippy:latest "$root" \
+        >"$state/shippy-build.log" 2>&1 || { tail -n 30 "$state/shippy-build.log" >&2; die "shippy:latest did not build"; }
+    log "shippy:latest is $(podman image inspect localhost/shippy:latest --format '{{.Size}}' | awk '{printf "%d MB", $1 / 1e6}')"
+}
+
 setup
 case "${1:-}" in
     base) base ;;
     test-install) base && test_install ;;
-    *) echo "usage: $0 base|test-install" >&2; exit 64 ;;
+    images) images ;;
+    build) build_image ;;
+    test) build_image && "$root/scripts/test-containers.sh" ;;
+    *) echo "usage: $0 base|test-install|images|build|test" >&2; exit 64 ;;
 esac

@@ -17,12 +17,12 @@ public enum ServiceAddress {
         var host = String(rest[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") {
             host = String(host.dropFirst().dropLast())
-            return .ipv6(host: host, port: port)
+            return .ipv6(address: host, port: port)
         }
         guard !host.isEmpty else {
             throw ConfigurationError(key: key, problem: "\"\(address)\" has no host")
         }
-        if !isDNS && isIPv4(host) { return .ipv4(host: host, port: port) }
+        if !isDNS && isIPv4(host) { return .ipv4(address: host, port: port) }
         return .dns(host: host, port: port)
     }
 

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# `make test-containers` (through scripts/containers.sh test, which first makes the images): the README's
+# container path on the unchanged docker-compose.yml, run by podman-compose:
+#   1. `up`: every service reports healthy;
+#   2. the user story, with the CLIs as compose runs them: sign up, log in, ship consignment.json, list the fleet;
+#   3. the services run as the non-root user of the image;
+#   4. `down` and `up` again: the user still logs in and the consignment is still there (the volumes persist);
+#   5. `stop`: every container exits 0 on SIGTERM;
+# and `down -v` at the end, whatever happened. State under .local/containers.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+state=$root/.local/containers
+project=shippy-test
+export CONTAINERS_CONF=$state/containers.conf
+
+log() { printf 'test-containers: %s\n' "$*" >&2; }
+fail() { log "FAILED: $*"; exit 1; }
+
+venv=$state/venv
+if [ ! -x "$venv/bin/podman-compose" ]; then
+    log "installing podman-compose (PyPI) into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet podman-compose
+fi
+compose() { "$venv/bin/podman-compose" --project-name "$project" --file "$root/docker-compose.yml" "$@"; }
+container() { printf '%s_%s_1' "$project" "$1"; }
+services=(mongo postgres nats vessel user consignment email)
+
+wait_healthy() {
+    local service status
+    for service in "${services[@]}"; do
+        for _ in $(seq 1 120); do
+            status=$(podman inspect --format '{{.State.Health.Status}}' "$(container "$service")" 2>/dev/null || true)
+            [ "$status" = healthy ] && break
+            sleep 1
+        done
+        [ "$status" = healthy ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service is $status after 120 s"; }
+    done
+    log "every service is healthy: ${services[*]}"
+}
+
+up() {
+    compose up -d >"$state/compose-up.log" 2>&1 || { tail -n 30 "$state/compose-up.log" >&2; fail "compose up"; }
+    wait_healthy
+}
+
+trap 'compose down -v >/dev/null 2>&1 || true' EXIT
+compose down -v >/dev/null 2>&1 || true
+
+log "compose up"
+up
+
+password="correct horse battery"
+email="ewan-$RANDOM@example.com"
+compose run --rm user-cli --name "Ewan Valentine" --email "$email" --company BBC --password "$password" \
+    >"$state/signup.out" 2>&1 || { cat "$state/signup.out" >&2; fail "user-cli could not sign up"; }
+login() { compose run --rm -e SHIPPY_PASSWORD="$password" user-cli login --email "$email" 2>/dev/null | tail -n 1; }
+token=$(login)
+[ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "user-cli login printed no token: $token"
+log "signed up and logged in as $email"
+
+compose run --rm consignment-cli consignment.json "$token" >"$state/ship.out" 2>&1 \
+    || { cat "$state/ship.out" >&2; fail "consignment-cli could not ship consignment.json"; }
+grep -q "^Created consignment" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
+grep -q "^Your consignments (1):" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
+compose run --rm vessel-cli list "$token" >"$state/fleet.out" 2>&1 || { cat "$state/fleet.out" >&2; fail "vessel-cli list"; }
+log "shipped consignment.json; the fleet: $(grep -c . "$state/fleet.out") lines from vessel-cli list"
+
+for service in vessel user consignment email; do
+    uid=$(podman exec "$(container "$service")" id -u)
+    [ "$uid" = 10001 ] || fail "$service runs as uid $uid, not the image's shippy user"
+done
+log "the services run as uid 10001 (shippy), not root"
+
+log "compose down, keeping the volumes, then up again"
+compose down >/dev/null 2>&1
+up
+token=$(login)
+[ -n "$token" ] || fail "after a restart the user cannot log in: the PostgreSQL volume did not persist"
+compose run --rm consignment-cli consignment.json "$token" >"$state/ship-again.out" 2>&1 \
+    || { cat "$state/ship-again.out" >&2; fail "consignment-cli after a restart"; }
+grep -q "^Your consignments (2):" "$state/ship-again.out" \
+    || fail "after a restart the first consignment is gone: $(cat "$state/ship-again.out")"
+log "after the restart the user logs in and the first consignment is still there"
+
+compose stop >/dev/null 2>&1
+for service in "${services[@]}"; do
+    code=$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")
+    [ "$code" = 0 ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service exited $code on SIGTERM"; }
+done
+log "every container exited 0 on SIGTERM"
+size=$(podman image inspect localhost/shippy:latest --format '{{.Size}}')
+log "passed; shippy:latest is $((size / 1000000)) MB"
