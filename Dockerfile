@@ -22,6 +22,8 @@ RUN for product in vessel-service user-service consignment-service email-service
     && mkdir /out \
     && cd "$(swift build -c release --show-bin-path)" \
     && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli /out/
+# Symbols and debug information stay in the build stage; the runtime image gets stripped executables.
+RUN strip /out/*
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
 # libraries excluded as they are static). scripts/check-deployment.sh checks this list against `readelf -d`
