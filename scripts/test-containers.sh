@@ -4,7 +4,9 @@
 #   1. `up`: every service reports healthy;
 #   2. the user story, with the CLIs as compose runs them: sign up, log in, ship consignment.json, list the fleet;
 #   3. the services run as the non-root user of the image;
-#   4. `down` and `up` again: the user still logs in and the consignment is still there (the volumes persist);
+#   2b. the welcome mail appears in the email service's log;
+#   4. `down` and `up` again: the old token still works (the signing key survived), the user logs in and the
+#      consignment is still listed (the volumes persist);
 #   5. `stop`: every Shippy service exits 0 on SIGTERM (the servers' codes are printed);
 # and `down -v` at the end, whatever happened. State under .local/containers.
 set -euo pipefail
@@ -23,8 +25,9 @@ if [ ! -x "$venv/bin/podman-compose" ]; then
     "$venv/bin/pip" install --quiet podman-compose
 fi
 compose() { "$venv/bin/podman-compose" --project-name "$project" --file "$root/docker-compose.yml" "$@"; }
-# A CLI as `docker compose run --rm` runs it; podman-compose, unlike Docker's, wants its profile named.
-cli() { compose --profile cli run --rm "$@"; }
+# A CLI as `docker compose run --rm` runs it (no terminal here: -T); podman-compose, unlike Docker's, wants
+# its profile named.
+cli() { compose --profile cli run --rm -T "$@"; }
 container() { printf '%s_%s_1' "$project" "$1"; }
 services=(mongo postgres nats vessel user consignment email)
 
@@ -51,7 +54,8 @@ wait_healthy() {
         done
         [ "$status" = healthy ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service is $status after 120 s"; }
     done
-    log "every service is healthy: ${services[*]}"
+    log "every service is healthy:"
+    podman ps --filter "label=io.podman.compose.project=$project" --format '  {{.Names}}  {{.Status}}' >&2
 }
 
 up() {
@@ -74,14 +78,25 @@ cli user-cli --name "Ewan Valentine" --email "$email" --company BBC --password "
 login() { cli -e SHIPPY_PASSWORD="$password" user-cli login --email "$email" 2>/dev/null | tail -n 1; }
 token=$(login)
 [ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "user-cli login printed no token: $token"
-log "signed up and logged in as $email"
+log "signed up and logged in as $email; user-cli printed:"
+sed 's/^/  /' "$state/signup.out" >&2
 
 cli consignment-cli consignment.json "$token" >"$state/ship.out" 2>&1 \
     || { cat "$state/ship.out" >&2; fail "consignment-cli could not ship consignment.json"; }
 grep -q "^Created consignment" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
 grep -q "^Your consignments (1):" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
 cli vessel-cli list "$token" >"$state/fleet.out" 2>&1 || { cat "$state/fleet.out" >&2; fail "vessel-cli list"; }
-log "shipped consignment.json; the fleet: $(grep -c . "$state/fleet.out") lines from vessel-cli list"
+log "shipped consignment.json, then listed the fleet:"
+sed 's/^/  /' "$state/ship.out" "$state/fleet.out" >&2
+mailed=""
+for _ in $(seq 1 30); do
+    mailed=$(podman logs "$(container email)" 2>&1 | grep "welcome mail sent" | grep -F "$email" || true)
+    [ -n "$mailed" ] && break
+    sleep 1
+done
+[ -n "$mailed" ] || fail "no welcome mail to $email in the email service's log"
+log "the welcome mail, in the email service's log:"
+printf '  %s\n' "$mailed" >&2
 
 for service in vessel user consignment email; do
     uid=$(podman exec "$(container "$service")" id -u)
@@ -92,13 +107,16 @@ log "the services run as uid 10001 (shippy), not root"
 log "compose down, keeping the volumes, then up again"
 compose down >/dev/null 2>&1
 up
+# The token from before the restart still works: the signing key survived in its volume.
+cli vessel-cli list "$token" >/dev/null 2>&1 || fail "after a restart the old token is refused: the signing key did not survive"
 token=$(login)
-[ -n "$token" ] || fail "after a restart the user cannot log in: the PostgreSQL volume did not persist"
+[ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "after a restart the user cannot log in: $token"
 cli consignment-cli consignment.json "$token" >"$state/ship-again.out" 2>&1 \
     || { cat "$state/ship-again.out" >&2; fail "consignment-cli after a restart"; }
 grep -q "^Your consignments (2):" "$state/ship-again.out" \
     || fail "after a restart the first consignment is gone: $(cat "$state/ship-again.out")"
-log "after the restart the user logs in and the first consignment is still there"
+log "after the restart the old token still works (the signing key survived), the user logs in, and the first consignment is still listed:"
+sed 's/^/  /' "$state/ship-again.out" >&2
 
 compose stop >/dev/null 2>&1
 for service in vessel user consignment email; do
