@@ -2,7 +2,8 @@
 # `make test-containers` (through scripts/containers.sh test, which first makes the images): the README's
 # container path on the unchanged docker-compose.yml, run by podman-compose:
 #   1. `up`: every service reports healthy;
-#   2. the user story, with the CLIs as compose runs them: sign up, log in, ship consignment.json, list the fleet;
+#   2. the user story, with the CLIs as compose runs them: sign up, log in, ship consignment.json, list the fleet
+#      (the file goes in on stdin, the README's form that works whoever may read the checkout's folder);
 #   3. the services run as the non-root user of the image;
 #   2b. the welcome mail appears in the email service's log;
 #   4. `down` and `up` again: the old token still works (the signing key survived), the user logs in and the
@@ -81,7 +82,7 @@ token=$(login)
 log "signed up and logged in as $email; user-cli printed:"
 sed 's/^/  /' "$state/signup.out" >&2
 
-cli consignment-cli consignment.json "$token" >"$state/ship.out" 2>&1 \
+cli consignment-cli - "$token" <"$root/consignment.json" >"$state/ship.out" 2>&1 \
     || { cat "$state/ship.out" >&2; fail "consignment-cli could not ship consignment.json"; }
 grep -q "^Created consignment" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
 grep -q "^Your consignments (1):" "$state/ship.out" || fail "consignment-cli: $(cat "$state/ship.out")"
@@ -111,7 +112,7 @@ up
 cli vessel-cli list "$token" >/dev/null 2>&1 || fail "after a restart the old token is refused: the signing key did not survive"
 token=$(login)
 [ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "after a restart the user cannot log in: $token"
-cli consignment-cli consignment.json "$token" >"$state/ship-again.out" 2>&1 \
+cli consignment-cli - "$token" <"$root/consignment.json" >"$state/ship-again.out" 2>&1 \
     || { cat "$state/ship-again.out" >&2; fail "consignment-cli after a restart"; }
 grep -q "^Your consignments (2):" "$state/ship-again.out" \
     || fail "after a restart the first consignment is gone: $(cat "$state/ship-again.out")"

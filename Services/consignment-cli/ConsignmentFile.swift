@@ -29,13 +29,13 @@ struct ConsignmentFile: Decodable {
         if path == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()
         } else {
-            guard FileManager.default.fileExists(atPath: path) else {
-                throw CLIFailure(
-                    status: CLIFailure.noInput,
-                    "\(path): no such file (pass the consignment JSON file as the first argument)")
-            }
-            guard let contents = FileManager.default.contents(atPath: path) else {
-                throw CLIFailure(status: CLIFailure.noInput, "\(path): cannot be read")
+            guard access(path, R_OK) == 0, let contents = FileManager.default.contents(atPath: path) else {
+                // A folder this user may not enter hides the file too (EACCES, not ENOENT): say which.
+                let problem =
+                    errno == ENOENT
+                    ? "no such file (pass the consignment JSON file as the first argument)"
+                    : "cannot be read (\(String(cString: strerror(errno)))); pipe it in instead: consignment-cli - TOKEN < \(path)"
+                throw CLIFailure(status: CLIFailure.noInput, "\(path): \(problem)")
             }
             data = contents
         }
