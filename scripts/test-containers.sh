@@ -77,8 +77,9 @@ email="ewan-$RANDOM@example.com"
 cli user-cli --name "Ewan Valentine" --email "$email" --company BBC --password "$password" \
     >"$state/signup.out" 2>&1 || { cat "$state/signup.out" >&2; fail "user-cli could not sign up"; }
 login() { cli -e SHIPPY_PASSWORD="$password" user-cli login --email "$email" 2>/dev/null | tail -n 1; }
+is_token() { [ "$(grep -o '\.' <<<"$1" | wc -l)" -eq 2 ]; }
 token=$(login)
-[ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "user-cli login printed no token: $token"
+is_token "$token" || fail "user-cli login printed no token: $token"
 log "signed up and logged in as $email; user-cli printed:"
 sed 's/^/  /' "$state/signup.out" >&2
 
@@ -111,7 +112,7 @@ up
 # The token from before the restart still works: the signing key survived in its volume.
 cli vessel-cli list "$token" >/dev/null 2>&1 || fail "after a restart the old token is refused: the signing key did not survive"
 token=$(login)
-[ "$(grep -o '\.' <<<"$token" | wc -l)" -eq 2 ] || fail "after a restart the user cannot log in: $token"
+is_token "$token" || fail "after a restart the user cannot log in: $token"
 cli consignment-cli - "$token" <"$root/consignment.json" >"$state/ship-again.out" 2>&1 \
     || { cat "$state/ship-again.out" >&2; fail "consignment-cli after a restart"; }
 grep -q "^Your consignments (2):" "$state/ship-again.out" \

@@ -8,20 +8,7 @@ import Testing
 /// Integration tests of the MongoDB layer against the real server the harness started, one database per test.
 @Suite struct MongoVesselRepositoryTests {
     func withClient<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
-        let client = try MongoClient(
-            url: try TestEnvironment.mongoURL(),
-            database: TestEnvironment.uniqueDatabase("vessels"),
-            threads: 2,
-            logger: Logger(label: "test")
-        )
-        do {
-            let result = try await body(client)
-            await client.shutdown()
-            return result
-        } catch {
-            await client.shutdown()
-            throw error
-        }
+        try await withMongoClient(database: TestEnvironment.uniqueDatabase("vessels"), threads: 2, body)
     }
 
     @Test func createdVesselIsFoundByASpecificationItMeets() async throws {

@@ -40,22 +40,17 @@ package func withRunningApp<App: RunnableApp, T: Sendable>(
     let group = ServiceRunner.makeGroup(app.services, shutdownGrace: .seconds(5), logger: Logger(label: "test"))
     return try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await group.run() }
-        let result: Result<T, any Error>
-        do {
-            result = .success(
-                try await withGRPCClient(transport: transport.client) { client in
-                    let health = Grpc_Health_V1_Health.Client(wrapping: client)
-                    let serving = await eventually(within: .seconds(10)) {
-                        (try? await health.check(.init()).status) == .serving
-                    }
-                    try #require(serving, "the service never reported SERVING")
-                    return try await body(app, client)
-                })
-        } catch {
-            result = .failure(error)
+        let result = try await cleaningUp({ await group.triggerGracefulShutdown() }) {
+            try await withGRPCClient(transport: transport.client) { client in
+                let health = Grpc_Health_V1_Health.Client(wrapping: client)
+                let serving = await eventually(within: .seconds(10)) {
+                    (try? await health.check(.init()).status) == .serving
+                }
+                try #require(serving, "the service never reported SERVING")
+                return try await body(app, client)
+            }
         }
-        await group.triggerGracefulShutdown()
         try await tasks.waitForAll()
-        return try result.get()
+        return result
     }
 }

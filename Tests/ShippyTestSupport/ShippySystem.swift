@@ -64,16 +64,7 @@ package struct ShippySystem {
 
     /// Reads the database the services share, as the test's own MongoDB client.
     package func withMongo<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
-        let client = try MongoClient(
-            url: try TestEnvironment.mongoURL(), database: database, threads: 1, logger: Logger(label: "test"))
-        do {
-            let result = try await body(client)
-            await client.shutdown()
-            return result
-        } catch {
-            await client.shutdown()
-            throw error
-        }
+        try await withMongoClient(database: database, threads: 1, body)
     }
 
     /// Stops every process, whatever happened in the test.

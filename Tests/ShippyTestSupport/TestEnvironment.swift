@@ -1,4 +1,6 @@
 import Foundation
+import Logging
+import ShippyMongo
 import Testing
 
 /// What `scripts/test.sh` (`make test`) provides: the servers it started and where the executables are.
@@ -26,6 +28,15 @@ package enum TestEnvironment {
     package static func uniqueDatabase(_ prefix: String = "test") -> String {
         "\(prefix)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12))"
     }
+}
+
+/// Runs `body` with a MongoDB client of the test's own on the harness's server, shut down afterwards.
+package func withMongoClient<T>(
+    database: String, threads: Int, _ body: (MongoClient) async throws -> T
+) async throws -> T {
+    let client = try MongoClient(
+        url: try TestEnvironment.mongoURL(), database: database, threads: threads, logger: Logger(label: "test"))
+    return try await cleaningUp({ await client.shutdown() }) { try await body(client) }
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
