@@ -6,13 +6,21 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
+.PHONY: build release bench bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
 
 build:
 	swift build
 
 release:
 	swift build -c release
+
+## Release build, the system started natively on its own ports, every shippy-bench scenario, BENCHMARKS.md.
+bench:
+	scripts/bench.sh
+
+## In-process benchmarks of the hot paths (token verification, BSON, protobuf mapping): time and allocations.
+bench-micro:
+	cd Benchmarks && swift package benchmark
 
 ## Every test: unit, integration against real servers, black-box against the real executables.
 test:

@@ -27,6 +27,12 @@ let package = Package(
         .executable(name: "consignment-cli", targets: ["ConsignmentCLI"]),
         .executable(name: "email-service", targets: ["EmailService"]),
         .executable(name: "vessel-cli", targets: ["VesselCLI"]),
+        .executable(name: "shippy-bench", targets: ["ShippyBench"]),
+        // For the in-process benchmarks of the hot paths (Benchmarks/), not for other projects.
+        .library(name: "ShippyIdentity", targets: ["ShippyIdentity"]),
+        .library(name: "ShippyRuntime", targets: ["ShippyRuntime"]),
+        .library(name: "ShippyMongo", targets: ["ShippyMongo"]),
+        .library(name: "ShippyContracts", targets: ["ShippyContracts"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -44,6 +50,7 @@ let package = Package(
         .package(
             url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
             traits: ["JSON", "YAML", "Reloading", "CommandLineArguments"]),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -143,6 +150,15 @@ let package = Package(
             name: "VesselCLI",
             dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
             path: "Services/vessel-cli"
+        ),
+        // Load and figures: scenarios over real gRPC, latency histograms, CPU per call read from /proc.
+        .executableTarget(
+            name: "ShippyBench",
+            dependencies: [
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser, bcrypt,
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Services/shippy-bench"
         ),
         .executableTarget(
             name: "EmailService",

@@ -30,6 +30,7 @@ ALLOWED = {
     "Services/user-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
+    "Services/shippy-bench": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
 }
 # What a folder may not import unless listed above: our modules, the C drivers, the database and token libraries,
 # and swift-configuration (read through ShippyConfiguration only, so that every setting is declared once there).

@@ -11,6 +11,7 @@
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
 # SHIPPY_EMAIL_PORT (50054, health only). Welcome mails are written to .local/run/mail/.
 # SHIPPY_ADMIN_EMAILS (user-service's ADMIN_EMAILS) names the admins; none by default.
+# SHIPPY_BUILD_CONFIGURATION=release runs release builds (debug by default), as `make bench` does.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,6 +23,7 @@ vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
 email_port=${SHIPPY_EMAIL_PORT:-50054}
 services=(vessel-service user-service consignment-service email-service)
+configuration=${SHIPPY_BUILD_CONFIGURATION:-debug}
 
 # shellcheck source=scripts/lib.sh
 . "$root/scripts/lib.sh"
@@ -29,7 +31,7 @@ services=(vessel-service user-service consignment-service email-service)
 say() { printf '%s\n' "$*"; }
 # alive NAME: the recorded process runs and is that service.
 alive() { recorded_alive "$run/$1.pid" "$1"; }
-bin() { swift build --show-bin-path --package-path "$root"; }
+bin() { swift build -c "$configuration" --show-bin-path --package-path "$root"; }
 
 running() {
     local service
@@ -62,8 +64,8 @@ wait_serving() {
 
 # The build, with a line each tenth of the way (a first build takes 5 to 15 minutes; later ones seconds).
 build() {
-    say "Building… (log: $run/logs/build.log)"
-    if ! swift build --package-path "$root" 2>&1 | tee "$run/logs/build.log" | awk '
+    say "Building ($configuration)… (log: $run/logs/build.log)"
+    if ! swift build -c "$configuration" --package-path "$root" 2>&1 | tee "$run/logs/build.log" | awk '
         match($0, /^\[[0-9]+\/[0-9]+\]/) {
             split(substr($0, 2, RLENGTH - 2), step, "/")
             tenth = int(10 * step[1] / step[2])

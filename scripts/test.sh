@@ -21,11 +21,10 @@ SHIPPY_BIN_DIR=$(swift build --show-bin-path)
 export SHIPPY_BIN_DIR
 if [ $# -eq 0 ]; then
     # In layers, each target's tests in parallel: in process, then against the servers, then the built
-    # executables as processes. The one test that asserts a time runs alone, before the last layer.
+    # executables as processes. No test asserts a time: figures are `make bench`'s.
     swift test --skip-build --filter ShippyUnitTests
     swift test --skip-build --filter ShippyIntegrationTests
-    swift test --skip-build --filter IsolatedTests
-    swift test --skip-build --filter ShippyEndToEndTests --skip IsolatedTests
+    swift test --skip-build --filter ShippyEndToEndTests
 else
     swift test "$@"
 fi

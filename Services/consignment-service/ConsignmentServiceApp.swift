@@ -80,7 +80,10 @@ struct ConsignmentServiceApp {
             listener: configuration.listener,
             services: [ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: logger)],
             health: health,
-            interceptors: [AuthInterceptor(verifier: verifier, protecting: Consignment_ShippingService.descriptor)],
+            interceptors: [
+                AuthInterceptor(
+                    verifier: VerifiedTokenCache(verifier), protecting: Consignment_ShippingService.descriptor)
+            ],
             logger: logger
         )
         let readiness = ReadinessService(

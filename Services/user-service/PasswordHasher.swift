@@ -14,24 +14,30 @@ struct PasswordHasher: Sendable {
     private let threads: NIOThreadPool
     let admission: AdmissionGate
     /// A real hash of a random password: checking an unknown email against it takes as long as checking
-    /// a real one, so response times do not tell which emails are registered.
-    let decoyHash: String
+    /// a real one, so response times do not tell which emails are registered. Made in the background, so
+    /// that the service is SERVING without waiting a hash's time; a login for an unknown email waits for it.
+    let decoyHash: Task<String, any Error>
 
-    /// Starts the threads and makes the decoy hash on them (never on Swift's cooperative executor).
+    /// Starts the threads and the decoy hash on them (never on Swift's cooperative executor).
     /// - Parameter queueLimit: hashes that may run or wait at once (`BCRYPT_QUEUE`).
     static func start(
         cost: UInt8, threads count: Int, queueLimit: @escaping @Sendable () -> Int
     ) async throws -> PasswordHasher {
         let threads = NIOThreadPool(numberOfThreads: count)
         threads.start()
-        let decoy = try await threads.runIfActive {
-            yieldToOtherWork()
-            return Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+        let decoy = Task {
+            try await threads.runIfActive {
+                yieldToOtherWork()
+                return Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+            }
         }
         return PasswordHasher(cost: cost, threads: threads, queueLimit: queueLimit, decoyHash: decoy)
     }
 
-    private init(cost: UInt8, threads: NIOThreadPool, queueLimit: @escaping @Sendable () -> Int, decoyHash: String) {
+    private init(
+        cost: UInt8, threads: NIOThreadPool, queueLimit: @escaping @Sendable () -> Int,
+        decoyHash: Task<String, any Error>
+    ) {
         self.cost = cost
         self.threads = threads
         self.admission = AdmissionGate(
@@ -54,7 +60,7 @@ struct PasswordHasher: Sendable {
     /// Whether `password` matches `hash`; with no hash (unknown user) it checks the decoy and says no.
     /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func verify(_ password: String, hash: String?) async throws -> Bool {
-        let decoy = decoyHash
+        let decoy = hash == nil ? try await decoyHash.value : ""
         let matches = try await admission.run {
             try await threads.runIfActive {
                 Self.yieldToOtherWork()

@@ -145,7 +145,7 @@ struct UserServiceApp {
             PublicKeyFileVerifier(
                 path: $0, issuer: configuration.tokens.issuer, audience: configuration.tokens.audience)
         }
-        let verifier = OwnKeyThenFileVerifier(own: signer.verifier, file: keyFile)
+        let verifier = VerifiedTokenCache(OwnKeyThenFileVerifier(own: signer.verifier, file: keyFile))
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, verifier: verifier,
             adminEmails: configuration.adminEmails,

@@ -84,7 +84,7 @@ struct VesselServiceApp {
             health: health,
             interceptors: [
                 AuthInterceptor(
-                    verifier: verifier, protecting: Vessel_VesselService.descriptor,
+                    verifier: VerifiedTokenCache(verifier), protecting: Vessel_VesselService.descriptor,
                     publicMethods: VesselServiceHandler.publicMethods)
             ],
             logger: logger

@@ -1,4 +1,5 @@
 import CMongoc
+import ShippyDomain
 
 /// A BSON value of the kinds our documents use, built and read directly through libbson (no JSON detour).
 public indirect enum BSONValue: Sendable, Hashable {
@@ -69,6 +70,26 @@ public struct BSONFields: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 }
 
 extension BSONFields {
+    /// The fields in BSON, as libbson encodes them for the server (what `make bench-micro` measures).
+    public var bsonBytes: [UInt8] {
+        withBSON { document in
+            let data = bson_get_data(document)!
+            // A BSON document starts with its own length, little-endian.
+            let length = Int(UInt32(littleEndian: UnsafeRawPointer(data).loadUnaligned(as: UInt32.self)))
+            return Array(UnsafeBufferPointer(start: data, count: length))
+        }
+    }
+
+    /// Reads BSON bytes, as a reply's documents are read.
+    /// - Throws: `ShippyError` `.invalidArgument` when the bytes are not one BSON document.
+    public init(bsonBytes bytes: [UInt8]) throws(ShippyError) {
+        guard let document = bytes.withUnsafeBufferPointer({ bson_new_from_data($0.baseAddress, $0.count) }) else {
+            throw ShippyError(.invalidArgument, "not a BSON document")
+        }
+        defer { bson_destroy(document) }
+        self = BSONDocument.fields(of: document)
+    }
+
     /// Builds the fields as a `bson_t` that lives exactly as long as `body` runs.
     func withBSON<T>(_ body: (OpaquePointer) throws -> T) rethrows -> T {
         let document = bson_new()!

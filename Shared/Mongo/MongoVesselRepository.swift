@@ -319,7 +319,7 @@ struct BookingEntry {
 
 extension BSONFields {
     /// The stored form of a vessel: its room left, and the holds taken from it (none for a new vessel).
-    init(_ vessel: Vessel) {
+    public init(_ vessel: Vessel) {
         self = [
             "_id": .string(vessel.id),
             "name": .string(vessel.name),
@@ -337,7 +337,7 @@ extension BSONFields {
 extension Vessel {
     /// Reads a stored vessel.
     /// - Throws: `ShippyError` `.internal` when the document lacks a field or holds the wrong type.
-    init(_ document: BSONFields) throws(ShippyError) {
+    public init(_ document: BSONFields) throws(ShippyError) {
         guard let id = document["_id"]?.stringValue,
             let name = document["name"]?.stringValue,
             let capacity = document["capacity"]?.int32Value,

@@ -127,7 +127,7 @@ import Testing
 
     @Test func unknownEmailIsCheckedAgainstARealHash() async throws {
         let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 1 })
-        #expect(hasher.decoyHash.hasPrefix("$2b$04$"))
+        #expect(try await hasher.decoyHash.value.hasPrefix("$2b$04$"))
         #expect(try await hasher.verify("anything", hash: nil) == false)
         await hasher.shutdown()
     }

@@ -1,0 +1,228 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import ShippyContracts
+
+/// What a scenario's streams work with.
+struct ScenarioContext: Sendable {
+    var connections: [String: Connections]
+    /// Nil when no scenario of the run needs the run's users.
+    var fixtures: Fixtures!
+    var recorder: Recorder
+    var options: CallOptions
+    /// Names the users the run signs up, so that they are its own.
+    var prefix: String
+
+    func users(_ worker: Int) -> User_UserService.Client<HTTP2ClientTransport.Posix> {
+        .init(wrapping: connections["user"]!.client(worker))
+    }
+    func vessels(_ worker: Int) -> Vessel_VesselService.Client<HTTP2ClientTransport.Posix> {
+        .init(wrapping: connections["vessel"]!.client(worker))
+    }
+    func consignments(_ worker: Int) -> Consignment_ShippingService.Client<HTTP2ClientTransport.Posix> {
+        .init(wrapping: connections["consignment"]!.client(worker))
+    }
+}
+
+/// A named load: the calls it makes, at a pace the command line may change.
+struct Scenario: Sendable {
+    var name: String
+    var summary: String
+    /// The pace when the command line names none; `cores` is this machine's.
+    var defaultPace: @Sendable (_ cores: Int) -> Pace
+    /// Where the scenario's main call is served: its CPU per call is compared with Health/Check there.
+    var server: String
+    /// Whether it needs the run's users (health checks and the greeter do not).
+    var needsAccounts = true
+    var streams: @Sendable (ScenarioContext, Pace) -> [LoadStream]
+
+    /// One call repeated at `pace`.
+    static func single(
+        _ name: String, _ summary: String, server: String, needsAccounts: Bool = true,
+        pace: @escaping @Sendable (Int) -> Pace = { _ in .closed(workers: 64) },
+        _ call: @escaping @Sendable (ScenarioContext, Int, ContinuousClock.Instant) async -> Void
+    ) -> Scenario {
+        Scenario(name: name, summary: summary, defaultPace: pace, server: server, needsAccounts: needsAccounts) {
+            context, pace in
+            [LoadStream(pace: pace) { iteration, due in await call(context, iteration, due) }]
+        }
+    }
+
+    static let all: [Scenario] = [
+        health("vessel"), health("user"), health("consignment"),
+        .single(
+            "greeter", "helloworld.Greeter/SayHello on the bare greeter (--greeter)", server: "greeter",
+            needsAccounts: false
+        ) {
+            context, iteration, due in
+            await context.recorder.measure("Greeter/SayHello", since: due) {
+                try await context.connections["greeter"]!.client(iteration).sayHello(options: context.options)
+            }
+        },
+        .single("validate-token", "user.UserService/ValidateToken with a valid token", server: "user") {
+            context, iteration, due in await validateToken(context, iteration, due)
+        },
+        .single("find-available", "vessel.VesselService/FindAvailable (MongoDB read)", server: "vessel") {
+            context, iteration, due in await findAvailable(context, iteration, due)
+        },
+        .single(
+            "get-consignments", "consignment.ShippingService/GetConsignments, empty result, with a token",
+            server: "consignment"
+        ) { context, iteration, due in await getConsignments(context, iteration, due) },
+        .single(
+            "token-check",
+            "GetConsignments with page_size -1: the token is checked, then the call refused before MongoDB",
+            server: "consignment"
+        ) { context, iteration, due in
+            await context.recorder.measure("GetConsignments (refused after the token check)", since: due) {
+                try await expecting(.invalidArgument) {
+                    try await context.consignments(iteration).getConsignments(
+                        .with { $0.pageSize = -1 }, metadata: context.fixtures.reader.metadata,
+                        options: context.options)
+                }
+            }
+        },
+        .single(
+            "forged-token", "GetConsignments with a token whose signature is wrong: refused as unauthenticated",
+            server: "consignment"
+        ) { context, iteration, due in
+            await context.recorder.measure("GetConsignments (forged token)", since: due) {
+                try await expecting(.unauthenticated) {
+                    try await context.consignments(iteration).getConsignments(
+                        .init(), metadata: ["authorization": "Bearer \(context.fixtures.forgedToken)"],
+                        options: context.options)
+                }
+            }
+        },
+        .single(
+            "create-consignment", "consignment.ShippingService/CreateConsignment (books a vessel)",
+            server: "consignment"
+        ) { context, iteration, due in
+            await ship(context, as: context.fixtures.shipper, iteration, due)
+        },
+        .single(
+            "auth", "user.UserService/Auth (bcrypt), as many at once as user-service hashes",
+            server: "user", pace: { cores in .closed(workers: cores) }
+        ) { context, iteration, due in
+            let reader = context.fixtures.reader
+            await context.recorder.measure("Auth", since: due) {
+                try await context.users(iteration).auth(
+                    .with {
+                        $0.email = reader.email
+                        $0.password = reader.password
+                    }, options: context.options)
+            }
+        },
+        Scenario(
+            name: "reads", summary: "ValidateToken, FindAvailable, GetConsignments in turn, at a steady rate",
+            defaultPace: { _ in .open(perSecond: 150) }, server: "user"
+        ) { context, pace in [reads(context, pace)] },
+        Scenario(
+            name: "auth-under-reads", summary: "auth at full speed while `reads` runs at its rate beside it",
+            defaultPace: { cores in .closed(workers: cores) }, server: "user"
+        ) { context, pace in
+            all.first { $0.name == "auth" }!.streams(context, pace) + [reads(context, .open(perSecond: 150))]
+        },
+        Scenario(
+            name: "shippers",
+            summary: "each worker a new shipper: sign up, log in, then ship and list five times",
+            defaultPace: { _ in .closed(workers: 4) }, server: "consignment"
+        ) { context, pace in
+            [
+                LoadStream(pace: pace) { _, due in
+                    let email = Fixtures.email(context.prefix, "shipper-\(UInt64.random(in: .min ... .max))")
+                    let signedUp = await context.recorder.measure("Create+Auth (sign-up, log-in)", since: due) {
+                        try await Fixtures.signUp(
+                            email, users: context.connections["user"]!.client(Int.random(in: 0..<64)),
+                            options: context.options)
+                    }
+                    guard let shipper = signedUp else { return }
+                    for trip in 0..<5 {
+                        await ship(context, as: shipper, trip, .now)
+                        await context.recorder.measure("GetConsignments") {
+                            try await context.consignments(trip).getConsignments(
+                                .with { $0.pageSize = 10 }, metadata: shipper.metadata, options: context.options)
+                        }
+                    }
+                }
+            ]
+        },
+    ]
+
+    /// Runs a call that must fail with `code`: that failure is its success.
+    static func expecting(_ code: RPCError.Code, _ call: () async throws -> some Any) async throws {
+        do {
+            _ = try await call()
+        } catch let error as RPCError where error.code == code {
+            return
+        }
+        throw RPCError(code: .unknown, message: "expected \(code), got an answer")
+    }
+
+    static func health(_ service: String) -> Scenario {
+        .single(
+            "health-\(service)", "grpc.health.v1.Health/Check on \(service)-service", server: service,
+            needsAccounts: false
+        ) {
+            context, iteration, due in
+            await context.recorder.measure("Health/Check", since: due) {
+                try await Grpc_Health_V1_Health.Client(wrapping: context.connections[service]!.client(iteration))
+                    .check(.init(), options: context.options)
+            }
+        }
+    }
+
+    static func reads(_ context: ScenarioContext, _ pace: Pace) -> LoadStream {
+        LoadStream(pace: pace) { iteration, due in
+            switch iteration % 3 {
+            case 0: await validateToken(context, iteration, due)
+            case 1: await findAvailable(context, iteration, due)
+            default: await getConsignments(context, iteration, due)
+            }
+        }
+    }
+
+    static func validateToken(_ context: ScenarioContext, _ iteration: Int, _ due: ContinuousClock.Instant) async {
+        await context.recorder.measure("ValidateToken", since: due) {
+            let answer = try await context.users(iteration).validateToken(
+                .with { $0.token = context.fixtures.reader.token }, options: context.options)
+            guard answer.valid else { throw RPCError(code: .unauthenticated, message: "token reported invalid") }
+        }
+    }
+
+    static func findAvailable(_ context: ScenarioContext, _ iteration: Int, _ due: ContinuousClock.Instant) async {
+        await context.recorder.measure("FindAvailable", since: due) {
+            try await context.vessels(iteration).findAvailable(
+                .with {
+                    $0.capacity = 1
+                    $0.maxWeight = 1
+                }, options: context.options)
+        }
+    }
+
+    static func getConsignments(_ context: ScenarioContext, _ iteration: Int, _ due: ContinuousClock.Instant) async {
+        await context.recorder.measure("GetConsignments", since: due) {
+            try await context.consignments(iteration).getConsignments(
+                .init(), metadata: context.fixtures.reader.metadata, options: context.options)
+        }
+    }
+
+    /// One container of 1 kg, with an idempotency key as a careful client sends it.
+    static func ship(
+        _ context: ScenarioContext, as shipper: Fixtures.Account, _ iteration: Int, _ due: ContinuousClock.Instant
+    ) async {
+        var metadata = shipper.metadata
+        metadata.addString("\(context.prefix)\(UInt64.random(in: .min ... .max))", forKey: "idempotency-key")
+        await context.recorder.measure("CreateConsignment", since: due) {
+            try await context.consignments(iteration).createConsignment(
+                .with {
+                    $0.description_p = "shippy-bench"
+                    $0.weight = 1
+                    $0.containers = [
+                        .with {
+                            $0.customerID = "bench"; $0.origin = "bench"
+                        }
+                    ]
+                }, metadata: metadata, options: context.options)
+        }
+    }
+}

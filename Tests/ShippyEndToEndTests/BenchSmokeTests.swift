@@ -1,0 +1,66 @@
+import Foundation
+import ShippyTestSupport
+import Testing
+
+/// A short run of `shippy-bench` against the real services: every scenario, a few hundred calls each, no
+/// call failing, and the CPU of each service read from /proc. Figures are `make bench`'s job, not a test's.
+@Suite(.timeLimit(.minutes(6))) struct BenchSmokeTests {
+    struct Result: Decodable {
+        struct Call: Decodable {
+            var calls: Int
+            var errors: [String: Int]
+        }
+        var scenario: String
+        var server: String
+        var calls: [String: Call]
+        var cpuMicrosecondsPerCall: [String: Double]
+    }
+
+    @Test func everyScenarioMakesAFewHundredCallsWithoutAFailure() async throws {
+        let system = try ShippySystem()
+        let vessel = try system.startVessel()
+        let user = try await system.startUser(extra: [
+            "BCRYPT_COST": "4", "ADMIN_EMAILS": "smoke-1-admin@bench.example.com,smoke-2-admin@bench.example.com",
+        ])
+        let consignment = try system.startConsignment(vessel: vessel)
+        let services = ["vessel": vessel, "user": user, "consignment": consignment]
+        try await cleaningUp({ await ShippySystem.stopAll(Array(services.values)) }) {
+            for service in services.values { try await service.waitUntilServing() }
+            let scenarios = try await bench(services, ["--prefix", "smoke-1-", "--count", "200", "--skip", "shippers"])
+            // A shipper makes twelve calls (sign-up and log-in, then five times ship and list).
+            let shippers = try await bench(services, ["--prefix", "smoke-2-", "--count", "30", "shippers"])
+            for result in scenarios + shippers {
+                let calls = result.calls.values.reduce(0) { $0 + $1.calls }
+                #expect(calls >= 200, "\(result.scenario) made \(calls) calls")
+                for (name, call) in result.calls {
+                    #expect(call.errors.isEmpty, "\(result.scenario) \(name): \(call.errors)")
+                }
+                #expect(result.cpuMicrosecondsPerCall["\(result.server)-service", default: 0] > 0, "\(result.scenario)")
+            }
+            // Every scenario but the greeter's (no greeter here) and shippers (run apart).
+            #expect(Set(scenarios.map(\.scenario)).count == 12)
+        }
+    }
+
+    /// Runs shippy-bench against `services`, accounting their CPU; returns its JSON results.
+    func bench(_ services: [String: ServiceProcess], _ arguments: [String]) async throws -> [Result] {
+        let json = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "shippy-bench-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: json) }
+        var arguments = arguments + ["--warm-up", "0", "--connections", "2", "--bcrypt-cost", "4"]
+        arguments += ["--json", json.path]
+        for (name, service) in services { arguments += ["--process", "\(name)-service=\(service.process.pid)"] }
+        let process = try ChildProcess(
+            try TestEnvironment.executable("shippy-bench"), arguments: arguments,
+            environment: [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(services["user"]!.port)",
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(services["vessel"]!.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(services["consignment"]!.port)",
+            ])
+        let status = await process.waitForExit(timeout: .seconds(240))
+        await process.stop()
+        try #require(status == 0, "shippy-bench exited \(String(describing: status)): \(process.errorOutput)")
+        return try JSONDecoder().decode([Result].self, from: Data(contentsOf: json))
+    }
+
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# `make bench`: a release build of Shippy started natively on its own ports, each shippy-bench scenario run
+# against it (beside a bare grpc-go greeter when ../shared/perf-reference is there), then BENCHMARKS.md
+# written from the figures. Everything it starts lives under .local/bench and is stopped at the end.
+#
+#   SHIPPY_BENCH_DURATION   seconds each scenario is measured (10)
+#   SHIPPY_BENCH_ARGS       more shippy-bench arguments (e.g. "find-available auth" to run only those)
+#   SHIPPY_PERF_REFERENCE   the reference greeters (default ../shared/perf-reference beside the project)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export SWIFT_DETERMINISTIC_HASHING=1
+export SHIPPY_RUN_DIR=$root/.local/bench
+export SHIPPY_SERVERS_DIR=$SHIPPY_RUN_DIR/servers
+export SHIPPY_BUILD_CONFIGURATION=release
+# Ports of their own, so that a running `make up` is left alone.
+export SHIPPY_CONSIGNMENT_PORT=50151 SHIPPY_VESSEL_PORT=50152 SHIPPY_USER_PORT=50153 SHIPPY_EMAIL_PORT=50154
+greeter_port=50159
+prefix="bench-$(date +%s)-"
+export SHIPPY_ADMIN_EMAILS="${prefix}admin@bench.example.com"
+run=$SHIPPY_RUN_DIR
+reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
+say() { printf '%s\n' "$*" >&2; }
+
+greeter_pid=""
+finish() {
+    if [ -n "$greeter_pid" ]; then kill "$greeter_pid" 2>/dev/null || true; fi
+    "$root/scripts/system.sh" stop quiet
+}
+trap finish EXIT
+
+# Every run from empty databases, so that runs compare (bookings grow the vessels' documents).
+"$root/scripts/system.sh" stop quiet
+rm -rf "$run" && mkdir -p "$run/results"
+say "== Starting Shippy (release build) under $run"
+"$root/scripts/system.sh" start >&2
+bin=$(swift build -c release --show-bin-path)
+
+greeter_args=()
+if [ -d "$reference" ] && command -v apt-get >/dev/null; then
+    say "== Building the grpc-go greeter from $reference (Debian's packaged grpc-go)"
+    rm -rf "$run/perf-reference" && cp -r "$reference" "$run/perf-reference" && chmod -R u+w "$run/perf-reference"
+    if bash "$run/perf-reference/setup-go-greeter.sh" >"$run/logs/go-greeter-build.log" 2>&1; then
+        "$run/perf-reference/bin/go-greeter" -addr "127.0.0.1:$greeter_port" >"$run/logs/go-greeter.log" 2>&1 &
+        greeter_pid=$!
+        greeter_args=(--greeter "127.0.0.1:$greeter_port" --process "go-greeter=$greeter_pid")
+    else
+        say "   the greeter did not build (see $run/logs/go-greeter-build.log); the table goes without it"
+    fi
+else
+    say "== No reference greeters at $reference: the table goes without them"
+fi
+
+# Each service restarted as it runs (same command, same environment), timed from its process's start to
+# SERVING while its database already answers; then its memory after five idle seconds.
+declare -A ports=([vessel-service]=$SHIPPY_VESSEL_PORT [user-service]=$SHIPPY_USER_PORT
+    [consignment-service]=$SHIPPY_CONSIGNMENT_PORT [email-service]=$SHIPPY_EMAIL_PORT)
+: >"$run/results/startup.txt"
+for service in vessel-service user-service consignment-service email-service; do
+    pid=$(cat "$run/$service.pid")
+    mapfile -d '' environment <"/proc/$pid/environ"
+    mapfile -d '' command <"/proc/$pid/cmdline"
+    kill -TERM "$pid"
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    env -i "${environment[@]}" "${command[@]}" >>"$run/logs/$service.log" 2>&1 &
+    pid=$!
+    echo "$pid" >"$run/$service.pid"
+    ms=$("$bin/shippy-bench" serving-time --pid "$pid" --address "127.0.0.1:${ports[$service]}")
+    sleep 5
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+    say "   $service: SERVING $ms ms after its start; resident $((rss / 1024)) MB idle"
+    echo "$service $ms $rss" >>"$run/results/startup.txt"
+done
+
+# The floor under a C load generator (h2load, from Debian's nghttp2-client): Health/Check on each service beside
+# the grpc-go greeter, interleaved, three rounds; calls/s that shippy-bench's own client does not cap.
+: >"$run/results/h2load.txt"
+if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/null 2>&1; then
+    say "== Health/Check and the greeter under h2load (3 rounds, 60,000 calls each)"
+    printf '\0\0\0\0\0' >"$run/health-request.bin"  # an empty HealthCheckRequest, gRPC-framed
+    printf '\0\0\0\0\7\n\5world' >"$run/hello-request.bin"  # HelloRequest{name: "world"}
+    targets=("vessel-service $SHIPPY_VESSEL_PORT grpc.health.v1.Health/Check health-request.bin"
+        "user-service $SHIPPY_USER_PORT grpc.health.v1.Health/Check health-request.bin"
+        "consignment-service $SHIPPY_CONSIGNMENT_PORT grpc.health.v1.Health/Check health-request.bin")
+    if [ -n "$greeter_pid" ]; then targets+=("go-greeter $greeter_port helloworld.Greeter/SayHello hello-request.bin"); fi
+    for round in 1 2 3; do
+        for target in "${targets[@]}"; do
+            read -r name port path body <<<"$target"
+            rate=$(h2load -n 60000 -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+                -d "$run/$body" "http://127.0.0.1:$port/$path" | awk '/^finished in/ { print $4 }')
+            say "   round $round, $name: ${rate:-?} calls/s"
+            echo "$name ${rate:-0}" >>"$run/results/h2load.txt"
+        done
+    done
+fi
+
+processes=()
+for service in vessel-service user-service consignment-service email-service; do
+    processes+=(--process "$service=$(cat "$run/$service.pid")")
+done
+processes+=(--process "postgres=$(cat "$SHIPPY_SERVERS_DIR/postgres.pid")")
+processes+=(--process "mongod=$(cat "$SHIPPY_SERVERS_DIR/mongo.pid")")
+processes+=(--process "nats=$(cat "$SHIPPY_SERVERS_DIR/nats.pid")")
+
+say "== Scenarios"
+# shellcheck disable=SC2086
+USER_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_USER_PORT VESSEL_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_VESSEL_PORT \
+CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \
+    "$bin/shippy-bench" --prefix "$prefix" --duration "${SHIPPY_BENCH_DURATION:-10}" "${processes[@]}" \
+    "${greeter_args[@]}" --json "$run/results/scenarios.json" ${SHIPPY_BENCH_ARGS:-} \
+    | tee "$run/results/scenarios.txt" \
+    || say "   some calls failed: the table counts them"
+
+python3 "$root/scripts/bench_report.py" --results "$run/results" --commit "$(git rev-parse --short HEAD)" \
+    >"$root/BENCHMARKS.md"
+say "== Wrote BENCHMARKS.md"
