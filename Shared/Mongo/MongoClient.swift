@@ -98,18 +98,29 @@ public final class MongoClient: Sendable {
         }
     }
 
-    /// The documents matching `filter`, in `sort` order, at most `limit` of them (0: no limit).
+    /// The documents matching `filter`, in `sort` order, at most `limit` of them (0: no limit), with only the
+    /// fields `projection` keeps (e.g. `["holds": 0]` leaves a field out; empty: every field).
     public func find(
         in collection: String,
         filter: BSONFields,
         sort: BSONFields = [:],
-        limit: Int64 = 0
+        limit: Int64 = 0,
+        projection: BSONFields = [:]
     ) async throws(ShippyError) -> [BSONFields] {
         try await run("find in \(collection)") { client in
             try self.withCollection(client, collection) { handle in
                 var options: BSONFields = ["maxTimeMS": .int64(self.maxTimeMS)]
                 if !sort.fields.isEmpty { options.fields.append((key: "sort", value: .document(sort))) }
-                if limit > 0 { options.fields.append((key: "limit", value: .int64(limit))) }
+                if !projection.fields.isEmpty {
+                    options.fields.append((key: "projection", value: .document(projection)))
+                }
+                if limit > 0 {
+                    // All of it in the first reply, and the server closes the cursor: no getMore, no killCursors.
+                    options.fields += [
+                        (key: "limit", value: .int64(limit)), (key: "batchSize", value: .int64(limit)),
+                        (key: "singleBatch", value: .bool(true)),
+                    ]
+                }
                 let cursor = filter.withBSON { filter in
                     options.withBSON { options in mongoc_collection_find_with_opts(handle, filter, options, nil) }
                 }
@@ -148,7 +159,8 @@ public final class MongoClient: Sendable {
         in collection: String,
         filter: BSONFields,
         update: BSONFields,
-        sort: BSONFields = [:]
+        sort: BSONFields = [:],
+        projection: BSONFields = [:]
     ) async throws(ShippyError) -> BSONFields? {
         try await run("find and modify in \(collection)") { client in
             try self.withCollection(client, collection) { handle in
@@ -156,6 +168,9 @@ public final class MongoClient: Sendable {
                 defer { mongoc_find_and_modify_opts_destroy(options) }
                 update.withBSON { _ = mongoc_find_and_modify_opts_set_update(options, $0) }
                 if !sort.fields.isEmpty { sort.withBSON { _ = mongoc_find_and_modify_opts_set_sort(options, $0) } }
+                if !projection.fields.isEmpty {
+                    projection.withBSON { _ = mongoc_find_and_modify_opts_set_fields(options, $0) }
+                }
                 _ = mongoc_find_and_modify_opts_set_flags(options, MONGOC_FIND_AND_MODIFY_RETURN_NEW)
                 _ = mongoc_find_and_modify_opts_set_max_time_ms(options, UInt32(clamping: self.maxTimeMS))
                 return try withReply { reply in

@@ -57,7 +57,8 @@ public struct MongoVesselRepository: VesselRepository {
 
     public func findAvailable(_ specification: VesselSpecification) async throws(ShippyError) -> Vessel? {
         let documents = try await client.find(
-            in: Self.collection, filter: Self.hasRoom(for: specification), sort: Self.smallestFirst, limit: 1)
+            in: Self.collection, filter: Self.hasRoom(for: specification), sort: Self.smallestFirst, limit: 1,
+            projection: Self.withoutHolds)
         return try documents.first.map { fields throws(ShippyError) in try Vessel(fields) }
     }
 
@@ -86,7 +87,8 @@ public struct MongoVesselRepository: VesselRepository {
     public func list(_ page: PageRequest) async throws(ShippyError) -> Page<Vessel> {
         let filter: BSONFields = page.cursor.first.map { ["_id": ["$gt": .string($0)]] } ?? [:]
         let documents = try await client.find(
-            in: Self.collection, filter: filter, sort: ["_id": .int32(1)], limit: Int64(page.size + 1))
+            in: Self.collection, filter: filter, sort: ["_id": .int32(1)], limit: Int64(page.size + 1),
+            projection: Self.withoutHolds)
         var vessels: [Vessel] = []
         for document in documents { vessels.append(try Vessel(document)) }
         return Page(fetched: vessels, size: page.size) { [$0.id] }
@@ -113,7 +115,8 @@ public struct MongoVesselRepository: VesselRepository {
                     ]
                 ],
             ],
-            sort: Self.smallestFirst
+            sort: Self.smallestFirst,
+            projection: Self.withoutHolds
         )
         guard let taken else {
             try await client.deleteMany(
@@ -270,6 +273,9 @@ public struct MongoVesselRepository: VesselRepository {
     }
 
     private static let unconfirmed: BSONValue = ["$in": .array(["pending", "reserved"])]
+    /// A vessel's holds (one per booking it carries) are bookkeeping for releases: reads leave them out, so
+    /// that what a read costs does not grow with the bookings a vessel has taken.
+    private static let withoutHolds: BSONFields = ["holds": .int32(0)]
     private static let smallestFirst: BSONFields = ["capacity": .int32(1), "max_weight": .int32(1), "_id": .int32(1)]
 
     private static func hasRoom(for load: VesselSpecification) -> BSONFields {
