@@ -16,12 +16,12 @@ COPY Services ./Services
 COPY Tests ./Tests
 # One product per `swift build` (given several `--product` flags, SwiftPM builds only the last); the modules
 # they share are built once.
-RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli; do \
+RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench; do \
         swift build -c release --static-swift-stdlib --product "$product" || exit 1; \
     done \
     && mkdir /out \
     && cd "$(swift build -c release --show-bin-path)" \
-    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli /out/
+    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench /out/
 # Symbols and debug information stay in the build stage; the runtime image gets stripped executables.
 RUN strip /out/*
 
@@ -38,6 +38,6 @@ RUN apt-get update \
     && mkdir -p /keys/private /keys/public /work \
     && chown shippy: /keys/private /keys/public \
     && chmod 700 /keys/private
-COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /usr/local/bin/
+COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /usr/local/bin/
 USER shippy
 ENV HOST=0.0.0.0
