@@ -167,10 +167,9 @@ struct Run: AsyncParsableCommand {
             scenario.name, streams: scenario.streams(context, pace), warmUp: .milliseconds(Int64(warmUp * 1000)),
             limit: count.map { .count($0) } ?? .duration(.milliseconds(Int64(duration * 1000))), recorder: recorder,
             sampler: sampler)
-        let hashes = ["auth", "auth-under-reads", "shippers"].contains(scenario.name)
         return ScenarioResult(
             scenario: scenario, pace: pace, seconds: elapsed.seconds, stats: recorder.results,
-            processes: sampler.finish(), bcryptCeiling: hashes ? bcryptCeiling(cores: cores) : nil)
+            processes: sampler.finish(), bcryptCeiling: scenario.hashes ? bcryptCeiling(cores: cores) : nil)
     }
 
     /// The machine's cores ÷ the CPU seconds of one hash at `bcryptCost`, hashed here (three times, the best).

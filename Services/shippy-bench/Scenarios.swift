@@ -33,15 +33,20 @@ struct Scenario: Sendable {
     var server: String
     /// Whether it needs the run's users (health checks and the greeter do not).
     var needsAccounts = true
+    /// Whether it hashes passwords: its report gives the machine's bcrypt ceiling beside its logins.
+    var hashes = false
     var streams: @Sendable (ScenarioContext, Pace) -> [LoadStream]
 
     /// One call repeated at `pace`.
     static func single(
-        _ name: String, _ summary: String, server: String, needsAccounts: Bool = true,
+        _ name: String, _ summary: String, server: String, needsAccounts: Bool = true, hashes: Bool = false,
         pace: @escaping @Sendable (Int) -> Pace = { _ in .closed(workers: 64) },
         _ call: @escaping @Sendable (ScenarioContext, Int, ContinuousClock.Instant) async -> Void
     ) -> Scenario {
-        Scenario(name: name, summary: summary, defaultPace: pace, server: server, needsAccounts: needsAccounts) {
+        Scenario(
+            name: name, summary: summary, defaultPace: pace, server: server, needsAccounts: needsAccounts,
+            hashes: hashes
+        ) {
             context, pace in
             [LoadStream(pace: pace) { iteration, due in await call(context, iteration, due) }]
         }
@@ -101,7 +106,7 @@ struct Scenario: Sendable {
         },
         .single(
             "auth", "user.UserService/Auth (bcrypt), as many at once as user-service hashes",
-            server: "user", pace: { cores in .closed(workers: cores) }
+            server: "user", hashes: true, pace: { cores in .closed(workers: cores) }
         ) { context, iteration, due in
             let reader = context.fixtures.reader
             await context.recorder.measure("Auth", since: due) {
@@ -118,14 +123,14 @@ struct Scenario: Sendable {
         ) { context, pace in [reads(context, pace)] },
         Scenario(
             name: "auth-under-reads", summary: "auth at full speed while `reads` runs at its rate beside it",
-            defaultPace: { cores in .closed(workers: cores) }, server: "user"
+            defaultPace: { cores in .closed(workers: cores) }, server: "user", hashes: true
         ) { context, pace in
             all.first { $0.name == "auth" }!.streams(context, pace) + [reads(context, .open(perSecond: 150))]
         },
         Scenario(
             name: "shippers",
             summary: "each worker a new shipper: sign up, log in, then ship and list five times",
-            defaultPace: { _ in .closed(workers: 4) }, server: "consignment"
+            defaultPace: { _ in .closed(workers: 4) }, server: "consignment", hashes: true
         ) { context, pace in
             [
                 LoadStream(pace: pace) { _, due in
