@@ -145,6 +145,10 @@ if shippers:
             target(f"{service}: resident memory under `shippers`", f"{peak:.1f} MB", "≤ 100 MB", peak <= 100,
                    f"by {peak - 100:.1f} MB")
 go_rate = h2load.get("go-greeter")
+if not go_rate:
+    target("Health/Check against the grpc-go greeter", "not measured", "≥ 0.4×", False,
+           "(not measured: no greeter; point SHIPPY_PERF_REFERENCE at ../shared/perf-reference, and h2load from "
+           "Debian's nghttp2-client)")
 for service in ("vessel-service", "user-service", "consignment-service"):
     if go_rate and service in h2load:
         rate = h2load[service]
