@@ -68,6 +68,8 @@ build() {
     if ! swift build -c "$configuration" --package-path "$root" 2>&1 | tee "$run/logs/build.log" | awk '
         match($0, /^\[[0-9]+\/[0-9]+\]/) {
             split(substr($0, 2, RLENGTH - 2), step, "/")
+            # A count that starts again (the plugins are built first, in a count of their own) restarts the tenths.
+            if (step[1] + 0 <= 1) shown = 0
             tenth = int(10 * step[1] / step[2])
             if (tenth > shown) { shown = tenth; printf "  built %d of %d steps\n", step[1], step[2]; fflush() }
         }'; then
