@@ -16,6 +16,9 @@ parser.add_argument("--results", required=True, type=pathlib.Path)
 parser.add_argument("--commit", required=True)
 args = parser.parse_args()
 
+# When the scenarios ran (the results file's time), not when this report was written.
+run_date = datetime.datetime.fromtimestamp((args.results / "scenarios.json").stat().st_mtime,
+                                           datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 runs = {run["scenario"]: run for run in json.loads((args.results / "scenarios.json").read_text())}
 startup = {}
 for line in (args.results / "startup.txt").read_text().splitlines():
@@ -65,7 +68,7 @@ lines = [
     "postgres), over the measured interval, divided by the calls of the scenario.",
     "",
     f"- Machine: {machine()}",
-    f"- Date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+    f"- Date: {run_date}",
     f"- Commit: {args.commit}",
     "",
     "## Calls",
