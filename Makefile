@@ -18,8 +18,9 @@ release:
 bench:
 	scripts/bench.sh
 
-## In-process benchmarks of the hot paths (token verification, BSON, protobuf mapping): time and allocations.
+## In-process benchmarks of the hot paths (token verification, BSON, protobuf): time and allocations.
 bench-micro:
+	scripts/install.sh
 	cd Benchmarks && swift package benchmark
 
 ## Every test: unit, integration against real servers, black-box against the real executables.
