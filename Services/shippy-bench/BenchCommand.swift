@@ -176,17 +176,19 @@ struct Run: AsyncParsableCommand {
     private func bcryptCeiling(cores: Int) -> Double {
         let cost = UInt8(clamping: bcryptCost)
         let best = (0..<3).map { _ in
-            let before = threadCPUSeconds()
+            let before = seconds(on: CLOCK_THREAD_CPUTIME_ID)
             _ = Bcrypt.hash("shippy-bench ceiling", cost: cost)
-            return threadCPUSeconds() - before
+            return seconds(on: CLOCK_THREAD_CPUTIME_ID) - before
         }.min()!
         return Double(cores) / best
     }
 }
 
-private func threadCPUSeconds() -> Double {
+/// The time on `clock`, in seconds: this thread's CPU time (CLOCK_THREAD_CPUTIME_ID) or time since boot
+/// (CLOCK_BOOTTIME, the base of /proc's process start times).
+private func seconds(on clock: clockid_t) -> Double {
     var now = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+    clock_gettime(clock, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
@@ -200,7 +202,7 @@ struct ServingTime: AsyncParsableCommand {
     @Option(help: "Seconds to wait at most.") var within: Double = 60
 
     func run() async throws {
-        let started = pid.flatMap(processStartSinceBoot) ?? secondsSinceBoot()
+        let started = pid.flatMap(processStartSinceBoot) ?? seconds(on: CLOCK_BOOTTIME)
         let target = try ServiceAddress.target(address, key: "--address")
         let deadline = ContinuousClock.now + .milliseconds(Int64(within * 1000))
         var options = CallOptions.defaults
@@ -215,7 +217,7 @@ struct ServingTime: AsyncParsableCommand {
                     == .serving
             }
             if serving == true {
-                print(String(format: "%.0f", (secondsSinceBoot() - started) * 1000))
+                print(String(format: "%.0f", (seconds(on: CLOCK_BOOTTIME) - started) * 1000))
                 return
             }
             try await Task.sleep(for: .milliseconds(5))
@@ -223,12 +225,6 @@ struct ServingTime: AsyncParsableCommand {
         FileHandle.standardError.write(Data("shippy-bench: \(address) not SERVING within \(within) s\n".utf8))
         throw ExitCode(69)
     }
-}
-
-private func secondsSinceBoot() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_BOOTTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
 }
 
 /// The process's start, in seconds since boot (field 22 of /proc/PID/stat, in clock ticks).

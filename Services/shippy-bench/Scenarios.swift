@@ -104,19 +104,7 @@ struct Scenario: Sendable {
         ) { context, iteration, due in
             await ship(context, as: context.fixtures.shipper, iteration, due)
         },
-        .single(
-            "auth", "user.UserService/Auth (bcrypt), as many at once as user-service hashes",
-            server: "user", hashes: true, pace: { cores in .closed(workers: cores) }
-        ) { context, iteration, due in
-            let reader = context.fixtures.reader
-            await context.recorder.measure("Auth", since: due) {
-                try await context.users(iteration).auth(
-                    .with {
-                        $0.email = reader.email
-                        $0.password = reader.password
-                    }, options: context.options)
-            }
-        },
+        auth,
         Scenario(
             name: "reads", summary: "ValidateToken, FindAvailable, GetConsignments in turn, at a steady rate",
             defaultPace: { _ in .open(perSecond: 150) }, server: "user"
@@ -125,7 +113,7 @@ struct Scenario: Sendable {
             name: "auth-under-reads", summary: "auth at full speed while `reads` runs at its rate beside it",
             defaultPace: { cores in .closed(workers: cores) }, server: "user", hashes: true
         ) { context, pace in
-            all.first { $0.name == "auth" }!.streams(context, pace) + [reads(context, .open(perSecond: 150))]
+            auth.streams(context, pace) + [reads(context, .open(perSecond: 150))]
         },
         Scenario(
             name: "shippers",
@@ -152,6 +140,21 @@ struct Scenario: Sendable {
             ]
         },
     ]
+
+    /// Logins of the run's reader, as many at once as user-service hashes; `auth-under-reads` runs it too.
+    static let auth = Scenario.single(
+        "auth", "user.UserService/Auth (bcrypt), as many at once as user-service hashes",
+        server: "user", hashes: true, pace: { cores in .closed(workers: cores) }
+    ) { context, iteration, due in
+        let reader = context.fixtures.reader
+        await context.recorder.measure("Auth", since: due) {
+            try await context.users(iteration).auth(
+                .with {
+                    $0.email = reader.email
+                    $0.password = reader.password
+                }, options: context.options)
+        }
+    }
 
     /// Runs a call that must fail with `code`: that failure is its success.
     static func expecting(_ code: RPCError.Code, _ call: () async throws -> some Any) async throws {
