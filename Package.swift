@@ -15,6 +15,10 @@ let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
 let bcrypt = Target.Dependency.product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
 let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
+let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
+let tracing = Target.Dependency.product(name: "Tracing", package: "swift-distributed-tracing")
+let semanticConventions = Target.Dependency.product(
+    name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions")
 
 let package = Package(
     name: "Shippy",
@@ -51,6 +55,17 @@ let package = Package(
             url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
             traits: ["JSON", "YAML", "Reloading", "CommandLineArguments"]),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        // OTLP over gRPC only: the HTTP exporter would add async-http-client to every build.
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPGRPC"]),
+        // The attribute names of the registry (rpc.* and messaging.* are still experimental there, hence the trait
+        // and the pin to the minor version, as its README asks); no typed span extensions.
+        .package(
+            url: "https://github.com/swift-otel/swift-otel-semantic-conventions.git", .upToNextMinor(from: "1.44.0"),
+            traits: ["Experimental"]),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -64,7 +79,8 @@ let package = Package(
         .systemLibrary(name: "CNats", path: "Shared/CNats", pkgConfig: "libnats", providers: [.apt(["libnats-dev"])]),
         // Events over NATS JetStream: connect, publish with acknowledgement, durable pull consumers.
         .target(
-            name: "ShippyMessaging", dependencies: ["CNats", "ShippyDomain", logging, nioPosix],
+            name: "ShippyMessaging",
+            dependencies: ["CNats", "ShippyDomain", logging, nioPosix, metrics],
             path: "Shared/Messaging"),
         // Generated protobuf messages and gRPC stubs (`make proto`); never edited by hand.
         .target(
@@ -80,13 +96,17 @@ let package = Package(
         .target(
             name: "ShippyMongo",
             dependencies: [
-                "ShippyDomain", "ShippyStorage", "ShippyRuntime", "CMongoc", logging, nioPosix, argumentParser,
+                "ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyTelemetry", "CMongoc", logging, nioPosix,
+                argumentParser, metrics, semanticConventions,
             ],
             path: "Shared/Mongo"
         ),
         // The PostgreSQL repository of users over postgres-nio.
         .target(
-            name: "ShippyPostgres", dependencies: ["ShippyDomain", "ShippyStorage", logging, postgres],
+            name: "ShippyPostgres",
+            dependencies: [
+                "ShippyDomain", "ShippyStorage", "ShippyTelemetry", logging, postgres, metrics, semanticConventions,
+            ],
             path: "Shared/Postgres"),
         // Access tokens: ES256 signing (user service only) and local verification with public keys.
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
@@ -99,12 +119,23 @@ let package = Package(
         .target(
             name: "ShippyCLI", dependencies: ["ShippyDomain", "ShippyConfiguration", grpcCore, argumentParser],
             path: "Shared/CLI"),
+        // Metrics (Prometheus text on its own HTTP port), traces (OTLP when configured), gRPC call telemetry.
+        .target(
+            name: "ShippyTelemetry",
+            dependencies: [
+                "ShippyDomain", "ShippyConfiguration", grpcCore, logging, lifecycle, metrics, tracing,
+                semanticConventions, .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            path: "Shared/Telemetry"
+        ),
         // What every service shares: logging, gRPC server lifecycle, health, readiness, startup retry.
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", grpcCore, grpcHTTP2,
-                grpcInProcess, argumentParser, logging, lifecycle,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry", grpcCore,
+                grpcHTTP2, grpcInProcess, argumentParser, logging, lifecycle, metrics, tracing,
             ],
             path: "Shared/Runtime"
         ),
@@ -113,7 +144,7 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
                 "ShippyConfiguration", grpcCore, grpcHTTP2,
-                argumentParser, logging, lifecycle,
+                argumentParser, logging, lifecycle, metrics, tracing,
             ],
             path: "Services/vessel-service"
         ),
@@ -121,8 +152,10 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
+                "ShippyTelemetry",
                 "ShippyConfiguration",
-                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, postgres, bcrypt, nioCore, nioPosix,
+                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, metrics, tracing, postgres, bcrypt, nioCore,
+                nioPosix,
                 "ShippyMessaging",
             ],
             path: "Services/user-service"
@@ -137,7 +170,7 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
                 "ShippyConfiguration",
-                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, crypto,
+                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, metrics, tracing, crypto,
             ],
             path: "Services/consignment-service"
         ),
@@ -163,8 +196,9 @@ let package = Package(
         .executableTarget(
             name: "EmailService",
             dependencies: [
-                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyConfiguration", grpcCore, argumentParser,
-                logging, lifecycle,
+                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyTelemetry", "ShippyConfiguration",
+                grpcCore, argumentParser,
+                logging, lifecycle, metrics, tracing,
             ],
             path: "Services/email-service"
         ),

@@ -17,16 +17,18 @@ ALLOWED = {
     "Shared/Messaging": {"ShippyDomain", "CNats"},
     "Shared/Configuration": {"ShippyDomain", "Configuration"},
     "Shared/CLI": {"ShippyDomain", "ShippyConfiguration"},
-    "Shared/Runtime": {"ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration"},
-    "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyConfiguration", "CMongoc"},
-    "Shared/Postgres": {"ShippyDomain", "ShippyStorage", "PostgresNIO"},
+    "Shared/Telemetry": {"ShippyDomain", "ShippyConfiguration"},
+    "Shared/Runtime": {"ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry"},
+    "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyConfiguration", "ShippyTelemetry", "CMongoc"},
+    "Shared/Postgres": {"ShippyDomain", "ShippyStorage", "ShippyTelemetry", "PostgresNIO"},
     "Services/vessel-service": {"ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyConfiguration"},
     "Services/consignment-service": {
         "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration", "Crypto"},
     "Services/user-service": {
         "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
-        "ShippyMessaging", "PostgresNIO", "JWTKit"},
-    "Services/email-service": {"ShippyDomain", "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyConfiguration"},
+        "ShippyMessaging", "ShippyTelemetry", "PostgresNIO", "JWTKit"},
+    "Services/email-service": {
+        "ShippyDomain", "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyTelemetry", "ShippyConfiguration"},
     "Services/user-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},

@@ -10,6 +10,12 @@ export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 
 # A fresh machine gets what the build and the servers need first (Debian packages, the Python venv).
 "$root/scripts/install.sh"
+# The tracing tests' OTLP receiver (Tests/Tools/otlp_receiver.py) runs on grpcio and opentelemetry-proto.
+venv=$root/.local/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c 'import grpc, opentelemetry.proto' 2>/dev/null \
+    || "$venv/bin/pip" install -q grpcio opentelemetry-proto
+export SHIPPY_TEST_PYTHON=$venv/bin/python
 swift build --build-tests
 "$root/scripts/servers.sh" start
 trap '"$root/scripts/servers.sh" purge' EXIT

@@ -8,8 +8,10 @@ import ShippyRuntime
 struct ConsignmentServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "consignment-service"
     static let defaultPort = 50051
+    static let defaultMetricsPort = 9051
     static let settings =
-        ServerSettings.all(defaultPort: defaultPort) + MongoSettings.all + TokenSettings.all
+        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + MongoSettings.all
+        + TokenSettings.all
         + ConsignmentServiceConfiguration.settings
 
     static let configuration = CommandConfiguration(

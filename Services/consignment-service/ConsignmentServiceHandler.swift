@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import Logging
+import Metrics
 import ShippyContracts
 import ShippyDomain
 import ShippyRuntime
@@ -15,6 +16,11 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
     let repository: any ConsignmentRepository
     let vessels: any VesselBooker
     let logger: Logger
+
+    /// `shippy_consignments_created_total` and `shippy_containers_booked_total` (a retry answered from the store
+    /// counts once).
+    static let created = Counter(label: "shippy_consignments_created_total")
+    static let containersBooked = Counter(label: "shippy_containers_booked_total")
 
     /// Books a vessel for the consignment and stores it, owned by the caller: the booking saga of the README
     /// (Book, store, Confirm; on a failure after Book, the store is undone and the room released).
@@ -48,6 +54,8 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
             throw error
         }
         try await confirmOrUndo(booked, token: token)
+        Self.created.increment()
+        Self.containersBooked.increment(by: booked.containers.count)
         logger.info(
             "consignment created",
             metadata: ["consignment_id": "\(booked.id)", "vessel_id": "\(vesselID)", "user_id": "\(owner)"])

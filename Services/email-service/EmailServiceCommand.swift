@@ -8,7 +8,9 @@ import ShippyRuntime
 struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "email-service"
     static let defaultPort = 50054
-    static let settings = ServerSettings.all(defaultPort: defaultPort) + Serve.settings
+    static let defaultMetricsPort = 9054
+    static let settings =
+        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + Serve.settings
 
     static let configuration = CommandConfiguration(
         commandName: name,

@@ -1,9 +1,11 @@
 import Logging
+import Metrics
 import ServiceLifecycle
 import ShippyContracts
 import ShippyDomain
 import ShippyMessaging
 import ShippyRuntime
+import ShippyTelemetry
 import Synchronization
 
 /// Where the ids of mailed events are kept, so that each event is mailed once: across restarts and replicas
@@ -72,6 +74,12 @@ final class MailConsumerConnection: Sendable {
         return try await subscription.fetch()
     }
 
+    /// The durable consumer's backlog on the server: messages not yet delivered, and delivered but unacknowledged.
+    func consumerState() async throws(ShippyError) -> NATSClient.ConsumerState {
+        guard let nats = parts.withLock({ $0?.nats }) else { throw .unavailable("not connected") }
+        return try await nats.consumerState(stream: UserEvents.stream, durable: Self.durable)
+    }
+
     /// Replaces a subscription whose consumer was deleted on the server.
     func resubscribe() async throws(ShippyError) {
         guard let (nats, old) = parts.withLock({ $0.map { ($0.nats, $0.subscription) } }) else { return }
@@ -131,8 +139,16 @@ struct WelcomeMailService: Service {
             retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
         let consumer = WelcomeMailService(
             connection: connection, ready: readiness.ready, mailer: mailer, policy: policy, logger: logger)
+        let lag = GaugeRefresher("the consumer's lag", logger: logger) {
+            let state = try await connection.consumerState()
+            Gauge(label: "email_consumer_pending").record(Int(clamping: state.pending))
+            Gauge(label: "email_consumer_ack_pending").record(Int(state.acknowledgementsPending))
+        }
         let grpc = GRPCServerService(listener: server.listener, services: [], health: health, logger: logger)
-        return (health, [("readiness", readiness), ("welcome-mail", consumer), ("grpc-server", grpc)])
+        return (
+            health,
+            [("readiness", readiness), ("welcome-mail", consumer), ("consumer-gauges", lag), ("grpc-server", grpc)]
+        )
     }
 
     /// Unacknowledged messages are redelivered to a replica or the next start when the service stops.
@@ -161,15 +177,34 @@ struct WelcomeMailService: Service {
         }
     }
 
-    /// Handles one message and answers the server: acknowledged, delivered again later, or terminated.
+    /// Handles one message and answers the server: acknowledged, delivered again later, or terminated. It runs
+    /// in a consumer span that continues the publisher's trace (the sign-up's), from the message's headers.
     func process(_ message: NATSMessage, mailed: any MailedEvents) async {
+        if message.deliveries > 1 { Self.redeliveries.increment() }
+        await traced(
+            "process \(UserEvents.created)", ofKind: .consumer, context: traceContext(from: message.traceHeaders),
+            attributes: ["messaging.system": "nats", "messaging.destination.name": UserEvents.created]
+        ) { () async in
+            await settle(message, mailed: mailed)
+        }
+    }
+
+    /// `nats_consumed_total{subject,outcome}` and `email_redeliveries_total` (deliveries after the first).
+    static let redeliveries = Counter(label: "email_redeliveries_total")
+    static func consumed(_ outcome: String) -> Counter {
+        Counter(label: "nats_consumed_total", dimensions: [("subject", UserEvents.created), ("outcome", outcome)])
+    }
+
+    private func settle(_ message: NATSMessage, mailed: any MailedEvents) async {
         switch await handle(message.payload, messageID: message.messageID, mailed: mailed) {
         case .done:
+            Self.consumed("acked").increment()
             await message.ack()
         case .retry(let eventID) where message.deliveries >= UInt64(policy.maxDeliveries):
             logger.error(
                 "giving up on a welcome mail",
                 metadata: ["event_id": "\(eventID)", "deliveries": "\(message.deliveries)"])
+            Self.consumed("terminated").increment()
             await message.term()
         case .retry(let eventID):
             let delay = policy.delay(afterDelivery: message.deliveries)
@@ -178,6 +213,7 @@ struct WelcomeMailService: Service {
                 metadata: [
                     "event_id": "\(eventID)", "delivery": "\(message.deliveries)", "in_ms": "\(delay.milliseconds)",
                 ])
+            Self.consumed("retried").increment()
             await message.nak(delay: delay)
         }
     }

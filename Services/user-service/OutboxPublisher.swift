@@ -4,6 +4,7 @@ import ShippyDomain
 import ShippyMessaging
 import ShippyRuntime
 import ShippyStorage
+import ShippyTelemetry
 
 /// Delivers the outbox's events to NATS JetStream, at least once: an event is marked published only after
 /// JetStream acknowledged it, and JetStream drops a re-publication of the same event id (its message id)
@@ -27,8 +28,16 @@ struct OutboxPublisher: Service {
             while true {
                 let published =
                     (try? await outbox.publishPending(limit: 20) { event in
-                        try await nats.publish(
-                            subject: event.subject, payload: event.payload, messageID: event.id.uuidString.lowercased())
+                        // A span of the sign-up's trace, however much later it is published.
+                        try await traced(
+                            "publish \(event.subject)", ofKind: .producer,
+                            context: traceContext(from: event.traceContext),
+                            attributes: ["messaging.system": "nats", "messaging.destination.name": event.subject]
+                        ) { () async throws(ShippyError) in
+                            try await nats.publish(
+                                subject: event.subject, payload: event.payload,
+                                messageID: event.id.uuidString.lowercased(), headers: currentTraceHeaders())
+                        }
                     }) ?? 0
                 if published > 0 { logger.debug("published events", metadata: ["count": "\(published)"]) }
                 try await Task.sleep(for: published > 0 ? .milliseconds(10) : .milliseconds(250))

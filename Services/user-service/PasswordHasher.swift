@@ -1,7 +1,10 @@
 import Glibc
 import HummingbirdBcrypt
+import Metrics
 import NIOPosix
+import ShippyDomain
 import ShippyRuntime
+import ShippyTelemetry
 
 /// bcrypt hashing and checking, on a thread pool of its own: at cost 12 one hash takes a quarter of a
 /// second of CPU, which must not stall Swift's cooperative executor.
@@ -49,7 +52,7 @@ struct PasswordHasher: Sendable {
     /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func hash(_ password: String) async throws -> String {
         let cost = self.cost
-        return try await admission.run {
+        return try await admitted("bcrypt hash") {
             try await threads.runIfActive {
                 Self.yieldToOtherWork()
                 return Bcrypt.hash(password, cost: cost)
@@ -61,13 +64,33 @@ struct PasswordHasher: Sendable {
     /// - Throws: `ShippyError` `.unavailable` when the queue is full.
     func verify(_ password: String, hash: String?) async throws -> Bool {
         let decoy = hash == nil ? try await decoyHash.value : ""
-        let matches = try await admission.run {
+        let matches = try await admitted("bcrypt verify") {
             try await threads.runIfActive {
                 Self.yieldToOtherWork()
                 return Bcrypt.verify(password, hash: hash ?? decoy)
             }
         }
         return matches && hash != nil
+    }
+
+    /// `bcrypt_queue_depth` (works running or waiting for a thread), `bcrypt_refused_total`.
+    private static let depth = Gauge(label: "bcrypt_queue_depth")
+    private static let refused = Counter(label: "bcrypt_refused_total")
+
+    /// Runs `work` through the admission gate in a span of its own, keeping the queue's figures.
+    private func admitted<T: Sendable>(_ name: String, _ work: () async throws -> T) async throws -> T {
+        try await traced(name, ofKind: .internal, attributes: ["bcrypt.cost": "\(cost)"]) { () async throws in
+            do {
+                return try await admission.run {
+                    Self.depth.record(admission.inFlight)
+                    defer { Self.depth.record(admission.inFlight - 1) }
+                    return try await work()
+                }
+            } catch let error as ShippyError where error.code == .unavailable {
+                Self.refused.increment()
+                throw error
+            }
+        }
     }
 
     /// Lowers the scheduling priority of the calling hashing thread (nice 10): hashes still use every idle

@@ -1,4 +1,5 @@
 import Logging
+import Metrics
 import NIOCore
 import PostgresNIO
 import ServiceLifecycle
@@ -117,9 +118,14 @@ struct UserServiceApp {
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
             natsURL: configuration.natsURL, outbox: repository, ready: app.ready, logger: logger)
+        let backlog = GaugeRefresher("the outbox's backlog", logger: logger) {
+            let backlog = try await repository.backlog()
+            Gauge(label: "outbox_pending_events").record(backlog.pending)
+            Gauge(label: "outbox_oldest_pending_age_seconds").record(Double(backlog.oldestAge.milliseconds) / 1000)
+        }
         app = UserServiceApp(
             health: app.health, server: app.server, signer: app.signer, ready: app.ready,
-            services: [("postgres", client), ("outbox-publisher", publisher)] + app.services
+            services: [("postgres", client), ("outbox-publisher", publisher), ("outbox-gauges", backlog)] + app.services
         )
         return app
     }

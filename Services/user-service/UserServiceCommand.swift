@@ -7,8 +7,9 @@ import ShippyRuntime
 struct UserServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "user-service"
     static let defaultPort = 50053
+    static let defaultMetricsPort = 9053
     static let settings =
-        ServerSettings.all(defaultPort: defaultPort) + TokenSettings.all
+        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + TokenSettings.all
         + UserServiceConfiguration.settings
 
     static let configuration = CommandConfiguration(

@@ -1,12 +1,14 @@
 import Foundation
 import GRPCCore
 import Logging
+import Metrics
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
 import ShippyMessaging
 import ShippyRuntime
 import ShippyStorage
+import ShippyTelemetry
 
 /// The transport of `user.UserService`. Passwords arrive here and go no further than the hasher; no
 /// response, token or log line carries a password, a hash, or (outside `Auth`) a token.
@@ -39,6 +41,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
             id: UUID().uuidString.lowercased(), name: newUser.name, company: newUser.company, email: newUser.email)
         try await repository.create(
             user, passwordHash: try await hasher.hash(newUser.password), event: UserCreatedEvent.make(for: user))
+        Self.signUps.increment()
         logger.info("user created", metadata: ["user_id": "\(user.id)"])
         return .with { $0.user = User_User(user, roles: roles(of: user)) }
     }
@@ -80,17 +83,24 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         }
         guard email.utf8.count <= 254 else { throw ShippyError.invalidArgument("email is longer than 254 bytes") }
         let throttleKey = LoginThrottle.key(email: email, peer: context.remotePeer)
-        try throttle.check(throttleKey)
+        do {
+            try throttle.check(throttleKey)
+        } catch {
+            Self.logins(.throttled).increment()
+            throw error
+        }
         let credentials = try await repository.credentials(email: email)
         // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
         let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
         let matches = try await hasher.verify(request.password, hash: tooLong ? nil : credentials?.passwordHash)
         guard matches, let user = credentials?.user else {
             throttle.recordFailure(throttleKey)
+            Self.logins(.refused).increment()
             logger.info("login refused")
             throw ShippyError(.unauthenticated, "wrong email or password")
         }
         throttle.recordSuccess(throttleKey)
+        Self.logins(.ok).increment()
         logger.info("login", metadata: ["user_id": "\(user.id)"])
         let token = try await signer.sign(user, roles: roles(of: user))
         return .with {
@@ -122,7 +132,9 @@ enum UserCreatedEvent {
             $0.company = user.company
             $0.createdAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
         }
-        return OutboxEvent(id: id, subject: UserEvents.created, payload: try event.serializedBytes())
+        return OutboxEvent(
+            id: id, subject: UserEvents.created, payload: try event.serializedBytes(),
+            traceContext: currentTraceHeaders())
     }
 }
 
@@ -135,5 +147,18 @@ extension User_User {
         company = user.company
         email = user.email
         self.roles = roles.map(\.rawValue)
+    }
+}
+
+extension UserServiceHandler {
+    /// `shippy_signups_total`: users created.
+    static let signUps = Counter(label: "shippy_signups_total")
+
+    /// How a login ended: a token, a wrong email or password, or refused unseen after too many failures.
+    enum LoginOutcome: String { case ok, refused, throttled }
+
+    /// `shippy_logins_total{outcome}`.
+    static func logins(_ outcome: LoginOutcome) -> Counter {
+        Counter(label: "shippy_logins_total", dimensions: [("outcome", outcome.rawValue)])
     }
 }

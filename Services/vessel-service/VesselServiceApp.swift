@@ -99,7 +99,11 @@ struct VesselServiceApp {
         return VesselServiceApp(
             health: health,
             server: server,
-            services: [("readiness", readiness), ("booking-sweeper", sweeper), ("grpc-server", server)]
+            services: [
+                ("readiness", readiness), ("booking-sweeper", sweeper),
+                ("fleet-gauges", FleetGauges.refresher(repository, logger: logger)),
+                ("grpc-server", server),
+            ]
         )
     }
 }

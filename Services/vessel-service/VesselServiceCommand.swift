@@ -8,8 +8,10 @@ import ShippyRuntime
 struct VesselServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "vessel-service"
     static let defaultPort = 50052
+    static let defaultMetricsPort = 9052
     static let settings =
-        ServerSettings.all(defaultPort: defaultPort) + MongoSettings.all + TokenSettings.all
+        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + MongoSettings.all
+        + TokenSettings.all
         + BookingConfiguration.settings
 
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import CNats
 import Logging
+import Metrics
 import NIOPosix
 import ShippyDomain
 import Synchronization
@@ -83,22 +84,42 @@ public final class NATSClient: Sendable {
 
     /// Publishes to JetStream and waits for the server's acknowledgement: once this returns, the message
     /// is stored. The same `messageID` published again within the duplicate window is dropped by the server.
-    public func publish(subject: String, payload: [UInt8], messageID: String) async throws(ShippyError) {
-        try await run("publish to \(subject)") { [jetStream, redactedURL] () throws(ShippyError) in
-            try withCStrings([subject, messageID]) { strings throws(ShippyError) in
-                var options = jsPubOptions()
-                jsPubOptions_Init(&options)
-                options.MsgId = strings[1]
-                options.MaxWait = 2000
-                var ack: UnsafeMutablePointer<jsPubAck>?
-                var code = jsErrCode(0)
-                let status = payload.withUnsafeBytes { bytes in
-                    js_Publish(&ack, jetStream.raw, strings[0], bytes.baseAddress, Int32(bytes.count), &options, &code)
+    /// `headers` travel with the message (the trace context). Counted in `nats_published_total{subject,outcome}`.
+    public func publish(
+        subject: String, payload: [UInt8], messageID: String, headers: [String: String] = [:]
+    ) async throws(ShippyError) {
+        do {
+            try await run("publish to \(subject)") { [jetStream, redactedURL] () throws(ShippyError) in
+                var message: OpaquePointer?
+                let created = payload.withUnsafeBytes { bytes in
+                    natsMsg_Create(
+                        &message, subject, nil, bytes.baseAddress?.assumingMemoryBound(to: CChar.self),
+                        Int32(bytes.count))
                 }
-                jsPubAck_Destroy(ack)
-                try check(status, "NATS at \(redactedURL)")
+                try check(created, "NATS at \(redactedURL)")
+                defer { natsMsg_Destroy(message) }
+                for (key, value) in headers { natsMsgHeader_Set(message, key, value) }
+                try withCStrings([messageID]) { strings throws(ShippyError) in
+                    var options = jsPubOptions()
+                    jsPubOptions_Init(&options)
+                    options.MsgId = strings[0]
+                    options.MaxWait = 2000
+                    var ack: UnsafeMutablePointer<jsPubAck>?
+                    var code = jsErrCode(0)
+                    let status = js_PublishMsg(&ack, jetStream.raw, message, &options, &code)
+                    jsPubAck_Destroy(ack)
+                    try check(status, "NATS at \(redactedURL)")
+                }
             }
+            Self.published(subject, "ok").increment()
+        } catch {
+            Self.published(subject, "failed").increment()
+            throw error
         }
+    }
+
+    private static func published(_ subject: String, _ outcome: String) -> Counter {
+        Counter(label: "nats_published_total", dimensions: [("subject", subject), ("outcome", outcome)])
     }
 
     /// A durable pull consumer on `subject`: replicas that use the same `durable` name share its messages,
@@ -207,6 +228,8 @@ public final class NATSMessage: Sendable {
     public let messageID: String?
     /// How many times the server has delivered this message, this time included.
     public let deliveries: UInt64
+    /// The W3C trace context the publisher sent (`traceparent`, `tracestate`), to continue its trace.
+    public let traceHeaders: [String: String]
 
     init(_ message: OpaquePointer, threads: NIOThreadPool) {
         self.message = Mutex(CHandle(message))
@@ -219,6 +242,11 @@ public final class NATSMessage: Sendable {
         var metadata: UnsafeMutablePointer<jsMsgMetaData>?
         deliveries = natsMsg_GetMetaData(&metadata, message) == NATS_OK ? metadata?.pointee.NumDelivered ?? 1 : 1
         jsMsgMetaData_Destroy(metadata)
+        var headers: [String: String] = [:]
+        for key in ["traceparent", "tracestate"] where natsMsgHeader_Get(message, key, &value) == NATS_OK {
+            headers[key] = value.map { String(cString: $0) }
+        }
+        traceHeaders = headers
     }
 
     deinit {

@@ -1,7 +1,11 @@
 import CMongoc
 import Logging
+import Metrics
 import NIOPosix
+import OTelSemanticConventions
 import ShippyDomain
+import ShippyTelemetry
+import Synchronization
 
 /// The process's MongoDB connection: one `mongoc_client_pool_t`, and the bounded thread pool on which
 /// every blocking libmongoc call runs, so that none blocks Swift's cooperative executor.
@@ -17,6 +21,10 @@ public final class MongoClient: Sendable {
     public let redactedURL: String
     /// The server-side time limit of each query and update (`maxTimeMS`).
     private let maxTimeMS: Int64
+    /// Operations waiting for a pool thread.
+    private let waiting = Atomic(0)
+    private let queue = Gauge(label: "mongo_pool_queue_depth")
+    private let queueWait = Metrics.Timer(label: "mongo_pool_wait_seconds")
 
     /// Driver-wide initialisation, done once per process before the first pool exists.
     private static let driverInitialised: Void = mongoc_init()
@@ -86,7 +94,7 @@ public final class MongoClient: Sendable {
 
     /// Round-trips a `ping` to the server.
     public func ping() async throws(ShippyError) {
-        try await run("ping") { client in
+        try await run("ping", nil) { client in
             try command(client, ["ping": .int32(1)])
         }
     }
@@ -94,7 +102,7 @@ public final class MongoClient: Sendable {
     /// Inserts one document.
     /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
     public func insertOne(_ document: BSONFields, into collection: String) async throws(ShippyError) {
-        try await run("insert into \(collection)") { client in
+        try await run("insert", collection) { client in
             try self.withCollection(client, collection) { handle in
                 var error = bson_error_t()
                 let inserted = document.withBSON { mongoc_collection_insert_one(handle, $0, nil, nil, &error) }
@@ -112,7 +120,7 @@ public final class MongoClient: Sendable {
         limit: Int64 = 0,
         projection: BSONFields = [:]
     ) async throws(ShippyError) -> [BSONFields] {
-        try await run("find in \(collection)") { client in
+        try await run("find", collection) { client in
             try self.withCollection(client, collection) { handle in
                 var options: BSONFields = ["maxTimeMS": .int64(self.maxTimeMS)]
                 if !sort.fields.isEmpty { options.fields.append((key: "sort", value: .document(sort))) }
@@ -144,7 +152,7 @@ public final class MongoClient: Sendable {
 
     /// How many documents match `filter`.
     public func count(in collection: String, filter: BSONFields = [:]) async throws(ShippyError) -> Int64 {
-        try await run("count in \(collection)") { client in
+        try await run("count", collection) { client in
             try self.withCollection(client, collection) { handle in
                 var error = bson_error_t()
                 let options: BSONFields = ["maxTimeMS": .int64(self.maxTimeMS)]
@@ -167,7 +175,7 @@ public final class MongoClient: Sendable {
         sort: BSONFields = [:],
         projection: BSONFields = [:]
     ) async throws(ShippyError) -> BSONFields? {
-        try await run("find and modify in \(collection)") { client in
+        try await run("findAndModify", collection) { client in
             try self.withCollection(client, collection) { handle in
                 let options = mongoc_find_and_modify_opts_new()!
                 defer { mongoc_find_and_modify_opts_destroy(options) }
@@ -199,7 +207,7 @@ public final class MongoClient: Sendable {
     ) async throws(ShippyError)
         -> Int64
     {
-        try await run("update in \(collection)") { client in
+        try await run("update", collection) { client in
             try self.withCollection(client, collection) { handle in
                 try withReply { reply in
                     var error = bson_error_t()
@@ -216,7 +224,7 @@ public final class MongoClient: Sendable {
     /// Deletes every document matching `filter`; returns how many were deleted.
     @discardableResult
     public func deleteMany(in collection: String, filter: BSONFields) async throws(ShippyError) -> Int64 {
-        try await run("delete in \(collection)") { client in
+        try await run("delete", collection) { client in
             try self.withCollection(client, collection) { handle in
                 try withReply { reply in
                     var error = bson_error_t()
@@ -247,7 +255,7 @@ public final class MongoClient: Sendable {
             .document(["key": .document(index.keys), "name": .string(index.name), "unique": .bool(index.unique)])
         }
         let database = self.database
-        try await run("create indexes on \(collection)") { client in
+        try await run("createIndexes", collection) { client in
             try command(
                 client,
                 ["createIndexes": .string(collection), "indexes": .array(specifications)],
@@ -259,12 +267,33 @@ public final class MongoClient: Sendable {
     // MARK: Blocking plumbing
 
     /// Runs `body` on the thread pool with a client popped from the pool; maps driver errors to ours.
+    /// Runs one operation on a pool thread, in a client span (`find consignments`), counting the calls that
+    /// wait for a thread (`mongo_pool_queue_depth`) and how long they wait (`mongo_pool_wait_seconds`).
     private func run<T: Sendable>(
+        _ operation: String,
+        _ collection: String?,
+        _ body: @escaping @Sendable (OpaquePointer) throws -> T
+    ) async throws(ShippyError) -> T {
+        let attributes = [
+            OTelAttribute.db.system.name: "mongodb", OTelAttribute.db.operation.name: operation,
+            OTelAttribute.db.namespace: database, OTelAttribute.db.collection.name: collection ?? "",
+        ]
+        let name = [operation, collection].compactMap { $0 }.joined(separator: " ")
+        return try await traced(name, attributes: attributes) { () async throws(ShippyError) in
+            try await runOnPool(name, body)
+        }
+    }
+
+    private func runOnPool<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (OpaquePointer) throws -> T
     ) async throws(ShippyError) -> T {
+        let submitted = ContinuousClock.now
+        queue.record(waiting.wrappingAdd(1, ordering: .relaxed).newValue)
         do {
             return try await threads.runIfActive {
+                self.queueWait.recordNanoseconds((ContinuousClock.now - submitted).nanoseconds)
+                self.queue.record(self.waiting.wrappingSubtract(1, ordering: .relaxed).newValue)
                 let client = mongoc_client_pool_pop(self.pool)!
                 defer { mongoc_client_pool_push(self.pool, client) }
                 return try body(client)

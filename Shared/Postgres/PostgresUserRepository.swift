@@ -1,8 +1,12 @@
 import Foundation
 import Logging
+import Metrics
+import OTelSemanticConventions
 import PostgresNIO
 import ShippyDomain
 import ShippyStorage
+import ShippyTelemetry
+import Synchronization
 
 /// Users in the PostgreSQL table `users`; emails are unique case-insensitively (a unique index on `lower(email)`).
 public struct PostgresUserRepository: UserRepository, OutboxRepository {
@@ -10,18 +14,21 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
     private let logger: Logger
     /// How long one statement may take, waiting for a connection included, before it is `.unavailable`.
     private let timeout: Duration
+    private let pool: PoolUse
 
-    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(5)) {
+    /// - Parameter maximumConnections: the client's pool size, to tell statements running from those waiting.
+    public init(client: PostgresClient, logger: Logger, timeout: Duration = .seconds(5), maximumConnections: Int = 20) {
         self.client = client
         self.logger = logger
         self.timeout = timeout
+        self.pool = PoolUse(maximumConnections: maximumConnections)
     }
 
     /// Creates or migrates the schema. Idempotent, and safe when replicas start together: the statements
     /// run in one transaction under an advisory lock.
     public func migrate() async throws(ShippyError) {
         let logger = self.logger
-        try await run("migrate the schema") { client in
+        try await run("MIGRATE", "users") { client in
             try await client.withTransaction(logger: logger) { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(4242001)", logger: logger)
                 try await connection.query(
@@ -54,20 +61,25 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                 try await connection.query(
                     "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE published_at IS NULL",
                     logger: logger)
+                // The event's trace context, as JSON text ({"traceparent": "00-…"}); added after the first release.
+                try await connection.query(
+                    "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS trace_context text NOT NULL DEFAULT '{}'",
+                    logger: logger)
             }
         }
     }
 
     /// Round-trips `SELECT 1`.
     public func ping() async throws(ShippyError) {
-        try await run("ping") { client in try await client.query("SELECT 1") }
+        try await run("SELECT", "ping") { client in try await client.query("SELECT 1") }
     }
 
     public func create(_ user: User, passwordHash: String, event: OutboxEvent) async throws(ShippyError) {
         guard let id = UUID(uuidString: user.id) else { throw .invalidArgument("user id must be a UUID") }
         let logger = self.logger
+        let traceContext = Self.json(event.traceContext)
         do {
-            try await run("insert a user") { client in
+            try await run("INSERT", "users") { client in
                 try await client.withTransaction(logger: logger) { connection in
                     try await connection.query(
                         """
@@ -77,7 +89,10 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                         logger: logger
                     )
                     try await connection.query(
-                        "INSERT INTO outbox (id, subject, payload) VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)))",
+                        """
+                        INSERT INTO outbox (id, subject, payload, trace_context)
+                        VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)), \(traceContext))
+                        """,
                         logger: logger)
                 }
             }
@@ -88,7 +103,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
 
     public func user(id: String) async throws(ShippyError) -> User? {
         guard let uuid = UUID(uuidString: id) else { return nil }
-        return try await run("find a user by id") { client in
+        return try await run("SELECT", "users") { client in
             let rows = try await client.query("SELECT id, name, company, email FROM users WHERE id = \(uuid)")
             for try await (id, name, company, email) in rows.decode((UUID, String, String, String).self) {
                 return User(id: id.uuidString.lowercased(), name: name, company: company, email: email)
@@ -98,7 +113,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
     }
 
     public func credentials(email: String) async throws(ShippyError) -> (user: User, passwordHash: String)? {
-        try await run("find a user by email") { client in
+        try await run("SELECT", "users") { client in
             let rows = try await client.query(
                 "SELECT id, name, company, email, password_hash FROM users WHERE lower(email) = lower(\(email))")
             for try await (id, name, company, email, hash) in rows.decode((UUID, String, String, String, String).self) {
@@ -119,7 +134,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         }
         let after = cursor
         let limit = page.size + 1
-        let fetched = try await run("list users") { client in
+        let fetched = try await run("SELECT", "users") { client in
             let rows: PostgresRowSequence
             if let after {
                 rows = try await client.query(
@@ -153,18 +168,21 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
     ) async throws(ShippyError) -> Int {
         let logger = self.logger
-        return try await run("publish the outbox") { client in
+        return try await run("UPDATE", "outbox") { client in
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    SELECT id, subject, payload FROM outbox WHERE published_at IS NULL
+                    SELECT id, subject, payload, trace_context FROM outbox WHERE published_at IS NULL
                     ORDER BY created_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
                     """,
                     logger: logger
                 )
                 var events: [OutboxEvent] = []
-                for try await (id, subject, payload) in rows.decode((UUID, String, ByteBuffer).self) {
-                    events.append(OutboxEvent(id: id, subject: subject, payload: Array(buffer: payload)))
+                for try await (id, subject, payload, trace) in rows.decode((UUID, String, ByteBuffer, String).self) {
+                    events.append(
+                        OutboxEvent(
+                            id: id, subject: subject, payload: Array(buffer: payload),
+                            traceContext: Self.headers(json: trace)))
                 }
                 var published = 0
                 for event in events {
@@ -182,9 +200,49 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         }
     }
 
-    /// Runs one operation with the deadline, mapping PostgreSQL errors to ours. Logged: the error's code and
-    /// SQLSTATE only; never the statement's bound values (they include password hashes).
+    public func backlog() async throws(ShippyError) -> OutboxBacklog {
+        try await run("SELECT", "outbox") { client in
+            let rows = try await client.query(
+                """
+                SELECT count(*), coalesce((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::int8, 0)
+                FROM outbox WHERE published_at IS NULL
+                """)
+            for try await (count, milliseconds) in rows.decode((Int64, Int64).self) {
+                return OutboxBacklog(pending: Int(count), oldestAge: .milliseconds(milliseconds))
+            }
+            return OutboxBacklog(pending: 0, oldestAge: .zero)
+        }
+    }
+
+    private static func json(_ headers: [String: String]) -> String {
+        (try? JSONSerialization.data(withJSONObject: headers, options: [.sortedKeys]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    private static func headers(json: String) -> [String: String] {
+        (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: String] ?? [:]
+    }
+
+    /// Runs one operation with the deadline, in a client span named after the operation and its table
+    /// (`SELECT users`), mapping PostgreSQL errors to ours. Logged and traced: the error's code and SQLSTATE
+    /// only; never the statement's bound values (they include password hashes).
     private func run<T: Sendable>(
+        _ operation: String,
+        _ table: String,
+        _ body: @escaping @Sendable (PostgresClient) async throws -> T
+    ) async throws(ShippyError) -> T {
+        let attributes = [
+            OTelAttribute.db.system.name: "postgresql", OTelAttribute.db.operation.name: operation,
+            OTelAttribute.db.collection.name: table,
+        ]
+        return try await traced("\(operation) \(table)", attributes: attributes) { () async throws(ShippyError) in
+            pool.begin()
+            defer { pool.end() }
+            return try await runMappingErrors("\(operation) \(table)", body)
+        }
+    }
+
+    private func runMappingErrors<T: Sendable>(
         _ operation: String,
         _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(ShippyError) -> T {
@@ -220,5 +278,24 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                 "PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(type(of: error))"])
             throw .unavailable("PostgreSQL is unavailable; try again shortly")
         }
+    }
+}
+
+/// The pool's use as Prometheus sees it: `postgres_pool_connections_in_use` and `postgres_pool_waiting`, from the
+/// statements under way and the pool's size (postgres-nio keeps its own pool figures internal).
+private final class PoolUse: Sendable {
+    let maximumConnections: Int
+    private let underWay = Atomic(0)
+    private let inUse = Gauge(label: "postgres_pool_connections_in_use")
+    private let waiting = Gauge(label: "postgres_pool_waiting")
+
+    init(maximumConnections: Int) { self.maximumConnections = maximumConnections }
+
+    func begin() { record(underWay.wrappingAdd(1, ordering: .relaxed).newValue) }
+    func end() { record(underWay.wrappingSubtract(1, ordering: .relaxed).newValue) }
+
+    private func record(_ statements: Int) {
+        inUse.record(min(statements, maximumConnections))
+        waiting.record(max(0, statements - maximumConnections))
     }
 }

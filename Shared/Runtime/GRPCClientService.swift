@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import ServiceLifecycle
+import ShippyTelemetry
 
 /// A gRPC client to another service, as a lifecycle `Service`: its connections run until shutdown.
 public struct GRPCClientService: Service {
@@ -15,7 +16,8 @@ public struct GRPCClientService: Service {
         config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
         client = GRPCClient(
             transport: try .http2NIOPosix(
-                target: target, transportSecurity: .plaintext, config: config, serviceConfig: serviceConfig))
+                target: target, transportSecurity: .plaintext, config: config, serviceConfig: serviceConfig),
+            interceptors: [ClientCallTelemetry()])
     }
 
     public func run() async throws {

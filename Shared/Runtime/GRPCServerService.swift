@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import ShippyContracts
+import ShippyTelemetry
 
 /// The gRPC server as a swift-service-lifecycle `Service`, with the health service registered beside the
 /// service's own.
@@ -27,7 +28,7 @@ public struct GRPCServerService: Service {
     private let health: HealthService
     private let logger: Logger
 
-    /// - Parameter interceptors: run after the call log and the readiness gate that every server has.
+    /// - Parameter interceptors: run after the telemetry, the call log and the readiness gate that every server has.
     public init(
         listener: Listener,
         services: [any RegistrableRPCService],
@@ -36,7 +37,8 @@ public struct GRPCServerService: Service {
         logger: Logger
     ) {
         let services = services + [health]
-        let interceptors = [CallLog(logger: logger), ReadinessGate(health: health)] + interceptors
+        let interceptors: [any ServerInterceptor] =
+            [ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health)] + interceptors
         switch listener {
         case .socket(let host, let port):
             let address: GRPCNIOTransportCore.SocketAddress =

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ShippyConfiguration
+import ShippyTelemetry
 import Synchronization
 
 /// Process-wide logging: human-readable text for a terminal, one JSON object per line for collectors, at a
@@ -8,9 +9,11 @@ import Synchronization
 public enum LoggingSetup {
     private static let current = Mutex<(format: ServerConfiguration.LogFormat, level: LiveSetting<Logger.Level>)>(
         (.text, LiveSetting(.info)))
-    private static let installed: Void = LoggingSystem.bootstrap { ProcessLogHandler(label: $0) }
+    private static let installed: Void = LoggingSystem.bootstrap(
+        { label, metadataProvider in ProcessLogHandler(label: label, metadataProvider: metadataProvider) },
+        metadataProvider: Telemetry.logMetadata)
 
-    /// Installs the process's log handler, once per process (swift-log allows one bootstrap): loggers made from
+    /// Installs the process's log handler (each line written inside a span carries `trace_id` and `span_id`), once per process (swift-log allows one bootstrap): loggers made from
     /// then on, even before the settings are read, follow `configure`.
     public static func install() {
         _ = installed

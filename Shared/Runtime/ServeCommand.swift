@@ -7,6 +7,8 @@ public protocol ServiceIdentity {
     static var name: String { get }
     /// The port it listens on unless `PORT` or `--port` says otherwise.
     static var defaultPort: Int { get }
+    /// The port of its Prometheus endpoint unless `METRICS_PORT` or `--metrics-port` says otherwise.
+    static var defaultMetricsPort: Int { get }
     /// Every setting it reads, for its help and for the check of its flags.
     static var settings: [any SettingDescription] { get }
 }
@@ -19,6 +21,9 @@ extension ServiceIdentity {
         which wins over the file; those marked "reloads" follow the file while the service runs.
 
         \(settings.map { $0.helpEntry }.joined(separator: "\n\n"))
+
+        Traces: set OTEL_EXPORTER_OTLP_ENDPOINT (an OTLP/gRPC collector, e.g. http://127.0.0.1:4317) to send spans; \
+        the other standard OTEL_* variables apply (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER, OTEL_BSP_SCHEDULE_DELAY, …).
 
         Exit status: 0 after a graceful shutdown, 1 on a bad configuration or a failure at start, 64 on bad usage.
         """

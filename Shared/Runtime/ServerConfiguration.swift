@@ -1,6 +1,7 @@
 import GRPCInProcessTransport
 import Logging
 import ShippyConfiguration
+import ShippyTelemetry
 
 /// What every service needs to run: where to listen, how to log, how long to wait at start and at stop.
 public struct ServerConfiguration: Sendable {
@@ -10,6 +11,8 @@ public struct ServerConfiguration: Sendable {
 
     public var host: String
     public var port: Int
+    /// The port of the Prometheus endpoint `/metrics` (HTTP, on `host`); 0: none.
+    public var metricsPort: Int
     /// Follows the configuration file while the service runs.
     public var logLevel: LiveSetting<Logger.Level>
     public var logFormat: LogFormat
@@ -28,6 +31,7 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1",
         port: Int,
+        metricsPort: Int = 0,
         logLevel: LiveSetting<Logger.Level> = LiveSetting(.info),
         logFormat: LogFormat = .text,
         startupTimeout: Duration = .seconds(60),
@@ -35,6 +39,7 @@ public struct ServerConfiguration: Sendable {
     ) {
         self.host = host
         self.port = port
+        self.metricsPort = metricsPort
         self.logLevel = logLevel
         self.logFormat = logFormat
         self.startupTimeout = startupTimeout
@@ -42,10 +47,11 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// The server settings of a service whose port is `defaultPort` unless configured.
-    public init(_ settings: Settings, defaultPort: Int) throws(ConfigurationError) {
+    public init(_ settings: Settings, defaultPort: Int, defaultMetricsPort: Int) throws(ConfigurationError) {
         self.init(
             host: try settings.value(ServerSettings.host),
             port: try settings.value(ServerSettings.port(default: defaultPort)),
+            metricsPort: try settings.value(TelemetrySettings.metricsPort(default: defaultMetricsPort)),
             logLevel: try settings.live(ServerSettings.logLevel),
             logFormat: try settings.value(ServerSettings.logFormat),
             startupTimeout: try settings.value(ServerSettings.startupTimeout),
@@ -71,8 +77,12 @@ public enum ServerSettings {
         "shutdown.grace", default: .seconds(10), in: 0...3_600, "Seconds in-flight calls get to finish on SIGTERM.")
 
     /// All of them, for the help and the flag check.
-    public static func all(defaultPort: Int) -> [any SettingDescription] {
-        [Settings.configFile, host, port(default: defaultPort), logLevel, logFormat, startupTimeout, shutdownGrace]
+    public static func all(defaultPort: Int, defaultMetricsPort: Int) -> [any SettingDescription] {
+        [
+            Settings.configFile, host, port(default: defaultPort),
+            TelemetrySettings.metricsPort(default: defaultMetricsPort),
+            logLevel, logFormat, startupTimeout, shutdownGrace,
+        ]
     }
 }
 

@@ -1,6 +1,7 @@
 import Logging
 import ServiceLifecycle
 import ShippyConfiguration
+import ShippyTelemetry
 import Synchronization
 
 /// Runs a process's services as one `ServiceGroup` until SIGTERM or SIGINT.
@@ -35,10 +36,23 @@ public enum ServiceRunner {
         LoggingSetup.install()
         let logger = Logger(label: Identity.name)
         let settings = try await Settings.load(arguments: flags.values, logger: ConfigurationFileLog.logger(logger))
-        let server = try ServerConfiguration(settings, defaultPort: Identity.defaultPort)
+        let server = try ServerConfiguration(
+            settings, defaultPort: Identity.defaultPort, defaultMetricsPort: Identity.defaultMetricsPort)
         LoggingSetup.configure(format: server.logFormat, level: server.logLevel)
+        // Before anything makes a metric; the trace exporter runs first so that it stops last, after the spans
+        // of the shutdown.
+        let tracing: [(name: String, service: any Service)]
+        do {
+            tracing =
+                try Telemetry.bootstrap(serviceName: Identity.name, logger: logger).map { [("tracing", $0)] } ?? []
+        } catch {
+            throw ConfigurationError(key: "OTEL_*", problem: "\(error)")
+        }
+        let metrics = MetricsEndpoint(host: server.host, port: server.metricsPort, logger: logger)
         let services = try await build(settings, server, logger)
-        try await run(settings.services(logger: logger) + services, shutdownGrace: server.shutdownGrace, logger: logger)
+        try await run(
+            tracing + settings.services(logger: logger) + [("metrics", metrics)] + services,
+            shutdownGrace: server.shutdownGrace, logger: logger)
     }
 
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.

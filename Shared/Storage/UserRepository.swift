@@ -7,11 +7,26 @@ public struct OutboxEvent: Sendable, Hashable {
     public var id: UUID
     public var subject: String
     public var payload: [UInt8]
+    /// The trace context of the change (`traceparent`, …), so that the consumer's span joins its trace even when
+    /// the event is published later; empty when tracing is off.
+    public var traceContext: [String: String]
 
-    public init(id: UUID, subject: String, payload: [UInt8]) {
+    public init(id: UUID, subject: String, payload: [UInt8], traceContext: [String: String] = [:]) {
         self.id = id
         self.subject = subject
         self.payload = payload
+        self.traceContext = traceContext
+    }
+}
+
+/// The outbox's backlog: events not yet published, and how long the oldest has waited.
+public struct OutboxBacklog: Sendable, Hashable {
+    public var pending: Int
+    public var oldestAge: Duration
+
+    public init(pending: Int, oldestAge: Duration) {
+        self.pending = pending
+        self.oldestAge = oldestAge
     }
 }
 
@@ -41,6 +56,9 @@ public protocol OutboxRepository: Sendable {
         limit: Int,
         _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
     ) async throws(ShippyError) -> Int
+
+    /// How many events wait, and the age of the oldest (zero when none waits).
+    func backlog() async throws(ShippyError) -> OutboxBacklog
 }
 
 /// A `UserRepository` in memory, for unit tests only.

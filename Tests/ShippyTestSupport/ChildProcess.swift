@@ -28,10 +28,11 @@ package final class ChildProcess: @unchecked Sendable {
         FileManager.default.createFile(atPath: errorURL.path, contents: nil)
         process.executableURL = executable
         process.arguments = arguments
-        // Only what the test passes, plus PATH: the developer's own settings must not leak in.
-        process.environment = environment.merging(["PATH": ProcessInfo.processInfo.environment["PATH"] ?? ""]) { a, _ in
-            a
-        }
+        // Only what the test passes, plus PATH: the developer's own settings must not leak in. No metrics endpoint
+        // unless the test asks for one: the services' fixed default ports would collide between parallel tests.
+        process.environment = environment.merging(
+            ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "", "METRICS_PORT": "0"]
+        ) { own, _ in own }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
         _ = killChildrenAtExit

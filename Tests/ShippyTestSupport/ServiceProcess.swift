@@ -9,17 +9,26 @@ import Testing
 package struct ServiceProcess {
     package let process: ChildProcess
     package let port: Int
+    /// Where its Prometheus endpoint listens: `http://127.0.0.1:metricsPort/metrics`.
+    package let metricsPort: Int
 
-    /// Starts `executable` with `environment` (plus HOST and PORT: `port`, or a free one).
+    /// Starts `executable` with `environment` (plus HOST, PORT: `port` or a free one, and METRICS_PORT: a free one).
     package static func start(
         _ executable: String, environment: [String: String], port: Int? = nil
     ) throws -> ServiceProcess {
         let port = try port ?? freePort()
+        let metricsPort = try freePort()
         let process = try ChildProcess(
             try TestEnvironment.executable(executable),
-            environment: environment.merging(["HOST": "127.0.0.1", "PORT": "\(port)"]) { $1 }
+            environment: environment.merging(
+                ["HOST": "127.0.0.1", "PORT": "\(port)", "METRICS_PORT": "\(metricsPort)"]) { $1 }
         )
-        return ServiceProcess(process: process, port: port)
+        return ServiceProcess(process: process, port: port, metricsPort: metricsPort)
+    }
+
+    /// The service's `/metrics` text, fetched over HTTP.
+    package func metrics() async throws -> String {
+        try await httpGet(host: "127.0.0.1", port: metricsPort, path: "/metrics")
     }
 
     package var target: any ResolvableTarget { .ipv4(host: "127.0.0.1", port: port) }

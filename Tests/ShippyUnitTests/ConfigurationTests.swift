@@ -13,7 +13,8 @@ import Testing
 
 @Suite struct ConfigurationTests {
     @Test func defaultsApplyWhenNothingIsSet() throws {
-        let configuration = try ServerConfiguration(Settings.environment([:]), defaultPort: 50052)
+        let configuration = try ServerConfiguration(
+            Settings.environment([:]), defaultPort: 50052, defaultMetricsPort: 9052)
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 50052)
         #expect(configuration.logLevel.value == .info)
@@ -29,7 +30,7 @@ import Testing
         ) { path in
             let settings = try await Settings.load(
                 arguments: ["--port", "6000"], environment: ["CONFIG_FILE": path, "PORT": "5000", "HOST": "0.0.0.0"])
-            let configuration = try ServerConfiguration(settings, defaultPort: 1)
+            let configuration = try ServerConfiguration(settings, defaultPort: 1, defaultMetricsPort: 2)
             #expect(configuration.port == 6000)
             #expect(configuration.host == "0.0.0.0")
             #expect(configuration.logFormat == .json)
@@ -40,7 +41,7 @@ import Testing
     @Test func aYAMLFileIsReadToo() async throws {
         try await withConfigFile(name: "settings.yaml", "log:\n  level: debug\nmongo:\n  threads: 8\n") { path in
             let settings = try await Settings.load(environment: ["CONFIG_FILE": path])
-            #expect(try ServerConfiguration(settings, defaultPort: 1).logLevel.value == .debug)
+            #expect(try ServerConfiguration(settings, defaultPort: 1, defaultMetricsPort: 2).logLevel.value == .debug)
             #expect(try MongoConfiguration(settings).threads == 8)
         }
     }
@@ -54,7 +55,7 @@ import Testing
     ])
     func badValueNamesItsKey(environment: [String: String], expected: String) {
         #expect {
-            try ServerConfiguration(Settings.environment(environment), defaultPort: 1)
+            try ServerConfiguration(Settings.environment(environment), defaultPort: 1, defaultMetricsPort: 2)
         } throws: { error in
             "\(error)".hasPrefix(expected)
         }
@@ -132,7 +133,7 @@ import Testing
     func flagsAreChecked(arguments: [String], problem: String?) throws {
         var flags = SettingFlags()
         flags.values = arguments
-        let known = ServerSettings.all(defaultPort: 1) + MongoSettings.all
+        let known = ServerSettings.all(defaultPort: 1, defaultMetricsPort: 2) + MongoSettings.all
         if let problem {
             #expect {
                 try flags.check(known)

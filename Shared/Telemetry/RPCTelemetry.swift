@@ -1,0 +1,218 @@
+import GRPCCore
+import Metrics
+import OTelSemanticConventions
+import ShippyDomain
+import Synchronization
+import Tracing
+
+/// Counts, times and traces every call a server takes: `grpc_server_handled_total` by service, method and
+/// status code, the `grpc_server_handling_seconds` histogram, `grpc_server_in_flight`, and a server span that
+/// continues the caller's trace (W3C `traceparent` in the metadata). The handler runs inside the span, so its
+/// log lines carry the trace and its database calls and outgoing calls become the span's children.
+public struct ServerCallTelemetry: ServerInterceptor {
+    private let metrics = RPCMetrics(side: "server")
+
+    public init() {}
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        var serviceContext = ServiceContext.current ?? .topLevel
+        InstrumentationSystem.instrument.extract(request.metadata, into: &serviceContext, using: MetadataCarrier())
+        let span = InstrumentationSystem.tracer.startSpan(
+            context.descriptor.fullyQualifiedMethod, context: serviceContext, ofKind: .server)
+        span.describe(context.descriptor)
+        let call = metrics.start(context.descriptor)
+        var response: StreamingServerResponse<Output>
+        do {
+            response = try await ServiceContext.$current.withValue(span.context) { try await next(request, context) }
+        } catch {
+            call.finish(span: span, error: error)
+            throw error
+        }
+        switch response.accepted {
+        case .success(var contents):
+            // The response is written after this returns: the call ends when its producer does.
+            let producer = contents.producer
+            contents.producer = { writer in
+                do {
+                    let trailers = try await producer(writer)
+                    call.finish(span: span, error: nil)
+                    return trailers
+                } catch {
+                    call.finish(span: span, error: error)
+                    throw error
+                }
+            }
+            response.accepted = .success(contents)
+        case .failure(let error):
+            call.finish(span: span, error: error)
+        }
+        return response
+    }
+}
+
+/// The same for the calls a service makes: `grpc_client_*` metrics and a client span whose context travels in
+/// the request's metadata, so that the callee's span is its child.
+public struct ClientCallTelemetry: ClientInterceptor {
+    private let metrics = RPCMetrics(side: "client")
+
+    public init() {}
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingClientRequest<Input>,
+        context: ClientContext,
+        next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
+    ) async throws -> StreamingClientResponse<Output> {
+        let span = InstrumentationSystem.tracer.startSpan(context.descriptor.fullyQualifiedMethod, ofKind: .client)
+        span.describe(context.descriptor)
+        var request = request
+        InstrumentationSystem.instrument.inject(span.context, into: &request.metadata, using: MetadataCarrier())
+        let call = metrics.start(context.descriptor)
+        var response: StreamingClientResponse<Output>
+        do {
+            response = try await ServiceContext.$current.withValue(span.context) { try await next(request, context) }
+        } catch {
+            call.finish(span: span, error: error)
+            throw error
+        }
+        switch response.accepted {
+        case .success(var contents):
+            // The status arrives at the end of the body: the call ends when the caller has read it.
+            contents.bodyParts = RPCAsyncSequence(
+                wrapping: FinishingSequence(base: contents.bodyParts, call: call, span: span))
+            response.accepted = .success(contents)
+        case .failure(let error):
+            call.finish(span: span, error: error)
+        }
+        return response
+    }
+}
+
+/// A response body that ends its call's metrics and span when it is read to the end or fails.
+private struct FinishingSequence<Element: Sendable>: AsyncSequence, Sendable {
+    let base: RPCAsyncSequence<Element, any Error>
+    let call: RPCMetrics.Call
+    let span: any Span
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: RPCAsyncSequence<Element, any Error>.AsyncIterator
+        let call: RPCMetrics.Call
+        let span: any Span
+
+        mutating func next() async throws -> Element? {
+            do {
+                guard let element = try await base.next() else {
+                    call.finish(span: span, error: nil)
+                    return nil
+                }
+                return element
+            } catch {
+                call.finish(span: span, error: error)
+                throw error
+            }
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), call: call, span: span) }
+}
+
+/// The metric instruments of each method, made once and kept (making one looks it up in the registry).
+final class RPCMetrics: Sendable {
+    let side: String
+    private let methods = Mutex<[MethodDescriptor: Instruments]>([:])
+
+    init(side: String) { self.side = side }
+
+    final class Instruments: Sendable {
+        let inFlight: Meter
+        let latency: Metrics.Timer
+        private let dimensions: [(String, String)]
+        private let side: String
+        private let handled = Mutex<[String: Counter]>([:])
+
+        init(side: String, method: MethodDescriptor) {
+            dimensions = [("grpc_service", method.service.fullyQualifiedService), ("grpc_method", method.method)]
+            self.side = side
+            inFlight = Meter(label: "grpc_\(side)_in_flight", dimensions: dimensions)
+            latency = Metrics.Timer(label: "grpc_\(side)_handling_seconds", dimensions: dimensions)
+        }
+
+        func handled(_ code: String) -> Counter {
+            handled.withLock { counters in
+                if let counter = counters[code] { return counter }
+                let counter = Counter(
+                    label: "grpc_\(side)_handled_total", dimensions: dimensions + [("grpc_code", code)])
+                counters[code] = counter
+                return counter
+            }
+        }
+    }
+
+    /// One call under way; `finish` may be called more than once (only the first counts).
+    final class Call: Sendable {
+        let instruments: Instruments
+        let start = ContinuousClock.now
+        private let finished = Atomic(false)
+
+        init(_ instruments: Instruments) { self.instruments = instruments }
+
+        func finish(span: any Span, error: (any Error)?) {
+            guard !finished.exchange(true, ordering: .relaxed) else { return }
+            let code = (error as? RPCError)?.code ?? (error == nil ? nil : .unknown)
+            let elapsed = ContinuousClock.now - start
+            instruments.latency.recordNanoseconds(elapsed.nanoseconds)
+            instruments.inFlight.decrement()
+            instruments.handled(code.map(Self.name) ?? "OK").increment()
+            span.attributes[OTelAttribute.rpc.response.statusCode] = code.map(Self.name) ?? "OK"
+            if let code {
+                // Only the code: an error's message may quote input, and spans leave the process.
+                span.setStatus(SpanStatus(code: .error, message: Self.name(code)))
+                span.attributes[OTelAttribute.error.type] = Self.name(code)
+            }
+            span.end()
+        }
+
+        /// `INVALID_ARGUMENT` for `.invalidArgument`: the names of the gRPC specification.
+        static func name(_ code: RPCError.Code) -> String {
+            if code == .internalError { return "INTERNAL" }
+            return "\(code)".reduce(into: "") { name, character in
+                if character.isUppercase { name += "_" }
+                name += character.uppercased()
+            }
+        }
+    }
+
+    func start(_ method: MethodDescriptor) -> Call {
+        let instruments = methods.withLock { methods in
+            if let instruments = methods[method] { return instruments }
+            let instruments = Instruments(side: side, method: method)
+            methods[method] = instruments
+            return instruments
+        }
+        instruments.inFlight.increment()
+        return Call(instruments)
+    }
+}
+
+extension Span {
+    /// The semantic conventions' attributes of a gRPC call.
+    fileprivate func describe(_ method: MethodDescriptor) {
+        attributes[OTelAttribute.rpc.system.name] = "grpc"
+        attributes[OTelAttribute.rpc.method] = method.fullyQualifiedMethod
+    }
+}
+
+/// gRPC metadata as the carrier of trace context (`traceparent`, `tracestate`).
+struct MetadataCarrier: Extractor, Injector {
+    func extract(key: String, from metadata: Metadata) -> String? {
+        var values = metadata[stringValues: key].makeIterator()
+        return values.next()
+    }
+
+    func inject(_ value: String, forKey key: String, into metadata: inout Metadata) {
+        metadata.replaceOrAddString(value, forKey: key)
+    }
+}
