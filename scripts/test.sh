@@ -16,6 +16,8 @@ venv=$root/.local/venv
 "$venv/bin/python" -c 'import grpc, opentelemetry.proto' 2>/dev/null \
     || "$venv/bin/pip" install -q grpcio opentelemetry-proto
 export SHIPPY_TEST_PYTHON=$venv/bin/python
+# promtool checks the alert rules (Debian's prometheus package).
+command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 swift build --build-tests
 "$root/scripts/servers.sh" start
 trap '"$root/scripts/servers.sh" purge' EXIT
@@ -39,4 +41,5 @@ if [ $# -eq 0 ]; then
     python3 "$root/scripts/test_up_signals.py"
     "$root/scripts/check-deployment.sh"
     "$root/scripts/check-format.sh"
+    promtool check rules "$root/deploy/prometheus/alerts.yml"
 fi

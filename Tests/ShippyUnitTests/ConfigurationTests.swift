@@ -17,6 +17,7 @@ import Testing
             Settings.environment([:]), defaultPort: 50052, defaultMetricsPort: 9052)
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 50052)
+        #expect(configuration.metricsPort == 9052)
         #expect(configuration.logLevel.value == .info)
         #expect(configuration.logFormat == .text)
         #expect(configuration.startupTimeout == .seconds(60))
