@@ -139,7 +139,7 @@ struct WelcomeMailService: Service {
             retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
         let consumer = WelcomeMailService(
             connection: connection, ready: readiness.ready, mailer: mailer, policy: policy, logger: logger)
-        let lag = GaugeRefresher("the consumer's lag", logger: logger) {
+        let lag = PeriodicWork("the consumer's lag", logger: logger) {
             let state = try await connection.consumerState()
             Gauge(label: "email_consumer_pending").record(Int(clamping: state.pending))
             Gauge(label: "email_consumer_ack_pending").record(Int(state.acknowledgementsPending))

@@ -118,7 +118,7 @@ struct UserServiceApp {
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
             natsURL: configuration.natsURL, outbox: repository, ready: app.ready, logger: logger)
-        let backlog = GaugeRefresher("the outbox's backlog", logger: logger) {
+        let backlog = PeriodicWork("the outbox's backlog", logger: logger) {
             let backlog = try await repository.backlog()
             Gauge(label: "outbox_pending_events").record(backlog.pending)
             Gauge(label: "outbox_oldest_pending_age_seconds").record(Double(backlog.oldestAge.milliseconds) / 1000)

@@ -95,7 +95,7 @@ struct VesselServiceApp {
             health: health,
             logger: logger
         )
-        let sweeper = BookingSweeper(repository: repository, interval: bookings.sweepInterval, logger: logger)
+        let sweeper = BookingSweeper.service(repository: repository, interval: bookings.sweepInterval, logger: logger)
         return VesselServiceApp(
             health: health,
             server: server,

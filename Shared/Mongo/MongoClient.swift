@@ -266,26 +266,33 @@ public final class MongoClient: Sendable {
 
     // MARK: Blocking plumbing
 
-    /// Runs `body` on the thread pool with a client popped from the pool; maps driver errors to ours.
-    /// Runs one operation on a pool thread, in a client span (`find consignments`), counting the calls that
-    /// wait for a thread (`mongo_pool_queue_depth`) and how long they wait (`mongo_pool_wait_seconds`).
+    /// Runs `body` on the thread pool with a client popped from the pool, in a client span when traced
+    /// (`find consignments`); maps driver errors to ours. Counts the calls that wait for a thread
+    /// (`mongo_pool_queue_depth`) and how long they wait (`mongo_pool_wait_seconds`).
     private func run<T: Sendable>(
         _ operation: String,
         _ collection: String?,
         _ body: @escaping @Sendable (OpaquePointer) throws -> T
     ) async throws(ShippyError) -> T {
-        let attributes = [
-            OTelAttribute.db.system.name: "mongodb", OTelAttribute.db.operation.name: operation,
-            OTelAttribute.db.namespace: database, OTelAttribute.db.collection.name: collection ?? "",
-        ]
-        let name = [operation, collection].compactMap { $0 }.joined(separator: " ")
-        return try await traced(name, attributes: attributes) { () async throws(ShippyError) in
-            try await runOnPool(name, body)
+        try await traced(
+            Self.describe(operation, collection),
+            attributes: [
+                OTelAttribute.db.system.name: "mongodb", OTelAttribute.db.operation.name: operation,
+                OTelAttribute.db.namespace: database, OTelAttribute.db.collection.name: collection ?? "",
+            ]
+        ) { () async throws(ShippyError) in
+            try await runOnPool(operation, collection, body)
         }
+    }
+
+    /// `find consignments`, or `ping` for a command on no collection.
+    private static func describe(_ operation: String, _ collection: String?) -> String {
+        collection.map { "\(operation) \($0)" } ?? operation
     }
 
     private func runOnPool<T: Sendable>(
         _ operation: String,
+        _ collection: String?,
         _ body: @escaping @Sendable (OpaquePointer) throws -> T
     ) async throws(ShippyError) -> T {
         let submitted = ContinuousClock.now
@@ -302,7 +309,7 @@ public final class MongoClient: Sendable {
             logger.warning(
                 "MongoDB operation failed",
                 metadata: [
-                    "operation": "\(operation)", "server": "\(redactedURL)",
+                    "operation": "\(Self.describe(operation, collection))", "server": "\(redactedURL)",
                     "domain": "\(error.domain)", "code": "\(error.code)", "error": "\(error.message)",
                 ]
             )

@@ -231,19 +231,22 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         _ table: String,
         _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(ShippyError) -> T {
-        let attributes = [
-            OTelAttribute.db.system.name: "postgresql", OTelAttribute.db.operation.name: operation,
-            OTelAttribute.db.collection.name: table,
-        ]
-        return try await traced("\(operation) \(table)", attributes: attributes) { () async throws(ShippyError) in
+        try await traced(
+            "\(operation) \(table)",
+            attributes: [
+                OTelAttribute.db.system.name: "postgresql", OTelAttribute.db.operation.name: operation,
+                OTelAttribute.db.collection.name: table,
+            ]
+        ) { () async throws(ShippyError) in
             pool.begin()
             defer { pool.end() }
-            return try await runMappingErrors("\(operation) \(table)", body)
+            return try await runMappingErrors(operation, table, body)
         }
     }
 
     private func runMappingErrors<T: Sendable>(
         _ operation: String,
+        _ table: String,
         _ body: @escaping @Sendable (PostgresClient) async throws -> T
     ) async throws(ShippyError) -> T {
         let client = self.client
@@ -255,7 +258,8 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                 throw error.closureError ?? error.beginError ?? error.commitError ?? error
             }
         } catch let error as ShippyError {
-            logger.warning("PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(error)"])
+            logger.warning(
+                "PostgreSQL operation failed", metadata: ["operation": "\(operation) \(table)", "error": "\(error)"])
             throw error
         } catch let error as PSQLError {
             let sqlState = error.serverInfo?[.sqlState]
@@ -263,7 +267,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
             logger.warning(
                 "PostgreSQL operation failed",
                 metadata: [
-                    "operation": "\(operation)", "code": "\(error.code)", "sqlstate": "\(sqlState ?? "-")",
+                    "operation": "\(operation) \(table)", "code": "\(error.code)", "sqlstate": "\(sqlState ?? "-")",
                     "message": "\(error.serverInfo?[.message] ?? "-")",
                 ]
             )
@@ -275,7 +279,8 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
             }
         } catch {
             logger.warning(
-                "PostgreSQL operation failed", metadata: ["operation": "\(operation)", "error": "\(type(of: error))"])
+                "PostgreSQL operation failed",
+                metadata: ["operation": "\(operation) \(table)", "error": "\(type(of: error))"])
             throw .unavailable("PostgreSQL is unavailable; try again shortly")
         }
     }

@@ -162,15 +162,15 @@ final class RPCMetrics: Sendable {
         func finish(span: any Span, error: (any Error)?) {
             guard !finished.exchange(true, ordering: .relaxed) else { return }
             let code = (error as? RPCError)?.code ?? (error == nil ? nil : .unknown)
-            let elapsed = ContinuousClock.now - start
-            instruments.latency.recordNanoseconds(elapsed.nanoseconds)
+            let codeName = code.map(Self.name) ?? "OK"
+            instruments.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
             instruments.inFlight.decrement()
-            instruments.handled(code.map(Self.name) ?? "OK").increment()
-            span.attributes[OTelAttribute.rpc.response.statusCode] = code.map(Self.name) ?? "OK"
-            if let code {
+            instruments.handled(codeName).increment()
+            span.attributes[OTelAttribute.rpc.response.statusCode] = codeName
+            if code != nil {
                 // Only the code: an error's message may quote input, and spans leave the process.
-                span.setStatus(SpanStatus(code: .error, message: Self.name(code)))
-                span.attributes[OTelAttribute.error.type] = Self.name(code)
+                span.setStatus(SpanStatus(code: .error, message: codeName))
+                span.attributes[OTelAttribute.error.type] = codeName
             }
             span.end()
         }

@@ -2,21 +2,23 @@ import ShippyDomain
 import Tracing
 
 /// Runs `body` in a span named `name` (a database call, a bcrypt work, a message), as the child of `context` or of
-/// the current span. Outside any trace (background work such as a sweep or a gauge refresh) it makes no span, so
-/// that a trace backend shows requests, not timers. A failure marks the span with its kind only (`error.type`: the `ShippyError` code or the error's type), never
-/// its message: messages may quote input, and spans leave the process.
+/// the current span. With tracing off, or outside any trace (background work such as a sweep or a gauge refresh),
+/// it only runs `body`: no span, and `name` and `attributes` are never built, so the hot paths pay nothing for
+/// them. A failure marks the span with its kind only (`error.type`: the `ShippyError` code or the error's type),
+/// never its message: messages may quote input, and spans leave the process.
 public func traced<T, Failure: Error>(
-    _ name: String,
+    _ name: @autoclosure () -> String,
     ofKind kind: SpanKind = .client,
     context: ServiceContext? = nil,
-    attributes: [String: String] = [:],
+    attributes: @autoclosure () -> [String: String] = [:],
     isolation: isolated (any Actor)? = #isolation,
     _ body: () async throws(Failure) -> T
 ) async throws(Failure) -> T {
-    guard let parent = context ?? .current else { return try await body() }
-    let span = InstrumentationSystem.tracer.startSpan(name, context: parent, ofKind: kind)
+    let tracer = InstrumentationSystem.tracer
+    guard !(tracer is NoOpTracer), let parent = context ?? .current else { return try await body() }
+    let span = tracer.startSpan(name(), context: parent, ofKind: kind)
     defer { span.end() }
-    for (key, value) in attributes { span.attributes[key] = value }
+    for (key, value) in attributes() { span.attributes[key] = value }
     let result: Result<T, Failure> = await ServiceContext.$current.withValue(span.context) {
         do throws(Failure) {
             return .success(try await body())
