@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import ServiceLifecycle
 import ShippyConfiguration
@@ -26,13 +27,13 @@ public enum ServiceRunner {
 
     /// The common body of every service's `serve` command: reads the settings (flags, environment, the
     /// configuration file), sets up logging, builds the services with the process's logger, and runs them
-    /// after the file watch.
+    /// after the file watch. After a graceful shutdown it ends the process with status 0.
     /// - Throws: `ConfigurationError` for a bad setting (one line, exit 1), or what `run` throws.
     public static func serve<Identity: ServiceIdentity>(
         _ identity: Identity.Type,
         flags: SettingFlags,
         build: (Settings, ServerConfiguration, Logger) async throws -> [(name: String, service: any Service)]
-    ) async throws {
+    ) async throws -> Never {
         LoggingSetup.install()
         let logger = Logger(label: Identity.name)
         let settings = try await Settings.load(arguments: flags.values, logger: ConfigurationFileLog.logger(logger))
@@ -53,6 +54,11 @@ public enum ServiceRunner {
         try await run(
             tracing + settings.services(logger: logger) + [("metrics", metrics)] + services,
             shutdownGrace: server.shutdownGrace, logger: logger)
+        // Every service has stopped and the exporter has flushed: exit now instead of returning. Returning would
+        // release the services, and libmongoc's pool teardown joins its monitor thread, which can sit for half a
+        // minute in DNS resolution of a server that is gone (a stopped compose container): the engine then kills
+        // the process (137) although its shutdown was complete. What is left is memory the OS takes back.
+        exit(0)
     }
 
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
