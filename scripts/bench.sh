@@ -13,8 +13,10 @@ export SWIFT_DETERMINISTIC_HASHING=1
 export SHIPPY_RUN_DIR=$root/.local/bench
 export SHIPPY_SERVERS_DIR=$SHIPPY_RUN_DIR/servers
 export SHIPPY_BUILD_CONFIGURATION=release
-# Ports of their own, so that a running `make up` is left alone.
+# Ports of their own, so that a running `make up` is left alone; no Prometheus scraping during the figures.
 export SHIPPY_CONSIGNMENT_PORT=50151 SHIPPY_VESSEL_PORT=50152 SHIPPY_USER_PORT=50153 SHIPPY_EMAIL_PORT=50154
+export SHIPPY_CONSIGNMENT_METRICS_PORT=9151 SHIPPY_VESSEL_METRICS_PORT=9152 SHIPPY_USER_METRICS_PORT=9153 \
+    SHIPPY_EMAIL_METRICS_PORT=9154 SHIPPY_PROMETHEUS_PORT=0
 greeter_port=50159
 prefix="bench-$(date +%s)-"
 export SHIPPY_ADMIN_EMAILS="${prefix}admin@bench.example.com"

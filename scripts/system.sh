@@ -9,7 +9,10 @@
 #
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
-# SHIPPY_EMAIL_PORT (50054, health only). Welcome mails are written to .local/run/mail/.
+# SHIPPY_EMAIL_PORT (50054, health only). Their /metrics ports: SHIPPY_CONSIGNMENT_METRICS_PORT (9051),
+# SHIPPY_VESSEL_METRICS_PORT (9052), SHIPPY_USER_METRICS_PORT (9053), SHIPPY_EMAIL_METRICS_PORT (9054).
+# Prometheus (Debian's, scraping all four, with deploy/prometheus/alerts.yml): SHIPPY_PROMETHEUS_PORT (9090;
+# 0 leaves it out). Welcome mails are written to .local/run/mail/.
 # SHIPPY_ADMIN_EMAILS (user-service's ADMIN_EMAILS) names the admins; none by default.
 # SHIPPY_BUILD_CONFIGURATION=release runs release builds (debug by default), as `make bench` does.
 set -euo pipefail
@@ -22,6 +25,10 @@ consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
 vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
 email_port=${SHIPPY_EMAIL_PORT:-50054}
+declare -A metrics_ports=([consignment-service]=${SHIPPY_CONSIGNMENT_METRICS_PORT:-9051}
+    [vessel-service]=${SHIPPY_VESSEL_METRICS_PORT:-9052} [user-service]=${SHIPPY_USER_METRICS_PORT:-9053}
+    [email-service]=${SHIPPY_EMAIL_METRICS_PORT:-9054})
+prometheus_port=${SHIPPY_PROMETHEUS_PORT:-9090}
 services=(vessel-service user-service consignment-service email-service)
 configuration=${SHIPPY_BUILD_CONFIGURATION:-debug}
 
@@ -36,16 +43,58 @@ bin() { swift build -c "$configuration" --show-bin-path --package-path "$root"; 
 running() {
     local service
     for service in "${services[@]}"; do alive "$service" || return 1; done
+    [ "$prometheus_port" = 0 ] || recorded_alive "$run/prometheus.pid" prometheus
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# need_port PORT WHAT VARIABLE: fails, naming the variable that moves it, when PORT is taken.
+need_port() {
+    port_free "$1" || { say "error: port $1 for $2 is taken: stop what uses it, or set $3" >&2; return 1; }
+}
+
+# The variable prefix of a service's ports: vessel-service → SHIPPY_VESSEL.
+variable() { local name=${1%-service}; printf 'SHIPPY_%s' "${name^^}"; }
+
 start_service() {
-    local name=$1 port=$2
+    local name=$1 port=$2 metrics_port=${metrics_ports[$1]}
     shift 2
-    port_free "$port" || { say "error: port $port for $name is taken: stop what uses it, or set SHIPPY_VESSEL_PORT, SHIPPY_USER_PORT, SHIPPY_CONSIGNMENT_PORT, SHIPPY_EMAIL_PORT" >&2; return 1; }
-    env "$@" HOST=127.0.0.1 PORT="$port" "$(bin)/$name" >"$run/logs/$name.log" 2>&1 &
+    need_port "$port" "$name" "$(variable "$name")_PORT"
+    need_port "$metrics_port" "$name's metrics" "$(variable "$name")_METRICS_PORT"
+    env "$@" HOST=127.0.0.1 PORT="$port" METRICS_PORT="$metrics_port" "$(bin)/$name" >"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/$name.pid"
+}
+
+# Debian's Prometheus on 127.0.0.1, scraping every service's /metrics every 5 s, with Shippy's alert rules.
+start_prometheus() {
+    [ "$prometheus_port" = 0 ] && return 0
+    need_port "$prometheus_port" Prometheus SHIPPY_PROMETHEUS_PORT
+    local service
+    {
+        printf 'global: {scrape_interval: 5s, evaluation_interval: 5s}\n'
+        printf 'rule_files: ["%s"]\n' "$root/deploy/prometheus/alerts.yml"
+        printf 'scrape_configs:\n  - job_name: shippy\n    static_configs:\n'
+        for service in "${services[@]}"; do
+            printf '      - {targets: ["127.0.0.1:%s"], labels: {service: %s}}\n' "${metrics_ports[$service]}" "$service"
+        done
+    } >"$run/prometheus.yml"
+    prometheus --config.file="$run/prometheus.yml" --storage.tsdb.path="$run/prometheus" \
+        --web.listen-address="127.0.0.1:$prometheus_port" >"$run/logs/prometheus.log" 2>&1 &
+    echo $! >"$run/prometheus.pid"
+}
+
+wait_prometheus() {
+    [ "$prometheus_port" = 0 ] && return 0
+    for _ in $(seq 1 300); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$prometheus_port" && printf 'GET /-/ready HTTP/1.0\r\n\r\n' >&3 && grep -q ' 200 ' <&3) 2>/dev/null; then
+            return 0
+        fi
+        kill -0 "$(head -n 1 "$run/prometheus.pid")" 2>/dev/null \
+            || { say "error: prometheus stopped; its log ($run/logs/prometheus.log) ends:" >&2; tail -n 20 "$run/logs/prometheus.log" >&2; return 1; }
+        sleep 0.1
+    done
+    say "error: prometheus was not ready within 30 s; see $run/logs/prometheus.log" >&2
+    return 1
 }
 
 wait_serving() {
@@ -102,23 +151,29 @@ start() {
         ADMIN_EMAILS="${SHIPPY_ADMIN_EMAILS:-}"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+    start_prometheus
     wait_serving vessel-service "$vessel_port"
     wait_serving user-service "$user_port"
     wait_serving consignment-service "$consignment_port"
     wait_serving email-service "$email_port"
+    wait_prometheus
     trap - ERR
     say ""
-    say "Shippy is running:"
-    say "  consignment-service  127.0.0.1:$consignment_port"
-    say "  vessel-service       127.0.0.1:$vessel_port"
-    say "  user-service         127.0.0.1:$user_port"
-    say "  email-service        127.0.0.1:$email_port (health), mail in $run/mail/"
+    say "Shippy is running (gRPC; /metrics):"
+    say "  consignment-service  127.0.0.1:$consignment_port  http://127.0.0.1:${metrics_ports[consignment-service]}/metrics"
+    say "  vessel-service       127.0.0.1:$vessel_port  http://127.0.0.1:${metrics_ports[vessel-service]}/metrics"
+    say "  user-service         127.0.0.1:$user_port  http://127.0.0.1:${metrics_ports[user-service]}/metrics"
+    say "  email-service        127.0.0.1:$email_port  http://127.0.0.1:${metrics_ports[email-service]}/metrics (gRPC for health only; mail in $run/mail/)"
+    if [ "$prometheus_port" != 0 ]; then
+        say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
+    fi
     say "  logs                 $run/logs/"
     say "Try it: make demo, or see the README's quickstart."
 }
 
 stop() {
     local service
+    stop_pid prometheus "$run/prometheus.pid" prometheus "${1:-}"
     for service in email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "$service" "${1:-}"; done
     if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
 }
@@ -128,6 +183,11 @@ status() {
     for service in "${services[@]}"; do
         if alive "$service"; then say "$service: running (pid $(cat "$run/$service.pid"))"; else say "$service: stopped"; fi
     done
+    if recorded_alive "$run/prometheus.pid" prometheus; then
+        say "prometheus: running (pid $(cat "$run/prometheus.pid")), http://127.0.0.1:$prometheus_port"
+    elif [ "$prometheus_port" != 0 ]; then
+        say "prometheus: stopped"
+    fi
     "$root/scripts/servers.sh" status
 }
 

@@ -16,8 +16,6 @@ venv=$root/.local/venv
 "$venv/bin/python" -c 'import grpc, opentelemetry.proto' 2>/dev/null \
     || "$venv/bin/pip" install -q grpcio opentelemetry-proto
 export SHIPPY_TEST_PYTHON=$venv/bin/python
-# promtool checks the alert rules (Debian's prometheus package).
-command -v promtool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 swift build --build-tests
 "$root/scripts/servers.sh" start
 trap '"$root/scripts/servers.sh" purge' EXIT

@@ -3,7 +3,7 @@
 (a running `make up` is left alone):
 
 1. `make up`, then Ctrl-C: SIGINT to the whole foreground process group, as a terminal sends it (make, the
-   script, the log follower, the services and the servers all receive it);
+   script, the log follower, the services, Prometheus and the servers all receive it);
 2. a crash: every process of a `make start` killed with SIGKILL, leaving stale PID files and PostgreSQL's
    postmaster.pid behind; then `scripts/system.sh up` recovers, and Ctrl-C stops it;
 3. `scripts/system.sh up` again, stopped with TERM.
@@ -73,8 +73,8 @@ def up_then(run, env, command, how):
                 fail("make up did not start the system in time")
             time.sleep(0.5)
         pids = started_pids(run)
-        if len(pids) != 7:
-            fail(f"expected 7 processes (4 services, 3 servers), found {pids}")
+        if len(pids) != 8:
+            fail(f"expected 8 processes (4 services, Prometheus, 3 servers), found {pids}")
         if how == "SIGINT":
             os.killpg(make.pid, signal.SIGINT)
         else:
@@ -121,7 +121,9 @@ def main():
     run = tempfile.mkdtemp(prefix="test-up.", dir=os.path.join(root, ".local"))
     env = dict(os.environ, SHIPPY_RUN_DIR=run, SHIPPY_SERVERS_DIR=os.path.join(run, "servers"),
                SHIPPY_CONSIGNMENT_PORT=str(free_port()), SHIPPY_VESSEL_PORT=str(free_port()),
-               SHIPPY_USER_PORT=str(free_port()), SHIPPY_EMAIL_PORT=str(free_port()))
+               SHIPPY_USER_PORT=str(free_port()), SHIPPY_EMAIL_PORT=str(free_port()),
+               SHIPPY_PROMETHEUS_PORT=str(free_port()),
+               **{f"SHIPPY_{name}_METRICS_PORT": str(free_port()) for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL")})
     try:
         up_then(run, env, ["make", "--no-print-directory", "up"], "SIGINT")
         crash(run, env)
