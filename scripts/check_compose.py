@@ -9,8 +9,9 @@ path = sys.argv[1] if len(sys.argv) > 1 else "docker-compose.yml"
 with open(path, encoding="utf-8") as file:
     compose = yaml.safe_load(file)
 
-# The services clients outside the compose network call; every other port stays internal.
-PUBLIC = {"user", "consignment"}
+# The services clients outside the compose network call, and the two consoles people open; every other port
+# stays internal.
+PUBLIC = {"user", "consignment", "prometheus", "jaeger"}
 
 problems = []
 services = compose.get("services") or {}
@@ -36,4 +37,4 @@ if problems:
     print("check_compose: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
 print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; "
-      "every depends_on waits for service_healthy; only user and consignment publish ports")
+      "every depends_on waits for service_healthy; only user, consignment and the two consoles publish ports")

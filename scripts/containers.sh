@@ -98,15 +98,21 @@ trust_args() {
 # The images docker-compose.yml and the Dockerfile name, made here as stand-ins (containers/*/Containerfile).
 images() {
     base
-    local name folder
-    for image in swift:6.3-bookworm:swift postgres:16:postgres nats:2.10-alpine:nats mongo:7:mongo; do
-        name=docker.io/library/${image%:*}
-        folder=${image##*:}
+    local image name folder
+    for image in swift:6.3-bookworm=swift postgres:16=postgres nats:2.10-alpine=nats mongo:7=mongo \
+        prom/prometheus:v3.5.0=prometheus jaegertracing/all-in-one:1.76.0=jaeger; do
+        name=${image%=*}
+        folder=${image#*=}
+        # Docker Hub's official images live under library/.
+        [[ $name == */* ]] && name=docker.io/$name || name=docker.io/library/$name
         podman image exists "$name" && continue
         log "making the stand-in $name (containers/$folder)"
         local extra=()
-        [ "$folder" = swift ] && extra=(-v /opt/swift:/toolchain:ro)
-        [ "$folder" = mongo ] && mapfile -t extra < <(trust_args)
+        case $folder in
+            swift) extra=(-v /opt/swift:/toolchain:ro) ;;
+            mongo) mapfile -t extra < <(trust_args) ;;
+            jaeger) mapfile -t extra < <(trust_args) && extra+=(-v "$root/Tests/Tools:/tools:ro") ;;
+        esac
         podman build --network host "${extra[@]}" -t "$name" "$root/containers/$folder" >"$state/$folder.log" 2>&1 \
             || { tail -n 20 "$state/$folder.log" >&2; die "the $name stand-in did not build"; }
     done

@@ -6,6 +6,8 @@
 #      (the file goes in on stdin, the README's form that works whoever may read the checkout's folder);
 #   3. the services run as the non-root user of the image;
 #   2b. the welcome mail appears in the email service's log;
+#   2c. Prometheus scrapes the four services as up, with the alert rules loaded; the trace backend (Jaeger's
+#      stand-in, which logs the spans it receives) holds the consignment's trace across both services;
 #   4. `down` and `up` again: the old token still works (the signing key survived), the user logs in and the
 #      consignment is still listed (the volumes persist);
 #   5. `stop`: every Shippy service exits 0 on SIGTERM (the servers' codes are printed);
@@ -30,7 +32,7 @@ compose() { "$venv/bin/podman-compose" --project-name "$project" --file "$root/d
 # its profile named.
 cli() { compose --profile cli run --rm -T "$@"; }
 container() { printf '%s_%s_1' "$project" "$1"; }
-services=(mongo postgres nats vessel user consignment email)
+services=(mongo postgres nats prometheus jaeger vessel user consignment email)
 
 # podman runs health checks from systemd timers, which these machines lack: without this loop the status of
 # every container would stay "starting". (podman 4.3 also makes podman-compose ignore `condition:
@@ -100,6 +102,29 @@ done
 log "the welcome mail, in the email service's log:"
 printf '  %s\n' "$mailed" >&2
 
+targets=$(python3 "$root/scripts/prometheus_targets.py" http://127.0.0.1:9090 4 60 2>&1) || fail "$targets"
+log "Prometheus (published on 9090) scrapes every service:"
+printf '%s\n' "$targets" | sed 's/^/  /' >&2
+# The stand-in logs every span as a JSON line: the CreateConsignment's trace must hold vessel-service's Book.
+trace=""
+for _ in $(seq 1 30); do
+    trace=$(podman logs "$(container jaeger)" 2>/dev/null | python3 -c '
+import json, sys
+spans = [json.loads(line) for line in sys.stdin if line.startswith("{")]
+for create in (s for s in spans if s["name"] == "consignment.ShippingService/CreateConsignment"):
+    trace = [s for s in spans if s["trace_id"] == create["trace_id"]]
+    if any(s["service"] == "vessel-service" and s["name"] == "vessel.VesselService/Book" for s in trace):
+        names = sorted({span["service"] + " " + span["name"] for span in trace})
+        print("trace " + create["trace_id"] + ": " + ", ".join(names))
+        break
+' || true)
+    [ -n "$trace" ] && break
+    sleep 1
+done
+[ -n "$trace" ] || fail "the trace backend has no CreateConsignment trace holding vessel-service's Book"
+log "the trace backend received the consignment's trace across services:"
+printf '  %s\n' "$trace" >&2
+
 for service in vessel user consignment email; do
     uid=$(podman exec "$(container "$service")" id -u)
     [ "$uid" = 10001 ] || fail "$service runs as uid $uid, not the image's shippy user"
@@ -125,7 +150,7 @@ for service in vessel user consignment email; do
     code=$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")
     [ "$code" = 0 ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service exited $code on SIGTERM"; }
 done
-log "every Shippy service exited 0 on SIGTERM (the servers: $(for service in mongo postgres nats; do
+log "every Shippy service exited 0 on SIGTERM (the servers: $(for service in mongo postgres nats prometheus jaeger; do
     printf '%s %s ' "$service" "$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")"
 done | sed 's/ $//'))"
 size=$(podman image inspect localhost/shippy:latest --format '{{.Size}}')

@@ -39,5 +39,5 @@ if [ $# -eq 0 ]; then
     python3 "$root/scripts/test_up_signals.py"
     "$root/scripts/check-deployment.sh"
     "$root/scripts/check-format.sh"
-    promtool check rules "$root/deploy/prometheus/alerts.yml"
+    promtool check config "$root/deploy/prometheus/prometheus.yml"  # and the alert rules it names
 fi
