@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release bench bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
+.PHONY: build release bench bench-tracing bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
 
 build:
 	swift build
@@ -17,6 +17,11 @@ release:
 ## Release build, the system started natively on its own ports, every shippy-bench scenario, BENCHMARKS.md.
 bench:
 	scripts/bench.sh
+
+## What tracing costs per call: the call scenarios with tracing off and on (every call exported over OTLP to a
+## real receiver), interleaved; SHIPPY_BENCH_BASELINE=DIR adds the checkout in DIR (a commit before telemetry).
+bench-tracing:
+	scripts/bench-tracing.sh
 
 ## In-process benchmarks of the hot paths (token verification, BSON, protobuf): time and allocations.
 bench-micro:
