@@ -50,13 +50,21 @@ public struct AuthInterceptor: ServerInterceptor {
         for value in metadata[stringValues: "authorization"] {
             let parts = value.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "bearer" {
-                return parts[1].trimmingCharacters(in: .whitespaces)
+                return trimmed(parts[1])
             }
         }
         if let token = metadata[stringValues: "token"].first(where: { _ in true }) {
-            return token.trimmingCharacters(in: .whitespaces)
+            return trimmed(token[...])
         }
         throw ShippyError(
             .unauthenticated, "missing token: send metadata \"authorization: Bearer <token>\" (log in with user-cli)")
+    }
+
+    /// `text` without the blanks around it. (Foundation's `trimmingCharacters` copies the token into an NSString:
+    /// a tenth of the CPU of a cheap call, seen with perf.)
+    static func trimmed(_ text: Substring) -> String {
+        let start = text.firstIndex { !$0.isWhitespace } ?? text.endIndex
+        let end = text.lastIndex { !$0.isWhitespace }.map(text.index(after:)) ?? start
+        return String(text[start..<end])
     }
 }

@@ -19,17 +19,19 @@ public struct ServerCallTelemetry: ServerInterceptor {
         context: ServerContext,
         next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        var serviceContext = ServiceContext.current ?? .topLevel
-        InstrumentationSystem.instrument.extract(request.metadata, into: &serviceContext, using: MetadataCarrier())
-        let span = InstrumentationSystem.tracer.startSpan(
-            context.descriptor.fullyQualifiedMethod, context: serviceContext, ofKind: .server)
-        span.describe(context.descriptor)
-        let call = metrics.start(context.descriptor)
+        var span: (any Span)?
+        if let tracer = activeTracer() {
+            var parent = ServiceContext.current ?? .topLevel
+            InstrumentationSystem.instrument.extract(request.metadata, into: &parent, using: MetadataCarrier())
+            span = tracer.startSpan(context.descriptor.fullyQualifiedMethod, context: parent, ofKind: .server)
+            span?.describe(context.descriptor)
+        }
+        let call = metrics.start(context.descriptor, span: span)
         var response: StreamingServerResponse<Output>
         do {
-            response = try await ServiceContext.$current.withValue(span.context) { try await next(request, context) }
+            response = try await withSpanContext(of: span) { try await next(request, context) }
         } catch {
-            call.finish(span: span, error: error)
+            call.finish(error: error)
             throw error
         }
         switch response.accepted {
@@ -39,16 +41,16 @@ public struct ServerCallTelemetry: ServerInterceptor {
             contents.producer = { writer in
                 do {
                     let trailers = try await producer(writer)
-                    call.finish(span: span, error: nil)
+                    call.finish(error: nil)
                     return trailers
                 } catch {
-                    call.finish(span: span, error: error)
+                    call.finish(error: error)
                     throw error
                 }
             }
             response.accepted = .success(contents)
         case .failure(let error):
-            call.finish(span: span, error: error)
+            call.finish(error: error)
         }
         return response
     }
@@ -66,57 +68,65 @@ public struct ClientCallTelemetry: ClientInterceptor {
         context: ClientContext,
         next: (StreamingClientRequest<Input>, ClientContext) async throws -> StreamingClientResponse<Output>
     ) async throws -> StreamingClientResponse<Output> {
-        let span = InstrumentationSystem.tracer.startSpan(context.descriptor.fullyQualifiedMethod, ofKind: .client)
-        span.describe(context.descriptor)
         var request = request
-        InstrumentationSystem.instrument.inject(span.context, into: &request.metadata, using: MetadataCarrier())
-        let call = metrics.start(context.descriptor)
+        var span: (any Span)?
+        if let tracer = activeTracer() {
+            span = tracer.startSpan(context.descriptor.fullyQualifiedMethod, ofKind: .client)
+            span?.describe(context.descriptor)
+            if let span {
+                InstrumentationSystem.instrument.inject(span.context, into: &request.metadata, using: MetadataCarrier())
+            }
+        }
+        let call = metrics.start(context.descriptor, span: span)
         var response: StreamingClientResponse<Output>
         do {
-            response = try await ServiceContext.$current.withValue(span.context) { try await next(request, context) }
+            response = try await withSpanContext(of: span) { try await next(request, context) }
         } catch {
-            call.finish(span: span, error: error)
+            call.finish(error: error)
             throw error
         }
         switch response.accepted {
         case .success(var contents):
             // The status arrives at the end of the body: the call ends when the caller has read it.
-            contents.bodyParts = RPCAsyncSequence(
-                wrapping: FinishingSequence(base: contents.bodyParts, call: call, span: span))
+            contents.bodyParts = RPCAsyncSequence(wrapping: FinishingSequence(base: contents.bodyParts, call: call))
             response.accepted = .success(contents)
         case .failure(let error):
-            call.finish(span: span, error: error)
+            call.finish(error: error)
         }
         return response
     }
+}
+
+/// Runs `body` as the span's child when there is a span (tracing on), or as it is.
+private func withSpanContext<T>(of span: (any Span)?, _ body: () async throws -> T) async throws -> T {
+    guard let span else { return try await body() }
+    return try await ServiceContext.$current.withValue(span.context) { try await body() }
 }
 
 /// A response body that ends its call's metrics and span when it is read to the end or fails.
 private struct FinishingSequence<Element: Sendable>: AsyncSequence, Sendable {
     let base: RPCAsyncSequence<Element, any Error>
     let call: RPCMetrics.Call
-    let span: any Span
 
     struct AsyncIterator: AsyncIteratorProtocol {
         var base: RPCAsyncSequence<Element, any Error>.AsyncIterator
         let call: RPCMetrics.Call
-        let span: any Span
 
         mutating func next() async throws -> Element? {
             do {
                 guard let element = try await base.next() else {
-                    call.finish(span: span, error: nil)
+                    call.finish(error: nil)
                     return nil
                 }
                 return element
             } catch {
-                call.finish(span: span, error: error)
+                call.finish(error: error)
                 throw error
             }
         }
     }
 
-    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), call: call, span: span) }
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), call: call) }
 }
 
 /// The metric instruments of each method, made once and kept (making one looks it up in the registry).
@@ -129,19 +139,22 @@ final class RPCMetrics: Sendable {
     final class Instruments: Sendable {
         let inFlight: Meter
         let latency: Metrics.Timer
+        /// The count of calls that ended `OK`, made up front: most calls end so.
+        let succeeded: Counter
         private let dimensions: [(String, String)]
         private let side: String
-        private let handled = Mutex<[String: Counter]>([:])
+        private let failed = Mutex<[String: Counter]>([:])
 
         init(side: String, method: MethodDescriptor) {
             dimensions = [("grpc_service", method.service.fullyQualifiedService), ("grpc_method", method.method)]
             self.side = side
             inFlight = Meter(label: "grpc_\(side)_in_flight", dimensions: dimensions)
             latency = Metrics.Timer(label: "grpc_\(side)_handling_seconds", dimensions: dimensions)
+            succeeded = Counter(label: "grpc_\(side)_handled_total", dimensions: dimensions + [("grpc_code", "OK")])
         }
 
-        func handled(_ code: String) -> Counter {
-            handled.withLock { counters in
+        func failed(_ code: String) -> Counter {
+            failed.withLock { counters in
                 if let counter = counters[code] { return counter }
                 let counter = Counter(
                     label: "grpc_\(side)_handled_total", dimensions: dimensions + [("grpc_code", code)])
@@ -151,41 +164,65 @@ final class RPCMetrics: Sendable {
         }
     }
 
-    /// One call under way; `finish` may be called more than once (only the first counts).
+    /// One call under way, with its span when tracing is on; `finish` may be called more than once (only the
+    /// first counts).
     final class Call: Sendable {
         let instruments: Instruments
+        let span: (any Span)?
         let start = ContinuousClock.now
         private let finished = Atomic(false)
 
-        init(_ instruments: Instruments) { self.instruments = instruments }
+        init(_ instruments: Instruments, span: (any Span)?) {
+            self.instruments = instruments
+            self.span = span
+        }
 
-        func finish(span: any Span, error: (any Error)?) {
+        func finish(error: (any Error)?) {
             guard !finished.exchange(true, ordering: .relaxed) else { return }
-            let code = (error as? RPCError)?.code ?? (error == nil ? nil : .unknown)
-            let codeName = code.map(Self.name) ?? "OK"
             instruments.latency.recordNanoseconds((ContinuousClock.now - start).nanoseconds)
             instruments.inFlight.decrement()
-            instruments.handled(codeName).increment()
-            span.attributes[OTelAttribute.rpc.response.statusCode] = codeName
-            if code != nil {
+            guard let error else {
+                instruments.succeeded.increment()
+                span?.attributes[OTelAttribute.rpc.response.statusCode] = "OK"
+                span?.end()
+                return
+            }
+            let codeName = Self.name((error as? RPCError)?.code ?? .unknown)
+            instruments.failed(codeName).increment()
+            if let span {
                 // Only the code: an error's message may quote input, and spans leave the process.
+                span.attributes[OTelAttribute.rpc.response.statusCode] = codeName
                 span.setStatus(SpanStatus(code: .error, message: codeName))
                 span.attributes[OTelAttribute.error.type] = codeName
+                span.end()
             }
-            span.end()
         }
 
         /// `INVALID_ARGUMENT` for `.invalidArgument`: the names of the gRPC specification.
         static func name(_ code: RPCError.Code) -> String {
-            if code == .internalError { return "INTERNAL" }
-            return "\(code)".reduce(into: "") { name, character in
-                if character.isUppercase { name += "_" }
-                name += character.uppercased()
+            switch code {
+            case .cancelled: "CANCELLED"
+            case .unknown: "UNKNOWN"
+            case .invalidArgument: "INVALID_ARGUMENT"
+            case .deadlineExceeded: "DEADLINE_EXCEEDED"
+            case .notFound: "NOT_FOUND"
+            case .alreadyExists: "ALREADY_EXISTS"
+            case .permissionDenied: "PERMISSION_DENIED"
+            case .resourceExhausted: "RESOURCE_EXHAUSTED"
+            case .failedPrecondition: "FAILED_PRECONDITION"
+            case .aborted: "ABORTED"
+            case .outOfRange: "OUT_OF_RANGE"
+            case .unimplemented: "UNIMPLEMENTED"
+            case .internalError: "INTERNAL"
+            case .unavailable: "UNAVAILABLE"
+            case .dataLoss: "DATA_LOSS"
+            case .unauthenticated: "UNAUTHENTICATED"
+            default: "UNKNOWN"
             }
         }
     }
 
-    func start(_ method: MethodDescriptor) -> Call {
+    func start(_ method: MethodDescriptor, span: (any Span)?) -> Call {
         let instruments = methods.withLock { methods in
             if let instruments = methods[method] { return instruments }
             let instruments = Instruments(side: side, method: method)
@@ -193,7 +230,7 @@ final class RPCMetrics: Sendable {
             return instruments
         }
         instruments.inFlight.increment()
-        return Call(instruments)
+        return Call(instruments, span: span)
     }
 }
 

@@ -14,8 +14,7 @@ public func traced<T, Failure: Error>(
     isolation: isolated (any Actor)? = #isolation,
     _ body: () async throws(Failure) -> T
 ) async throws(Failure) -> T {
-    let tracer = InstrumentationSystem.tracer
-    guard !(tracer is NoOpTracer), let parent = context ?? .current else { return try await body() }
+    guard let tracer = activeTracer(), let parent = context ?? .current else { return try await body() }
     let span = tracer.startSpan(name(), context: parent, ofKind: kind)
     defer { span.end() }
     for (key, value) in attributes() { span.attributes[key] = value }
@@ -32,6 +31,12 @@ public func traced<T, Failure: Error>(
         span.setStatus(SpanStatus(code: .error, message: kind))
     }
     return try result.get()
+}
+
+/// The tracer when tracing is on; `nil` with the no-op tracer, so that callers skip building spans altogether.
+func activeTracer() -> (any Tracer)? {
+    let tracer = InstrumentationSystem.tracer
+    return tracer is NoOpTracer ? nil : tracer
 }
 
 /// The current trace context as text headers (`traceparent`, `tracestate`): what an event carries to its consumer,
