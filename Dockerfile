@@ -16,12 +16,14 @@ COPY Services ./Services
 COPY Tests ./Tests
 # One product per `swift build` (given several `--product` flags, SwiftPM builds only the last); the modules
 # they share are built once.
-RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench; do \
+# api-gateway's web app and OpenAPI document are its resource bundle, which must sit beside the executable.
+RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench api-gateway; do \
         swift build -c release --static-swift-stdlib --product "$product" || exit 1; \
     done \
-    && mkdir /out \
+    && mkdir /out /resources \
     && cd "$(swift build -c release --show-bin-path)" \
-    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench /out/
+    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench api-gateway /out/ \
+    && cp -r Shippy_APIGateway.resources /resources/
 # Symbols and debug information stay in the build stage; the runtime image gets stripped executables.
 RUN strip /out/*
 
@@ -38,6 +40,7 @@ RUN apt-get update \
     && mkdir -p /keys/private /keys/public /work \
     && chown shippy: /keys/private /keys/public \
     && chmod 700 /keys/private
-COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /usr/local/bin/
+COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /out/api-gateway /usr/local/bin/
+COPY --from=build /resources/ /usr/local/bin/
 USER shippy
 ENV HOST=0.0.0.0

@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release bench bench-tracing bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins shellcheck format check-format clean
+.PHONY: build release bench bench-tracing bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins openapi check-openapi shellcheck format check-format clean
 
 build:
 	swift build
@@ -91,12 +91,33 @@ check-proto: plugins
 	if diff -r $$tmp Shared/Contracts; then echo "Shared/Contracts matches Shared/Protos"; rm -rf $$tmp; \
 	else echo "Shared/Contracts is stale: run make proto" >&2; rm -rf $$tmp; exit 1; fi
 
+OPENAPI_GENERATOR := Tools/OpenAPIGenerator/.build/release/swift-openapi-generator
+GATEWAY := Services/api-gateway
+
+$(OPENAPI_GENERATOR):
+	cd Tools/OpenAPIGenerator && swift build -c release --product swift-openapi-generator
+
+## Regenerates the API gateway's types and routing (Services/api-gateway/Generated) from its openapi.yaml.
+openapi: $(OPENAPI_GENERATOR)
+	@$(MAKE) --no-print-directory generate-openapi OUT=$(GATEWAY)/Generated
+
+generate-openapi:
+	mkdir -p $(OUT)
+	$(OPENAPI_GENERATOR) generate --config $(GATEWAY)/openapi-generator-config.yaml --output-directory $(OUT) \
+		$(GATEWAY)/openapi.yaml >/dev/null
+
+## Proves the committed generated code matches openapi.yaml.
+check-openapi: $(OPENAPI_GENERATOR)
+	@tmp=$$(mktemp -d) && $(MAKE) --no-print-directory generate-openapi OUT=$$tmp && \
+	if diff -r $$tmp $(GATEWAY)/Generated; then echo "$(GATEWAY)/Generated matches openapi.yaml"; rm -rf $$tmp; \
+	else echo "$(GATEWAY)/Generated is stale: run make openapi" >&2; rm -rf $$tmp; exit 1; fi
+
 shellcheck:
 	shellcheck scripts/*.sh .ci/run
 
 ## Formats every Swift source with swift-format and the root .swift-format (generated code excepted).
 format:
-	git ls-files --cached --others --exclude-standard '*.swift' | grep -v -e '^Shared/Contracts/' -e '^Tools/' | \
+	git ls-files --cached --others --exclude-standard '*.swift' | grep -v -e '^Shared/Contracts/' -e '^Tools/' -e '/Generated/' | \
 		xargs swift-format format --configuration .swift-format -i
 
 ## Fails on a Swift source that `make format` would change (make test runs it).

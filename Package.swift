@@ -32,6 +32,7 @@ let package = Package(
         .executable(name: "email-service", targets: ["EmailService"]),
         .executable(name: "vessel-cli", targets: ["VesselCLI"]),
         .executable(name: "shippy-bench", targets: ["ShippyBench"]),
+        .executable(name: "api-gateway", targets: ["APIGateway"]),
         // For the in-process benchmarks of the hot paths (Benchmarks/), not for other projects.
         .library(name: "ShippyIdentity", targets: ["ShippyIdentity"]),
         .library(name: "ShippyRuntime", targets: ["ShippyRuntime"]),
@@ -66,6 +67,8 @@ let package = Package(
             url: "https://github.com/swift-otel/swift-otel-semantic-conventions.git", .upToNextMinor(from: "1.44.0"),
             traits: ["Experimental"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -192,6 +195,21 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Services/shippy-bench"
+        ),
+        // The HTTP/JSON edge: routing and types generated from its OpenAPI document (`make openapi`), served by
+        // Hummingbird, calling the services over gRPC.
+        .executableTarget(
+            name: "APIGateway",
+            dependencies: [
+                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser, logging,
+                lifecycle, nioCore, nioPosix,
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+            ],
+            path: "Services/api-gateway",
+            exclude: ["openapi-generator-config.yaml"],
+            resources: [.copy("Public"), .copy("openapi.yaml")]
         ),
         .executableTarget(
             name: "EmailService",

@@ -7,7 +7,7 @@ cd "$root"
 unformatted=()
 while IFS= read -r file; do
     swift-format format --configuration .swift-format "$file" | cmp -s - "$file" || unformatted+=("$file")
-done < <(git ls-files --cached --others --exclude-standard '*.swift' | grep -v '^Shared/Contracts/' | grep -v '^Tools/')
+done < <(git ls-files --cached --others --exclude-standard '*.swift' | grep -v '^Shared/Contracts/' | grep -v '^Tools/' | grep -v '/Generated/')
 if [ ${#unformatted[@]} -gt 0 ]; then
     echo "check-format: FAILED: not formatted (run make format): ${unformatted[*]}" >&2
     exit 1

@@ -11,7 +11,7 @@ with open(path, encoding="utf-8") as file:
 
 # The services clients outside the compose network call, and the two consoles people open; every other port
 # stays internal.
-PUBLIC = {"user", "consignment", "prometheus", "jaeger"}
+PUBLIC = {"gateway", "user", "consignment", "prometheus", "jaeger"}
 
 problems = []
 services = compose.get("services") or {}
@@ -37,4 +37,4 @@ if problems:
     print("check_compose: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
 print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; "
-      "every depends_on waits for service_healthy; only user, consignment and the two consoles publish ports")
+      "every depends_on waits for service_healthy; only the gateway, user, consignment and the two consoles publish ports")

@@ -33,6 +33,8 @@ ALLOWED = {
     "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
     "Services/shippy-bench": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
+    # The HTTP edge reaches the data only through the services: no database, messaging or token library.
+    "Services/api-gateway": {"ShippyContracts", "ShippyRuntime", "ShippyConfiguration"},
 }
 # What a folder may not import unless listed above: our modules, the C drivers, the database and token libraries,
 # and swift-configuration (read through ShippyConfiguration only, so that every setting is declared once there).

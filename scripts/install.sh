@@ -4,7 +4,7 @@
 #
 #   build:   pkg-config, the MongoDB C driver (libmongoc-dev, libbson-dev), the NATS C client (libnats-dev)
 #   servers: PostgreSQL, nats-server, python3-venv, and secantusdb from PyPI into .local/venv (unless a real
-#            mongod is on PATH); Prometheus (`make up` starts it; promtool checks the alert rules)
+#            mongod is on PATH); Prometheus (`make up` starts it; promtool checks the alert rules); curl (`make demo`)
 #
 # As root it installs; otherwise it names the one command to run and exits 1.
 set -euo pipefail
@@ -15,7 +15,7 @@ secantus_version=0.7.0b3
 log() { printf 'install: %s\n' "$*" >&2; }
 
 missing=()
-for package in pkg-config libmongoc-dev libbson-dev libnats-dev nats-server python3-venv prometheus; do
+for package in pkg-config libmongoc-dev libbson-dev libnats-dev nats-server python3-venv prometheus curl; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
 done
 find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | grep -q . || missing+=(postgresql)

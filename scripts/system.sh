@@ -9,8 +9,10 @@
 #
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
-# SHIPPY_EMAIL_PORT (50054, health only). Their /metrics ports: SHIPPY_CONSIGNMENT_METRICS_PORT (9051),
-# SHIPPY_VESSEL_METRICS_PORT (9052), SHIPPY_USER_METRICS_PORT (9053), SHIPPY_EMAIL_METRICS_PORT (9054).
+# SHIPPY_EMAIL_PORT (50054, health only); the HTTP API and web app (api-gateway): SHIPPY_GATEWAY_PORT (8080).
+# Their /metrics ports: SHIPPY_CONSIGNMENT_METRICS_PORT (9051),
+# SHIPPY_VESSEL_METRICS_PORT (9052), SHIPPY_USER_METRICS_PORT (9053), SHIPPY_EMAIL_METRICS_PORT (9054),
+# SHIPPY_GATEWAY_METRICS_PORT (9055).
 # Prometheus (Debian's, scraping all four, with deploy/prometheus/alerts.yml): SHIPPY_PROMETHEUS_PORT (9090;
 # 0 leaves it out). Welcome mails are written to .local/run/mail/.
 # SHIPPY_ADMIN_EMAILS (user-service's ADMIN_EMAILS) names the admins; none by default.
@@ -25,11 +27,12 @@ consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
 vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
 email_port=${SHIPPY_EMAIL_PORT:-50054}
+gateway_port=${SHIPPY_GATEWAY_PORT:-8080}
 declare -A metrics_ports=([consignment-service]=${SHIPPY_CONSIGNMENT_METRICS_PORT:-9051}
     [vessel-service]=${SHIPPY_VESSEL_METRICS_PORT:-9052} [user-service]=${SHIPPY_USER_METRICS_PORT:-9053}
-    [email-service]=${SHIPPY_EMAIL_METRICS_PORT:-9054})
+    [email-service]=${SHIPPY_EMAIL_METRICS_PORT:-9054} [api-gateway]=${SHIPPY_GATEWAY_METRICS_PORT:-9055})
 prometheus_port=${SHIPPY_PROMETHEUS_PORT:-9090}
-services=(vessel-service user-service consignment-service email-service)
+services=(vessel-service user-service consignment-service email-service api-gateway)
 configuration=${SHIPPY_BUILD_CONFIGURATION:-debug}
 
 # shellcheck source=scripts/lib.sh
@@ -53,8 +56,8 @@ need_port() {
     port_free "$1" || { say "error: port $1 for $2 is taken: stop what uses it, or set $3" >&2; return 1; }
 }
 
-# The variable prefix of a service's ports: vessel-service → SHIPPY_VESSEL.
-variable() { local name=${1%-service}; printf 'SHIPPY_%s' "${name^^}"; }
+# The variable prefix of a service's ports: vessel-service → SHIPPY_VESSEL, api-gateway → SHIPPY_GATEWAY.
+variable() { local name=${1%-service}; name=${name#api-}; printf 'SHIPPY_%s' "${name^^}"; }
 
 start_service() {
     local name=$1 port=$2 metrics_port=${metrics_ports[$1]}
@@ -100,7 +103,10 @@ wait_prometheus() {
 wait_serving() {
     local name=$1 port=$2
     for _ in $(seq 1 600); do
-        if "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then return 0; fi
+        # api-gateway's healthcheck asks its /readyz on PORT; the services' take the address.
+        if [ "$name" = api-gateway ]; then
+            PORT=$port "$(bin)/$name" healthcheck >/dev/null 2>&1 && return 0
+        elif "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then return 0; fi
         # Only whether the PID lives: started a moment ago, it may not have exec'd yet (its command line is
         # still this shell's, and its log not yet truncated), and it cannot have been reused.
         kill -0 "$(head -n 1 "$run/$name.pid")" 2>/dev/null \
@@ -151,19 +157,25 @@ start() {
         ADMIN_EMAILS="${SHIPPY_ADMIN_EMAILS:-}"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+    start_service api-gateway "$gateway_port" USER_SERVICE_ADDRESS="127.0.0.1:$user_port" \
+        CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
     start_prometheus
     wait_serving vessel-service "$vessel_port"
     wait_serving user-service "$user_port"
     wait_serving consignment-service "$consignment_port"
     wait_serving email-service "$email_port"
+    wait_serving api-gateway "$gateway_port"
     wait_prometheus
     trap - ERR
     say ""
-    say "Shippy is running (gRPC; /metrics):"
+    say "Shippy is running:"
+    say "  the web app and the HTTP API: http://127.0.0.1:$gateway_port (its OpenAPI document: /openapi.yaml)"
+    say "  (gRPC address, then Prometheus endpoint)"
     say "  consignment-service  127.0.0.1:$consignment_port  http://127.0.0.1:${metrics_ports[consignment-service]}/metrics"
     say "  vessel-service       127.0.0.1:$vessel_port  http://127.0.0.1:${metrics_ports[vessel-service]}/metrics"
     say "  user-service         127.0.0.1:$user_port  http://127.0.0.1:${metrics_ports[user-service]}/metrics"
     say "  email-service        127.0.0.1:$email_port  http://127.0.0.1:${metrics_ports[email-service]}/metrics (gRPC for health only; mail in $run/mail/)"
+    say "  api-gateway          (HTTP)  http://127.0.0.1:${metrics_ports[api-gateway]}/metrics"
     if [ "$prometheus_port" != 0 ]; then
         say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
     fi
@@ -174,7 +186,7 @@ start() {
 stop() {
     local service
     stop_pid prometheus "$run/prometheus.pid" prometheus "${1:-}"
-    for service in email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "$service" "${1:-}"; done
+    for service in api-gateway email-service consignment-service user-service vessel-service; do stop_pid "$service" "$run/$service.pid" "$service" "${1:-}"; done
     if [ -d "$SHIPPY_SERVERS_DIR" ]; then "$root/scripts/servers.sh" stop; fi
 }
 
@@ -200,7 +212,7 @@ up() {
     say "Following the logs; Ctrl-C stops everything."
     trap 'signalled=yes' INT TERM
     # The follower ignores SIGINT itself, so that a terminal's Ctrl-C reaches it only through our stop.
-    (trap '' INT; exec tail -n 0 -F "$run"/logs/*-service.log) &
+    (trap '' INT; exec tail -n 0 -F "$run"/logs/*-service.log "$run/logs/api-gateway.log") &
     follower=$!
     while [ -z "$signalled" ] && kill -0 "$follower" 2>/dev/null; do wait "$follower" || true; done
     trap - INT TERM
@@ -229,6 +241,10 @@ demo() {
     say ""
     say "\$ vessel-cli list \"\$TOKEN\""
     VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" "$cli/vessel-cli" list "$token"
+    say ""
+    say "\$ curl -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/v1/consignments   # the same, over HTTP"
+    curl -sS -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/v1/consignments?page_size=1"
+    say ""
     say ""
     say "The welcome mail (email-service, from the user.created event):"
     for _ in $(seq 1 50); do grep -ls "^To: .*<$email>" "$run"/mail/*.eml 2>/dev/null && break; sleep 0.1; done

@@ -32,7 +32,7 @@ compose() { "$venv/bin/podman-compose" --project-name "$project" --file "$root/d
 # its profile named.
 cli() { compose --profile cli run --rm -T "$@"; }
 container() { printf '%s_%s_1' "$project" "$1"; }
-services=(mongo postgres nats prometheus jaeger vessel user consignment email)
+services=(mongo postgres nats prometheus jaeger vessel user consignment email gateway)
 
 # podman runs health checks from systemd timers, which these machines lack: without this loop the status of
 # every container would stay "starting". (podman 4.3 also makes podman-compose ignore `condition:
@@ -102,7 +102,7 @@ done
 log "the welcome mail, in the email service's log:"
 printf '  %s\n' "$mailed" >&2
 
-targets=$(python3 "$root/scripts/prometheus_targets.py" http://127.0.0.1:9090 4 60 2>&1) || fail "$targets"
+targets=$(python3 "$root/scripts/prometheus_targets.py" http://127.0.0.1:9090 5 60 2>&1) || fail "$targets"
 log "Prometheus (published on 9090) scrapes every service:"
 printf '%s\n' "$targets" | sed 's/^/  /' >&2
 # The stand-in logs every span as a JSON line: the CreateConsignment's trace must hold vessel-service's Book.
@@ -125,11 +125,23 @@ done
 log "the trace backend received the consignment's trace across services:"
 printf '  %s\n' "$trace" >&2
 
-for service in vessel user consignment email; do
+# The gateway (published on 8080): the consignment shipped with consignment-cli, through HTTP with a token.
+listed=$(python3 - "$token" <<'PY'
+import json, sys, urllib.request
+request = urllib.request.Request("http://127.0.0.1:8080/v1/consignments",
+                                 headers={"Authorization": "Bearer " + sys.argv[1]})
+page = json.load(urllib.request.urlopen(request, timeout=10))
+print(", ".join(c["id"] + " on " + c["vessel_id"] for c in page["consignments"]))
+PY
+) || fail "the gateway does not list the consignment"
+[ -n "$listed" ] || fail "the gateway lists no consignment"
+log "the gateway (http://127.0.0.1:8080) lists the consignment: $listed"
+
+for service in vessel user consignment email gateway; do
     uid=$(podman exec "$(container "$service")" id -u)
     [ "$uid" = 10001 ] || fail "$service runs as uid $uid, not the image's shippy user"
 done
-log "the services run as uid 10001 (shippy), not root"
+log "the services and the gateway run as uid 10001 (shippy), not root"
 
 log "compose down, keeping the volumes, then up again"
 compose down >/dev/null 2>&1
@@ -146,7 +158,7 @@ log "after the restart the old token still works (the signing key survived), the
 sed 's/^/  /' "$state/ship-again.out" >&2
 
 compose stop >/dev/null 2>&1
-for service in vessel user consignment email; do
+for service in vessel user consignment email gateway; do
     code=$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")
     [ "$code" = 0 ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service exited $code on SIGTERM"; }
 done

@@ -73,8 +73,8 @@ def up_then(run, env, command, how):
                 fail("make up did not start the system in time")
             time.sleep(0.5)
         pids = started_pids(run)
-        if len(pids) != 8:
-            fail(f"expected 8 processes (4 services, Prometheus, 3 servers), found {pids}")
+        if len(pids) != 9:
+            fail(f"expected 9 processes (4 services, the gateway, Prometheus, 3 servers), found {pids}")
         if how == "SIGINT":
             os.killpg(make.pid, signal.SIGINT)
         else:
@@ -122,8 +122,9 @@ def main():
     env = dict(os.environ, SHIPPY_RUN_DIR=run, SHIPPY_SERVERS_DIR=os.path.join(run, "servers"),
                SHIPPY_CONSIGNMENT_PORT=str(free_port()), SHIPPY_VESSEL_PORT=str(free_port()),
                SHIPPY_USER_PORT=str(free_port()), SHIPPY_EMAIL_PORT=str(free_port()),
-               SHIPPY_PROMETHEUS_PORT=str(free_port()),
-               **{f"SHIPPY_{name}_METRICS_PORT": str(free_port()) for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL")})
+               SHIPPY_PROMETHEUS_PORT=str(free_port()), SHIPPY_GATEWAY_PORT=str(free_port()),
+               **{f"SHIPPY_{name}_METRICS_PORT": str(free_port())
+                  for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL", "GATEWAY")})
     try:
         up_then(run, env, ["make", "--no-print-directory", "up"], "SIGINT")
         crash(run, env)

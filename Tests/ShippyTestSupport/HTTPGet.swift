@@ -20,3 +20,35 @@ package func httpGet(host: String, port: Int, path: String) async throws -> Stri
     guard status == 200 else { throw HTTPStatusError(url: url.absoluteString, status: status) }
     return String(decoding: data, as: UTF8.self)
 }
+
+/// One HTTP exchange as a test sees it: the status, the headers (names in lower case) and the body.
+package struct HTTPExchange: CustomStringConvertible {
+    package var status: Int
+    package var headers: [String: String]
+    package var body: Data
+
+    package var text: String { String(decoding: body, as: UTF8.self) }
+    /// The body as a JSON object, or empty when it is not one.
+    package var json: [String: Any] { ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any]) ?? [:] }
+    package var description: String { "\(status) \(text)" }
+}
+
+/// `method url` with `headers` and `body` (a JSON value is sent as JSON), whatever the status.
+package func http(
+    _ method: String, _ url: String, headers: [String: String] = [:], json: Any? = nil, body: Data? = nil
+) async throws -> HTTPExchange {
+    var request = URLRequest(url: URL(string: url)!)
+    request.httpMethod = method
+    for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+    if let json {
+        request.httpBody = try JSONSerialization.data(withJSONObject: json)
+        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+    } else if let body {
+        request.httpBody = body
+    }
+    let (data, response) = try await URLSession.shared.data(for: request)
+    let http = response as? HTTPURLResponse
+    var fields: [String: String] = [:]
+    for (name, value) in http?.allHeaderFields ?? [:] { fields["\(name)".lowercased()] = "\(value)" }
+    return HTTPExchange(status: http?.statusCode ?? 0, headers: fields, body: data)
+}

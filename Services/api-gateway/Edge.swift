@@ -1,0 +1,126 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// A request's context: Hummingbird's, and the peer's address for the rate limits.
+struct GatewayContext: RequestContext, RemoteAddressRequestContext {
+    var coreContext: CoreRequestContextStorage
+    let remoteAddress: SocketAddress?
+
+    init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
+}
+
+/// What every response passes through: errors become problems, and the security headers are set on all of them
+/// (a strict Content-Security-Policy: the web app runs only its own module scripts, no inline script or style).
+struct EdgeMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+
+    static let securityHeaders: HTTPFields = [
+        .contentSecurityPolicy:
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+            + "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        .xContentTypeOptions: "nosniff",
+        .init("Referrer-Policy")!: "no-referrer",
+        .init("X-Frame-Options")!: "DENY",
+        .init("Cross-Origin-Opener-Policy")!: "same-origin",
+    ]
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        var response: Response
+        do {
+            response = try await next(request, context)
+        } catch {
+            response = Problem.of(error).response()
+        }
+        response.headers.append(contentsOf: Self.securityHeaders)
+        if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
+        return response
+    }
+}
+
+/// Request bodies of at most `limit` bytes: a larger one is a 413 before any of it is decoded.
+struct BodyLimitMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let limit: Int
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let tooLarge = Problem(.contentTooLarge, "the body is larger than \(limit / 1024) KiB")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.body.collect(upTo: limit)
+        } catch {
+            throw tooLarge
+        }
+        request.body = .init(buffer: buffer)
+        return try await next(request, context)
+    }
+}
+
+/// Sign-ups and log-ins per client address: `limit` a minute, in bursts of up to `limit` (a token bucket per
+/// address). Over it, a 429 with `Retry-After`. Addresses are the TCP peer's: behind a proxy all clients share
+/// the proxy's, so set the limit for that.
+struct RateLimitMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let limiter: RateLimiter
+    let paths: Set<String>
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard request.method == .post, paths.contains(request.uri.path) else { return try await next(request, context) }
+        let client = context.remoteAddress?.ipAddress ?? "unknown"
+        if let wait = limiter.admit(client) {
+            throw Problem(
+                .tooManyRequests, "too many sign-ups and logins from your address; retry in \(wait) s",
+                retryAfter: wait)
+        }
+        return try await next(request, context)
+    }
+}
+
+/// Token buckets by key, refilled at `perMinute` a minute. Memory stays bounded: at `maximumKeys` the buckets
+/// that have refilled are forgotten (a full bucket is the same as none).
+final class RateLimiter: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var updated: ContinuousClock.Instant
+    }
+
+    let perMinute: Int
+    private let maximumKeys = 100_000
+    private let buckets = Mutex<[String: Bucket]>([:])
+
+    init(perMinute: Int) { self.perMinute = perMinute }
+
+    /// `nil` when a request from `key` may go ahead now; otherwise the seconds until it may.
+    func admit(_ key: String, now: ContinuousClock.Instant = .now) -> Int? {
+        let capacity = Double(perMinute)
+        let perSecond = capacity / 60
+        return buckets.withLock { buckets in
+            if buckets.count >= maximumKeys {
+                buckets = buckets.filter { _, bucket in
+                    bucket.tokens + perSecond * Double((now - bucket.updated).components.seconds) < capacity
+                }
+            }
+            var bucket = buckets[key] ?? Bucket(tokens: capacity, updated: now)
+            let elapsed = now - bucket.updated
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            bucket.tokens = min(capacity, bucket.tokens + seconds * perSecond)
+            bucket.updated = now
+            defer { buckets[key] = bucket }
+            guard bucket.tokens >= 1 else { return max(1, Int(((1 - bucket.tokens) / perSecond).rounded(.up))) }
+            bucket.tokens -= 1
+            return nil
+        }
+    }
+}

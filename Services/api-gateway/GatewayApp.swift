@@ -1,0 +1,137 @@
+import Foundation
+import GRPCCore
+import Hummingbird
+import Logging
+import OpenAPIHummingbird
+import OpenAPIRuntime
+import ServiceLifecycle
+import ShippyConfiguration
+import ShippyRuntime
+
+/// The gateway's configuration, resolved from flags, environment and the configuration file.
+struct GatewayConfiguration: Sendable {
+    var server: ServerConfiguration
+    var userServiceAddress: String
+    var consignmentServiceAddress: String
+    var vesselServiceAddress: String
+    /// Deadline of each call to a service.
+    var timeout: Duration
+    /// Sign-ups and log-ins per client address and minute.
+    var authenticationsPerMinute: Int
+    /// The largest request body taken.
+    var bodyLimit: Int
+
+    static let userServiceAddress = Setting.text(
+        "user.service.address", default: "127.0.0.1:50053", "user-service address, host:port or dns:///name:port.")
+    static let consignmentServiceAddress = Setting.text(
+        "consignment.service.address", default: "127.0.0.1:50051",
+        "consignment-service address, host:port or dns:///name:port.")
+    static let vesselServiceAddress = Setting.text(
+        "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
+    static let timeout = Setting.seconds(
+        "request.timeout", default: .seconds(10), in: 0.1...300, "Seconds each call to a service may take.")
+    static let authenticationsPerMinute = Setting.integer(
+        "rate.limit.auth", default: 20, in: 1...1_000_000,
+        "Sign-ups and log-ins each client address may make a minute (429 past it).")
+    static let bodyLimit = Setting.integer(
+        "body.limit", default: 65_536, in: 1_024...16_777_216, "The largest request body taken, in bytes (413 past it)."
+    )
+    static let settings: [any SettingDescription] = [
+        userServiceAddress, consignmentServiceAddress, vesselServiceAddress, timeout, authenticationsPerMinute,
+        bodyLimit,
+    ]
+
+    init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
+        self.server = server
+        userServiceAddress = try settings.value(Self.userServiceAddress)
+        consignmentServiceAddress = try settings.value(Self.consignmentServiceAddress)
+        vesselServiceAddress = try settings.value(Self.vesselServiceAddress)
+        timeout = try settings.value(Self.timeout)
+        authenticationsPerMinute = try settings.value(Self.authenticationsPerMinute)
+        bodyLimit = try settings.value(Self.bodyLimit)
+    }
+}
+
+/// The bearer token of the request being handled, which the edge puts here for the handlers (the OpenAPI
+/// document declares it as a security scheme, not a parameter). Never logged.
+enum BearerToken {
+    @TaskLocal static var current: String?
+
+    struct Middleware: RouterMiddleware {
+        typealias Context = GatewayContext
+
+        func handle(
+            _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        ) async throws -> Response {
+            let header = request.headers[.authorization] ?? ""
+            let parts = header.split(separator: " ", maxSplits: 1)
+            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+                return try await BearerToken.$current.withValue(nil) { try await next(request, context) }
+            }
+            let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
+            return try await BearerToken.$current.withValue(token.isEmpty ? nil : token) {
+                try await next(request, context)
+            }
+        }
+    }
+}
+
+/// The wiring of the gateway: a gRPC client per service, and the Hummingbird application.
+struct GatewayApp {
+    let services: [(name: String, service: any Service)]
+
+    /// - Throws: `ConfigurationError` for a bad service address; what the generated routing throws.
+    static func build(configuration: GatewayConfiguration, logger: Logger) throws -> GatewayApp {
+        func client(_ address: String, _ setting: Setting<String>) throws -> GRPCClientService {
+            try GRPCClientService(target: try ServiceAddress.target(address, key: setting.displayName))
+        }
+        let users = try client(configuration.userServiceAddress, GatewayConfiguration.userServiceAddress)
+        let consignments = try client(
+            configuration.consignmentServiceAddress, GatewayConfiguration.consignmentServiceAddress)
+        let vessels = try client(configuration.vesselServiceAddress, GatewayConfiguration.vesselServiceAddress)
+        let handler = APIHandler(
+            users: users.client, consignments: consignments.client, vessels: vessels.client,
+            timeout: configuration.timeout)
+        let router = try makeRouter(
+            handler: handler, limiter: RateLimiter(perMinute: configuration.authenticationsPerMinute),
+            bodyLimit: configuration.bodyLimit)
+        let app = Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(configuration.server.host, port: configuration.server.port),
+                serverName: "shippy-api-gateway"),
+            logger: logger)
+        return GatewayApp(services: [
+            ("user-client", users), ("consignment-client", consignments), ("vessel-client", vessels), ("http", app),
+        ])
+    }
+
+    /// The routes: the generated API, /openapi.yaml, and the web app's files at /.
+    static func makeRouter(handler: APIHandler, limiter: RateLimiter, bodyLimit: Int) throws -> Router<GatewayContext> {
+        let router = Router(context: GatewayContext.self)
+        // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
+        // the services continue (no header recorded: the token stays out of traces; page tokens redacted).
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: TracingMiddleware(redactingQueryParameters: ["page_token"]))
+        router.add(middleware: EdgeMiddleware())
+        router.add(middleware: BodyLimitMiddleware(limit: bodyLimit))
+        router.add(middleware: RateLimitMiddleware(limiter: limiter, paths: ["/v1/users", "/v1/sessions"]))
+        router.add(middleware: BearerToken.Middleware())
+        router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true))
+        router.get("/openapi.yaml") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "application/yaml"],
+                body: .init(byteBuffer: ByteBuffer(bytes: Self.document)))
+        }
+        try handler.registerHandlers(on: router, serverURL: URL(string: "/")!)
+        return router
+    }
+
+    /// The folder of the web app's files (index.html, app.js, …), shipped beside the executable.
+    static let webRoot = Bundle.module.url(forResource: "Public", withExtension: nil)!.path
+
+    /// The OpenAPI document, as committed.
+    static let document =
+        (try? Data(contentsOf: Bundle.module.url(forResource: "openapi", withExtension: "yaml")!))
+        ?? Data()
+}

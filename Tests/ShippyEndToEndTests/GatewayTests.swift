@@ -1,0 +1,283 @@
+import Foundation
+import ShippyDomain
+import ShippyTestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// api-gateway over HTTP, as curl would use it, in front of the real services: every resource, every error
+/// status with its problem+json, the security headers, the body limit, the rate limit, and an Idempotency-Key
+/// retry that books once.
+@Suite(.timeLimit(.minutes(3))) struct GatewayTests {
+    let system: ShippySystem
+    let admin = "admin-\(UUID().uuidString.prefix(8))@example.com"
+
+    init() throws { system = try ShippySystem() }
+
+    func startGateway(
+        user: ServiceProcess, consignment: ServiceProcess, vessel: ServiceProcess, extra: [String: String] = [:]
+    ) async throws -> ServiceProcess {
+        let gateway = try ServiceProcess.start(
+            "api-gateway",
+            environment: [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)",
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+            ].merging(extra) { $1 })
+        let ready = await eventually(within: .seconds(30)) {
+            (try? await http("GET", "http://127.0.0.1:\(gateway.port)/readyz"))?.status == 200
+        }
+        try #require(ready, "the gateway never became ready; its log:\n\(gateway.process.errorOutput)")
+        return gateway
+    }
+
+    /// A problem+json answer with `status` whose detail holds `detail`.
+    func expectProblem(
+        _ exchange: HTTPExchange, _ status: Int, _ detail: String, sourceLocation: SourceLocation = #_sourceLocation
+    ) {
+        #expect(exchange.status == status, "\(exchange)", sourceLocation: sourceLocation)
+        #expect(exchange.headers["content-type"] == "application/problem+json", sourceLocation: sourceLocation)
+        #expect(exchange.json["status"] as? Int == status, sourceLocation: sourceLocation)
+        #expect(exchange.json["type"] as? String == "about:blank", sourceLocation: sourceLocation)
+        let text = exchange.json["detail"] as? String ?? ""
+        #expect(text.contains(detail), "detail: \(text)", sourceLocation: sourceLocation)
+    }
+
+    @Test func everyResourceAndEveryErrorStatusOverHTTP() async throws {
+        let vessel = try system.startVessel()
+        let user = try await system.startUser(extra: ["BCRYPT_COST": "4", "ADMIN_EMAILS": admin])
+        let consignment = try system.startConsignment(vessel: vessel)
+        var services = [vessel, user, consignment]
+        try await cleaningUp({ await ShippySystem.stopAll(services) }) {
+            for service in services { try await service.waitUntilServing() }
+            let gateway = try await startGateway(user: user, consignment: consignment, vessel: vessel)
+            services.append(gateway)
+            let base = "http://127.0.0.1:\(gateway.port)"
+
+            // The process, the contract, the web app, and the headers on every answer.
+            #expect(try await http("GET", "\(base)/healthz").json["status"] as? String == "ok")
+            let ready = try await http("GET", "\(base)/readyz")
+            #expect(
+                ready.json["services"] as? [String: String] == [
+                    "user-service": "SERVING", "consignment-service": "SERVING", "vessel-service": "SERVING",
+                ])
+            let document = try await http("GET", "\(base)/openapi.yaml")
+            #expect(document.status == 200 && document.text.hasPrefix("openapi: 3.1.0"))
+            let page = try await http("GET", "\(base)/")
+            #expect(page.status == 200 && page.text.contains("<title>Shippy</title>"))
+            for exchange in [page, document, ready] {
+                let policy = exchange.headers["content-security-policy"] ?? ""
+                #expect(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "\(policy)")
+                #expect(exchange.headers["x-content-type-options"] == "nosniff")
+                #expect(exchange.headers["referrer-policy"] == "no-referrer")
+            }
+            expectProblem(try await http("GET", "\(base)/v1/nowhere"), 404, "not found")
+
+            // Sign up and log in.
+            let password = "correct horse battery"
+            let shipper = [
+                "name": "Ewan", "email": "ewan-\(UUID().uuidString.prefix(8))@example.com",
+                "company": "BBC", "password": password,
+            ]
+            let created = try await http("POST", "\(base)/v1/users", json: shipper)
+            #expect(created.status == 201, "\(created)")
+            #expect(created.json["roles"] as? [String] == ["user"] && created.json["password"] == nil)
+            #expect(!created.text.contains(password) && !created.text.contains("$2"))
+            expectProblem(try await http("POST", "\(base)/v1/users", json: shipper), 409, "already")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/users", json: ["name": "A", "email": "a@b.example", "password": "short"]),
+                422, "password must be at least 8")
+            expectProblem(
+                try await http("POST", "\(base)/v1/users", json: shipper.merging(["role": "admin"]) { $1 }), 400,
+                "field `role` is not a known field")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/users", json: ["name": 7, "email": "x@y.example", "password": "12345678"]),
+                400, "field `name` must be a string")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/users", headers: ["Content-Type": "application/json"],
+                    body: Data("{\"name\": ".utf8)), 400, "not valid JSON")
+            expectProblem(
+                try await http("POST", "\(base)/v1/users", json: ["name": String(repeating: "x", count: 70_000)]), 413,
+                "larger than 64 KiB")
+
+            let session = try await http(
+                "POST", "\(base)/v1/sessions", json: ["email": shipper["email"]!, "password": password])
+            #expect(session.status == 200 && session.json["token_type"] as? String == "Bearer", "\(session)")
+            let token = try #require(session.json["token"] as? String)
+            let expiry = try #require(ISO8601DateFormatter().date(from: session.json["expires_at"] as? String ?? ""))
+            #expect(expiry > Date().addingTimeInterval(3600))
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/sessions", json: ["email": shipper["email"]!, "password": "wrong password"]),
+                401, "wrong email or password")
+            let bearer = ["Authorization": "Bearer \(token)"]
+
+            let me = try await http("GET", "\(base)/v1/users/me", headers: bearer)
+            #expect(me.status == 200 && me.json["email"] as? String == shipper["email"], "\(me)")
+            expectProblem(try await http("GET", "\(base)/v1/users/me"), 401, "Authorization: Bearer")
+            expectProblem(
+                try await http(
+                    "GET", "\(base)/v1/users/me", headers: ["Authorization": "Bearer \(token.dropLast(4))AAAA"]),
+                401, "invalid token")
+
+            // The fleet, and a vessel only an admin may add.
+            let fleet = try await http("GET", "\(base)/v1/vessels?page_size=500", headers: bearer)
+            #expect(fleet.status == 200, "\(fleet)")
+            let room = { (exchange: HTTPExchange, id: String) -> Int? in
+                (exchange.json["vessels"] as? [[String: Any]])?.first { $0["id"] as? String == id }?["room_capacity"]
+                    as? Int
+            }
+            #expect(room(fleet, "vessel003") == 12)
+            let newVessel: [String: Any] = [
+                "id": "gw-\(UUID().uuidString.prefix(8))", "name": "Gateway", "capacity": 4,
+                "max_weight": 40_000,
+            ]
+            expectProblem(try await http("POST", "\(base)/v1/vessels", headers: bearer, json: newVessel), 403, "admin")
+            try await http("POST", "\(base)/v1/users", json: ["name": "Admin", "email": admin, "password": password])
+                .status.expect(201)
+            let adminToken = try #require(
+                try await http("POST", "\(base)/v1/sessions", json: ["email": admin, "password": password]).json[
+                    "token"]
+                    as? String)
+            let added = try await http(
+                "POST", "\(base)/v1/vessels", headers: ["Authorization": "Bearer \(adminToken)"], json: newVessel)
+            #expect(added.status == 201 && added.json["room_capacity"] as? Int == 4, "\(added)")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/vessels", headers: ["Authorization": "Bearer \(adminToken)"], json: newVessel),
+                409, "already exists")
+
+            // Ship the sample, and retry it with the same Idempotency-Key: one booking.
+            let sample: [String: Any] = [
+                "description": "This is a test consignment", "weight": 55_000,
+                "containers": [
+                    ["customer_id": "cust001", "user_id": "user001", "origin": "Manchester, United Kingdom"],
+                    ["customer_id": "cust002", "user_id": "user001", "origin": "Derby, United Kingdom"],
+                    ["customer_id": "cust005", "user_id": "user001", "origin": "Sheffield, United Kingdom"],
+                ],
+            ]
+            let key = ["Idempotency-Key": "gateway-test-\(UUID().uuidString)"]
+            let shipped = try await http(
+                "POST", "\(base)/v1/consignments", headers: bearer.merging(key) { $1 }, json: sample)
+            #expect(shipped.status == 201 && shipped.json["vessel_id"] as? String == "vessel003", "\(shipped)")
+            let retried = try await http(
+                "POST", "\(base)/v1/consignments", headers: bearer.merging(key) { $1 }, json: sample)
+            #expect(retried.status == 201 && retried.json["id"] as? String == shipped.json["id"] as? String)
+            #expect(room(try await http("GET", "\(base)/v1/vessels?page_size=500", headers: bearer), "vessel003") == 9)
+            try await http("POST", "\(base)/v1/consignments", headers: bearer, json: sample).status.expect(201)
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/consignments", headers: bearer,
+                    json: [
+                        "description": "too heavy", "weight": 2_000_000_000,
+                        "containers": [["customer_id": "c", "origin": "o"]],
+                    ]), 422, "no vessel")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/consignments", headers: bearer,
+                    json: ["description": "x", "weight": 1, "containers": [["customer_id": "c"]]]), 400,
+                "field `containers[0].origin` is required")
+            expectProblem(try await http("POST", "\(base)/v1/consignments", json: sample), 401, "token")
+
+            // Your consignments, a page at a time.
+            let first = try await http("GET", "\(base)/v1/consignments?page_size=1", headers: bearer)
+            #expect((first.json["consignments"] as? [Any])?.count == 1, "\(first)")
+            let next = try #require(first.json["next_page_token"] as? String)
+            let second = try await http(
+                "GET", "\(base)/v1/consignments?page_size=1&page_token=\(next)", headers: bearer)
+            #expect((second.json["consignments"] as? [Any])?.count == 1 && second.json["next_page_token"] == nil)
+            expectProblem(
+                try await http("GET", "\(base)/v1/consignments?page_size=abc", headers: bearer), 400, "page_size")
+            expectProblem(
+                try await http("GET", "\(base)/v1/consignments?page_size=501", headers: bearer), 400, "at most 500")
+
+            // A service down: 503 without internals, and /readyz says which.
+            await vessel.process.stop()
+            let down = try await http("GET", "\(base)/v1/vessels", headers: bearer)
+            expectProblem(down, 503, "retry in a moment")
+            #expect(!down.text.contains("127.0.0.1"))
+            let notReady = try await http("GET", "\(base)/readyz")
+            #expect(
+                notReady.status == 503
+                    && (notReady.json["services"] as? [String: String])?["vessel-service"] != "SERVING")
+        }
+    }
+
+    @Test func aServiceThatNeverAnswersIsA504AndTooManyLoginsAre429WithRetryAfter() async throws {
+        let vessel = try system.startVessel()
+        let user = try await system.startUser(extra: ["BCRYPT_COST": "4"])
+        let consignment = try system.startConsignment(vessel: vessel)
+        let silent = try SilentListener()
+        var services = [vessel, user, consignment]
+        try await cleaningUp({ await ShippySystem.stopAll(services) }) {
+            for service in services { try await service.waitUntilServing() }
+            let gateway = try await startGateway(
+                user: user, consignment: consignment, vessel: vessel,
+                extra: ["RATE_LIMIT_AUTH": "3"])
+            services.append(gateway)
+            let base = "http://127.0.0.1:\(gateway.port)"
+            let login = ["email": "nobody@example.com", "password": "not the password"]
+            for _ in 0..<3 { expectProblem(try await http("POST", "\(base)/v1/sessions", json: login), 401, "wrong") }
+            let limited = try await http("POST", "\(base)/v1/sessions", json: login)
+            expectProblem(limited, 429, "too many")
+            #expect(Int(limited.headers["retry-after"] ?? "") ?? 0 >= 1, "\(limited.headers)")
+            // Other routes are not limited.
+            #expect(try await http("GET", "\(base)/healthz").status == 200)
+
+            let hanging = try ServiceProcess.start(
+                "api-gateway",
+                environment: [
+                    "USER_SERVICE_ADDRESS": "127.0.0.1:\(silent.port)", "REQUEST_TIMEOUT": "1",
+                    "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)",
+                    "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+                ])
+            services.append(hanging)
+            let live = await eventually(within: .seconds(30)) {
+                (try? await http("GET", "http://127.0.0.1:\(hanging.port)/healthz"))?.status == 200
+            }
+            try #require(live, "the gateway did not start: \(hanging.process.errorOutput)")
+            expectProblem(
+                try await http("POST", "http://127.0.0.1:\(hanging.port)/v1/sessions", json: login), 504, "in time")
+        }
+    }
+}
+
+extension Int {
+    fileprivate func expect(_ status: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(self == status, sourceLocation: sourceLocation)
+    }
+}
+
+/// A port of 127.0.0.1 that takes connections and never answers: a service that hangs.
+final class SilentListener {
+    let port: Int
+    private let socket: Int32
+
+    init() throws {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.socket = socket
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) }
+        }
+        guard bound == 0, listen(socket, 16) == 0 else {
+            close(socket)
+            throw POSIXError(.EADDRINUSE)
+        }
+        withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(socket, $0, &length) }
+        }
+        port = Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    deinit { close(socket) }
+}
