@@ -44,6 +44,7 @@ async function show(me) {
   const loggedIn = Boolean(me);
   $('whoami').textContent = loggedIn ? `Logged in as ${me.name} <${me.email}>` : 'Not logged in.';
   $('logout').hidden = !loggedIn;
+  $('account').hidden = loggedIn;
   for (const id of ['ship', 'consignments', 'fleet']) $(id).hidden = !loggedIn;
   if (loggedIn) await Promise.all([loadConsignments(0), loadFleet()]);
 }
