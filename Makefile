@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release bench bench-tracing bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins openapi check-openapi shellcheck format check-format clean
+.PHONY: build release bench bench-tracing bench-gateway bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins openapi check-openapi shellcheck format check-format clean
 
 build:
 	swift build
@@ -22,6 +22,10 @@ bench:
 ## real receiver), interleaved; SHIPPY_BENCH_BASELINE=DIR adds the checkout in DIR (a commit before telemetry).
 bench-tracing:
 	scripts/bench-tracing.sh
+
+## What the HTTP edge adds: the same cheap call straight over gRPC and through api-gateway, under h2load.
+bench-gateway:
+	python3 scripts/bench_gateway.py
 
 ## In-process benchmarks of the hot paths (token verification, BSON, protobuf): time and allocations.
 bench-micro:

@@ -50,15 +50,16 @@ public enum ServiceRunner {
             throw ConfigurationError(key: "OTEL_*", problem: "\(error)")
         }
         let metrics = MetricsEndpoint(host: server.host, port: server.metricsPort, logger: logger)
-        let services = try await build(settings, server, logger)
-        try await run(
-            tracing + settings.services(logger: logger) + [("metrics", metrics)] + services,
-            shutdownGrace: server.shutdownGrace, logger: logger)
-        // Every service has stopped and the exporter has flushed: exit now instead of returning. Returning would
-        // release the services, and libmongoc's pool teardown joins its monitor thread, which can sit for half a
-        // minute in DNS resolution of a server that is gone (a stopped compose container): the engine then kills
-        // the process (137) although its shutdown was complete. What is left is memory the OS takes back.
-        exit(0)
+        let services =
+            tracing + settings.services(logger: logger) + [("metrics", metrics)]
+            + (try await build(settings, server, logger))
+        try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
+        // Every service has stopped and the exporter has flushed: exit now, with the services still held. Releasing
+        // them (which Swift may do right after their last use, before the end of the scope) would destroy the
+        // MongoDB client, and libmongoc's pool teardown sends endSessions and joins its monitor thread, which can
+        // sit for half a minute on a server that is gone (a stopped compose container): the engine then kills the
+        // process (137) although its shutdown was complete. What is left is memory the OS takes back.
+        withExtendedLifetime(services) { exit(0) }
     }
 
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
