@@ -3,8 +3,8 @@
 scripts/system.sh starts on free ports in a state folder of its own (a running `make up` is left alone):
 
 1. the web app in a real browser (Debian's chromium and chromium-driver, driven by Selenium): sign up, a wrong
-   password's message, log in, ship the sample consignment with the form, see it listed with its vessel, and a
-   consignment no vessel can take; no error in the browser's console (the strict Content-Security-Policy holds
+   password's message, log in, ship the sample consignment with the form, see it listed with its vessel, ship
+   consignment.json as a file, and a consignment no vessel can take; no error in the browser's console (the strict Content-Security-Policy holds
    for the app's own scripts); a screenshot of each step, and one at a phone's size, under OUTPUT
    (default .local/test-output/web);
 2. schemathesis against the running gateway and its own /openapi.yaml, with a real token (an admin's): no
@@ -124,6 +124,19 @@ def browser_story(base):
         driver.execute_script("document.getElementById('consignments').scrollIntoView()")
         shot("shipped")
 
+        # The same file, as the original's users have it: consignment.json, chosen in the file field.
+        driver.execute_script("document.getElementById('message').textContent = ''")
+        driver.find_element(By.ID, "ship-file").send_keys(str(root / "consignment.json"))
+        driver.find_element(By.CSS_SELECTOR, "#file-form button[type=submit]").click()
+        message_says("Shipped")
+        try:
+            WebDriverWait(driver, 20).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, "#consignment-rows tr")) == 2)
+        except Exception:
+            fail(f"after shipping the file the list is not two consignments: "
+                 f"{driver.find_element(By.ID, 'consignment-rows').text!r}")
+        shot("shipped-file")
+
         type_into("ship-description", "Too heavy for any vessel")
         type_into("ship-weight", "2000000000")
         rows = driver.find_elements(By.CSS_SELECTOR, "#containers .container-row")
@@ -139,7 +152,8 @@ def browser_story(base):
                   and "/v1/" not in entry["message"]]
         if errors:
             fail(f"the browser's console has errors: {errors}")
-        print(f"test-web: browser: signed up, a wrong password refused, logged in, shipped the sample on vessel003, "
+        print(f"test-web: browser: signed up, a wrong password refused, logged in, shipped the sample on vessel003 "
+              f"(the form) and again (the file), "
               f"a consignment no vessel can take refused, no console errors; {step} screenshots in {output}")
     finally:
         driver.quit()
