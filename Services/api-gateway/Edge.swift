@@ -36,7 +36,13 @@ struct EdgeMiddleware: RouterMiddleware {
         do {
             response = try await next(request, context)
         } catch {
-            response = Problem.of(error).response()
+            let problem = Problem.of(error)
+            // The client gets a sentence without internals; the log keeps what happened.
+            if problem.status.kind == .serverError {
+                context.logger.warning(
+                    "request failed", metadata: ["status": "\(problem.status.code)", "error": "\(error)"])
+            }
+            response = problem.response()
         }
         response.headers.append(contentsOf: Self.securityHeaders)
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
