@@ -63,13 +63,8 @@ enum BearerToken {
         func handle(
             _ request: Request, context: Context, next: (Request, Context) async throws -> Response
         ) async throws -> Response {
-            let header = request.headers[.authorization] ?? ""
-            let parts = header.split(separator: " ", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == "bearer" else {
-                return try await BearerToken.$current.withValue(nil) { try await next(request, context) }
-            }
-            let token = String(parts[1]).trimmingCharacters(in: .whitespaces)
-            return try await BearerToken.$current.withValue(token.isEmpty ? nil : token) {
+            let token = request.headers[.authorization].flatMap(AuthInterceptor.bearerToken(inAuthorization:))
+            return try await BearerToken.$current.withValue(token?.isEmpty == true ? nil : token) {
                 try await next(request, context)
             }
         }

@@ -48,16 +48,21 @@ public struct AuthInterceptor: ServerInterceptor {
     /// - Throws: `ShippyError` `.unauthenticated` when neither is present.
     public static func token(in metadata: Metadata) throws(ShippyError) -> String {
         for value in metadata[stringValues: "authorization"] {
-            let parts = value.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "bearer" {
-                return trimmed(parts[1])
-            }
+            if let token = bearerToken(inAuthorization: value) { return token }
         }
         if let token = metadata[stringValues: "token"].first(where: { _ in true }) {
             return trimmed(token[...])
         }
         throw ShippyError(
             .unauthenticated, "missing token: send metadata \"authorization: Bearer <token>\" (log in with user-cli)")
+    }
+
+    /// The token of an `Authorization` value `Bearer <token>` (the scheme in any letter case, blanks around the
+    /// token dropped); `nil` for any other scheme. The gateway reads its HTTP header with it too.
+    public static func bearerToken(inAuthorization value: String) -> String? {
+        let parts = value.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return trimmed(parts[1])
     }
 
     /// `text` without the blanks around it. (Foundation's `trimmingCharacters` copies the token into an NSString:

@@ -23,8 +23,9 @@ public struct ServerCallTelemetry: ServerInterceptor {
         if let tracer = activeTracer() {
             var parent = ServiceContext.current ?? .topLevel
             InstrumentationSystem.instrument.extract(request.metadata, into: &parent, using: MetadataCarrier())
-            span = tracer.startSpan(context.descriptor.fullyQualifiedMethod, context: parent, ofKind: .server)
-            span?.describe(context.descriptor)
+            let started = tracer.startSpan(context.descriptor.fullyQualifiedMethod, context: parent, ofKind: .server)
+            started.describe(context.descriptor)
+            span = started
         }
         let call = metrics.start(context.descriptor, span: span)
         var response: StreamingServerResponse<Output>
@@ -71,11 +72,10 @@ public struct ClientCallTelemetry: ClientInterceptor {
         var request = request
         var span: (any Span)?
         if let tracer = activeTracer() {
-            span = tracer.startSpan(context.descriptor.fullyQualifiedMethod, ofKind: .client)
-            span?.describe(context.descriptor)
-            if let span {
-                InstrumentationSystem.instrument.inject(span.context, into: &request.metadata, using: MetadataCarrier())
-            }
+            let started = tracer.startSpan(context.descriptor.fullyQualifiedMethod, ofKind: .client)
+            started.describe(context.descriptor)
+            InstrumentationSystem.instrument.inject(started.context, into: &request.metadata, using: MetadataCarrier())
+            span = started
         }
         let call = metrics.start(context.descriptor, span: span)
         var response: StreamingClientResponse<Output>
