@@ -150,10 +150,12 @@ import Testing
                 for service in story.services { try await service.waitUntilServing() }
                 let (password, token) = try await story.shipAsAnn(sample: sample)
 
+                // Each service exports its own batches: user-service's publish span may arrive after the mail's.
                 var spans: [Span] = []
                 let complete = await eventually(within: .seconds(30)) {
                     spans = Span.read(spansFile)
                     return spans.contains { $0.service == "email-service" && $0.name == "process user.created" }
+                        && spans.contains { $0.service == "user-service" && $0.name == "publish user.created" }
                         && spans.contains { $0.service == "consignment-service" && $0.name.hasPrefix("insert") }
                 }
                 #expect(complete, "spans received: \(spans.map { "\($0.service) \($0.name)" })")
