@@ -113,10 +113,12 @@ let package = Package(
             path: "Shared/Postgres"),
         // Access tokens: ES256 signing (user service only) and local verification with public keys.
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
+        // Finding a service's replicas by DNS and spreading calls over them: every gRPC client's transport.
+        .target(name: "ShippyDiscovery", dependencies: [grpcCore, grpcHTTP2, nioCore], path: "Shared/Discovery"),
         // Reading settings from flags and the environment, and service addresses: servers and CLIs alike.
         .target(
             name: "ShippyConfiguration",
-            dependencies: ["ShippyDomain", grpcCore, grpcHTTP2, configuration, logging, lifecycle],
+            dependencies: ["ShippyDomain", "ShippyDiscovery", grpcCore, grpcHTTP2, configuration, logging, lifecycle],
             path: "Shared/Configuration"),
         // What the command-line tools share: one-line failures with exit codes, token input, paging.
         .target(
@@ -137,8 +139,9 @@ let package = Package(
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry", grpcCore,
-                grpcHTTP2, grpcInProcess, argumentParser, logging, lifecycle, metrics, tracing,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry",
+                "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging, lifecycle, metrics,
+                tracing,
             ],
             path: "Shared/Runtime"
         ),
@@ -165,33 +168,43 @@ let package = Package(
         ),
         .executableTarget(
             name: "UserCLI",
-            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: [
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser,
+            ],
             path: "Services/user-cli"
         ),
         .executableTarget(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
-                "ShippyConfiguration",
+                "ShippyConfiguration", "ShippyDiscovery",
                 grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, metrics, tracing, crypto,
             ],
             path: "Services/consignment-service"
         ),
         .executableTarget(
             name: "ConsignmentCLI",
-            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: [
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser,
+            ],
             path: "Services/consignment-cli"
         ),
         .executableTarget(
             name: "VesselCLI",
-            dependencies: ["ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser],
+            dependencies: [
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser,
+            ],
             path: "Services/vessel-cli"
         ),
         // Load and figures: scenarios over real gRPC, latency histograms, CPU per call read from /proc.
         .executableTarget(
             name: "ShippyBench",
             dependencies: [
-                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser, bcrypt,
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser, bcrypt,
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Services/shippy-bench"
@@ -201,7 +214,8 @@ let package = Package(
         .executableTarget(
             name: "APIGateway",
             dependencies: [
-                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", grpcCore, grpcHTTP2, argumentParser, logging,
+                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser, logging,
                 lifecycle, nioCore, nioPosix,
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),

@@ -15,26 +15,29 @@ ALLOWED = {
     "Shared/Storage": {"ShippyDomain"},
     "Shared/Identity": {"ShippyDomain", "JWTKit", "Crypto"},
     "Shared/Messaging": {"ShippyDomain", "CNats"},
-    "Shared/Configuration": {"ShippyDomain", "Configuration"},
+    "Shared/Discovery": set(),
+    "Shared/Configuration": {"ShippyDomain", "ShippyDiscovery", "Configuration"},
     "Shared/CLI": {"ShippyDomain", "ShippyConfiguration"},
     "Shared/Telemetry": {"ShippyDomain", "ShippyConfiguration"},
-    "Shared/Runtime": {"ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry"},
+    "Shared/Runtime": {
+        "ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry", "ShippyDiscovery"},
     "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyConfiguration", "ShippyTelemetry", "CMongoc"},
     "Shared/Postgres": {"ShippyDomain", "ShippyStorage", "ShippyTelemetry", "PostgresNIO"},
     "Services/vessel-service": {"ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyConfiguration"},
     "Services/consignment-service": {
-        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration", "Crypto"},
+        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
+        "ShippyDiscovery", "Crypto"},
     "Services/user-service": {
         "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
         "ShippyMessaging", "ShippyTelemetry", "PostgresNIO", "JWTKit"},
     "Services/email-service": {
         "ShippyDomain", "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyTelemetry", "ShippyConfiguration"},
-    "Services/user-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
-    "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
-    "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
-    "Services/shippy-bench": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration"},
+    "Services/user-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery"},
+    "Services/consignment-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery"},
+    "Services/vessel-cli": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery"},
+    "Services/shippy-bench": {"ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery"},
     # The HTTP edge reaches the data only through the services: no database, messaging or token library.
-    "Services/api-gateway": {"ShippyContracts", "ShippyRuntime", "ShippyConfiguration"},
+    "Services/api-gateway": {"ShippyContracts", "ShippyRuntime", "ShippyConfiguration", "ShippyDiscovery"},
 }
 # What a folder may not import unless listed above: our modules, the C drivers, the database and token libraries,
 # and swift-configuration (read through ShippyConfiguration only, so that every setting is declared once there).

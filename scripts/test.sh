@@ -11,14 +11,18 @@ export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 # A fresh machine gets what the build and the servers need first (Debian packages, the Python venv).
 "$root/scripts/install.sh"
 # The tracing tests' OTLP receiver (Tests/Tools/otlp_receiver.py) runs on grpcio and opentelemetry-proto; the
-# web tests (scripts/test_web.py) drive Debian's chromium with Selenium and run schemathesis.
+# web tests (scripts/test_web.py) drive Debian's chromium with Selenium and run schemathesis; the multi-host
+# tests (scripts/test_multihost.py) build test hosts with iproute2, name them with dnsmasq and sign their token
+# with cryptography.
 venv=$root/.local/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis' 2>/dev/null \
-    || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+"$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis, cryptography' 2>/dev/null \
+    || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis cryptography
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v dnsmasq >/dev/null \
+    || ! command -v ip >/dev/null; then
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver \
+        dnsmasq-base iproute2 >/dev/null
 fi
 export SHIPPY_TEST_PYTHON=$venv/bin/python
 swift build --build-tests
@@ -43,6 +47,7 @@ if [ $# -eq 0 ]; then
     "$root/scripts/test-system.sh"
     python3 "$root/scripts/test_up_signals.py"
     "$venv/bin/python" "$root/scripts/test_web.py"
+    "$venv/bin/python" "$root/scripts/test_multihost.py"
     "$root/scripts/check-deployment.sh"
     "$root/scripts/check-format.sh"
     promtool check config "$root/deploy/prometheus/prometheus.yml"  # and the alert rules it names

@@ -1,16 +1,16 @@
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyContracts
+import ShippyDiscovery
 
 /// The operations of openapi.yaml, each one gRPC call (two for `GET /v1/users/me`) with the caller's token and a
 /// deadline. Failures are thrown: `EdgeMiddleware` turns them into problems with the status that fits.
 struct APIHandler: APIProtocol {
-    typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
-    let users: User_UserService.Client<HTTP2ClientTransport.Posix>
-    let consignments: Consignment_ShippingService.Client<HTTP2ClientTransport.Posix>
-    let vessels: Vessel_VesselService.Client<HTTP2ClientTransport.Posix>
-    let health: [(name: String, client: Grpc_Health_V1_Health.Client<HTTP2ClientTransport.Posix>)]
+    typealias Client = GRPCClient<ServiceTransport>
+    let users: User_UserService.Client<ServiceTransport>
+    let consignments: Consignment_ShippingService.Client<ServiceTransport>
+    let vessels: Vessel_VesselService.Client<ServiceTransport>
+    let health: [(name: String, client: Grpc_Health_V1_Health.Client<ServiceTransport>)]
     /// Deadline of each call to a service.
     let timeout: Duration
 
@@ -102,7 +102,10 @@ struct APIHandler: APIProtocol {
     func createConsignment(
         _ input: Operations.CreateConsignment.Input
     ) async throws -> Operations.CreateConsignment.Output {
-        let metadata = try authorized(input.headers.idempotencyKey.map { ["idempotency-key": "\($0)"] } ?? [:])
+        // Without the client's key, one of our own: the gRPC client may then retry the call on another replica
+        // (RetryPolicies) and the consignment is still made once.
+        let key = input.headers.idempotencyKey ?? UUID().uuidString.lowercased()
+        let metadata = try authorized(["idempotency-key": "\(key)"])
         guard case .json(let new) = input.body else { throw Problem(.badRequest, "the body must be JSON") }
         do {
             let response = try await consignments.createConsignment(

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyCLI
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 
 /// `consignment-cli [FILE] [TOKEN]`: create a consignment from a JSON file, then list the caller's consignments.
 @main
@@ -59,7 +59,9 @@ struct ConsignmentCLI: AsyncParsableCommand {
             var create = metadata
             // Run again with the same --idempotency-key after a failure, and the consignment is booked once.
             create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) {
+            try await withGRPCClient(
+                transport: ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig())
+            ) {
                 client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)
                 let created = try await shipping.createConsignment(request, metadata: create, options: options)

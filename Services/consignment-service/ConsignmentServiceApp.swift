@@ -1,8 +1,10 @@
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 import ShippyDomain
 import ShippyMongo
 import ShippyRuntime
@@ -17,13 +19,29 @@ struct ConsignmentServiceConfiguration: Sendable {
     var vesselServiceAddress: String
     /// Deadline of each call to vessel-service; follows the configuration file.
     var vesselTimeout: LiveSetting<Duration>
+    /// vessel-service's replicas in this process's zone, tried first.
+    var vesselZoneAddress: String?
+    /// A canary version of vessel-service, and the percentage of calls it gets (follows the configuration file).
+    var vesselCanaryAddress: String?
+    var vesselCanaryPercent: LiveSetting<Int>
 
     static let vesselServiceAddress = Setting.text(
         "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
     static let vesselTimeout = Setting.seconds(
         "vessel.timeout", default: .seconds(5), in: 0.1...300, reloads: true,
         "Seconds each call to vessel-service may take.")
-    static let settings: [any SettingDescription] = [vesselServiceAddress, vesselTimeout]
+    static let vesselZoneAddress = Setting<String?>.optionalText(
+        "vessel.zone.address",
+        "vessel-service replicas in this zone (dns:///name:port), tried first; the others take calls when none is ready."
+    )
+    static let vesselCanaryAddress = Setting<String?>.optionalText(
+        "vessel.canary.address", "A canary vessel-service (dns:///name:port) that gets vessel.canary.percent of calls.")
+    static let vesselCanaryPercent = Setting.integer(
+        "vessel.canary.percent", default: 0, in: 0...100, reloads: true,
+        "Percentage of calls to vessel-service sent to vessel.canary.address.")
+    static let settings: [any SettingDescription] = [
+        vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
+    ]
 }
 
 extension ConsignmentServiceConfiguration {
@@ -31,7 +49,30 @@ extension ConsignmentServiceConfiguration {
         self.init(
             server: server, mongo: try MongoConfiguration(settings), tokens: try TokenConfiguration(settings),
             vesselServiceAddress: try settings.value(Self.vesselServiceAddress),
-            vesselTimeout: try settings.live(Self.vesselTimeout))
+            vesselTimeout: try settings.live(Self.vesselTimeout),
+            vesselZoneAddress: try settings.value(Self.vesselZoneAddress),
+            vesselCanaryAddress: try settings.value(Self.vesselCanaryAddress),
+            vesselCanaryPercent: try settings.live(Self.vesselCanaryPercent))
+    }
+}
+
+extension ConsignmentServiceConfiguration {
+    /// vessel-service's replicas by name, with the zone and canary routes when configured.
+    func vesselTransport() throws -> ServiceTransport {
+        func target(
+            _ address: String?, _ setting: Setting<String?>
+        ) throws(ConfigurationError) -> (any ResolvableTarget)? {
+            try address.map { address throws(ConfigurationError) in
+                try ServiceAddress.target(address, key: setting.displayName)
+            }
+        }
+        let percent = vesselCanaryPercent
+        return try ServiceTransport(
+            main: try ServiceAddress.target(vesselServiceAddress, key: Self.vesselServiceAddress.displayName),
+            zone: try target(vesselZoneAddress, Self.vesselZoneAddress),
+            canary: try target(vesselCanaryAddress, Self.vesselCanaryAddress),
+            canaryShare: { Double(percent.value) / 100 },
+            serviceConfig: GRPCVesselBooker.serviceConfig)
     }
 }
 
@@ -46,12 +87,7 @@ struct ConsignmentServiceApp {
     static func build(configuration: ConsignmentServiceConfiguration, logger: Logger) throws -> ConsignmentServiceApp {
         let verifier = try PublicKeyFileVerifier(configuration.tokens)
         let mongo = try MongoClient.make(configuration.mongo, logger: logger)
-        let vesselClient = try GRPCClientService(
-            target: try ServiceAddress.target(
-                configuration.vesselServiceAddress,
-                key: ConsignmentServiceConfiguration.vesselServiceAddress.displayName),
-            serviceConfig: GRPCVesselBooker.serviceConfig
-        )
+        let vesselClient = GRPCClientService(transport: try configuration.vesselTransport())
         let repository = MongoConsignmentRepository(client: mongo)
         let dependencies: [Dependency] = [
             .mongoDB(mongo, prepare: { try await repository.prepare() }), .tokenKeys(verifier),

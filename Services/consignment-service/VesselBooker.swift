@@ -1,7 +1,7 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 import ShippyDomain
 import ShippyStorage
 
@@ -27,26 +27,16 @@ protocol VesselBooker: Sendable {
 /// Calls `vessel.VesselService` with a deadline per call. `Book`, `Confirm` and `Release` are idempotent by
 /// consignment id, so they are retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`).
 struct GRPCVesselBooker: VesselBooker {
-    let client: GRPCClient<HTTP2ClientTransport.Posix>
+    let client: GRPCClient<ServiceTransport>
     /// The address as configured, for messages.
     let address: String
     /// Bounds each call; the configuration file may change it while the service runs.
     let timeout: LiveSetting<Duration>
 
     /// Each call waits for a connection (so a vessel-service that is restarting is waited for rather than
-    /// failed at once) and is retried on `unavailable`. `timeout` bounds the whole.
-    static let serviceConfig = ServiceConfig(methodConfig: [
-        MethodConfig(
-            names: ["FindAvailable", "Book", "Confirm", "Release"].map {
-                MethodConfig.Name(service: "vessel.VesselService", method: $0)
-            },
-            waitForReady: true,
-            executionPolicy: .retry(
-                RetryPolicy(
-                    maxAttempts: 3, initialBackoff: .milliseconds(100), maxBackoff: .milliseconds(500),
-                    backoffMultiplier: 2, retryableStatusCodes: [.unavailable]))
-        )
-    ])
+    /// failed at once) and is retried on `unavailable` on another replica (`RetryPolicies`). `timeout` bounds
+    /// the whole.
+    static let serviceConfig = RetryPolicies.serviceConfig(waitForReady: true)
 
     func book(
         consignmentID: String, specification: VesselSpecification, token: String
@@ -83,7 +73,7 @@ struct GRPCVesselBooker: VesselBooker {
     private func call<Response: Sendable>(
         _ token: String,
         _ body:
-            @escaping @Sendable (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata) async throws
+            @escaping @Sendable (Vessel_VesselService.Client<ServiceTransport>, Metadata) async throws
             -> Response
     ) async throws(ShippyError) -> Response {
         let vessels = Vessel_VesselService.Client(wrapping: client)

@@ -5,6 +5,7 @@ import HummingbirdBcrypt
 import ShippyCLI
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 
 /// `shippy-bench`: load for a running Shippy, with latency percentiles and the CPU each call costs.
 @main
@@ -25,7 +26,7 @@ struct ShippyBench: AsyncParsableCommand {
             Exit status: 0 every call succeeded, 1 some failed (counted by status code), 64 bad usage,
             69 a service could not be reached or the run's users could not be made.
             """,
-        subcommands: [Run.self, ServingTime.self],
+        subcommands: [Run.self, ServingTime.self, Spread.self],
         defaultSubcommand: Run.self
     )
 }
@@ -210,9 +211,7 @@ struct ServingTime: AsyncParsableCommand {
         options.waitForReady = false
         // A new connection for each attempt: one client would wait out gRPC's reconnect backoff (a second).
         while ContinuousClock.now < deadline {
-            let serving = try? await withGRPCClient(
-                transport: try .http2NIOPosix(target: target, transportSecurity: .plaintext)
-            ) { client in
+            let serving = try? await withGRPCClient(transport: try ServiceTransport(main: target)) { client in
                 try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init(), options: options).status
                     == .serving
             }

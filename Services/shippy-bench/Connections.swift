@@ -1,8 +1,8 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyConfiguration
+import ShippyDiscovery
 
-typealias Client = GRPCClient<HTTP2ClientTransport.Posix>
+typealias Client = GRPCClient<ServiceTransport>
 
 /// Several HTTP/2 connections to one server; worker `n` uses connection `n % count`, as a load balancer would
 /// spread callers.
@@ -21,7 +21,7 @@ func withConnections<Result: Sendable>(
         let target = try ServiceAddress.target(address, key: "--\(name)")
         opened[name] = Connections(
             clients: try (0..<count).map { _ in
-                Client(transport: try HTTP2ClientTransport.Posix(target: target, transportSecurity: .plaintext))
+                Client(transport: try ServiceTransport(main: target))
             })
     }
     let all = opened.values.flatMap(\.clients)

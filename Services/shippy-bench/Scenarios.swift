@@ -1,6 +1,6 @@
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyContracts
+import ShippyDiscovery
 
 /// What a scenario's streams work with.
 struct ScenarioContext: Sendable {
@@ -12,13 +12,13 @@ struct ScenarioContext: Sendable {
     /// Names the users the run signs up, so that they are its own.
     var prefix: String
 
-    func users(_ worker: Int) -> User_UserService.Client<HTTP2ClientTransport.Posix> {
+    func users(_ worker: Int) -> User_UserService.Client<ServiceTransport> {
         .init(wrapping: connections["user"]!.client(worker))
     }
-    func vessels(_ worker: Int) -> Vessel_VesselService.Client<HTTP2ClientTransport.Posix> {
+    func vessels(_ worker: Int) -> Vessel_VesselService.Client<ServiceTransport> {
         .init(wrapping: connections["vessel"]!.client(worker))
     }
-    func consignments(_ worker: Int) -> Consignment_ShippingService.Client<HTTP2ClientTransport.Posix> {
+    func consignments(_ worker: Int) -> Consignment_ShippingService.Client<ServiceTransport> {
         .init(wrapping: connections["consignment"]!.client(worker))
     }
 }

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyCLI
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 
 /// `user-cli`: create a user and log in, as the original shippy CLI did, or only log in.
 @main
@@ -36,15 +36,14 @@ struct ConnectionOptions: ParsableArguments {
 
     /// Runs `body` with a client of the user service; failures become one line and an exit status.
     func withUserService(
-        _ body: (User_UserService.Client<HTTP2ClientTransport.Posix>, CallOptions) async throws -> Void
+        _ body: (User_UserService.Client<ServiceTransport>, CallOptions) async throws -> Void
     ) async {
         await runCLI(tool: "user-cli", service: "user-service", address: CLISettings.userService, option: address) {
             address in
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
-            let transport = try HTTP2ClientTransport.Posix(
-                target: target, transportSecurity: .plaintext, serviceConfig: Self.retryBusyLogins)
+            let transport = try ServiceTransport(main: target, serviceConfig: Self.retryBusyLogins)
             try await withGRPCClient(transport: transport) { client in
                 try await body(User_UserService.Client(wrapping: client), options)
             }
@@ -55,7 +54,7 @@ struct ConnectionOptions: ParsableArguments {
 extension ConnectionOptions {
     /// A login refused because user-service is busy hashing (`unavailable`) is retried with backoff: logging
     /// in changes nothing, so it is safe to repeat. Sign-up is not retried (it is not idempotent).
-    static let retryBusyLogins = ServiceConfig(methodConfig: [
+    static let retryBusyLogins = RetryPolicies.serviceConfig([
         MethodConfig(
             names: [MethodConfig.Name(service: "user.UserService", method: "Auth")],
             executionPolicy: .retry(

@@ -1,10 +1,10 @@
 import ArgumentParser
 import Foundation
 import GRPCCore
-import GRPCNIOTransportHTTP2
 import ShippyCLI
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 
 /// `vessel-cli`: list the fleet with the room each vessel has left, or (an admin) add a vessel.
 @main
@@ -44,7 +44,7 @@ struct VesselConnection: ParsableArguments {
 
     /// Runs `body` with a client and the caller's token; failures become one line and an exit status.
     func withVesselService(
-        _ body: (Vessel_VesselService.Client<HTTP2ClientTransport.Posix>, Metadata, CallOptions) async throws -> Void
+        _ body: (Vessel_VesselService.Client<ServiceTransport>, Metadata, CallOptions) async throws -> Void
     ) async {
         await runCLI(tool: "vessel-cli", service: "vessel-service", address: CLISettings.vesselService, option: address)
         {
@@ -53,7 +53,9 @@ struct VesselConnection: ParsableArguments {
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
-            try await withGRPCClient(transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)) {
+            try await withGRPCClient(
+                transport: ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig())
+            ) {
                 client in
                 try await body(
                     Vessel_VesselService.Client(wrapping: client), ["authorization": "Bearer \(token)"], options)

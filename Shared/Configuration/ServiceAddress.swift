@@ -1,8 +1,10 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import ShippyDiscovery
 
 /// Parses the addresses that configuration and CLIs accept into gRPC targets:
-/// `host:port`, `[ipv6]:port`, or `dns:///name:port`.
+/// `host:port`, `[ipv6]:port`, or `dns:///name:port`. A name (with or without `dns:///`) becomes a
+/// `DiscoveredName`: every address it resolves to is a replica, and it is looked up again while the client runs.
 public enum ServiceAddress {
     /// - Throws: `ConfigurationError` naming `key` when the address has no valid port or host.
     public static func target(_ address: String, key: String) throws(ConfigurationError) -> any ResolvableTarget {
@@ -23,7 +25,7 @@ public enum ServiceAddress {
             throw ConfigurationError(key: key, problem: "\"\(address)\" has no host")
         }
         if !isDNS && isIPv4(host) { return .ipv4(address: host, port: port) }
-        return .dns(host: host, port: port)
+        return DiscoveredName(host: host, port: port)
     }
 
     private static func isIPv4(_ host: String) -> Bool {

@@ -45,6 +45,10 @@ public struct GRPCServerService: Service {
                 host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
             let config = HTTP2ServerTransport.Posix.Config.defaults { config in
                 config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
+                // Shippy's clients ping every couple of seconds to find a dead peer fast (ServiceTransport); the
+                // default would count those pings as abuse and close the connection.
+                config.connection.keepalive.clientBehavior = .init(
+                    minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
             }
             server = GRPCServer(
                 transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),

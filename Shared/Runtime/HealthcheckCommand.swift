@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 
 /// `SERVICE healthcheck`: calls grpc.health.v1 Check and exits 0 only on SERVING (1 otherwise), for
 /// compose health checks and scripts.
@@ -53,9 +54,7 @@ public enum HealthProbe {
 
     public static func check(target: any ResolvableTarget, service: String = "", timeout: Duration) async -> Outcome {
         do {
-            return try await withGRPCClient(
-                transport: .http2NIOPosix(target: target, transportSecurity: .plaintext)
-            ) { client in
+            return try await withGRPCClient(transport: try ServiceTransport(main: target)) { client in
                 let health = Grpc_Health_V1_Health.Client(wrapping: client)
                 var options = CallOptions.defaults
                 options.timeout = timeout

@@ -1,0 +1,123 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+import Synchronization
+
+/// The transport of every client of a Shippy service: HTTP/2 connections to every address of a name, calls spread
+/// round-robin over the ready ones, keepalive pings that find a dead peer within seconds; and, when configured, a
+/// share of calls sent to a canary name and a preference for the replicas of the client's own zone — the
+/// selector filters go-micro had.
+///
+/// A call that cannot even start on the canary or the zone (none of their replicas is ready) starts on the
+/// main name instead: it never reached a server, so moving it is safe for any method. Retries of calls that did
+/// start follow the service config's policies (`retryableMethods`).
+public struct ServiceTransport: ClientTransport {
+    public typealias Bytes = GRPCNIOTransportBytes
+
+    /// Pings after this long without a frame; a peer that does not answer within `keepaliveTimeout` is dropped.
+    public static let keepaliveTime: Duration = .seconds(2)
+    public static let keepaliveTimeout: Duration = .seconds(1)
+
+    private let main: HTTP2ClientTransport.Posix
+    private let zone: HTTP2ClientTransport.Posix?
+    private let canary: HTTP2ClientTransport.Posix?
+    private let canarySplit: CanarySplit
+
+    /// - Parameters:
+    ///   - main: where the service is (`ServiceAddress.target`).
+    ///   - zone: the same service's replicas in this client's zone, tried first.
+    ///   - canary: a second version of the service, which gets `canaryShare()` of the calls (0…1, read per call
+    ///     so that a live setting can change it).
+    ///   - serviceConfig: per-method timeouts and retry policies; the balancing is always round-robin.
+    public init(
+        main: any ResolvableTarget, zone: (any ResolvableTarget)? = nil, canary: (any ResolvableTarget)? = nil,
+        canaryShare: @escaping @Sendable () -> Double = { 0 }, serviceConfig: ServiceConfig = ServiceConfig()
+    ) throws {
+        var serviceConfig = serviceConfig
+        serviceConfig.loadBalancingConfig = [.roundRobin]
+        self.main = try Self.connections(to: main, serviceConfig: serviceConfig)
+        self.zone = try zone.map { try Self.connections(to: $0, serviceConfig: serviceConfig) }
+        self.canary = try canary.map { try Self.connections(to: $0, serviceConfig: serviceConfig) }
+        self.canarySplit = CanarySplit(share: canaryShare)
+    }
+
+    private static func connections(
+        to target: any ResolvableTarget, serviceConfig: ServiceConfig
+    ) throws -> HTTP2ClientTransport.Posix {
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        // Reconnect within a second of the peer coming back (the default backoff grows to two minutes).
+        config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+        config.connection.keepalive = .init(time: keepaliveTime, timeout: keepaliveTimeout, allowWithoutCalls: true)
+        if let name = target as? DiscoveredName {
+            // A connection that closes (a replica killed, drained or moved) is a sign the name changed.
+            config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+                channel.closeFuture.whenComplete { _ in name.lookUpSoon.raise() }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+        }
+        var resolvers = NameResolverRegistry.defaults
+        resolvers.registerFactory(DiscoveredNameResolvers())
+        return try HTTP2ClientTransport.Posix(
+            target: target, transportSecurity: .plaintext, config: config, resolverRegistry: resolvers,
+            serviceConfig: serviceConfig)
+    }
+
+    public var retryThrottle: RetryThrottle? { main.retryThrottle }
+
+    public func config(forMethod descriptor: MethodDescriptor) -> MethodConfig? {
+        main.config(forMethod: descriptor)
+    }
+
+    public func connect() async throws {
+        try await withThrowingDiscardingTaskGroup { group in
+            for transport in [main] + [zone, canary].compactMap({ $0 }) {
+                group.addTask { try await transport.connect() }
+            }
+        }
+    }
+
+    public func beginGracefulShutdown() {
+        for transport in [main] + [zone, canary].compactMap({ $0 }) { transport.beginGracefulShutdown() }
+    }
+
+    public func withStream<T: Sendable>(
+        descriptor: MethodDescriptor,
+        options: CallOptions,
+        _ closure: (RPCStream<Inbound, Outbound>, ClientContext) async throws -> T
+    ) async throws -> T {
+        if let first = canary != nil && canarySplit.takesCall() ? canary : zone {
+            var started = false
+            var fallible = options
+            fallible.waitForReady = false
+            do {
+                return try await first.withStream(descriptor: descriptor, options: fallible) { stream, context in
+                    started = true
+                    return try await closure(stream, context)
+                }
+            } catch let error as RPCError where error.code == .unavailable && !started {
+                // No replica there was ready: the call never left, so the main name takes it.
+            }
+        }
+        return try await main.withStream(descriptor: descriptor, options: options, closure)
+    }
+
+}
+
+/// Which calls go to the canary. The credit grows by the share with each call and pays one call out when it
+/// reaches 1, so that the share holds exactly over any run of calls rather than on average.
+private final class CanarySplit: Sendable {
+    let share: @Sendable () -> Double
+    private let credit = Mutex<Double>(0)
+
+    init(share: @escaping @Sendable () -> Double) { self.share = share }
+
+    func takesCall() -> Bool {
+        let share = min(max(share(), 0), 1)
+        return credit.withLock { credit in
+            credit += share
+            guard credit >= 1 else { return false }
+            credit -= 1
+            return true
+        }
+    }
+}
