@@ -250,8 +250,9 @@ let package = Package(
             dependencies: [
                 "ShippyTestSupport", "VesselService", "UserService", "ConsignmentService", "ConsignmentCLI",
                 "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
-                "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", grpcCore, grpcHTTP2, grpcInProcess, logging,
-                lifecycle, jwt, crypto,
+                "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                grpcInProcess,
+                logging, lifecycle, jwt, crypto,
             ],
             path: "Tests/ShippyUnitTests"
         ),
@@ -261,7 +262,7 @@ let package = Package(
             dependencies: [
                 "ShippyTestSupport", "ConsignmentService", "EmailService", "ShippyMessaging", "ShippyContracts",
                 "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyPostgres", "ShippyRuntime",
-                "ShippyConfiguration", grpcCore, grpcHTTP2, logging, lifecycle, postgres,
+                "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2, logging, lifecycle, postgres,
             ],
             path: "Tests/ShippyIntegrationTests"
         ),

@@ -104,19 +104,21 @@ public struct ServiceTransport: ClientTransport {
 }
 
 /// Which calls go to the canary. The credit grows by the share with each call and pays one call out when it
-/// reaches 1, so that the share holds exactly over any run of calls rather than on average.
-private final class CanarySplit: Sendable {
+/// reaches a whole call, so that the share holds exactly over any run of calls rather than on average. Counted in
+/// ten-thousandths of a call, so that 10 % is exactly 1 call in 10 (a sum of 0.1s drifts in binary).
+final class CanarySplit: Sendable {
+    private static let wholeCall = 10_000
     let share: @Sendable () -> Double
-    private let credit = Mutex<Double>(0)
+    private let credit = Mutex<Int>(0)
 
     init(share: @escaping @Sendable () -> Double) { self.share = share }
 
     func takesCall() -> Bool {
-        let share = min(max(share(), 0), 1)
+        let units = Int((min(max(share(), 0), 1) * Double(Self.wholeCall)).rounded())
         return credit.withLock { credit in
-            credit += share
-            guard credit >= 1 else { return false }
-            credit -= 1
+            credit += units
+            guard credit >= Self.wholeCall else { return false }
+            credit -= Self.wholeCall
             return true
         }
     }

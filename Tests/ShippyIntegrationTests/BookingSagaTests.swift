@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 import ShippyDomain
 import ShippyMongo
 import ShippyRuntime
@@ -55,8 +56,10 @@ import Testing
                 url: try TestEnvironment.mongoURL(), database: system.database, threads: 2,
                 logger: Logger(label: "test"))
             let repository = FaultyConsignmentRepository(MongoConsignmentRepository(client: mongo), failures: 1)
-            let vesselClient = try GRPCClientService(
-                target: .ipv4(host: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
+            let vesselClient = GRPCClientService(
+                transport: try ServiceTransport(
+                    main: .ipv4(address: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
+            )
             let app = ConsignmentServiceApp.build(
                 configuration: ServerConfiguration(port: 0), repository: repository,
                 vessels: GRPCVesselBooker(

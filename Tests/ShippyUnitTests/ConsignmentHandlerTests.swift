@@ -5,6 +5,7 @@ import JWTKit
 import Logging
 import ShippyConfiguration
 import ShippyContracts
+import ShippyDiscovery
 import ShippyDomain
 import ShippyIdentity
 import ShippyRuntime
@@ -204,8 +205,9 @@ actor ScriptedVesselBooker: VesselBooker {
     @Test(.timeLimit(.minutes(1)))
     func realVesselBookerMapsAStoppedVesselServiceToUnavailableWithinItsDeadline() async throws {
         let port = try freePort()
-        let vesselClient = try GRPCClientService(
-            target: .ipv4(host: "127.0.0.1", port: port), serviceConfig: GRPCVesselBooker.serviceConfig)
+        let vesselClient = GRPCClientService(
+            transport: try ServiceTransport(
+                main: .ipv4(address: "127.0.0.1", port: port), serviceConfig: GRPCVesselBooker.serviceConfig))
         let booker = GRPCVesselBooker(
             client: vesselClient.client, address: "127.0.0.1:\(port)", timeout: LiveSetting(.seconds(2)))
         try await withThrowingTaskGroup(of: Void.self) { group in
