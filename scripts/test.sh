@@ -48,6 +48,13 @@ if [ $# -eq 0 ]; then
     python3 "$root/scripts/test_up_signals.py"
     "$venv/bin/python" "$root/scripts/test_web.py"
     "$venv/bin/python" "$root/scripts/test_multihost.py"
+    # The Kubernetes manifests' checkers live in a venv of their own: checkov pins dependencies of its own.
+    k8s_venv=$root/.local/k8s-venv
+    if [ ! -x "$k8s_venv/bin/checkov" ] || [ ! -x "$k8s_venv/bin/kubernetes-validate" ]; then
+        python3 -m venv "$k8s_venv"
+        "$k8s_venv/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
+    fi
+    "$k8s_venv/bin/python" "$root/scripts/check_kubernetes.py"
     "$root/scripts/check-deployment.sh"
     "$root/scripts/check-format.sh"
     promtool check config "$root/deploy/prometheus/prometheus.yml"  # and the alert rules it names

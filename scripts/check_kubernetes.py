@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Checks deploy/kubernetes (part of `make test`): every manifest against the schemas of a current Kubernetes
+release (kubernetes-validate, strict: unknown fields fail), a policy scan (checkov) with no finding left but those
+skipped in the manifest with their reason, and what the README promises of them: at least two replicas, rolling
+updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
+SHUTDOWN_GRACE and the cancellation, and a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
+Deployment. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import yaml
+
+root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+folder = os.path.join(root, "deploy", "kubernetes")
+bin_dir = os.path.dirname(sys.executable)
+KUBERNETES = "1.37.0"  # the schemas of a current release (kubernetes-validate 1.37 ships them)
+
+files = sorted(f for f in glob.glob(os.path.join(folder, "*.yaml")) if not f.endswith("kustomization.yaml"))
+problems = []
+
+validate = subprocess.run([os.path.join(bin_dir, "kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES] + files,
+                          capture_output=True, text=True)
+if validate.returncode != 0:
+    problems.append("kubernetes-validate:\n" + validate.stdout + validate.stderr)
+
+# --skip-download: no network here, and the scan needs none.
+scan = subprocess.run([os.path.join(bin_dir, "checkov"), "-d", folder, "--framework", "kubernetes", "--compact",
+                       "--skip-download", "--output", "json"], capture_output=True, text=True)
+try:
+    results = json.loads(scan.stdout)["results"]
+    for failed in results["failed_checks"]:
+        problems.append(f"checkov: {failed['check_id']} {failed['check_name']}: {failed['resource']} ({failed['file_path']})")
+    skipped = [(s["check_id"], s["resource"], s["check_result"].get("suppress_comment", ""))
+               for s in results["skipped_checks"]]
+except (ValueError, KeyError, TypeError):
+    problems.append(f"checkov did not report: exit {scan.returncode}\n{scan.stdout[-2000:]}{scan.stderr[-2000:]}")
+    skipped = []
+for check, resource, reason in skipped:
+    if not reason.strip():
+        problems.append(f"checkov: {check} is skipped for {resource} without a reason")
+
+documents = [d for f in files for d in yaml.safe_load_all(open(f)) if d]
+kinds = {}
+for d in documents:
+    kinds.setdefault(d["kind"], {})[d["metadata"]["name"]] = d
+grace = int(kinds["ConfigMap"]["shippy-config"]["data"]["SHUTDOWN_GRACE"])
+for name, deployment in kinds["Deployment"].items():
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    if spec["replicas"] < 2:
+        problems.append(f"{name}: fewer than two replicas")
+    if spec["strategy"]["rollingUpdate"]["maxUnavailable"] != 0:
+        problems.append(f"{name}: a rolling update may go below the wanted count")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        if not ({"grpc", "httpGet"} & set(container.get(probe, {}))):
+            problems.append(f"{name}: no gRPC or HTTP {probe}")
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # preStop, then SHUTDOWN_GRACE for calls in flight, 5 s for cancelled calls (ServiceRunner), 5 s to spare.
+    if pod["terminationGracePeriodSeconds"] != pre_stop + grace + 10:
+        problems.append(f"{name}: terminationGracePeriodSeconds is not preStop {pre_stop} + SHUTDOWN_GRACE {grace} + 10")
+    for kind in ("PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy"):
+        if name not in kinds.get(kind, {}):
+            problems.append(f"{name}: no {kind}")
+for name in ("vessel", "user", "consignment"):
+    if kinds["Service"][name]["spec"].get("clusterIP") != "None":
+        problems.append(f"{name}: its Service is not headless, so clients cannot balance over its pods")
+
+if problems:
+    print("check-kubernetes: FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)
+    sys.exit(1)
+print(f"check-kubernetes: {len(documents)} resources valid against Kubernetes {KUBERNETES} (strict); checkov: no "
+      f"finding left, {len(skipped)} skipped with their reasons:")
+for check, resource, reason in skipped:
+    print(f"  {check} {resource}: {reason}")
