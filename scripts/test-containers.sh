@@ -8,8 +8,9 @@
 #   2b. the welcome mail appears in the email service's log;
 #   2c. Prometheus scrapes the four services as up, with the alert rules loaded; the trace backend (Jaeger's
 #      stand-in, which logs the spans it receives) holds the consignment's trace across both services;
-#   4. `down` and `up` again: the old token still works (the signing key survived), the user logs in and the
-#      consignment is still listed (the volumes persist);
+#   4. `down` and `up --scale vessel=3` again: the old token still works (the signing key survived), the user
+#      logs in and the consignment is still listed (the volumes persist); the same configuration reaches all
+#      three vessel replicas: 30 fleet listings through the gateway land on each, and Prometheus scrapes each;
 #   5. `stop`: every Shippy service exits 0 on SIGTERM (the servers' codes are printed);
 # and `down -v` at the end, whatever happened. State under .local/containers.
 set -euo pipefail
@@ -31,7 +32,7 @@ compose() { "$venv/bin/podman-compose" --project-name "$project" --file "$root/d
 # A CLI as `docker compose run --rm` runs it (no terminal here: -T); podman-compose, unlike Docker's, wants
 # its profile named.
 cli() { compose --profile cli run --rm -T "$@"; }
-container() { printf '%s_%s_1' "$project" "$1"; }
+container() { printf '%s_%s_%s' "$project" "$1" "${2:-1}"; }
 services=(mongo postgres nats prometheus jaeger vessel user consignment email gateway)
 
 # podman runs health checks from systemd timers, which these machines lack: without this loop the status of
@@ -47,22 +48,31 @@ drive_health_checks() {
     done
 }
 
+# Waits for every service's containers (vessel's `vessels` of them) to report healthy.
 wait_healthy() {
-    local service status
-    for service in "${services[@]}"; do
+    local service status name
+    for name in $(for service in "${services[@]}"; do
+        if [ "$service" = vessel ]; then
+            for replica in $(seq 1 "$vessels"); do container vessel "$replica"; echo; done
+        else
+            container "$service"; echo
+        fi
+    done); do
         for _ in $(seq 1 120); do
-            status=$(podman inspect --format '{{.State.Health.Status}}' "$(container "$service")" 2>/dev/null || true)
+            status=$(podman inspect --format '{{.State.Health.Status}}' "$name" 2>/dev/null || true)
             [ "$status" = healthy ] && break
             sleep 1
         done
-        [ "$status" = healthy ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service is $status after 120 s"; }
+        [ "$status" = healthy ] || { podman logs --tail 20 "$name" >&2 || true; fail "$name is $status after 120 s"; }
     done
     log "every service is healthy:"
     podman ps --filter "label=io.podman.compose.project=$project" --format '  {{.Names}}  {{.Status}}' >&2
 }
 
+vessels=1
 up() {
-    compose up -d >"$state/compose-up.log" 2>&1 || { tail -n 30 "$state/compose-up.log" >&2; fail "compose up"; }
+    compose up -d --scale vessel="$vessels" >"$state/compose-up.log" 2>&1 \
+        || { tail -n 30 "$state/compose-up.log" >&2; fail "compose up"; }
     wait_healthy
 }
 
@@ -143,8 +153,9 @@ for service in vessel user consignment email gateway; do
 done
 log "the services and the gateway run as uid 10001 (shippy), not root"
 
-log "compose down, keeping the volumes, then up again"
+log "compose down, keeping the volumes, then up again with --scale vessel=3"
 compose down >/dev/null 2>&1
+vessels=3
 up
 # The token from before the restart still works: the signing key survived in its volume.
 cli vessel-cli list "$token" >/dev/null 2>&1 || fail "after a restart the old token is refused: the signing key did not survive"
@@ -157,10 +168,37 @@ grep -q "^Your consignments (2):" "$state/ship-again.out" \
 log "after the restart the old token still works (the signing key survived), the user logs in, and the first consignment is still listed:"
 sed 's/^/  /' "$state/ship-again.out" >&2
 
+# The gateway's one client balances over the three replicas: each one answers some of 30 listings, counted by
+# its own /metrics (each container's address, from this host).
+mapfile -t addresses < <(for replica in 1 2 3; do
+    podman inspect --format '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$(container vessel "$replica")"
+done)
+spread=$(python3 - "$token" "${addresses[@]}" <<'PY'
+import re, sys, time, urllib.request
+token, addresses = sys.argv[1], sys.argv[2:]
+def listed(address):
+    text = urllib.request.urlopen(f"http://{address}:9052/metrics", timeout=5).read().decode()
+    return sum(float(n) for n in re.findall(r'^grpc_server_handled_total\{[^}]*grpc_method="List"[^}]*\} (\S+)', text, re.M))
+before = [listed(a) for a in addresses]
+time.sleep(6)  # the gateway looks the name up every 5 s: the replicas started after it are known by now
+for _ in range(30):
+    request = urllib.request.Request("http://127.0.0.1:8080/v1/vessels", headers={"Authorization": "Bearer " + token})
+    urllib.request.urlopen(request, timeout=10).read()
+counts = [int(listed(a) - b) for a, b in zip(addresses, before)]
+print(", ".join(f"vessel_{i + 1} {n}" for i, n in enumerate(counts)))
+sys.exit(0 if all(counts) else 1)
+PY
+) || fail "30 listings through the gateway did not reach every vessel replica: $spread"
+log "30 fleet listings through the gateway, by vessel replica: $spread"
+targets=$(python3 "$root/scripts/prometheus_targets.py" http://127.0.0.1:9090 7 60 2>&1) || fail "$targets"
+log "Prometheus scrapes all three vessel replicas (7 targets up)"
+
 compose stop >/dev/null 2>&1
-for service in vessel user consignment email gateway; do
-    code=$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")
-    [ "$code" = 0 ] || { podman logs --tail 20 "$(container "$service")" >&2 || true; fail "$service exited $code on SIGTERM"; }
+for name in "$(container vessel 1)" "$(container vessel 2)" "$(container vessel 3)" $(for service in user consignment email gateway; do
+    container "$service"; echo
+done); do
+    code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
+    [ "$code" = 0 ] || { podman logs --tail 20 "$name" >&2 || true; fail "$name exited $code on SIGTERM"; }
 done
 log "every Shippy service exited 0 on SIGTERM (the servers: $(for service in mongo postgres nats prometheus jaeger; do
     printf '%s %s ' "$service" "$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")"
