@@ -18,7 +18,8 @@ public struct DiscoveredName: ResolvableTarget, Sendable {
     public let host: String
     public let port: Int
     public let refresh: Duration
-    /// Fired when a connection closes; the resolver then looks the name up at once (at most once a second).
+    /// Raised when a connection closes; the resolver then looks the name up again, a second after the last look-up
+    /// at the soonest.
     public let lookUpSoon = LookUpSignal()
 
     public init(host: String, port: Int, refresh: Duration = Self.refreshInterval) {

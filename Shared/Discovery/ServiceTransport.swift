@@ -10,7 +10,7 @@ import Synchronization
 ///
 /// A call that cannot even start on the canary or the zone (none of their replicas is ready) starts on the
 /// main name instead: it never reached a server, so moving it is safe for any method. Retries of calls that did
-/// start follow the service config's policies (`retryableMethods`).
+/// start follow the service config's policies (`RetryPolicies`).
 public struct ServiceTransport: ClientTransport {
     public typealias Bytes = GRPCNIOTransportBytes
 

@@ -20,8 +20,12 @@ extension ShippyError: RPCErrorConvertible {
 
     public var rpcErrorMessage: String { message }
 
+    /// A failure of a dependency names it, and tells clients not to retry (gRPC's retry pushback, negative): the
+    /// dependency failed, not this replica, so a retry elsewhere would wait for it again and only multiply the
+    /// time the caller waits. Refusals while starting or draining carry no such word, and are retried.
     public var rpcErrorMetadata: Metadata {
-        dependency.map { [Self.dependencyMetadataKey: "\($0)"] } ?? [:]
+        guard let dependency else { return [:] }
+        return [Self.dependencyMetadataKey: "\(dependency)", "grpc-retry-pushback-ms": "-1"]
     }
 
     /// Never expose the underlying error to the transport layer's logs or clients.
