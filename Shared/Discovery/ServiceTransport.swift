@@ -98,9 +98,49 @@ public struct ServiceTransport: ClientTransport {
                 // No replica there was ready: the call never left, so the main name takes it.
             }
         }
-        return try await main.withStream(descriptor: descriptor, options: options, closure)
+        var started = false
+        do {
+            return try await main.withStream(descriptor: descriptor, options: options) { stream, context in
+                started = true
+                return try await closure(stream, context)
+            }
+        } catch let error as RPCError where !started {
+            // No stream could be made (no replica ready, the name unresolved). Answered as a server answers, with
+            // the status: grpc-swift's retry executor, given a thrown error here instead, reports it only once the
+            // call's deadline has passed (it waits for its timer); so answered, the policy retries or gives up at once.
+            return try await closure(
+                .failed(descriptor, error),
+                ClientContext(
+                    descriptor: descriptor, remotePeer: "none", localPeer: "none"))
+        }
     }
 
+}
+
+extension RPCStream
+where
+    Inbound == RPCAsyncSequence<RPCResponsePart<GRPCNIOTransportBytes>, any Error>,
+    Outbound == RPCWriter<RPCRequestPart<GRPCNIOTransportBytes>>.Closable
+{
+    /// A stream that was never opened: its only response is `error` as a status, and what is written is dropped.
+    fileprivate static func failed(_ descriptor: MethodDescriptor, _ error: RPCError) -> Self {
+        let status = Status(code: Status.Code(error.code), message: error.message)
+        let responses = AsyncThrowingStream<RPCResponsePart<GRPCNIOTransportBytes>, any Error> { continuation in
+            continuation.yield(.status(status, error.metadata))
+            continuation.finish()
+        }
+        return RPCStream(
+            descriptor: descriptor, inbound: RPCAsyncSequence(wrapping: responses),
+            outbound: RPCWriter.Closable(wrapping: DroppingWriter()))
+    }
+}
+
+/// Takes whatever a call writes to a stream that was never opened.
+private struct DroppingWriter: ClosableRPCWriterProtocol {
+    func write(_ element: RPCRequestPart<GRPCNIOTransportBytes>) async throws {}
+    func write(contentsOf elements: some Sequence<RPCRequestPart<GRPCNIOTransportBytes>>) async throws {}
+    func finish() async {}
+    func finish(throwing error: any Error) async {}
 }
 
 /// Which calls go to the canary. The credit grows by the share with each call and pays one call out when it
