@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import ShippyConfiguration
+import ShippyContracts
 import Synchronization
 import Testing
 
@@ -51,6 +52,23 @@ import Testing
         let waited = ContinuousClock.now - start
         #expect(waited >= .seconds(1))
         #expect(waited < .seconds(30))
+    }
+
+    /// With no server to reach, a retried call fails once its attempts are spent, not at its deadline (five
+    /// minutes here, past the test's limit): grpc-swift's retry executor waits for the deadline when the
+    /// transport throws, so ServiceTransport answers with the status instead.
+    @Test(.timeLimit(.minutes(1)))
+    func aRetriedCallToNoServerFailsWithoutWaitingForItsDeadline() async throws {
+        let transport = try ServiceTransport(
+            main: .ipv4(address: "127.0.0.1", port: 1), serviceConfig: RetryPolicies.serviceConfig())
+        var options = CallOptions.defaults
+        options.timeout = .seconds(300)
+        let error = try await withGRPCClient(transport: transport) { client in
+            await #expect(throws: RPCError.self) {
+                try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init(), options: options)
+            }
+        }
+        #expect(error?.code == .unavailable)
     }
 
     @Test func theCanaryGetsExactlyItsShareAndFollowsAChange() {
