@@ -16,7 +16,7 @@ public struct ServiceTransport: ClientTransport {
 
     /// Pings after this long without a frame; a peer that does not answer within `keepaliveTimeout` is dropped.
     public static let keepaliveTime: Duration = .seconds(2)
-    public static let keepaliveTimeout: Duration = .seconds(1)
+    public static let keepaliveTimeout: Duration = .seconds(2)
 
     private let main: HTTP2ClientTransport.Posix
     private let zone: HTTP2ClientTransport.Posix?
