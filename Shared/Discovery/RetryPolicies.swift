@@ -9,9 +9,10 @@ import GRPCCore
 ///   `Create` of a vessel are never retried.
 /// - Retried on `unavailable` only (no server had the call, or it refused it while starting or draining), up
 ///   to 4 attempts in all with 50 → 400 ms backoff, each attempt on the balancer's next replica.
-/// - A budget (gRFC A6 throttling): every failed attempt costs a token of 100, every success gives 0.1 back;
-///   with half the tokens gone no retry is made. A replica dying under load fails a few dozen calls at once,
-///   which the budget covers; when the whole service is down, callers stop multiplying the load on it.
+/// - A budget (gRFC A6 throttling): every failed attempt costs a token of 1,000, every success gives 0.1 back;
+///   with half the tokens gone no retry is made. A connection dying under load fails every call in flight on it
+///   at once (a hundred in BookingConcurrencyTests), which the budget covers; when the whole service is down,
+///   callers stop multiplying the load on it.
 public enum RetryPolicies {
     public static let retryable: [MethodConfig.Name] =
         ["FindAvailable", "Book", "Confirm", "Release", "List"].map {
@@ -34,7 +35,7 @@ public enum RetryPolicies {
             names: retryable.filter { !named.contains($0) }, waitForReady: waitForReady,
             executionPolicy: .retry(policy))
         // The values are within gRFC A6's bounds, so this cannot throw.
-        let budget = try? ServiceConfig.RetryThrottling(maxTokens: 100, tokenRatio: 0.1)
+        let budget = try? ServiceConfig.RetryThrottling(maxTokens: 1000, tokenRatio: 0.1)
         return ServiceConfig(methodConfig: extra + [retried], retryThrottling: budget)
     }
 }

@@ -4,7 +4,7 @@ import NIOCore
 import Synchronization
 
 /// The transport of every client of a Shippy service: HTTP/2 connections to every address of a name, calls spread
-/// round-robin over the ready ones, keepalive pings that find a dead peer within seconds; and, when configured, a
+/// round-robin over the ready ones, a dead peer found within seconds; and, when configured, a
 /// share of calls sent to a canary name and a preference for the replicas of the client's own zone — the
 /// selector filters go-micro had.
 ///
@@ -14,7 +14,11 @@ import Synchronization
 public struct ServiceTransport: ClientTransport {
     public typealias Bytes = GRPCNIOTransportBytes
 
-    /// Pings after this long without a frame; a peer that does not answer within `keepaliveTimeout` is dropped.
+    /// On connections to a name's replicas, pings after this long without a ping; a replica whose process does not
+    /// answer within `keepaliveTimeout` (a host cut off, a process hung) is dropped, and the calls waiting on it
+    /// are retried on the others. Not on a fixed IP address: with no other replica to turn to, a ping only adds
+    /// work, and under the end-to-end tests' saturation (two cores, dozens of processes, 200 concurrent
+    /// bookings) pinged connections saw calls wait out their deadlines (see the README).
     public static let keepaliveTime: Duration = .seconds(2)
     public static let keepaliveTimeout: Duration = .seconds(2)
 
@@ -47,8 +51,9 @@ public struct ServiceTransport: ClientTransport {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         // Reconnect within a second of the peer coming back (the default backoff grows to two minutes).
         config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
-        config.connection.keepalive = .init(time: keepaliveTime, timeout: keepaliveTimeout, allowWithoutCalls: true)
         if let name = target as? DiscoveredName {
+            config.connection.keepalive = .init(
+                time: keepaliveTime, timeout: keepaliveTimeout, allowWithoutCalls: true)
             // A connection that closes (a replica killed, drained or moved) is a sign the name changed.
             config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
                 channel.closeFuture.whenComplete { _ in name.lookUpSoon.raise() }
@@ -86,35 +91,45 @@ public struct ServiceTransport: ClientTransport {
         _ closure: (RPCStream<Inbound, Outbound>, ClientContext) async throws -> T
     ) async throws -> T {
         if let first = canary != nil && canarySplit.takesCall() ? canary : zone {
-            var started = false
             var fallible = options
             fallible.waitForReady = false
-            do {
-                return try await first.withStream(descriptor: descriptor, options: fallible) { stream, context in
-                    started = true
-                    return try await closure(stream, context)
-                }
-            } catch let error as RPCError where error.code == .unavailable && !started {
-                // No replica there was ready: the call never left, so the main name takes it.
-            }
+            // When none of its replicas is ready the call never left, so the main name takes it.
+            if case .answered(let result) = try await open(first, descriptor, fallible, closure) { return result }
         }
-        var started = false
-        do {
-            return try await main.withStream(descriptor: descriptor, options: options) { stream, context in
-                started = true
-                return try await closure(stream, context)
-            }
-        } catch let error as RPCError where !started {
-            // No stream could be made (no replica ready, the name unresolved). Answered as a server answers, with
-            // the status: grpc-swift's retry executor, given a thrown error here instead, reports it only once the
-            // call's deadline has passed (it waits for its timer); so answered, the policy retries or gives up at once.
+        switch try await open(main, descriptor, options, closure) {
+        case .answered(let result):
+            return result
+        case .notOpened(let error):
+            // Answered as a server answers, with the status: grpc-swift's retry executor, given a thrown error here
+            // instead, reports it only once the call's deadline has passed (it waits for its timer); so answered,
+            // the policy retries or gives up at once.
             return try await closure(
-                .failed(descriptor, error),
-                ClientContext(
-                    descriptor: descriptor, remotePeer: "none", localPeer: "none"))
+                .failed(descriptor, error), ClientContext(descriptor: descriptor, remotePeer: "none", localPeer: "none")
+            )
         }
     }
 
+    private enum Opened<T> {
+        case answered(T)
+        /// No stream could be made (no replica ready, the name unresolved): the call never reached a server.
+        case notOpened(RPCError)
+    }
+
+    private func open<T: Sendable>(
+        _ transport: HTTP2ClientTransport.Posix, _ descriptor: MethodDescriptor, _ options: CallOptions,
+        _ closure: (RPCStream<Inbound, Outbound>, ClientContext) async throws -> T
+    ) async throws -> Opened<T> {
+        var started = false
+        do {
+            return .answered(
+                try await transport.withStream(descriptor: descriptor, options: options) { stream, context in
+                    started = true
+                    return try await closure(stream, context)
+                })
+        } catch let error as RPCError where !started {
+            return .notOpened(error)
+        }
+    }
 }
 
 extension RPCStream
