@@ -44,3 +44,5 @@ COPY --from=build /out/vessel-service /out/user-service /out/consignment-service
 COPY --from=build /resources/ /usr/local/bin/
 USER shippy
 ENV HOST=0.0.0.0
+# No libmongoc counters in /dev/shm: a file per process, left behind by one that is killed.
+ENV MONGOC_DISABLE_SHM=1

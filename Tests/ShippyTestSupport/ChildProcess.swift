@@ -31,7 +31,12 @@ package final class ChildProcess: @unchecked Sendable {
         // Only what the test passes, plus PATH: the developer's own settings must not leak in. No metrics endpoint
         // unless the test asks for one: the services' fixed default ports would collide between parallel tests.
         process.environment = environment.merging(
-            ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "", "METRICS_PORT": "0"]
+            [
+                "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "", "METRICS_PORT": "0",
+                // libmongoc's shared-memory counters (for its stat tool only) are a /dev/shm file per PID, which a
+                // killed process leaves behind; a later process given that PID then warns about it on stderr.
+                "MONGOC_DISABLE_SHM": "1",
+            ]
         ) { own, _ in own }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)
         process.standardError = try FileHandle(forWritingTo: errorURL)
