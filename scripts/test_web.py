@@ -186,20 +186,34 @@ def main():
     for old in output.glob("*.png"):
         old.unlink()
     run = tempfile.mkdtemp(prefix="test-web.", dir=root / ".local")
-    gateway = free_port()
-    env = dict(os.environ, SHIPPY_RUN_DIR=run, SHIPPY_SERVERS_DIR=os.path.join(run, "servers"),
-               SHIPPY_GATEWAY_PORT=str(gateway), SHIPPY_PROMETHEUS_PORT="0", BCRYPT_COST="4",
-               # schemathesis' user may add vessels, and signs up and logs in past the per-address limit (the
-               # limit itself is GatewayTests').
-               SHIPPY_ADMIN_EMAILS=ADMIN, RATE_LIMIT_AUTH="1000000",
-               **{f"SHIPPY_{name}_PORT": str(free_port()) for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL")},
-               **{f"SHIPPY_{name}_METRICS_PORT": str(free_port())
-                  for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL", "GATEWAY")})
     system = str(root / "scripts/system.sh")
+
+    def environment():
+        return dict(os.environ, SHIPPY_RUN_DIR=run, SHIPPY_SERVERS_DIR=os.path.join(run, "servers"),
+                    SHIPPY_GATEWAY_PORT=str(free_port()), SHIPPY_PROMETHEUS_PORT="0", BCRYPT_COST="4",
+                    # schemathesis' user may add vessels, and signs up and logs in past the per-address limit (the
+                    # limit itself is GatewayTests').
+                    SHIPPY_ADMIN_EMAILS=ADMIN, RATE_LIMIT_AUTH="1000000",
+                    **{f"SHIPPY_{name}_PORT": str(free_port()) for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL")},
+                    **{f"SHIPPY_{name}_METRICS_PORT": str(free_port())
+                       for name in ("CONSIGNMENT", "VESSEL", "USER", "EMAIL", "GATEWAY")})
+
+    env = environment()
     try:
-        started = subprocess.run([system, "start"], env=env, capture_output=True, text=True)
-        if started.returncode != 0:
-            fail(f"the system did not start:\n{started.stdout[-2000:]}{started.stderr[-2000:]}")
+        # A port found free here may be taken by the time a service binds it (the servers pick theirs in between):
+        # then the system is started again on other ports, up to three times.
+        for attempt in range(3):
+            started = subprocess.run([system, "start"], env=env, capture_output=True, text=True)
+            if started.returncode == 0:
+                break
+            output_text = started.stdout + started.stderr
+            if "Address already in use" not in output_text or attempt == 2:
+                fail(f"the system did not start:\n{started.stdout[-2000:]}{started.stderr[-2000:]}")
+            print("test-web: a port was taken meanwhile; starting again on other ports", file=sys.stderr)
+            subprocess.run([system, "stop"], env=env, capture_output=True)
+            subprocess.run([str(root / "scripts/servers.sh"), "purge"], env=env, capture_output=True)
+            env = environment()
+        gateway = env["SHIPPY_GATEWAY_PORT"]
         base = f"http://127.0.0.1:{gateway}"
         browser_story(base)
         schemathesis(base)
