@@ -17,7 +17,8 @@ struct Spread: AsyncParsableCommand {
             Every half second a JSON line on standard output: {"seconds", "calls", "failures", "replicas": \
             {address: calls}, "errors": {code: count}, "slowest_ms"}, totals so far (slowest_ms: the slowest call \
             that succeeded); the last line has "done": true. The same as progress on stderr.
-            Ctrl-C (SIGINT) ends the run early with its totals. Exit status: 0 every call succeeded, 1 some             failed, 64 bad usage.
+            Ctrl-C (SIGINT) ends the run early with its totals.
+            Exit status: 0 every call succeeded, 1 some failed, 64 bad usage.
             """)
 
     @Option(help: "vessel-service, e.g. dns:///vessel.shippy.test:50052.") var vesselService: String
