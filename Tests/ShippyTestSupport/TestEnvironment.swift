@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ShippyMongo
+import Synchronization
 import Testing
 
 /// What `scripts/test.sh` (`make test`) provides: the servers it started and where the executables are.
@@ -39,11 +40,44 @@ package func withMongoClient<T>(
     return try await cleaningUp({ await client.shutdown() }) { try await body(client) }
 }
 
+private let nextPort = Mutex(Int.random(in: 20_000...30_000))
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 package func freePort() throws -> Int {
+    // Below the kernel's ephemeral range (32768–60999), from which every outgoing connection takes its local port:
+    // a port the kernel hands out there could be taken by such a connection before the service binds it (seen in
+    // CI: "Address already in use"). One after another from a random start, so that the tests running in parallel
+    // in this process never pick the same one.
+    for _ in 0..<200 {
+        let port = nextPort.withLock { port in
+            defer { port = port >= 32_000 ? 20_000 : port + 1 }
+            return port
+        }
+        if let socket = socketBound(to: port) {
+            close(socket)
+            return port
+        }
+    }
     let (socket, port) = try boundSocket()
     close(socket)
     return port
+}
+
+/// A socket bound to `port` of 127.0.0.1, or nil when the port is taken.
+private func socketBound(to port: Int) -> Int32? {
+    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { return nil }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let bound = withUnsafePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    if !bound { close(socket) }
+    return bound ? socket : nil
 }
 
 /// A socket bound to a free port of 127.0.0.1, and that port.
