@@ -76,10 +76,16 @@ up() {
     wait_healthy
 }
 
+# `compose down` removes one container per service: the replicas of `--scale vessel=3` go by the project's label.
+down() {
+    compose down -v >/dev/null 2>&1 || true
+    podman ps -aq --filter "label=io.podman.compose.project=$project" | xargs -r podman rm -f >/dev/null 2>&1 || true
+}
+
 drive_health_checks &
 health_driver=$!
-trap 'kill "$health_driver" 2>/dev/null || true; compose down -v >/dev/null 2>&1 || true' EXIT
-compose down -v >/dev/null 2>&1 || true
+trap 'kill "$health_driver" 2>/dev/null || true; down' EXIT
+down
 
 log "compose up"
 up
