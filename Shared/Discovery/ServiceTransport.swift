@@ -73,16 +73,17 @@ public struct ServiceTransport: ClientTransport {
         main.config(forMethod: descriptor)
     }
 
+    /// Every name this transport connects to.
+    private var transports: [HTTP2ClientTransport.Posix] { [main] + [zone, canary].compactMap { $0 } }
+
     public func connect() async throws {
         try await withThrowingDiscardingTaskGroup { group in
-            for transport in [main] + [zone, canary].compactMap({ $0 }) {
-                group.addTask { try await transport.connect() }
-            }
+            for transport in transports { group.addTask { try await transport.connect() } }
         }
     }
 
     public func beginGracefulShutdown() {
-        for transport in [main] + [zone, canary].compactMap({ $0 }) { transport.beginGracefulShutdown() }
+        for transport in transports { transport.beginGracefulShutdown() }
     }
 
     public func withStream<T: Sendable>(
