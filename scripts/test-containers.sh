@@ -40,8 +40,9 @@ services=(mongo postgres nats prometheus jaeger vessel user consignment email ga
 # service_healthy`, which needs podman 4.6: the services start together and wait for their dependencies
 # themselves, as they do anywhere, with their startup retry.)
 drive_health_checks() {
+    trap 'exit 0' TERM  # after the check in flight, so that none runs on a container being removed
     while true; do
-        for name in $(podman ps --filter "label=io.podman.compose.project=$project" --format '{{.Names}}'); do
+        for name in $(project_containers); do
             podman healthcheck run "$name" >/dev/null 2>&1 || true
         done
         sleep 2
@@ -76,15 +77,28 @@ up() {
     wait_healthy
 }
 
-# `compose down` removes one container per service: the replicas of `--scale vessel=3` go by the project's label.
+# The project's containers, every replica of `--scale` included (podman-compose's `stop` and `down` reach only the
+# first of each service).
+project_containers() { podman ps "$@" --filter "label=io.podman.compose.project=$project" --format '{{.Names}}'; }
+
+# Removes the project's containers and volumes; what podman says goes to down.log.
 down() {
-    compose down -v >/dev/null 2>&1 || true
-    podman ps -aq --filter "label=io.podman.compose.project=$project" | xargs -r podman rm -f >/dev/null 2>&1 || true
+    {
+        compose down -v || true
+        for _ in 1 2 3; do
+            [ -z "$(project_containers -a)" ] && break
+            project_containers -a | xargs -r podman rm -f --time 10 || sleep 1
+        done
+        podman volume ls -q --filter "label=io.podman.compose.project=$project" | xargs -r podman volume rm -f || true
+    } >"$state/down.log" 2>&1
+    [ -z "$(project_containers -a)" ] || log "left behind (see $state/down.log): $(project_containers -a | xargs)"
 }
+
+stop_health_checks() { kill "$health_driver" 2>/dev/null || true; wait "$health_driver" 2>/dev/null || true; }
 
 drive_health_checks &
 health_driver=$!
-trap 'kill "$health_driver" 2>/dev/null || true; down' EXIT
+trap 'stop_health_checks; down' EXIT
 down
 
 log "compose up"
@@ -199,14 +213,19 @@ log "30 fleet listings through the gateway, by vessel replica: $spread"
 targets=$(python3 "$root/scripts/prometheus_targets.py" http://127.0.0.1:9090 7 60 2>&1) || fail "$targets"
 log "Prometheus scrapes all three vessel replicas (7 targets up)"
 
+# In dependency order first (the gateway before the services, the services before their servers), then the
+# replicas `compose stop` leaves running; each must have exited (a running container's exit code reads 0 too).
 compose stop >/dev/null 2>&1
+# (podman's complaints about the systemd timers of health checks, which these machines lack, go to stop.log)
+project_containers | xargs -r podman stop --time 30 >"$state/stop.log" 2>&1 \
+    || { cat "$state/stop.log" >&2; fail "podman stop of the remaining replicas"; }
 for name in "$(container vessel 1)" "$(container vessel 2)" "$(container vessel 3)" $(for service in user consignment email gateway; do
     container "$service"; echo
 done); do
-    code=$(podman inspect --format '{{.State.ExitCode}}' "$name")
-    [ "$code" = 0 ] || { podman logs --tail 20 "$name" >&2 || true; fail "$name exited $code on SIGTERM"; }
+    status=$(podman inspect --format '{{.State.Status}} {{.State.ExitCode}}' "$name")
+    [ "$status" = "exited 0" ] || { podman logs --tail 20 "$name" >&2 || true; fail "$name on SIGTERM: $status"; }
 done
-log "every Shippy service exited 0 on SIGTERM (the servers: $(for service in mongo postgres nats prometheus jaeger; do
+log "every Shippy service, each vessel replica included, exited 0 on SIGTERM (the servers: $(for service in mongo postgres nats prometheus jaeger; do
     printf '%s %s ' "$service" "$(podman inspect --format '{{.State.ExitCode}}' "$(container "$service")")"
 done | sed 's/ $//'))"
 size=$(podman image inspect localhost/shippy:latest --format '{{.Size}}')
