@@ -53,7 +53,7 @@ package func freePort() throws -> Int {
             defer { port = port >= 32_000 ? 20_000 : port + 1 }
             return port
         }
-        if let socket = socketBound(to: port) {
+        if let (socket, _) = socketBound(to: port) {
             close(socket)
             return port
         }
@@ -63,31 +63,14 @@ package func freePort() throws -> Int {
     return port
 }
 
-/// A socket bound to `port` of 127.0.0.1, or nil when the port is taken.
-private func socketBound(to port: Int) -> Int32? {
+/// A socket bound to `port` of 127.0.0.1 (0: one the kernel picks), and the port; nil when it is taken.
+private func socketBound(to port: Int) -> (socket: Int32, port: Int)? {
     let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     guard socket >= 0 else { return nil }
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
     address.sin_port = UInt16(port).bigEndian
-    let bound = withUnsafePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    if !bound { close(socket) }
-    return bound ? socket : nil
-}
-
-/// A socket bound to a free port of 127.0.0.1, and that port.
-private func boundSocket() throws -> (socket: Int32, port: Int) {
-    let socket = Foundation.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    try #require(socket >= 0)
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
         pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
@@ -95,8 +78,12 @@ private func boundSocket() throws -> (socket: Int32, port: Int) {
         }
     }
     if !bound { close(socket) }
-    try #require(bound)
-    return (socket, Int(UInt16(bigEndian: address.sin_port)))
+    return bound ? (socket, Int(UInt16(bigEndian: address.sin_port))) : nil
+}
+
+/// A socket bound to a free port of 127.0.0.1, and that port.
+private func boundSocket() throws -> (socket: Int32, port: Int) {
+    try #require(socketBound(to: 0), "no free port on 127.0.0.1")
 }
 
 /// A peer that stops answering: connections to its port are completed by the kernel, and then nothing is
