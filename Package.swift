@@ -148,7 +148,7 @@ let package = Package(
         .executableTarget(
             name: "VesselService",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyIdentity",
                 "ShippyConfiguration", grpcCore, grpcHTTP2,
                 argumentParser, logging, lifecycle, metrics, tracing,
             ],

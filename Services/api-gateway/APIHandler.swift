@@ -59,16 +59,16 @@ struct APIHandler: APIProtocol {
                 $0.email = credentials.email; $0.password = credentials.password
             }, options: options)
         return .ok(
-            .init(body: .json(.init(token: token.token, tokenType: .bearer, expiresAt: Self.expiry(of: token.token)))))
+            .init(
+                body: .json(
+                    .init(
+                        token: token.token, tokenType: .bearer,
+                        expiresAt: Date(timeIntervalSince1970: TimeInterval(token.expiresAtUnix))))))
     }
 
     func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
-        let metadata = try authorized()
-        guard let token = BearerToken.current, let id = Self.subject(of: token) else {
-            throw Problem(.unauthorized, "the token is malformed: log in again (POST /v1/sessions)")
-        }
-        // The token's subject names the user; user-service verifies the token and that it is theirs.
-        let response = try await users.get(.with { $0.id = id }, metadata: metadata, options: options)
+        // No id: user-service answers the user its verified token names.
+        let response = try await users.get(User_User(), metadata: try authorized(), options: options)
         return .ok(.init(body: .json(.init(response.user))))
     }
 
@@ -179,26 +179,6 @@ struct APIHandler: APIProtocol {
         let body = Components.Schemas.Readiness(
             status: ready ? .ready : .notReady, services: .init(additionalProperties: statuses))
         return ready ? .ok(.init(body: .json(body))) : .serviceUnavailable(.init(body: .json(body)))
-    }
-}
-
-extension APIHandler {
-    /// A JWT's payload, read without verifying it: only to tell the client what the user service signed.
-    private static func payload(of token: String) -> [String: Any]? {
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64) else { return nil }
-        return (try? JSONSerialization.jsonObject(with: data)) as? [String: Any]
-    }
-
-    static func expiry(of token: String) -> Date {
-        (payload(of: token)?["exp"] as? Double).map(Date.init(timeIntervalSince1970:)) ?? Date()
-    }
-
-    static func subject(of token: String) -> String? {
-        payload(of: token)?["sub"] as? String
     }
 }
 

@@ -24,6 +24,8 @@ struct ConsignmentServiceConfiguration: Sendable {
     /// A canary version of vessel-service, and the percentage of calls it gets (follows the configuration file).
     var vesselCanaryAddress: String?
     var vesselCanaryPercent: LiveSetting<Int>
+    /// How long a booking attempt may be under way before recovery finishes it.
+    var bookingRecoveryAfter: Duration
 
     static let vesselServiceAddress = Setting.text(
         "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
@@ -39,8 +41,12 @@ struct ConsignmentServiceConfiguration: Sendable {
     static let vesselCanaryPercent = Setting.integer(
         "vessel.canary.percent", default: 0, in: 0...100, reloads: true,
         "Percentage of calls to vessel-service sent to vessel.canary.address.")
+    static let bookingRecoveryAfter = Setting.seconds(
+        "booking.recovery.after", default: .seconds(30), in: 1...3600,
+        "Seconds a booking may be under way before recovery (every 5 s, in every replica) finishes it from what is stored.")
     static let settings: [any SettingDescription] = [
         vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
+        bookingRecoveryAfter,
     ]
 }
 
@@ -52,7 +58,8 @@ extension ConsignmentServiceConfiguration {
             vesselTimeout: try settings.live(Self.vesselTimeout),
             vesselZoneAddress: try settings.value(Self.vesselZoneAddress),
             vesselCanaryAddress: try settings.value(Self.vesselCanaryAddress),
-            vesselCanaryPercent: try settings.live(Self.vesselCanaryPercent))
+            vesselCanaryPercent: try settings.live(Self.vesselCanaryPercent),
+            bookingRecoveryAfter: try settings.value(Self.bookingRecoveryAfter))
     }
 }
 
@@ -80,7 +87,7 @@ extension ConsignmentServiceConfiguration {
 struct ConsignmentServiceApp {
     let health: HealthService
     let server: GRPCServerService
-    /// In start order: the vessel-service client, readiness (MongoDB, token keys), then the gRPC server.
+    /// In start order: the vessel-service client, readiness (MongoDB, token keys), the gRPC server, then recovery.
     let services: [(name: String, service: any Service)]
 
     /// - Throws: `ConfigurationError` for a bad MongoDB URL, vessel-service address or missing key file.
@@ -95,18 +102,20 @@ struct ConsignmentServiceApp {
         let booker = GRPCVesselBooker(
             client: vesselClient.client, address: configuration.vesselServiceAddress,
             timeout: configuration.vesselTimeout)
+        let booking = ConsignmentBooking(
+            consignments: repository, vessels: booker, staleAfter: configuration.bookingRecoveryAfter, logger: logger)
         let app = build(
-            configuration: configuration.server, repository: repository, vessels: booker, verifier: verifier,
-            dependencies: dependencies, logger: logger)
+            configuration: configuration.server, booking: booking, verifier: verifier, dependencies: dependencies,
+            logger: logger)
         return ConsignmentServiceApp(
             health: app.health, server: app.server, services: [("vessel-client", vesselClient)] + app.services)
     }
 
-    /// Builds the service over any repository, vessel booker and verifier; tests pass in-memory ones.
+    /// Builds the service over any booking use case (its store and vessel booker) and verifier; tests pass
+    /// in-memory ones.
     static func build(
         configuration: ServerConfiguration,
-        repository: any ConsignmentRepository,
-        vessels: any VesselBooker,
+        booking: ConsignmentBooking,
         verifier: any TokenVerifying,
         dependencies: [Dependency],
         logger: Logger
@@ -114,7 +123,7 @@ struct ConsignmentServiceApp {
         let health = HealthService(services: [Consignment_ShippingService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(
             listener: configuration.listener,
-            services: [ConsignmentServiceHandler(repository: repository, vessels: vessels, logger: logger)],
+            services: [ConsignmentServiceHandler(booking: booking)],
             health: health,
             interceptors: [
                 AuthInterceptor(
@@ -128,7 +137,12 @@ struct ConsignmentServiceApp {
             health: health,
             logger: logger
         )
+        // Finishes bookings that a crash (here or in another replica) left half-done: at start, then every 5 s.
+        let recovery = PeriodicWork("booking recovery", every: .seconds(5), logger: logger) {
+            try await booking.recoverStalled()
+        }
         return ConsignmentServiceApp(
-            health: health, server: server, services: [("readiness", readiness), ("grpc-server", server)])
+            health: health, server: server,
+            services: [("readiness", readiness), ("grpc-server", server), ("booking-recovery", recovery)])
     }
 }

@@ -46,15 +46,15 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         return .with { $0.user = User_User(user, roles: roles(of: user)) }
     }
 
-    /// The user with `request.id`: your own, or anyone's for an admin.
-    /// - Throws: `unauthenticated`, `invalidArgument` (no id), `permissionDenied` (another user's id, asked
-    ///   before looking, so the answer tells nothing of who exists), `notFound`, `unavailable`.
+    /// The user with `request.id`: your own (an empty id is the caller's), or anyone's for an admin.
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user's id, asked before looking, so the answer
+    ///   tells nothing of who exists), `notFound`, `unavailable`.
     func get(request: User_User, context: ServerContext) async throws -> User_Response {
         let claims = try AuthInterceptor.requireClaims()
-        guard !request.id.isEmpty else { throw ShippyError.invalidArgument("id is required") }
-        try claims.requireOwnerOrAdmin(request.id, of: "user \(request.id.prefix(64))")
-        guard let user = try await repository.user(id: request.id) else {
-            throw ShippyError.notFound("no user with id \(request.id.prefix(64))")
+        let id = request.id.isEmpty ? claims.userID : request.id
+        try claims.requireOwnerOrAdmin(id, of: "user \(id.prefix(64))")
+        guard let user = try await repository.user(id: id) else {
+            throw ShippyError.notFound("no user with id \(id.prefix(64))")
         }
         return .with { $0.user = User_User(user, roles: roles(of: user)) }
     }
@@ -102,9 +102,10 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         throttle.recordSuccess(throttleKey)
         Self.logins(.ok).increment()
         logger.info("login", metadata: ["user_id": "\(user.id)"])
-        let token = try await signer.sign(user, roles: roles(of: user))
+        let signed = try await signer.signed(user, roles: roles(of: user))
         return .with {
-            $0.token = token; $0.valid = true
+            $0.token = signed.token; $0.valid = true
+            $0.expiresAtUnix = Int64(signed.claims.exp.value.timeIntervalSince1970)
         }
     }
 

@@ -3,6 +3,7 @@ import GRPCCore
 import Logging
 import ShippyContracts
 import ShippyDomain
+import ShippyIdentity
 import ShippyRuntime
 import ShippyStorage
 
@@ -45,16 +46,18 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         }
     }
 
-    /// Reserves room for a consignment on the smallest vessel that has it; idempotent by consignment id.
+    /// Reserves room for a consignment on the smallest vessel that has it; idempotent by consignment id and
+    /// attempt (an attempt that was released is answered `RELEASED` and takes no room).
     /// - Throws: `unauthenticated`, `invalidArgument`, `resourceExhausted` (no vessel has room),
-    ///   `permissionDenied` (the id was booked by another user), `unavailable` (retry).
+    ///   `permissionDenied` (the id was booked by another user), `failedPrecondition` (a later attempt
+    ///   superseded this one), `unavailable` (retry).
     func book(request: Vessel_BookingRequest, context: ServerContext) async throws -> Vessel_Booking {
         let claims = try AuthInterceptor.requireClaims()
         let booking = try await repository.book(
             try BookingRequest(
                 consignmentID: request.consignmentID,
                 specification: try VesselSpecification(capacity: request.containers, maxWeight: request.weight),
-                ownerID: claims.userID),
+                ownerID: claims.userID, attempt: request.attempt),
             expiresAt: Self.millisecondsSince1970() + reservationLifetime.milliseconds
         )
         logger.info(
@@ -66,21 +69,28 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         return Vessel_Booking(booking)
     }
 
-    /// Makes a reservation final. Idempotent.
+    /// Makes the attempt's reservation final. Idempotent.
     /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound`,
-    ///   `failedPrecondition` (expired or released: book again), `unavailable`.
+    ///   `failedPrecondition` (expired, released or another attempt's: book again), `unavailable`.
     func confirm(request: Vessel_BookingRef, context: ServerContext) async throws -> Vessel_Booking {
-        try await requireOwnBooking(request.consignmentID)
-        return Vessel_Booking(try await repository.confirm(consignmentID: request.consignmentID))
+        let claims = try await requireOwnBooking(request.consignmentID, attempt: request.attempt)
+        let booking = try await repository.confirm(consignmentID: request.consignmentID, attempt: request.attempt)
+        logger.info(
+            "booking confirmed",
+            metadata: ["consignment_id": "\(booking.consignmentID)", "attempt": "\(booking.attempt)", "user_id": "\(claims.userID)"])
+        return Vessel_Booking(booking)
     }
 
-    /// Gives a reservation's room back. Idempotent.
-    /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound`,
-    ///   `failedPrecondition` (confirmed bookings are not released), `unavailable`.
+    /// Makes sure the attempt holds no room and never will (its reservation given back, or, for an attempt that
+    /// never booked, recorded released). Idempotent.
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound` (attempt 0 and
+    ///   nothing booked), `failedPrecondition` (confirmed bookings are not released), `unavailable`.
     func release(request: Vessel_BookingRef, context: ServerContext) async throws -> Vessel_Booking {
-        try await requireOwnBooking(request.consignmentID)
-        let booking = try await repository.release(consignmentID: request.consignmentID)
-        logger.info("booking released", metadata: ["consignment_id": "\(booking.consignmentID)"])
+        let claims = try await requireOwnBooking(request.consignmentID, attempt: request.attempt)
+        let booking = try await repository.release(
+            consignmentID: request.consignmentID, attempt: request.attempt, ownerID: claims.userID)
+        logger.info(
+            "booking released", metadata: ["consignment_id": "\(booking.consignmentID)", "attempt": "\(request.attempt)"])
         return Vessel_Booking(booking)
     }
 
@@ -95,13 +105,19 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         }
     }
 
-    private func requireOwnBooking(_ consignmentID: String) async throws {
+    /// The caller's claims, when the booking of `consignmentID` is theirs (or they are an admin). An attempt
+    /// from 1 that booked nothing yet is the caller's to release.
+    @discardableResult
+    private func requireOwnBooking(_ consignmentID: String, attempt: Int64) async throws -> AccessClaims {
         let claims = try AuthInterceptor.requireClaims()
         try TextRules.check(consignmentID, field: "consignment_id", maximumLength: BookingRequest.maximumIDLength)
+        guard attempt >= 0 else { throw ShippyError.invalidArgument("attempt must not be negative") }
         guard let booking = try await repository.booking(consignmentID: consignmentID) else {
-            throw ShippyError.notFound("no booking for consignment \(consignmentID)")
+            guard attempt > 0 else { throw ShippyError.notFound("no booking for consignment \(consignmentID)") }
+            return claims
         }
         try claims.requireOwnerOrAdmin(booking.ownerID, of: "the booking of consignment \(consignmentID)")
+        return claims
     }
 
     static func millisecondsSince1970() -> Int64 {
@@ -132,6 +148,7 @@ extension Vessel_Booking {
         weight = booking.weight
         ownerID = booking.ownerID
         expiresAtUnixMs = booking.expiresAtMilliseconds
+        attempt = booking.attempt
         state =
             switch booking.state {
             case .reserved: .reserved

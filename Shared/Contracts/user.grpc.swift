@@ -140,7 +140,7 @@ extension User_UserService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Your own user; anyone else's needs the admin role.
+        /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `User_User` messages.
@@ -227,7 +227,7 @@ extension User_UserService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Your own user; anyone else's needs the admin role.
+        /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
@@ -312,7 +312,7 @@ extension User_UserService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Your own user; anyone else's needs the admin role.
+        /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
         ///
         /// - Parameters:
         ///   - request: A `User_User` message.
@@ -596,7 +596,7 @@ extension User_UserService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Your own user; anyone else's needs the admin role.
+        /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
@@ -727,7 +727,7 @@ extension User_UserService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Your own user; anyone else's needs the admin role.
+        /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `User_User` message.
@@ -885,7 +885,7 @@ extension User_UserService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Your own user; anyone else's needs the admin role.
+    /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `User_User` message.
@@ -1026,7 +1026,7 @@ extension User_UserService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Your own user; anyone else's needs the admin role.
+    /// > Your own user (an empty id: the caller's); anyone else's needs the admin role.
     ///
     /// - Parameters:
     ///   - message: request message to send.

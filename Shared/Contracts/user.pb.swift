@@ -102,6 +102,9 @@ public nonisolated struct User_Token: Sendable {
 
   public var errors: [User_Error] = []
 
+  /// Added: when the token expires, in seconds since 1970 (set by Auth), so that clients need not decode it.
+  public var expiresAtUnix: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -266,7 +269,7 @@ nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Token"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{1}valid\0\u{1}errors\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{1}valid\0\u{1}errors\0\u{3}expires_at_unix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -277,6 +280,7 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 1: try { try decoder.decodeSingularStringField(value: &self.token) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.valid) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.errors) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnix) }()
       default: break
       }
     }
@@ -292,6 +296,9 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if !self.errors.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.errors, fieldNumber: 3)
     }
+    if self.expiresAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.expiresAtUnix, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -299,6 +306,7 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.token != rhs.token {return false}
     if lhs.valid != rhs.valid {return false}
     if lhs.errors != rhs.errors {return false}
+    if lhs.expiresAtUnix != rhs.expiresAtUnix {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

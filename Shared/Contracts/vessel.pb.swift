@@ -105,6 +105,10 @@ public nonisolated struct Vessel_BookingRequest: Sendable {
   /// kg
   public var weight: Int32 = 0
 
+  /// Added: which attempt at booking this consignment the request belongs to (1, 2, …; 0 for clients that
+  /// predate attempts). A booking answers the latest attempt only: an attempt released once never takes room.
+  public var attempt: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -116,6 +120,10 @@ public nonisolated struct Vessel_BookingRef: Sendable {
   // methods supported on all messages.
 
   public var consignmentID: String = String()
+
+  /// Added: the attempt the call is about (see BookingRequest.attempt). Releasing an attempt that never
+  /// booked records it as released, so that its Book, arriving late, takes no room.
+  public var attempt: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -141,6 +149,9 @@ public nonisolated struct Vessel_Booking: Sendable {
   public var expiresAtUnixMs: Int64 = 0
 
   public var ownerID: String = String()
+
+  /// Added: the attempt that holds this booking.
+  public var attempt: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -359,7 +370,7 @@ nonisolated extension Vessel_Response: SwiftProtobuf.Message, SwiftProtobuf._Mes
 
 nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BookingRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{1}containers\0\u{1}weight\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{1}containers\0\u{1}weight\0\u{1}attempt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -370,6 +381,7 @@ nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobu
       case 1: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
       case 2: try { try decoder.decodeSingularInt32Field(value: &self.containers) }()
       case 3: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.attempt) }()
       default: break
       }
     }
@@ -385,6 +397,9 @@ nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobu
     if self.weight != 0 {
       try visitor.visitSingularInt32Field(value: self.weight, fieldNumber: 3)
     }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt64Field(value: self.attempt, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -392,6 +407,7 @@ nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobu
     if lhs.consignmentID != rhs.consignmentID {return false}
     if lhs.containers != rhs.containers {return false}
     if lhs.weight != rhs.weight {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -399,7 +415,7 @@ nonisolated extension Vessel_BookingRequest: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Vessel_BookingRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BookingRef"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{1}attempt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -408,6 +424,7 @@ nonisolated extension Vessel_BookingRef: SwiftProtobuf.Message, SwiftProtobuf._M
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.attempt) }()
       default: break
       }
     }
@@ -417,11 +434,15 @@ nonisolated extension Vessel_BookingRef: SwiftProtobuf.Message, SwiftProtobuf._M
     if !self.consignmentID.isEmpty {
       try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 1)
     }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt64Field(value: self.attempt, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Vessel_BookingRef, rhs: Vessel_BookingRef) -> Bool {
     if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -429,7 +450,7 @@ nonisolated extension Vessel_BookingRef: SwiftProtobuf.Message, SwiftProtobuf._M
 
 nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Booking"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{3}vessel_id\0\u{1}containers\0\u{1}weight\0\u{1}state\0\u{3}expires_at_unix_ms\0\u{3}owner_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}consignment_id\0\u{3}vessel_id\0\u{1}containers\0\u{1}weight\0\u{1}state\0\u{3}expires_at_unix_ms\0\u{3}owner_id\0\u{1}attempt\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -444,6 +465,7 @@ nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._Mess
       case 5: try { try decoder.decodeSingularEnumField(value: &self.state) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnixMs) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.ownerID) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.attempt) }()
       default: break
       }
     }
@@ -471,6 +493,9 @@ nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if !self.ownerID.isEmpty {
       try visitor.visitSingularStringField(value: self.ownerID, fieldNumber: 7)
     }
+    if self.attempt != 0 {
+      try visitor.visitSingularInt64Field(value: self.attempt, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -482,6 +507,7 @@ nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._Mess
     if lhs.state != rhs.state {return false}
     if lhs.expiresAtUnixMs != rhs.expiresAtUnixMs {return false}
     if lhs.ownerID != rhs.ownerID {return false}
+    if lhs.attempt != rhs.attempt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

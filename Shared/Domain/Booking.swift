@@ -19,6 +19,8 @@ public struct Booking: Sendable, Hashable {
     public var state: State
     /// When an unconfirmed reservation lapses, in milliseconds since 1970; 0 once confirmed.
     public var expiresAtMilliseconds: Int64
+    /// The attempt at booking the consignment that holds this booking (0: a client that predates attempts).
+    public var attempt: Int64
 
     public init(
         consignmentID: String,
@@ -27,7 +29,8 @@ public struct Booking: Sendable, Hashable {
         weight: Int32,
         ownerID: String,
         state: State,
-        expiresAtMilliseconds: Int64
+        expiresAtMilliseconds: Int64,
+        attempt: Int64 = 0
     ) {
         self.consignmentID = consignmentID
         self.vesselID = vesselID
@@ -36,6 +39,7 @@ public struct Booking: Sendable, Hashable {
         self.ownerID = ownerID
         self.state = state
         self.expiresAtMilliseconds = expiresAtMilliseconds
+        self.attempt = attempt
     }
 }
 
@@ -44,17 +48,24 @@ public struct BookingRequest: Sendable, Hashable {
     public var consignmentID: String
     public var specification: VesselSpecification
     public var ownerID: String
+    /// Which attempt at booking the consignment this is: 1, 2, … (0: a client that predates attempts).
+    /// Only the latest attempt may take room, and an attempt released once never takes it.
+    public var attempt: Int64
 
     public static let maximumIDLength = 128
 
-    /// - Throws: `ShippyError` `.invalidArgument` for an empty or over-long id, or a load of no containers
-    ///   or no weight.
-    public init(consignmentID: String, specification: VesselSpecification, ownerID: String) throws(ShippyError) {
+    /// - Throws: `ShippyError` `.invalidArgument` for an empty or over-long id, a negative attempt, or a load
+    ///   of no containers or no weight.
+    public init(
+        consignmentID: String, specification: VesselSpecification, ownerID: String, attempt: Int64 = 0
+    ) throws(ShippyError) {
         try TextRules.check(consignmentID, field: "consignment_id", maximumLength: Self.maximumIDLength)
         guard specification.capacity > 0 else { throw .invalidArgument("containers must be greater than 0") }
         guard specification.maxWeight > 0 else { throw .invalidArgument("weight must be greater than 0") }
+        guard attempt >= 0 else { throw .invalidArgument("attempt must not be negative") }
         self.consignmentID = consignmentID
         self.specification = specification
         self.ownerID = ownerID
+        self.attempt = attempt
     }
 }

@@ -84,3 +84,38 @@ public struct Consignment: Sendable, Hashable {
         return booked
     }
 }
+
+/// A consignment as the booking protocol stores it: the consignment, the attempt at booking it, and where that
+/// attempt stands. Only a booked record is a consignment its owner sees; see `ConsignmentBooking`.
+public struct ConsignmentRecord: Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable {
+        /// An attempt is under way: room may be reserved, nothing is promised. Not listed.
+        case pending
+        /// Its room is confirmed on `consignment.vesselID`. Listed; never given back by a sweep.
+        case booked
+        /// The attempt ended without room (refused, expired or given up); the next attempt may start. Not listed.
+        case abandoned
+    }
+
+    public var consignment: Consignment
+    public var status: Status
+    /// 1 for the first attempt at booking this id, then 2, 3, … after abandoned ones.
+    public var attempt: Int64
+    /// While pending: the token of the user whose call started the attempt, so that whoever finishes it (their
+    /// retry, or recovery after a crash) calls vessel-service on their behalf. Cleared once settled.
+    public var credential: String
+    /// When the attempt started, in milliseconds since 1970.
+    public var startedAtMilliseconds: Int64
+
+    public init(
+        consignment: Consignment, status: Status, attempt: Int64, credential: String, startedAtMilliseconds: Int64
+    ) {
+        self.consignment = consignment
+        self.status = status
+        self.attempt = attempt
+        self.credential = credential
+        self.startedAtMilliseconds = startedAtMilliseconds
+    }
+
+    public var id: String { consignment.id }
+}

@@ -131,11 +131,18 @@ public struct TokenSigner: Sendable {
 
     /// A token for `user` with `roles`, valid from `now` for `lifetime`.
     public func sign(_ user: User, roles: [Role] = [.user], now: Date = Date()) async throws(ShippyError) -> String {
+        try await signed(user, roles: roles, now: now).token
+    }
+
+    /// A token for `user` with `roles`, valid from `now` for `lifetime`, and the claims it carries.
+    public func signed(
+        _ user: User, roles: [Role] = [.user], now: Date = Date()
+    ) async throws(ShippyError) -> (token: String, claims: AccessClaims) {
         let claims = AccessClaims(
             user: user, roles: roles, issuedAt: now, lifetime: lifetime, issuer: verifier.issuer,
             audience: verifier.audience)
         do {
-            return try await keys.sign(claims, kid: JWKIdentifier(string: keyID))
+            return (try await keys.sign(claims, kid: JWKIdentifier(string: keyID)), claims)
         } catch {
             throw ShippyError(.internal, "could not sign the token")
         }

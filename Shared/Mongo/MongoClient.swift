@@ -207,12 +207,34 @@ public final class MongoClient: Sendable {
     ) async throws(ShippyError)
         -> Int64
     {
+        try await self.update(collection, filter, update, many: false)
+    }
+
+    /// Updates every document matching `filter`; returns how many matched.
+    @discardableResult
+    public func updateMany(
+        in collection: String, filter: BSONFields, update: BSONFields
+    ) async throws(ShippyError)
+        -> Int64
+    {
+        try await self.update(collection, filter, update, many: true)
+    }
+
+    private func update(
+        _ collection: String, _ filter: BSONFields, _ update: BSONFields, many: Bool
+    ) async throws(ShippyError)
+        -> Int64
+    {
         try await run("update", collection) { client in
             try self.withCollection(client, collection) { handle in
                 try withReply { reply in
                     var error = bson_error_t()
                     let succeeded = filter.withBSON { filter in
-                        update.withBSON { mongoc_collection_update_one(handle, filter, $0, nil, reply, &error) }
+                        update.withBSON {
+                            many
+                                ? mongoc_collection_update_many(handle, filter, $0, nil, reply, &error)
+                                : mongoc_collection_update_one(handle, filter, $0, nil, reply, &error)
+                        }
                     }
                     guard succeeded else { throw MongoError(error) }
                     return BSONDocument.fields(of: reply)["matchedCount"]?.int64Value ?? 0

@@ -2,7 +2,8 @@ import Foundation
 import ShippyDomain
 import ShippyStorage
 
-/// Consignments in the MongoDB collection `consignments`, one document each with its containers embedded.
+/// Consignments in the MongoDB collection `consignments`, one document each with its containers embedded, and
+/// the booking protocol's fields: `status`, `attempt`, `credential` (while pending) and `started_at`.
 public struct MongoConsignmentRepository: ConsignmentRepository {
     public static let collection = "consignments"
     private let client: MongoClient
@@ -11,32 +12,83 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         self.client = client
     }
 
-    /// Creates the index that lists a user's consignments. Idempotent.
+    /// Creates the indexes that list a user's consignments and find stalled attempts, and marks consignments
+    /// stored before the booking protocol had states as booked. Idempotent.
     public func prepare() async throws(ShippyError) {
         try await client.createIndexes(
-            [.init(name: "user_id_seq", keys: ["user_id": .int32(1), "seq": .int32(1)])], on: Self.collection)
+            [
+                .init(name: "user_id_seq", keys: ["user_id": .int32(1), "seq": .int32(1)]),
+                .init(name: "status_started_at", keys: ["status": .int32(1), "started_at": .int32(1)]),
+            ], on: Self.collection)
+        try await client.updateMany(
+            in: Self.collection, filter: ["status": ["$exists": .bool(false)]],
+            update: ["$set": ["status": "booked", "attempt": .int64(0), "credential": "", "started_at": .int64(0)]])
     }
 
-    public func create(_ consignment: Consignment) async throws(ShippyError) {
-        do {
-            try await client.insertOne(BSONFields(consignment), into: Self.collection)
-        } catch  where error.code == .alreadyExists {
-            throw .alreadyExists("a consignment with id \(consignment.id) already exists")
+    public func begin(
+        _ consignment: Consignment, credential: String, now: Int64
+    ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool) {
+        var record = ConsignmentRecord(
+            consignment: consignment, status: .pending, attempt: 1, credential: credential, startedAtMilliseconds: now)
+        // Each round either starts an attempt or reads a record that a racing call changed: a few rounds settle it.
+        for _ in 0..<5 {
+            do {
+                try await client.insertOne(BSONFields(record), into: Self.collection)
+                return (record, true)
+            } catch  where error.code == .alreadyExists {
+                guard let existing = try await self.record(id: consignment.id) else { continue }
+                guard existing.status == .abandoned else { return (existing, false) }
+                record.attempt = existing.attempt + 1
+                let next = BSONFields(record).fields.filter { $0.key != "_id" }
+                let started = try await client.updateOne(
+                    in: Self.collection,
+                    filter: ["_id": .string(record.id), "status": "abandoned", "attempt": .int64(existing.attempt)],
+                    update: ["$set": .document(BSONFields(next))])
+                if started == 1 { return (record, true) }
+            }
         }
+        throw .unavailable("consignment \(consignment.id) is being booked by other calls; retry")
     }
 
-    public func consignment(id: String) async throws(ShippyError) -> Consignment? {
+    public func record(id: String) async throws(ShippyError) -> ConsignmentRecord? {
         try await client.find(in: Self.collection, filter: ["_id": .string(id)], limit: 1).first
-            .map { document throws(ShippyError) in try Consignment(document) }
+            .map { document throws(ShippyError) in try ConsignmentRecord(document) }
     }
 
-    public func delete(id: String) async throws(ShippyError) {
-        try await client.deleteMany(in: Self.collection, filter: ["_id": .string(id)])
+    public func markBooked(
+        id: String, attempt: Int64, vesselID: String
+    ) async throws(ShippyError) -> ConsignmentRecord? {
+        if let document = try await client.findOneAndUpdate(
+            in: Self.collection, filter: ["_id": .string(id), "attempt": .int64(attempt), "status": "pending"],
+            update: ["$set": ["status": "booked", "vessel_id": .string(vesselID), "credential": ""]])
+        {
+            return try ConsignmentRecord(document)
+        }
+        guard let existing = try await record(id: id), existing.attempt == attempt, existing.status == .booked
+        else { return nil }
+        return existing
+    }
+
+    public func markAbandoned(id: String, attempt: Int64) async throws(ShippyError) {
+        try await client.updateOne(
+            in: Self.collection, filter: ["_id": .string(id), "attempt": .int64(attempt), "status": "pending"],
+            update: ["$set": ["status": "abandoned", "credential": ""]])
+    }
+
+    public func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+        var records: [ConsignmentRecord] = []
+        for document in try await client.find(
+            in: Self.collection, filter: ["status": "pending", "started_at": ["$lt": .int64(startedBefore)]],
+            sort: ["started_at": .int32(1)], limit: Int64(limit))
+        {
+            records.append(try ConsignmentRecord(document))
+        }
+        return records
     }
 
     /// Keyset pagination on (`seq`, `_id`): a page token holds the last pair seen.
     public func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
-        var filter: BSONFields = ["user_id": .string(userID)]
+        var filter: BSONFields = ["user_id": .string(userID), "status": "booked"]
         if !page.cursor.isEmpty {
             guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else { throw PageToken.notIssued }
             let after: BSONValue = .array([
@@ -57,8 +109,9 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
 }
 
 extension BSONFields {
-    /// The stored form of a consignment; `seq` (microseconds since 1970) keeps the listing in creation order.
-    init(_ consignment: Consignment) {
+    /// The stored form of a record; `seq` (microseconds since 1970) keeps the listing in the order attempts began.
+    init(_ record: ConsignmentRecord) {
+        let consignment = record.consignment
         let containers: [BSONValue] = consignment.containers.map { container in
             .document([
                 "id": .string(container.id),
@@ -75,7 +128,25 @@ extension BSONFields {
             "vessel_id": .string(consignment.vesselID),
             "user_id": .string(consignment.userID),
             "seq": .int64(Int64(Date().timeIntervalSince1970 * 1_000_000)),
+            "status": .string(record.status.rawValue),
+            "attempt": .int64(record.attempt),
+            "credential": .string(record.credential),
+            "started_at": .int64(record.startedAtMilliseconds),
         ]
+    }
+}
+
+extension ConsignmentRecord {
+    /// Reads a stored record.
+    /// - Throws: `ShippyError` `.internal` when the document lacks a field or holds the wrong type.
+    public init(_ document: BSONFields) throws(ShippyError) {
+        guard let status = Status(rawValue: document["status"]?.stringValue ?? "booked") else {
+            throw ShippyError(.internal, "a stored consignment has an unknown status")
+        }
+        self.init(
+            consignment: try Consignment(document), status: status, attempt: document["attempt"]?.int64Value ?? 0,
+            credential: document["credential"]?.stringValue ?? "",
+            startedAtMilliseconds: document["started_at"]?.int64Value ?? 0)
     }
 }
 

@@ -15,7 +15,9 @@ import ShippyStorage
 ///        └──(no room: deleted)      └──release / expired (sweep)──▶ released ──(room given back)──▶ freed
 ///
 /// Each hold carries a token of its own, so giving its room back is idempotent too, and a crash between any
-/// two steps leaves an entry that the sweep (`releaseExpired`) finishes.
+/// two steps leaves an entry that the sweep (`releaseExpired`) finishes. The entry also records the attempt
+/// (consignment-service's attempt at booking the consignment) that holds it: every step names its attempt,
+/// and a step of an attempt that is not the entry's changes nothing (`BookingRequest.takesRoomAnew`).
 public struct MongoVesselRepository: VesselRepository {
     public static let collection = "vessels"
     public static let bookings = "bookings"
@@ -38,6 +40,9 @@ public struct MongoVesselRepository: VesselRepository {
         )
         try await client.createIndexes(
             [.init(name: "state_expires_at", keys: ["state": .int32(1), "expires_at": .int32(1)])], on: Self.bookings)
+        // Entries made before attempts existed belong to attempt 0, the attempt of clients that predate them.
+        try await client.updateMany(
+            in: Self.bookings, filter: ["attempt": ["$exists": .bool(false)]], update: ["$set": ["attempt": .int64(0)]])
         let unmigrated = try await client.find(
             in: Self.collection, filter: ["room_capacity": ["$exists": .bool(false)]])
         for document in unmigrated {
@@ -137,13 +142,14 @@ public struct MongoVesselRepository: VesselRepository {
         }
         return Booking(
             consignmentID: request.consignmentID, vesselID: vessel.id, containers: load.capacity,
-            weight: load.maxWeight, ownerID: request.ownerID, state: .reserved, expiresAtMilliseconds: expiresAt)
+            weight: load.maxWeight, ownerID: request.ownerID, state: .reserved, expiresAtMilliseconds: expiresAt,
+            attempt: request.attempt)
     }
 
-    public func confirm(consignmentID: String) async throws(ShippyError) -> Booking {
+    public func confirm(consignmentID: String, attempt: Int64) async throws(ShippyError) -> Booking {
         if let document = try await client.findOneAndUpdate(
             in: Self.bookings,
-            filter: ["_id": .string(consignmentID), "state": "reserved"],
+            filter: ["_id": .string(consignmentID), "state": "reserved", "attempt": .int64(attempt)],
             update: ["$set": ["state": "confirmed", "expires_at": .int64(0)]]
         ) {
             return try BookingEntry(document).booking
@@ -151,21 +157,46 @@ public struct MongoVesselRepository: VesselRepository {
         guard let existing = try await entry(consignmentID) else {
             throw .notFound("no booking for consignment \(consignmentID)")
         }
-        guard existing.state == "confirmed" else { throw BookingErrors.notReserved(consignmentID) }
+        guard existing.state == "confirmed", existing.attempt == attempt else {
+            throw BookingErrors.notReserved(consignmentID)
+        }
         return existing.booking
     }
 
-    public func release(consignmentID: String) async throws(ShippyError) -> Booking {
-        if let released = try await markReleased(["_id": .string(consignmentID), "state": Self.unconfirmed]) {
+    public func release(consignmentID: String, attempt: Int64, ownerID: String) async throws(ShippyError) -> Booking {
+        // An attempt's own reservation, or an earlier attempt's (which a later one supersedes): released.
+        if let released = try await markReleased(
+            ["_id": .string(consignmentID), "state": Self.unconfirmed, "attempt": ["$lte": .int64(attempt)]],
+            attempt: attempt)
+        {
             try await finishRelease(released)
             return released.booking
         }
         guard let existing = try await entry(consignmentID) else {
-            throw .notFound("no booking for consignment \(consignmentID)")
+            guard attempt > 0 else { throw .notFound("no booking for consignment \(consignmentID)") }
+            return try await recordNeverBooked(consignmentID, attempt: attempt, ownerID: ownerID)
         }
-        guard existing.state == "released" else { throw BookingErrors.confirmed(consignmentID) }
-        if !existing.freed { try await finishRelease(existing) }
-        return existing.booking
+        switch existing.state {
+        case "released":
+            if !existing.freed { try await finishRelease(existing) }
+            if existing.attempt < attempt {
+                // A later attempt released before it booked: its `book`, arriving late, must not take the room.
+                try await client.updateOne(
+                    in: Self.bookings,
+                    filter: ["_id": .string(consignmentID), "state": "released", "attempt": ["$lt": .int64(attempt)]],
+                    update: ["$set": ["attempt": .int64(attempt)]])
+                return try await release(consignmentID: consignmentID, attempt: attempt, ownerID: ownerID)
+            }
+            return existing.booking
+        case "confirmed" where existing.attempt == attempt:
+            throw BookingErrors.confirmed(consignmentID)
+        case "confirmed":
+            return existing.booking  // Another attempt's booking: this attempt holds no room.
+        default:
+            // A later attempt's entry (this one holds nothing), or one being made: answered as it is.
+            guard existing.attempt > attempt else { throw Self.bookingInProgress(consignmentID) }
+            return existing.booking
+        }
     }
 
     public func releaseExpired(now: Int64) async throws(ShippyError) -> Int {
@@ -175,10 +206,12 @@ public struct MongoVesselRepository: VesselRepository {
         for document in expired {
             let candidate = try BookingEntry(document)
             // The same conditions again: a confirm that came first wins, and the entry stays confirmed.
-            if let entry = try await markReleased([
-                "_id": .string(candidate.consignmentID), "hold": .string(candidate.hold), "state": Self.unconfirmed,
-                "expires_at": ["$lt": .int64(now)],
-            ]) {
+            if let entry = try await markReleased(
+                [
+                    "_id": .string(candidate.consignmentID), "hold": .string(candidate.hold),
+                    "state": Self.unconfirmed, "expires_at": ["$lt": .int64(now)],
+                ], attempt: candidate.attempt)
+            {
                 try await finishRelease(entry)
                 released += 1
             }
@@ -200,6 +233,7 @@ public struct MongoVesselRepository: VesselRepository {
             "state": "pending", "owner_id": .string(request.ownerID), "vessel_id": "",
             "containers": .int32(request.specification.capacity), "weight": .int32(request.specification.maxWeight),
             "hold": .string(hold), "expires_at": .int64(expiresAt), "freed": .bool(false),
+            "attempt": .int64(request.attempt),
         ]
         do {
             try await client.insertOne(
@@ -209,34 +243,49 @@ public struct MongoVesselRepository: VesselRepository {
             guard let existing = try await entry(request.consignmentID) else {
                 throw Self.bookingInProgress(request.consignmentID)
             }
-            guard existing.ownerID == request.ownerID else {
-                throw .permissionDenied("consignment \(request.consignmentID) is booked by another user")
-            }
-            switch existing.state {
-            case "reserved", "confirmed":
-                return existing.booking
-            case "released":
-                // Booked again after a release (a retry with the same idempotency key): take the entry anew.
-                if !existing.freed { try await finishRelease(existing) }
-                let reclaimed = try await client.findOneAndUpdate(
-                    in: Self.bookings,
-                    filter: ["_id": .string(request.consignmentID), "state": "released", "freed": .bool(true)],
-                    update: ["$set": .document(fields)]
-                )
-                guard reclaimed != nil else {
-                    throw Self.bookingInProgress(request.consignmentID)
-                }
-                return nil
-            default:
+            guard existing.state != "pending" else { throw Self.bookingInProgress(request.consignmentID) }
+            guard try request.takesRoomAnew(from: existing.booking) else { return existing.booking }
+            // Booked again after a release (a later attempt, or a retry of a client without attempts).
+            if !existing.freed { try await finishRelease(existing) }
+            let reclaimed = try await client.findOneAndUpdate(
+                in: Self.bookings,
+                filter: [
+                    "_id": .string(request.consignmentID), "state": "released", "freed": .bool(true),
+                    "attempt": .int64(existing.attempt),
+                ],
+                update: ["$set": .document(fields)]
+            )
+            guard reclaimed != nil else {
                 throw Self.bookingInProgress(request.consignmentID)
             }
+            return nil
         }
     }
 
-    /// Marks the entry matching `filter` released; returns it, or `nil` when none matched.
-    private func markReleased(_ filter: BSONFields) async throws(ShippyError) -> BookingEntry? {
+    /// Records `attempt` as released before it booked anything (see `Booking.neverBooked`).
+    private func recordNeverBooked(
+        _ consignmentID: String, attempt: Int64, ownerID: String
+    ) async throws(ShippyError) -> Booking {
+        let booking = Booking.neverBooked(consignmentID: consignmentID, attempt: attempt, ownerID: ownerID)
+        do {
+            try await client.insertOne(
+                [
+                    "_id": .string(consignmentID), "state": "released", "owner_id": .string(ownerID), "vessel_id": "",
+                    "containers": .int32(0), "weight": .int32(0), "hold": .string(UUID().uuidString.lowercased()),
+                    "expires_at": .int64(0), "freed": .bool(true), "attempt": .int64(attempt),
+                ], into: Self.bookings)
+            return booking
+        } catch  where error.code == .alreadyExists {
+            // Its `book` (or another release) came first: release what is there now.
+            return try await release(consignmentID: consignmentID, attempt: attempt, ownerID: ownerID)
+        }
+    }
+
+    /// Marks the entry matching `filter` released, for `attempt`; returns it, or `nil` when none matched.
+    private func markReleased(_ filter: BSONFields, attempt: Int64) async throws(ShippyError) -> BookingEntry? {
         try await client.findOneAndUpdate(
-            in: Self.bookings, filter: filter, update: ["$set": ["state": "released", "freed": .bool(false)]]
+            in: Self.bookings, filter: filter,
+            update: ["$set": ["state": "released", "freed": .bool(false), "attempt": .int64(attempt)]]
         ).map { document throws(ShippyError) in try BookingEntry(document) }
     }
 
@@ -298,6 +347,7 @@ struct BookingEntry {
     var hold: String
     var expiresAt: Int64
     var freed: Bool
+    var attempt: Int64
 
     init(_ document: BSONFields) throws(ShippyError) {
         guard let id = document["_id"]?.stringValue, let state = document["state"]?.stringValue,
@@ -313,13 +363,14 @@ struct BookingEntry {
         self.hold = hold
         expiresAt = document["expires_at"]?.int64Value ?? 0
         freed = document["freed"]?.boolValue ?? false
+        attempt = document["attempt"]?.int64Value ?? 0
     }
 
     /// What clients see: a pending entry is, to them, a reservation still being made.
     var booking: Booking {
         Booking(
             consignmentID: consignmentID, vesselID: vesselID, containers: containers, weight: weight, ownerID: ownerID,
-            state: Booking.State(rawValue: state) ?? .reserved, expiresAtMilliseconds: expiresAt)
+            state: Booking.State(rawValue: state) ?? .reserved, expiresAtMilliseconds: expiresAt, attempt: attempt)
     }
 }
 

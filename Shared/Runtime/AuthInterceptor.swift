@@ -2,13 +2,14 @@ import GRPCCore
 import ShippyDomain
 import ShippyIdentity
 
-/// Verifies the caller's token before a protected method runs, and hands its claims to the handler.
+/// Verifies the caller's token before a protected method runs, and binds the `Caller` (its claims and the token)
+/// for the handler and everything it calls: nothing downstream reads the token from metadata again.
 ///
 /// The token travels as metadata `authorization: Bearer <jwt>`; the original shippy's `token: <jwt>` is
 /// accepted too. A missing or bad token is `unauthenticated` at once, with the reason.
 public struct AuthInterceptor: ServerInterceptor {
-    /// The claims of the current call's verified token; set for every protected method.
-    @TaskLocal public static var claims: AccessClaims?
+    /// The current call's verified caller; set for every protected method.
+    @TaskLocal public static var caller: Caller?
 
     private let verifier: any TokenVerifying
     private let service: ServiceDescriptor
@@ -33,15 +34,22 @@ public struct AuthInterceptor: ServerInterceptor {
         guard context.descriptor.service == service, !publicMethods.contains(context.descriptor) else {
             return try await next(request, context)
         }
-        let claims = try await verifier.verify(try Self.token(in: request.metadata))
-        return try await Self.$claims.withValue(claims) { try await next(request, context) }
+        let token = try Self.token(in: request.metadata)
+        let caller = Caller(claims: try await verifier.verify(token), token: token)
+        return try await Self.$caller.withValue(caller) { try await next(request, context) }
     }
 
-    /// The claims of the current call, for handlers of protected methods.
+    /// The verified caller of the current call, for handlers of protected methods.
+    /// - Throws: `ShippyError` `.unauthenticated` when the call carried no verified token.
+    public static func requireCaller() throws(ShippyError) -> Caller {
+        guard let caller else { throw ShippyError(.unauthenticated, "this call needs a token") }
+        return caller
+    }
+
+    /// The claims of the current call's verified token, for handlers of protected methods.
     /// - Throws: `ShippyError` `.unauthenticated` when the call carried no verified token.
     public static func requireClaims() throws(ShippyError) -> AccessClaims {
-        guard let claims else { throw ShippyError(.unauthenticated, "this call needs a token") }
-        return claims
+        try requireCaller().claims
     }
 
     /// The token in `authorization: Bearer …` or, as the original shippy sent it, in `token: …`.

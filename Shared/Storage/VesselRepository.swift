@@ -30,13 +30,16 @@ public protocol VesselRepository: Sendable {
     ///   this consignment id, `.unavailable` (also while another call books the same id: retry).
     func book(_ request: BookingRequest, expiresAt: Int64) async throws(ShippyError) -> Booking
 
-    /// Makes a reservation final: the sweep never releases it. Idempotent.
-    /// - Throws: `.notFound`, `.failedPrecondition` when the reservation expired or was released.
-    func confirm(consignmentID: String) async throws(ShippyError) -> Booking
+    /// Makes the reservation of `attempt` final: the sweep never releases it. Idempotent.
+    /// - Throws: `.notFound` when nothing was booked for the id, `.failedPrecondition` when the reservation
+    ///   expired, was released, or belongs to another attempt.
+    func confirm(consignmentID: String, attempt: Int64) async throws(ShippyError) -> Booking
 
-    /// Gives a reservation's room back. Idempotent.
-    /// - Throws: `.notFound`, `.failedPrecondition` when the booking is confirmed.
-    func release(consignmentID: String) async throws(ShippyError) -> Booking
+    /// Makes sure `attempt` holds no room and never will: releases its reservation or, when it never booked
+    /// (attempts from 1), records it released for `ownerID`, so that its `book` arriving late takes none.
+    /// Idempotent.
+    /// - Throws: `.notFound` (attempt 0, nothing booked), `.failedPrecondition` when its booking is confirmed.
+    func release(consignmentID: String, attempt: Int64, ownerID: String) async throws(ShippyError) -> Booking
 
     /// Releases the reservations that expired before `now` (ms since 1970) and finishes releases that a
     /// crash interrupted; returns how many bookings it released.
@@ -80,11 +83,8 @@ public actor InMemoryVesselRepository: VesselRepository {
     }
 
     public func book(_ request: BookingRequest, expiresAt: Int64) throws(ShippyError) -> Booking {
-        if let existing = bookings[request.consignmentID], existing.state != .released {
-            guard existing.ownerID == request.ownerID else {
-                throw .permissionDenied("consignment \(request.consignmentID) is booked by another user")
-            }
-            return existing
+        if let existing = bookings[request.consignmentID] {
+            guard try request.takesRoomAnew(from: existing) else { return existing }
         }
         guard var vessel = findAvailable(request.specification) else {
             throw .resourceExhausted("no vessel has room for \(request.specification)")
@@ -95,47 +95,93 @@ public actor InMemoryVesselRepository: VesselRepository {
         let booking = Booking(
             consignmentID: request.consignmentID, vesselID: vessel.id, containers: request.specification.capacity,
             weight: request.specification.maxWeight, ownerID: request.ownerID, state: .reserved,
-            expiresAtMilliseconds: expiresAt)
+            expiresAtMilliseconds: expiresAt, attempt: request.attempt)
         bookings[request.consignmentID] = booking
         return booking
     }
 
-    public func confirm(consignmentID: String) throws(ShippyError) -> Booking {
+    public func confirm(consignmentID: String, attempt: Int64) throws(ShippyError) -> Booking {
         guard var booking = bookings[consignmentID] else {
             throw .notFound("no booking for consignment \(consignmentID)")
         }
-        guard booking.state != .released else { throw BookingErrors.notReserved(consignmentID) }
+        guard booking.attempt == attempt, booking.state != .released else {
+            throw BookingErrors.notReserved(consignmentID)
+        }
         booking.state = .confirmed
         booking.expiresAtMilliseconds = 0
         bookings[consignmentID] = booking
         return booking
     }
 
-    public func release(consignmentID: String) throws(ShippyError) -> Booking {
+    public func release(consignmentID: String, attempt: Int64, ownerID: String) throws(ShippyError) -> Booking {
         guard var booking = bookings[consignmentID] else {
-            throw .notFound("no booking for consignment \(consignmentID)")
+            guard attempt > 0 else { throw .notFound("no booking for consignment \(consignmentID)") }
+            let tombstone = Booking.neverBooked(consignmentID: consignmentID, attempt: attempt, ownerID: ownerID)
+            bookings[consignmentID] = tombstone
+            return tombstone
         }
+        guard booking.attempt <= attempt else { return booking }
         switch booking.state {
-        case .confirmed: throw BookingErrors.confirmed(consignmentID)
-        case .released: return booking
+        case .confirmed:
+            if booking.attempt == attempt { throw BookingErrors.confirmed(consignmentID) }
+            return booking
+        case .released: break
         case .reserved:
             booking.state = .released
-            bookings[consignmentID] = booking
             vessels[booking.vesselID]?.roomCapacity += booking.containers
             vessels[booking.vesselID]?.roomWeight += booking.weight
-            return booking
         }
+        booking.attempt = attempt
+        bookings[consignmentID] = booking
+        return booking
     }
 
     public func releaseExpired(now: Int64) throws(ShippyError) -> Int {
         let expired = bookings.values.filter { $0.state == .reserved && $0.expiresAtMilliseconds < now }
-        for booking in expired { _ = try release(consignmentID: booking.consignmentID) }
+        for booking in expired {
+            _ = try release(consignmentID: booking.consignmentID, attempt: booking.attempt, ownerID: booking.ownerID)
+        }
         return expired.count
+    }
+}
+
+extension BookingRequest {
+    /// Whether this request takes room anew from the booking that exists for its consignment id (one that was
+    /// released, for a later attempt), or is answered with that booking (`false`): the rule of every
+    /// implementation.
+    /// - Throws: `.permissionDenied` (another user's booking), `.failedPrecondition` when a later attempt
+    ///   superseded this one, or an earlier attempt still holds the room.
+    public func takesRoomAnew(from existing: Booking) throws(ShippyError) -> Bool {
+        guard existing.ownerID == ownerID else {
+            throw .permissionDenied("consignment \(consignmentID) is booked by another user")
+        }
+        guard existing.attempt <= attempt else { throw BookingErrors.superseded(consignmentID, attempt: attempt) }
+        // Attempt 0 is a client that predates attempts: it books again after a release, as it always did.
+        if existing.state == .released { return existing.attempt < attempt || attempt == 0 }
+        guard existing.attempt == attempt else {
+            throw ShippyError(
+                .failedPrecondition, "an earlier attempt holds the booking of consignment \(consignmentID)")
+        }
+        return false
+    }
+}
+
+extension Booking {
+    /// The record of an attempt released before it booked: it holds no room, and its `book` takes none.
+    public static func neverBooked(consignmentID: String, attempt: Int64, ownerID: String) -> Booking {
+        Booking(
+            consignmentID: consignmentID, vesselID: "", containers: 0, weight: 0, ownerID: ownerID, state: .released,
+            expiresAtMilliseconds: 0, attempt: attempt)
     }
 }
 
 /// The messages of booking errors, the same for every implementation.
 public enum BookingErrors {
+    public static func superseded(_ consignmentID: String, attempt: Int64) -> ShippyError {
+        ShippyError(
+            .failedPrecondition, "attempt \(attempt) at booking consignment \(consignmentID) was superseded or released")
+    }
+
     public static func notReserved(_ consignmentID: String) -> ShippyError {
         ShippyError(
             .failedPrecondition, "the reservation for consignment \(consignmentID) expired or was released; book again")

@@ -28,21 +28,22 @@ import Testing
         }
     }
 
-    /// The room left on the only vessel, and the state of the booking of `consignmentID`.
+    /// The room left on the only vessel, the state of the booking of `consignmentID`, and how many consignments
+    /// are booked (listed).
     func observe(
         _ system: ShippySystem, consignmentID: String
-    ) async throws -> (room: Int32?, state: String?, stored: Int) {
+    ) async throws -> (room: Int32?, state: String?, listed: Int) {
         try await system.withMongo { mongo in
             let vessel = try await mongo.find(in: MongoVesselRepository.collection, filter: [:]).first
             let booking = try await mongo.find(
                 in: MongoVesselRepository.bookings, filter: ["_id": .string(consignmentID)]
             ).first
-            let stored = try await mongo.count(in: MongoConsignmentRepository.collection)
+            let stored = try await mongo.count(in: MongoConsignmentRepository.collection, filter: ["status": "booked"])
             return (vessel?["room_capacity"]?.int32Value, booking?["state"]?.stringValue, Int(stored))
         }
     }
 
-    @Test func aStoreThatFailsAfterTheBookingReleasesItAndARetryWithTheSameKeyBooksOnce() async throws {
+    @Test func aStoreThatFailsAfterConfirmLeavesTheAttemptPendingAndARetryWithTheSameKeyFinishesIt() async throws {
         let system = try ShippySystem()
         try await system.storeFleet([Vessel(id: "v", name: "Vessel", capacity: 10, maxWeight: 1_000_000)])
         let vessel = try system.startVessel()
@@ -51,7 +52,7 @@ import Testing
         }) {
             try await vessel.waitUntilServing()
 
-            // The production wiring on a real socket, its repository failing the first store as MongoDB would.
+            // The production wiring on a real socket, its store failing once after Confirm, as MongoDB would.
             let mongo = try MongoClient(
                 url: try TestEnvironment.mongoURL(), database: system.database, threads: 2,
                 logger: Logger(label: "test"))
@@ -60,10 +61,13 @@ import Testing
                 transport: try ServiceTransport(
                     main: .ipv4(address: "127.0.0.1", port: vessel.port), serviceConfig: GRPCVesselBooker.serviceConfig)
             )
-            let app = ConsignmentServiceApp.build(
-                configuration: ServerConfiguration(port: 0), repository: repository,
+            let booking = ConsignmentBooking(
+                consignments: repository,
                 vessels: GRPCVesselBooker(
                     client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: LiveSetting(.seconds(5))),
+                staleAfter: .seconds(1), logger: Logger(label: "test"))
+            let app = ConsignmentServiceApp.build(
+                configuration: ServerConfiguration(port: 0), booking: booking,
                 verifier: await system.keys.signer().verifier, dependencies: [], logger: Logger(label: "test"))
             let group = ServiceRunner.makeGroup(
                 [("vessel-client", vesselClient)] + app.services, shutdownGrace: .seconds(5),
@@ -87,16 +91,16 @@ import Testing
                     }
                     let afterFailure = try await observe(system, consignmentID: consignmentID)
                     #expect(
-                        afterFailure.room == 10 && afterFailure.state == "released" && afterFailure.stored == 0,
-                        "the failed store released its booking: \(afterFailure)")
+                        afterFailure.room == 7 && afterFailure.state == "confirmed" && afterFailure.listed == 0,
+                        "the confirmed room stays, the consignment is not listed yet: \(afterFailure)")
 
                     let first = try await shipping.createConsignment(Self.sample, metadata: call).consignment
                     let again = try await shipping.createConsignment(Self.sample, metadata: call).consignment
                     #expect(first.id == consignmentID && again == first)
                     let afterRetries = try await observe(system, consignmentID: consignmentID)
                     #expect(
-                        afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.stored == 1,
-                        "two retries with the key booked the three containers once: \(afterRetries)")
+                        afterRetries.room == 7 && afterRetries.state == "confirmed" && afterRetries.listed == 1,
+                        "the retry finished the attempt; the three containers are booked once: \(afterRetries)")
                 }
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
@@ -141,8 +145,8 @@ import Testing
     }
 }
 
-/// A consignment repository over a real one whose first `failures` stores fail, as a MongoDB that went away
-/// between the booking and the store would make them.
+/// A consignment repository over a real one whose first `failures` markings as booked fail, as a MongoDB that
+/// went away between Confirm and the store would make them.
 final class FaultyConsignmentRepository: ConsignmentRepository {
     private let base: any ConsignmentRepository
     private let failures: Mutex<Int>
@@ -152,17 +156,27 @@ final class FaultyConsignmentRepository: ConsignmentRepository {
         self.failures = Mutex(failures)
     }
 
-    func create(_ consignment: Consignment) async throws(ShippyError) {
+    func markBooked(id: String, attempt: Int64, vesselID: String) async throws(ShippyError) -> ConsignmentRecord? {
         let fail = failures.withLock { count in
             defer { count -= 1 }
             return count > 0
         }
         if fail { throw .unavailable("MongoDB is unavailable; try again shortly") }
-        try await base.create(consignment)
+        return try await base.markBooked(id: id, attempt: attempt, vesselID: vesselID)
     }
 
-    func consignment(id: String) async throws(ShippyError) -> Consignment? { try await base.consignment(id: id) }
-    func delete(id: String) async throws(ShippyError) { try await base.delete(id: id) }
+    func begin(
+        _ consignment: Consignment, credential: String, now: Int64
+    ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool) {
+        try await base.begin(consignment, credential: credential, now: now)
+    }
+    func record(id: String) async throws(ShippyError) -> ConsignmentRecord? { try await base.record(id: id) }
+    func markAbandoned(id: String, attempt: Int64) async throws(ShippyError) {
+        try await base.markAbandoned(id: id, attempt: attempt)
+    }
+    func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+        try await base.pending(startedBefore: startedBefore, limit: limit)
+    }
     func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
         try await base.consignments(ownedBy: userID, page: page)
     }

@@ -7,37 +7,80 @@ import Testing
 
 /// Integration tests of the consignment repository against the harness's real MongoDB-compatible server.
 @Suite struct MongoConsignmentRepositoryTests {
-    @Test func consignmentsRoundTripAndAreListedPerOwnerInCreationOrder() async throws {
-        let client = try MongoClient(
-            url: try TestEnvironment.mongoURL(), database: TestEnvironment.uniqueDatabase("consignments"), threads: 2,
-            logger: Logger(label: "test"))
-        let repository = MongoConsignmentRepository(client: client)
-        try await repository.prepare()
-        func consignment(_ id: String, owner: String) -> Consignment {
-            Consignment(
-                id: id, description: "Consignment \(id)", weight: 1_000,
-                containers: [Container(id: "c1", customerID: "cust001", origin: "Derby", userID: owner)],
-                vesselID: "vessel003", userID: owner)
+    func withRepository(_ body: (MongoConsignmentRepository, MongoClient) async throws -> Void) async throws {
+        try await withMongoClient(database: TestEnvironment.uniqueDatabase("consignments"), threads: 2) { client in
+            let repository = MongoConsignmentRepository(client: client)
+            try await repository.prepare()
+            try await body(repository, client)
         }
-        let first = consignment("first", owner: "ann")
-        let second = consignment("second", owner: "ann")
-        try await repository.create(first)
-        try await repository.create(consignment("bobs", owner: "bob"))
-        try await repository.create(second)
-        #expect(try await repository.consignments(ownedBy: "ann", page: PageRequest()).items == [first, second])
-        #expect(try await repository.consignments(ownedBy: "bob", page: PageRequest()).items.map(\.id) == ["bobs"])
-        #expect(try await repository.consignments(ownedBy: "nobody", page: PageRequest()).items.isEmpty)
-        let firstPage = try await repository.consignments(ownedBy: "ann", page: PageRequest(size: 1))
-        #expect(firstPage.items == [first] && !firstPage.nextToken.isEmpty)
-        let secondPage = try await repository.consignments(
-            ownedBy: "ann", page: try PageRequest(pageSize: 1, pageToken: firstPage.nextToken))
-        #expect(secondPage.items == [second] && secondPage.nextToken.isEmpty)
-        #expect(try await repository.consignment(id: "second") == second)
-        try await repository.delete(id: "second")
-        #expect(try await repository.consignment(id: "second") == nil)
-        await #expect(throws: ShippyError.alreadyExists("a consignment with id first already exists")) {
-            try await repository.create(first)
+    }
+
+    static func consignment(_ id: String, owner: String) -> Consignment {
+        Consignment(
+            id: id, description: "Consignment \(id)", weight: 1_000,
+            containers: [Container(id: "c1", customerID: "cust001", origin: "Derby", userID: owner)], userID: owner)
+    }
+
+    /// Begins and books `consignment` on vessel003; returns it as booked.
+    static func book(_ consignment: Consignment, in repository: MongoConsignmentRepository) async throws -> Consignment {
+        let (record, started) = try await repository.begin(consignment, credential: "token", now: 1)
+        #expect(started && record.status == .pending && record.attempt == 1)
+        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003")).consignment
+    }
+
+    @Test func bookedConsignmentsAreListedPerOwnerInTheOrderTheyBegan() async throws {
+        try await withRepository { repository, _ in
+            let first = try await Self.book(Self.consignment("first", owner: "ann"), in: repository)
+            _ = try await Self.book(Self.consignment("bobs", owner: "bob"), in: repository)
+            _ = try await repository.begin(Self.consignment("pending", owner: "ann"), credential: "t", now: 2)
+            let second = try await Self.book(Self.consignment("second", owner: "ann"), in: repository)
+            #expect(first.vesselID == "vessel003")
+            #expect(try await repository.consignments(ownedBy: "ann", page: PageRequest()).items == [first, second])
+            #expect(try await repository.consignments(ownedBy: "bob", page: PageRequest()).items.map(\.id) == ["bobs"])
+            #expect(try await repository.consignments(ownedBy: "nobody", page: PageRequest()).items.isEmpty)
+            let firstPage = try await repository.consignments(ownedBy: "ann", page: PageRequest(size: 1))
+            #expect(firstPage.items == [first] && !firstPage.nextToken.isEmpty)
+            let secondPage = try await repository.consignments(
+                ownedBy: "ann", page: try PageRequest(pageSize: 1, pageToken: firstPage.nextToken))
+            #expect(secondPage.items == [second] && secondPage.nextToken.isEmpty)
         }
-        await client.shutdown()
+    }
+
+    @Test func anAttemptIsBookedOrAbandonedOnceAndTheNextOneBeginsOnlyAfterAnAbandonedOne() async throws {
+        try await withRepository { repository, _ in
+            let consignment = Self.consignment("c", owner: "ann")
+            _ = try await repository.begin(consignment, credential: "token", now: 10)
+            let again = try await repository.begin(consignment, credential: "other", now: 20)
+            #expect(!again.started && again.record.attempt == 1 && again.record.credential == "token")
+            #expect(try await repository.pending(startedBefore: 10, limit: 10).isEmpty)
+            #expect(try await repository.pending(startedBefore: 11, limit: 10).map(\.id) == ["c"])
+
+            try await repository.markAbandoned(id: "c", attempt: 1)
+            #expect(try await repository.markBooked(id: "c", attempt: 1, vesselID: "v") == nil, "abandoned stays so")
+            let next = try await repository.begin(consignment, credential: "token2", now: 30)
+            #expect(next.started && next.record.attempt == 2 && next.record.status == .pending)
+            try await repository.markAbandoned(id: "c", attempt: 1)
+            #expect(try await repository.record(id: "c")?.status == .pending, "an old attempt changes nothing")
+
+            let booked = try await repository.markBooked(id: "c", attempt: 2, vesselID: "v")
+            #expect(booked?.status == .booked && booked?.credential == "", "booked, and the token is forgotten")
+            #expect(try await repository.markBooked(id: "c", attempt: 2, vesselID: "v") == booked, "idempotent")
+            try await repository.markAbandoned(id: "c", attempt: 2)
+            #expect(try await repository.record(id: "c")?.status == .booked, "a booked record is never abandoned")
+            #expect(try await !repository.begin(consignment, credential: "t", now: 40).started)
+        }
+    }
+
+    @Test func consignmentsStoredBeforeStatusesExistedAreBooked() async throws {
+        try await withRepository { repository, client in
+            try await client.insertOne(
+                [
+                    "_id": "legacy", "description": "Old", "weight": .int32(5), "containers": .array([]),
+                    "vessel_id": "vessel001", "user_id": "ann", "seq": .int64(1),
+                ], into: MongoConsignmentRepository.collection)
+            try await repository.prepare()
+            #expect(try await repository.consignments(ownedBy: "ann", page: PageRequest()).items.map(\.id) == ["legacy"])
+            #expect(try await repository.record(id: "legacy")?.status == .booked)
+        }
     }
 }

@@ -12,8 +12,12 @@ package extension PartialVesselRepositoryFake {
     package func book(_ request: BookingRequest, expiresAt: Int64) async throws(ShippyError) -> Booking {
         throw Self.notFaked
     }
-    package func confirm(consignmentID: String) async throws(ShippyError) -> Booking { throw Self.notFaked }
-    package func release(consignmentID: String) async throws(ShippyError) -> Booking { throw Self.notFaked }
+    package func confirm(consignmentID: String, attempt: Int64) async throws(ShippyError) -> Booking {
+        throw Self.notFaked
+    }
+    package func release(consignmentID: String, attempt: Int64, ownerID: String) async throws(ShippyError) -> Booking {
+        throw Self.notFaked
+    }
     package func releaseExpired(now: Int64) async throws(ShippyError) -> Int { 0 }
 
     private static var notFaked: ShippyError { ShippyError(.internal, "\(Self.self) does not fake this method") }

@@ -247,16 +247,19 @@ import Testing
         _ body: @Sendable (Consignment_ShippingService.Client<InProcessTransport.Client>) async throws -> T
     ) async throws -> T {
         let repository = InMemoryConsignmentRepository()
-        try await repository.create(
+        _ = await repository.begin(
             Consignment(
                 id: "ann-1", description: "Ann's", weight: 1,
-                containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)],
-                vesselID: "vessel001", userID: Self.ann.id))
+                containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)], userID: Self.ann.id),
+            credential: "", now: 0)
+        _ = await repository.markBooked(id: "ann-1", attempt: 1, vesselID: "vessel001")
         let verifier = await keys.signer().verifier
+        let booking = ConsignmentBooking(
+            consignments: repository, vessels: ScriptedVesselBooker(), staleAfter: .seconds(30), logger: logs.logger())
         return try await withRunningApp({ configuration in
             ConsignmentServiceApp.build(
-                configuration: configuration, repository: repository, vessels: ScriptedVesselBooker(),
-                verifier: verifier, dependencies: [], logger: logs.logger())
+                configuration: configuration, booking: booking, verifier: verifier, dependencies: [],
+                logger: logs.logger())
         }) { _, client in try await body(.init(wrapping: client)) }
     }
 

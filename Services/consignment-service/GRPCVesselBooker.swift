@@ -5,27 +5,10 @@ import ShippyDiscovery
 import ShippyDomain
 import ShippyStorage
 
-/// Books room on vessels for consignments; the gRPC implementation asks vessel-service. Every call carries
-/// the caller's token, so vessel-service checks who books, confirms and releases.
-protocol VesselBooker: Sendable {
-    /// Reserves room for the consignment; idempotent by consignment id. Returns the vessel's id.
-    /// - Throws: `ShippyError`: `.resourceExhausted` (no vessel has room, with vessel-service's message),
-    ///   `.unavailable` or `.deadlineExceeded` naming vessel-service, `.invalidArgument`, `.permissionDenied`.
-    func book(
-        consignmentID: String, specification: VesselSpecification, token: String
-    ) async throws(ShippyError)
-        -> String
-
-    /// Makes the reservation final. Idempotent.
-    /// - Throws: `ShippyError` `.failedPrecondition` when it expired or was released, `.unavailable`, ….
-    func confirm(consignmentID: String, token: String) async throws(ShippyError)
-
-    /// Gives the reservation's room back. Idempotent.
-    func release(consignmentID: String, token: String) async throws(ShippyError)
-}
-
 /// Calls `vessel.VesselService` with a deadline per call. `Book`, `Confirm` and `Release` are idempotent by
-/// consignment id, so they are retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`).
+/// consignment id and attempt, so they are retried on `unavailable` like the read-only `FindAvailable` (see
+/// `serviceConfig`).
+/// The gRPC implementation of the vessel-booking port (`VesselBooker`).
 struct GRPCVesselBooker: VesselBooker {
     let client: GRPCClient<ServiceTransport>
     /// The address as configured, for messages.
@@ -39,33 +22,38 @@ struct GRPCVesselBooker: VesselBooker {
     static let serviceConfig = RetryPolicies.serviceConfig(waitForReady: true)
 
     func book(
-        consignmentID: String, specification: VesselSpecification, token: String
-    ) async throws(ShippyError)
-        -> String
-    {
-        let booking = try await call(token) { vessels, metadata in
+        consignmentID: String, attempt: Int64, specification: VesselSpecification, credential: String
+    ) async throws(ShippyError) -> Booking {
+        let booking = try await call(credential) { vessels, metadata in
             try await vessels.book(
                 .with {
                     $0.consignmentID = consignmentID
+                    $0.attempt = attempt
                     $0.containers = specification.capacity
                     $0.weight = specification.maxWeight
                 }, metadata: metadata)
         }
-        guard !booking.vesselID.isEmpty else {
-            throw ShippyError(.internal, "vessel-service at \(address) answered without a vessel")
-        }
-        return booking.vesselID
+        return try Booking(booking, from: address)
     }
 
-    func confirm(consignmentID: String, token: String) async throws(ShippyError) {
-        _ = try await call(token) { vessels, metadata in
-            try await vessels.confirm(.with { $0.consignmentID = consignmentID }, metadata: metadata)
+    func confirm(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError) -> Booking {
+        let booking = try await call(credential) { vessels, metadata in
+            try await vessels.confirm(
+                .with {
+                    $0.consignmentID = consignmentID
+                    $0.attempt = attempt
+                }, metadata: metadata)
         }
+        return try Booking(booking, from: address)
     }
 
-    func release(consignmentID: String, token: String) async throws(ShippyError) {
-        _ = try await call(token) { vessels, metadata in
-            try await vessels.release(.with { $0.consignmentID = consignmentID }, metadata: metadata)
+    func release(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError) {
+        _ = try await call(credential) { vessels, metadata in
+            try await vessels.release(
+                .with {
+                    $0.consignmentID = consignmentID
+                    $0.attempt = attempt
+                }, metadata: metadata)
         }
     }
 
@@ -111,5 +99,25 @@ struct GRPCVesselBooker: VesselBooker {
         } catch {
             throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable", dependency: "vessel-service")
         }
+    }
+}
+
+extension Booking {
+    /// vessel-service's answer as a booking.
+    /// - Throws: `ShippyError` `.internal` for a reserved or confirmed booking without a vessel.
+    init(_ proto: Vessel_Booking, from address: String) throws(ShippyError) {
+        let state: Booking.State =
+            switch proto.state {
+            case .confirmed: .confirmed
+            case .released: .released
+            default: .reserved
+            }
+        guard state == .released || !proto.vesselID.isEmpty else {
+            throw ShippyError(.internal, "vessel-service at \(address) answered a booking without a vessel")
+        }
+        self.init(
+            consignmentID: proto.consignmentID, vesselID: proto.vesselID, containers: proto.containers,
+            weight: proto.weight, ownerID: proto.ownerID, state: state, expiresAtMilliseconds: proto.expiresAtUnixMs,
+            attempt: proto.attempt)
     }
 }

@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import Metrics
+import ShippyDomain
+import ShippyIdentity
+import ShippyStorage
+
+/// The booking of consignments: validation, the idempotency key, Book, Confirm, compensation and recovery,
+/// built from the consignment store and the vessel-booking port. The protocol (docs/bookings.md):
+///
+///     begin (record pending, attempt n) ─▶ Book(n) ─▶ Confirm(n) ─▶ record booked ─▶ OK
+///                                          │ refused    │ not found, lapsed or released
+///                                          ▼            ▼
+///                                  Release(n) ─▶ record abandoned ─▶ the error
+///
+/// The invariant, at every quiescent point: the room taken on each vessel equals what the booked records on it
+/// hold, and every consignment answered OK is booked. It holds whatever dies when, because each step is
+/// idempotent and conditional on the attempt, a record is booked only after vessel-service confirmed its
+/// attempt (a confirmed booking is never released), and abandoned only after vessel-service promised the attempt
+/// holds no room and never will. A pending record left by a crash is finished from what is stored: by a retry
+/// with the same key or by `recoverStalled()` in any replica, which ask vessel-service instead of guessing.
+struct ConsignmentBooking: Sendable {
+    let consignments: any ConsignmentRepository
+    let vessels: any VesselBooker
+    /// How long an attempt may be under way before others presume its call gone and finish it. It bounds how long
+    /// room held by a crashed call stays taken (plus one recovery pass); finishing a live attempt is safe, only wasteful.
+    let staleAfter: Duration
+    let logger: Logger
+    /// Milliseconds since 1970.
+    var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// `shippy_consignments_created_total` and `shippy_containers_booked_total` (a retry answered from the store
+    /// counts once).
+    static let created = Counter(label: "shippy_consignments_created_total")
+    static let containersBooked = Counter(label: "shippy_containers_booked_total")
+
+    /// How a settled attempt ended.
+    enum Outcome: Sendable, Equatable {
+        case booked(Consignment)
+        case abandoned
+    }
+
+    /// Books a vessel for the consignment and stores it, owned by the caller. With a key, a retry (or a
+    /// concurrent call) answers the first attempt's outcome once it is final and never books twice. The work runs
+    /// to its end even when the caller goes away.
+    /// - Throws: `.invalidArgument` (a rule broken), `.resourceExhausted` (no vessel has room), `.unavailable` /
+    ///   `.deadlineExceeded` (a dependency down or slow: the outcome may be unknown, retry with the same key),
+    ///   `.permissionDenied`, `.unauthenticated` (vessel-service refused the token).
+    func create(
+        _ consignment: Consignment, key: IdempotencyKey?, caller: Caller
+    ) async throws(ShippyError) -> Consignment {
+        try consignment.validate()
+        let specification = try consignment.specification
+        let id = key?.consignmentID(owner: caller.userID) ?? UUID().uuidString.lowercased()
+        let proposed = consignment.booked(id: id, vesselID: "", owner: caller.userID)
+        // An unstructured task: a caller's cancellation must not stop a booking between its steps.
+        let outcome = await Task { () async -> Result<Consignment, ShippyError> in
+            do throws(ShippyError) {
+                return .success(try await book(proposed, specification: specification, credential: caller.token))
+            } catch {
+                return .failure(error)
+            }
+        }.value
+        return try outcome.get()
+    }
+
+    /// The caller's booked consignments, oldest first, a page at a time.
+    func consignments(of caller: Caller, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
+        try await consignments.consignments(ownedBy: caller.userID, page: page)
+    }
+
+    /// One recovery pass: settles at most `limit` attempts that have been pending longer than `staleAfter`.
+    /// Every replica runs it at start and periodically; racing passes are safe. Returns how many it settled.
+    @discardableResult
+    func recoverStalled(limit: Int = 100) async throws(ShippyError) -> Int {
+        let stalled = try await consignments.pending(startedBefore: now() - staleAfter.milliseconds, limit: limit)
+        var settled = 0
+        for record in stalled {
+            do {
+                let outcome = try await settle(record, credential: record.credential)
+                settled += 1
+                logger.notice(
+                    "recovered a stalled booking",
+                    metadata: [
+                        "consignment_id": "\(record.id)", "attempt": "\(record.attempt)",
+                        "outcome": "\(outcome == .abandoned ? "abandoned" : "booked")",
+                    ])
+            } catch {
+                logger.warning(
+                    "a stalled booking could not be settled yet; the next pass tries again",
+                    metadata: ["consignment_id": "\(record.id)", "attempt": "\(record.attempt)", "error": "\(error)"])
+            }
+        }
+        return settled
+    }
+
+    // MARK: Steps
+
+    private func book(
+        _ consignment: Consignment, specification: VesselSpecification, credential: String
+    ) async throws(ShippyError) -> Consignment {
+        // A few rounds: each either starts an attempt, or waits for one under way that then ends abandoned.
+        for _ in 0..<3 {
+            let (record, started) = try await consignments.begin(consignment, credential: credential, now: now())
+            if started { return try await run(record, specification: specification) }
+            if case .booked(let booked) = try await outcome(of: record, credential: credential) { return booked }
+        }
+        throw .unavailable("consignment \(consignment.id) could not be booked after several attempts; retry")
+    }
+
+    /// Runs a new attempt: Book, then Confirm decides.
+    private func run(
+        _ record: ConsignmentRecord, specification: VesselSpecification
+    ) async throws(ShippyError) -> Consignment {
+        var bookingError: ShippyError?
+        do {
+            let booking = try await vessels.book(
+                consignmentID: record.id, attempt: record.attempt, specification: specification,
+                credential: record.credential)
+            if booking.state == .released {
+                bookingError = BookingErrors.superseded(record.id, attempt: record.attempt)
+            }
+        } catch where error.isRefusal {
+            bookingError = error
+        } catch {
+            // Book's outcome is unknown (vessel-service slow or gone): Confirm below tells whether it took room.
+            bookingError = error
+        }
+        let outcome =
+            if let bookingError, bookingError.isRefusal {
+                try await abandon(record, credential: record.credential)
+            } else {
+                try await settle(record, credential: record.credential)
+            }
+        switch outcome {
+        case .booked(let booked):
+            Self.created.increment()
+            Self.containersBooked.increment(by: booked.containers.count)
+            logger.info(
+                "consignment created",
+                metadata: [
+                    "consignment_id": "\(booked.id)", "vessel_id": "\(booked.vesselID)", "user_id": "\(booked.userID)",
+                ])
+            return booked
+        case .abandoned:
+            throw bookingError
+                ?? .unavailable("the reservation lapsed before it could be confirmed; try again")
+        }
+    }
+
+    /// Waits for an attempt that another call has under way to end, finishing it once it is stale.
+    private func outcome(of record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
+        var current = record
+        var pause = Duration.milliseconds(20)
+        while current.status == .pending {
+            if now() - current.startedAtMilliseconds >= staleAfter.milliseconds {
+                return try await settle(current, credential: credential)
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .milliseconds(500))
+            guard let reread = try await consignments.record(id: record.id) else { return .abandoned }
+            current = reread
+        }
+        return current.status == .booked ? .booked(current.consignment) : .abandoned
+    }
+
+    /// Ends a pending attempt from vessel-service's answer to Confirm: booked when it holds a reservation,
+    /// abandoned when it never booked or its reservation lapsed. Never guesses: an unknown answer throws and
+    /// leaves the record pending for the next try.
+    func settle(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
+        let booking: Booking
+        do {
+            booking = try await vessels.confirm(consignmentID: record.id, attempt: record.attempt, credential: credential)
+        } catch where error.code == .notFound || error.code == .failedPrecondition {
+            return try await abandon(record, credential: credential)
+        }
+        guard let booked = try await consignments.markBooked(id: record.id, attempt: record.attempt, vesselID: booking.vesselID)
+        else {
+            // Cannot happen under the protocol (a record is abandoned only after its attempt was released, and a
+            // confirmed booking is never released); said loudly, since the room is then held by no consignment.
+            logger.critical(
+                "a booking was confirmed for an attempt no longer pending",
+                metadata: ["consignment_id": "\(record.id)", "attempt": "\(record.attempt)"])
+            throw ShippyError(.internal, "the booking of consignment \(record.id) is inconsistent")
+        }
+        return .booked(booked.consignment)
+    }
+
+    /// Makes sure the attempt holds no room and never will, then marks it abandoned. When vessel-service answers
+    /// that the attempt's booking is confirmed (another call confirmed it meanwhile), it is settled as booked.
+    private func abandon(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
+        do {
+            try await vessels.release(consignmentID: record.id, attempt: record.attempt, credential: credential)
+        } catch where error.code == .failedPrecondition {
+            return try await settle(record, credential: credential)
+        }
+        try await consignments.markAbandoned(id: record.id, attempt: record.attempt)
+        logger.notice(
+            "booking attempt abandoned", metadata: ["consignment_id": "\(record.id)", "attempt": "\(record.attempt)"])
+        return .abandoned
+    }
+}
+
+extension ShippyError {
+    /// vessel-service said no, and took nothing: retrying the same call gets the same answer.
+    var isRefusal: Bool {
+        switch code {
+        case .resourceExhausted, .invalidArgument, .permissionDenied, .unauthenticated, .failedPrecondition: true
+        default: false
+        }
+    }
+}
