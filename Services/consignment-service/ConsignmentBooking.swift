@@ -120,7 +120,7 @@ struct ConsignmentBooking: Sendable {
             if booking.state == .released {
                 bookingError = BookingErrors.superseded(record.id, attempt: record.attempt)
             }
-        } catch where error.isRefusal {
+        } catch  where error.isRefusal {
             bookingError = error
         } catch {
             // Book's outcome is unknown (vessel-service slow or gone): Confirm below tells whether it took room.
@@ -170,11 +170,14 @@ struct ConsignmentBooking: Sendable {
     func settle(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
         let booking: Booking
         do {
-            booking = try await vessels.confirm(consignmentID: record.id, attempt: record.attempt, credential: credential)
-        } catch where error.code == .notFound || error.code == .failedPrecondition {
+            booking = try await vessels.confirm(
+                consignmentID: record.id, attempt: record.attempt, credential: credential)
+        } catch  where error.code == .notFound || error.code == .failedPrecondition {
             return try await abandon(record, credential: credential)
         }
-        guard let booked = try await consignments.markBooked(id: record.id, attempt: record.attempt, vesselID: booking.vesselID)
+        guard
+            let booked = try await consignments.markBooked(
+                id: record.id, attempt: record.attempt, vesselID: booking.vesselID)
         else {
             // Cannot happen under the protocol (a record is abandoned only after its attempt was released, and a
             // confirmed booking is never released); said loudly, since the room is then held by no consignment.
@@ -191,7 +194,7 @@ struct ConsignmentBooking: Sendable {
     private func abandon(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
         do {
             try await vessels.release(consignmentID: record.id, attempt: record.attempt, credential: credential)
-        } catch where error.code == .failedPrecondition {
+        } catch  where error.code == .failedPrecondition {
             return try await settle(record, credential: credential)
         }
         try await consignments.markAbandoned(id: record.id, attempt: record.attempt)

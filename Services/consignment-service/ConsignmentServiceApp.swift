@@ -43,7 +43,8 @@ struct ConsignmentServiceConfiguration: Sendable {
         "Percentage of calls to vessel-service sent to vessel.canary.address.")
     static let bookingRecoveryAfter = Setting.seconds(
         "booking.recovery.after", default: .seconds(30), in: 1...3600,
-        "Seconds a booking may be under way before recovery (every 5 s, in every replica) finishes it from what is stored.")
+        "Seconds a booking may be under way before recovery (every 5 s, in every replica) finishes it from what is stored."
+    )
     static let settings: [any SettingDescription] = [
         vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
         bookingRecoveryAfter,

@@ -77,7 +77,10 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         let booking = try await repository.confirm(consignmentID: request.consignmentID, attempt: request.attempt)
         logger.info(
             "booking confirmed",
-            metadata: ["consignment_id": "\(booking.consignmentID)", "attempt": "\(booking.attempt)", "user_id": "\(claims.userID)"])
+            metadata: [
+                "consignment_id": "\(booking.consignmentID)", "attempt": "\(booking.attempt)",
+                "user_id": "\(claims.userID)",
+            ])
         return Vessel_Booking(booking)
     }
 
@@ -90,7 +93,8 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         let booking = try await repository.release(
             consignmentID: request.consignmentID, attempt: request.attempt, ownerID: claims.userID)
         logger.info(
-            "booking released", metadata: ["consignment_id": "\(booking.consignmentID)", "attempt": "\(request.attempt)"])
+            "booking released",
+            metadata: ["consignment_id": "\(booking.consignmentID)", "attempt": "\(request.attempt)"])
         return Vessel_Booking(booking)
     }
 

@@ -79,7 +79,9 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
     }
 
     public func consignments(ownedBy userID: String, page: PageRequest) -> Page<Consignment> {
-        let owned = records.enumerated().filter { $0.element.consignment.userID == userID && $0.element.status == .booked }
+        let owned = records.enumerated().filter {
+            $0.element.consignment.userID == userID && $0.element.status == .booked
+        }
         let after = page.cursor.first.flatMap(Int.init) ?? -1
         let fetched = owned.filter { $0.offset > after }.prefix(page.size + 1)
         return Page(fetched: Array(fetched), size: page.size) { [String($0.offset)] }.map(\.element.consignment)

@@ -179,7 +179,8 @@ extension Booking {
 public enum BookingErrors {
     public static func superseded(_ consignmentID: String, attempt: Int64) -> ShippyError {
         ShippyError(
-            .failedPrecondition, "attempt \(attempt) at booking consignment \(consignmentID) was superseded or released")
+            .failedPrecondition, "attempt \(attempt) at booking consignment \(consignmentID) was superseded or released"
+        )
     }
 
     public static func notReserved(_ consignmentID: String) -> ShippyError {

@@ -22,10 +22,12 @@ import Testing
     }
 
     /// Begins and books `consignment` on vessel003; returns it as booked.
-    static func book(_ consignment: Consignment, in repository: MongoConsignmentRepository) async throws -> Consignment {
+    static func book(_ consignment: Consignment, in repository: MongoConsignmentRepository) async throws -> Consignment
+    {
         let (record, started) = try await repository.begin(consignment, credential: "token", now: 1)
         #expect(started && record.status == .pending && record.attempt == 1)
-        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003")).consignment
+        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003"))
+            .consignment
     }
 
     @Test func bookedConsignmentsAreListedPerOwnerInTheOrderTheyBegan() async throws {
@@ -79,7 +81,8 @@ import Testing
                     "vessel_id": "vessel001", "user_id": "ann", "seq": .int64(1),
                 ], into: MongoConsignmentRepository.collection)
             try await repository.prepare()
-            #expect(try await repository.consignments(ownedBy: "ann", page: PageRequest()).items.map(\.id) == ["legacy"])
+            #expect(
+                try await repository.consignments(ownedBy: "ann", page: PageRequest()).items.map(\.id) == ["legacy"])
             #expect(try await repository.record(id: "legacy")?.status == .booked)
         }
     }

@@ -149,7 +149,8 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
         }
     }
 
-    package func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
+    package func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment>
+    {
         try await plan.step { () async throws(ShippyError) in try await base.consignments(ownedBy: userID, page: page) }
     }
 }

@@ -70,7 +70,9 @@ import Testing
             consignments: CrashingConsignmentRepository(store, plan),
             vessels: CrashingVesselBooker(RepositoryVesselBooker(vessels, clock: clock), plan),
             staleAfter: .seconds(30), logger: Logger(label: "dying"), now: { clock.now })
-        await #expect(throws: ShippyError.self) { _ = try await dying.create(Self.consignment(), key: nil, caller: caller) }
+        await #expect(throws: ShippyError.self) {
+            _ = try await dying.create(Self.consignment(), key: nil, caller: caller)
+        }
         let survivor = ConsignmentBooking(
             consignments: store, vessels: RepositoryVesselBooker(vessels, clock: clock), staleAfter: .seconds(30),
             logger: Logger(label: "survivor"), now: { clock.now })
@@ -118,7 +120,9 @@ extension ConsignmentBooking {
             consignments: consignments, vessels: vessels, staleAfter: .seconds(30), logger: Logger(label: "booking"),
             now: { clock.now })
         return BookingProcess(
-            create: { try await booking.create($0, key: try IdempotencyKey(["idempotency-key": "order-1"]), caller: $1) },
+            create: {
+                try await booking.create($0, key: try IdempotencyKey(["idempotency-key": "order-1"]), caller: $1)
+            },
             recover: { try await booking.recoverStalled() })
     }
 }

@@ -20,7 +20,8 @@ import Testing
 actor ScriptedVesselBooker: VesselBooker {
     private let answer: @Sendable (VesselSpecification) throws(ShippyError) -> Void
     private let vessels = RepositoryVesselBooker(
-        InMemoryVesselRepository([Vessel(id: "vessel003", name: "Roomy", capacity: 1_000_000, maxWeight: 1_000_000_000)]),
+        InMemoryVesselRepository([Vessel(id: "vessel003", name: "Roomy", capacity: 1_000_000, maxWeight: 1_000_000_000)]
+        ),
         clock: TestClock())
     private var confirmFailure: ShippyError?
     private(set) var booked: [String] = []
