@@ -67,7 +67,8 @@ import Testing
             #expect(outcomes == ["ok": 150, "resourceExhausted": 50])
 
             let (stored, containers, room, confirmed, holds) = try await system.withMongo { mongo in
-                let stored = try await mongo.find(in: MongoConsignmentRepository.collection, filter: [:])
+                let stored = try await mongo.find(
+                    in: MongoConsignmentRepository.collection, filter: ["status": "booked"])
                 let containers = stored.reduce(0) { total, document in
                     if case .array(let items)? = document["containers"] { return total + items.count }
                     return total
