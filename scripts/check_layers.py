@@ -23,7 +23,9 @@ ALLOWED = {
         "ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry", "ShippyDiscovery"},
     "Shared/Mongo": {"ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyConfiguration", "ShippyTelemetry", "CMongoc"},
     "Shared/Postgres": {"ShippyDomain", "ShippyStorage", "ShippyTelemetry", "PostgresNIO"},
-    "Services/vessel-service": {"ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyConfiguration"},
+    "Services/vessel-service": {
+        "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
+    },
     "Services/consignment-service": {
         "ShippyDomain", "ShippyContracts", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime", "ShippyConfiguration",
         "ShippyDiscovery", "Crypto"},
