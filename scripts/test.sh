@@ -18,12 +18,23 @@ venv=$root/.local/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis, cryptography' 2>/dev/null \
     || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis cryptography
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null || ! command -v dnsmasq >/dev/null \
-    || ! command -v ip >/dev/null; then
+# What the system-level tests run, from Debian: the browser and its driver (web tests), dnsmasq and iproute2
+# (test hosts), docker-compose, shellcheck and readelf (the deployment checks), openssl (the test servers' password).
+missing=()
+for tool in chromium:chromium chromedriver:chromium-driver dnsmasq:dnsmasq-base ip:iproute2 \
+    docker-compose:docker-compose shellcheck:shellcheck readelf:binutils openssl:openssl; do
+    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "test: missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver \
-        dnsmasq-base iproute2 >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# The compose and layer checks read YAML with the system's python3.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 export SHIPPY_TEST_PYTHON=$venv/bin/python
 swift build --build-tests
 "$root/scripts/servers.sh" start
