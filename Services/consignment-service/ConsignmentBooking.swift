@@ -117,14 +117,10 @@ struct ConsignmentBooking: Sendable {
             let booking = try await vessels.book(
                 consignmentID: record.id, attempt: record.attempt, specification: specification,
                 credential: record.credential)
-            if booking.state == .released {
-                bookingError = BookingErrors.superseded(record.id, attempt: record.attempt)
-            }
-        } catch  where error.isRefusal {
-            bookingError = error
+            if booking.state == .released { bookingError = Self.givenUp(record) }
         } catch {
-            // Book's outcome is unknown (vessel-service slow or gone): Confirm below tells whether it took room.
-            bookingError = error
+            // A refusal took nothing; any other outcome is unknown (vessel-service slow or gone): Confirm tells.
+            bookingError = error.code == .failedPrecondition ? Self.givenUp(record) : error
         }
         let outcome =
             if let bookingError, bookingError.isRefusal {
@@ -143,8 +139,10 @@ struct ConsignmentBooking: Sendable {
                 ])
             return booked
         case .abandoned:
-            throw bookingError
-                ?? .unavailable("the reservation lapsed before it could be confirmed; try again")
+            // Given up or lapsed, the attempt may well succeed when tried again: that is `unavailable`.
+            if let bookingError, bookingError.code != .failedPrecondition { throw bookingError }
+            throw .unavailable(
+                bookingError?.message ?? "the reservation lapsed before it could be confirmed; try again")
         }
     }
 
@@ -168,13 +166,17 @@ struct ConsignmentBooking: Sendable {
     /// abandoned when it never booked or its reservation lapsed. Never guesses: an unknown answer throws and
     /// leaves the record pending for the next try.
     func settle(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
-        let booking: Booking
         do {
-            booking = try await vessels.confirm(
-                consignmentID: record.id, attempt: record.attempt, credential: credential)
+            return try await confirm(record, credential: credential)
         } catch  where error.code == .notFound || error.code == .failedPrecondition {
             return try await abandon(record, credential: credential)
         }
+    }
+
+    /// Confirms the attempt's reservation with vessel-service, then marks the record booked.
+    private func confirm(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
+        let booking = try await vessels.confirm(
+            consignmentID: record.id, attempt: record.attempt, credential: credential)
         guard
             let booked = try await consignments.markBooked(
                 id: record.id, attempt: record.attempt, vesselID: booking.vesselID)
@@ -190,17 +192,26 @@ struct ConsignmentBooking: Sendable {
     }
 
     /// Makes sure the attempt holds no room and never will, then marks it abandoned. When vessel-service answers
-    /// that the attempt's booking is confirmed (another call confirmed it meanwhile), it is settled as booked.
+    /// that the attempt's booking is confirmed (another call confirmed it meanwhile), it is marked booked.
     private func abandon(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> Outcome {
         do {
             try await vessels.release(consignmentID: record.id, attempt: record.attempt, credential: credential)
         } catch  where error.code == .failedPrecondition {
-            return try await settle(record, credential: credential)
+            return try await confirm(record, credential: credential)
         }
         try await consignments.markAbandoned(id: record.id, attempt: record.attempt)
         logger.notice(
             "booking attempt abandoned", metadata: ["consignment_id": "\(record.id)", "attempt": "\(record.attempt)"])
         return .abandoned
+    }
+}
+
+extension ConsignmentBooking {
+    /// The error of an attempt that vessel-service no longer takes (recovery gave it up while the call was slow).
+    static func givenUp(_ record: ConsignmentRecord) -> ShippyError {
+        ShippyError(
+            .failedPrecondition,
+            "the booking of consignment \(record.id) took too long and was given up; try again (same idempotency-key)")
     }
 }
 

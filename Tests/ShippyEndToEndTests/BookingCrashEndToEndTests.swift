@@ -17,7 +17,9 @@ import Testing
 @Suite(.timeLimit(.minutes(15))) struct BookingCrashEndToEndTests {
     static let bookings = Int(ProcessInfo.processInfo.environment["SHIPPY_CRASH_BOOKINGS"] ?? "") ?? 150
     static let killsPerService = Int(ProcessInfo.processInfo.environment["SHIPPY_CRASH_KILLS"] ?? "") ?? 3
-    static let fleet = (1...4).map { Vessel(id: "ship\($0)", name: "Ship \($0)", capacity: 1_000, maxWeight: 10_000_000) }
+    static let fleet = (1...4).map {
+        Vessel(id: "ship\($0)", name: "Ship \($0)", capacity: 1_000, maxWeight: 10_000_000)
+    }
 
     /// The replicas of one kind, each restarted on its own port after a kill.
     final class Replicas: Sendable {
@@ -51,26 +53,13 @@ import Testing
     @Test func theBookingInvariantHoldsWhileEveryServiceIsKilledAgainAndAgain() async throws {
         let system = try ShippySystem()
         try await system.storeFleet(Self.fleet)
-        let fast = ["RESERVATION_LIFETIME": "5", "SWEEP_INTERVAL": "0.5"]
         let vessels = try Replicas(kind: "vessel-service", count: 2) { _, port in
-            try ServiceProcess.start(
-                "vessel-service",
-                environment: [
-                    "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": system.database,
-                    "JWT_PUBLIC_KEY_FILE": system.keys.publicKeyFile,
-                ].merging(fast) { $1 }, port: port)
+            try system.startVessel(extra: ["RESERVATION_LIFETIME": "5", "SWEEP_INTERVAL": "0.5"], port: port)
         }
-        let vesselPorts = vessels.all.map(\.port)
         let consignments = try Replicas(kind: "consignment-service", count: 2) { index, port in
-            // Replica i calls vessel-service replica i, whichever process that is now.
-            try ServiceProcess.start(
-                "consignment-service",
-                environment: [
-                    "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": system.database,
-                    "JWT_PUBLIC_KEY_FILE": system.keys.publicKeyFile,
-                    "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vesselPorts[index])",
-                    "BOOKING_RECOVERY_AFTER": "3", "VESSEL_TIMEOUT": "10",
-                ], port: port)
+            // Replica i calls vessel-service replica i (whichever process it is now: a restart keeps the port).
+            try system.startConsignment(
+                vessel: vessels[index], extra: ["BOOKING_RECOVERY_AFTER": "3", "VESSEL_TIMEOUT": "10"], port: port)
         }
         try await cleaningUp({
             await ShippySystem.stopAll(vessels.all + consignments.all)
@@ -79,7 +68,9 @@ import Testing
             var tokens: [Metadata] = []
             for index in 0..<12 { tokens.append(try await system.keys.bearer(TestKeys.user("Shipper\(index)"))) }
             let seed = UInt64.random(in: 0...UInt64(UInt32.max))
-            print("booking crash test: \(Self.bookings) bookings, \(Self.killsPerService) kills per service, seed \(seed)")
+            print(
+                "booking crash test: \(Self.bookings) bookings, \(Self.killsPerService) kills per service, seed \(seed)"
+            )
 
             let load = Load()
             try await withThrowingTaskGroup(of: Void.self) { group in

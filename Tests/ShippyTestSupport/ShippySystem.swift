@@ -27,22 +27,26 @@ package struct ShippySystem {
         }
     }
 
-    package func startVessel(extra: [String: String] = [:]) throws -> ServiceProcess {
+    /// - Parameter port: where it listens (a restarted replica takes its predecessor's); a free port when `nil`.
+    package func startVessel(extra: [String: String] = [:], port: Int? = nil) throws -> ServiceProcess {
         try ServiceProcess.start(
             "vessel-service",
             environment: [
                 "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile,
-            ].merging(extra) { $1 })
+            ].merging(extra) { $1 }, port: port)
     }
 
-    package func startConsignment(vessel: ServiceProcess, extra: [String: String] = [:]) throws -> ServiceProcess {
+    /// - Parameter port: where it listens (a restarted replica takes its predecessor's); a free port when `nil`.
+    package func startConsignment(
+        vessel: ServiceProcess, extra: [String: String] = [:], port: Int? = nil
+    ) throws -> ServiceProcess {
         try ServiceProcess.start(
             "consignment-service",
             environment: [
                 "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
-            ].merging(extra) { $1 })
+            ].merging(extra) { $1 }, port: port)
     }
 
     /// user-service signing with the test's key, so tokens it issues and tokens the test mints both verify;
