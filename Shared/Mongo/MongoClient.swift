@@ -99,6 +99,14 @@ public final class MongoClient: Sendable {
         }
     }
 
+    /// Drops this client's database with everything in it: tests remove what they stored.
+    public func dropDatabase() async throws(ShippyError) {
+        let database = database
+        try await run("dropDatabase", nil) { client in
+            try command(client, ["dropDatabase": .int32(1)], database: database)
+        }
+    }
+
     /// Inserts one document.
     /// - Throws: `ShippyError` `.alreadyExists` on a duplicate key, `.unavailable`, `.internal`.
     public func insertOne(_ document: BSONFields, into collection: String) async throws(ShippyError) {

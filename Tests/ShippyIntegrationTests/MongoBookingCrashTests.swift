@@ -47,6 +47,7 @@ import Testing
                     })
                 #expect(violations.isEmpty, "\(violations)")
                 #expect(retryBooked == (room == 10), "crash \(moment) at step \(crashAt)")
+                try await mongo.dropDatabase()
             }
         }
     }

@@ -12,6 +12,7 @@ import Testing
             let repository = MongoConsignmentRepository(client: client)
             try await repository.prepare()
             try await body(repository, client)
+            try await client.dropDatabase()
         }
     }
 
