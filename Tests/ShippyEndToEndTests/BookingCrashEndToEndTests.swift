@@ -8,10 +8,11 @@ import ShippyTestSupport
 import Synchronization
 import Testing
 
-/// Bookings while the services die: two consignment-service and two vessel-service replicas over one real
-/// MongoDB-compatible server, twelve shippers booking with idempotency keys (retrying a failed call with the same
-/// key, on the other replica), and each service killed with SIGKILL at random moments and started again. Once
-/// everything is quiet, the booking invariant must hold over every vessel.
+/// Bookings while the services die: two consignment-service and two vessel-service replicas over a real
+/// MongoDB-compatible server of the test's own, twelve shippers booking with idempotency keys (retrying a failed
+/// call with the same key, on the other replica), each service killed with SIGKILL at random moments and started
+/// again, and MongoDB stopped (SIGSTOP: silent, not refusing) for a few seconds now and then. Once everything is
+/// quiet, the booking invariant must hold over every vessel.
 ///
 /// `SHIPPY_CRASH_BOOKINGS` and `SHIPPY_CRASH_KILLS` (per service) scale it up; the defaults keep `make test` short.
 @Suite(.timeLimit(.minutes(15))) struct BookingCrashEndToEndTests {
@@ -51,7 +52,9 @@ import Testing
     }
 
     @Test func theBookingInvariantHoldsWhileEveryServiceIsKilledAgainAndAgain() async throws {
-        let system = try ShippySystem()
+        let mongo = try MongoServer(port: try freePort())
+        try await mongo.waitUntilListening()
+        let system = try ShippySystem(mongoURL: mongo.url)
         try await system.storeFleet(Self.fleet)
         let vessels = try Replicas(kind: "vessel-service", count: 2) { _, port in
             try system.startVessel(extra: ["RESERVATION_LIFETIME": "5", "SWEEP_INTERVAL": "0.5"], port: port)
@@ -63,6 +66,8 @@ import Testing
         }
         try await cleaningUp({
             await ShippySystem.stopAll(vessels.all + consignments.all)
+            mongo.process.signal(SIGCONT)
+            await mongo.process.stop()
         }) {
             for service in vessels.all + consignments.all { try await service.waitUntilServing() }
             var tokens: [Metadata] = []
@@ -94,6 +99,13 @@ import Testing
                         let index = Int.random(in: 0...1, using: &generator)
                         try await replicas.killAndRestart(index)
                         print("booking crash test: killed and restarted \(replicas.kind) \(index)")
+                        if round % 4 == 3 {
+                            let pause = Duration.milliseconds(Int.random(in: 2_000...4_000, using: &generator))
+                            mongo.process.signal(SIGSTOP)
+                            try await Task.sleep(for: pause)
+                            mongo.process.signal(SIGCONT)
+                            print("booking crash test: MongoDB stopped for \(pause)")
+                        }
                     }
                     load.killsAreDone()
                 }

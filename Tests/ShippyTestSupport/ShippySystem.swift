@@ -12,10 +12,13 @@ import Testing
 package struct ShippySystem {
     package let keys: TestKeys
     package let database: String
+    /// The MongoDB-compatible server the services use: the harness's, or a test's own.
+    package let mongoURL: String
 
-    package init() throws {
+    package init(mongoURL: String? = nil) throws {
         keys = try TestKeys()
         database = TestEnvironment.uniqueDatabase("system")
+        self.mongoURL = try mongoURL ?? TestEnvironment.mongoURL()
     }
 
     /// Stores `fleet` before any vessel-service starts, so that none seeds the default fleet.
@@ -32,7 +35,7 @@ package struct ShippySystem {
         try ServiceProcess.start(
             "vessel-service",
             environment: [
-                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "MONGO_URL": mongoURL, "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile,
             ].merging(extra) { $1 }, port: port)
     }
@@ -44,7 +47,7 @@ package struct ShippySystem {
         try ServiceProcess.start(
             "consignment-service",
             environment: [
-                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "MONGO_URL": mongoURL, "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
             ].merging(extra) { $1 }, port: port)
     }
@@ -68,7 +71,7 @@ package struct ShippySystem {
 
     /// Reads the database the services share, as the test's own MongoDB client.
     package func withMongo<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
-        try await withMongoClient(database: database, threads: 1, body)
+        try await withMongoClient(url: mongoURL, database: database, threads: 1, body)
     }
 
     /// Stops every process, whatever happened in the test.

@@ -31,12 +31,13 @@ package enum TestEnvironment {
     }
 }
 
-/// Runs `body` with a MongoDB client of the test's own on the harness's server, shut down afterwards.
+/// Runs `body` with a MongoDB client of the test's own on the harness's server (or the one at `url`), shut down
+/// afterwards.
 package func withMongoClient<T>(
-    database: String, threads: Int, _ body: (MongoClient) async throws -> T
+    url: String? = nil, database: String, threads: Int, _ body: (MongoClient) async throws -> T
 ) async throws -> T {
     let client = try MongoClient(
-        url: try TestEnvironment.mongoURL(), database: database, threads: threads, logger: Logger(label: "test"))
+        url: try url ?? TestEnvironment.mongoURL(), database: database, threads: threads, logger: Logger(label: "test"))
     return try await cleaningUp({ await client.shutdown() }) { try await body(client) }
 }
 
