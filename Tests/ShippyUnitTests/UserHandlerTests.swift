@@ -97,7 +97,9 @@ import Testing
                 .with {
                     $0.email = "EWAN@example.com"; $0.password = Self.ewan.password
                 })
-            #expect(try await signer.verifier.verify(token.token).userID == created.id)
+            let claims = try await signer.verifier.verify(token.token)
+            #expect(claims.userID == created.id)
+            #expect(token.expiresAtUnix == Int64(claims.exp.value.timeIntervalSince1970), "the expiry, undecoded")
             #expect(try await client.validateToken(.with { $0.token = token.token }).valid)
         }
     }
@@ -144,6 +146,7 @@ import Testing
             let tokenValue = ewanToken[stringValues: "authorization"].first { _ in true }!.dropFirst("Bearer ".count)
             let byOriginalKey = try await client.get(.with { $0.id = id }, metadata: ["token": "\(tokenValue)"]).user
             #expect(byBearer == ewan && byOriginalKey == ewan && ewan.roles == ["user"])
+            #expect(try await client.get(User_User(), metadata: ewanToken).user == ewan, "no id: the caller")
             #expect(admin.roles == ["admin"])
             await expectStatus(.permissionDenied, "belongs to another user") {
                 _ = try await client.get(.with { $0.id = admin.id }, metadata: ewanToken)
