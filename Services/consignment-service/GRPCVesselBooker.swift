@@ -5,10 +5,9 @@ import ShippyDiscovery
 import ShippyDomain
 import ShippyStorage
 
-/// Calls `vessel.VesselService` with a deadline per call. `Book`, `Confirm` and `Release` are idempotent by
-/// consignment id and attempt, so they are retried on `unavailable` like the read-only `FindAvailable` (see
-/// `serviceConfig`).
-/// The gRPC implementation of the vessel-booking port (`VesselBooker`).
+/// The gRPC implementation of the vessel-booking port (`VesselBooker`): calls `vessel.VesselService` with a
+/// deadline per call. `Book`, `Confirm` and `Release` are idempotent by consignment id and attempt, so they are
+/// retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`).
 struct GRPCVesselBooker: VesselBooker {
     let client: GRPCClient<ServiceTransport>
     /// The address as configured, for messages.
