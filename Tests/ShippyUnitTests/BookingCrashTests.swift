@@ -10,9 +10,10 @@ import Testing
 
 @testable import ConsignmentService
 
-/// The booking use case with its process dying at every step, before the step takes effect and after it (its
-/// answer lost); then time passes, the vessel sweep and recovery run, and a retry with the same key comes. The
-/// invariant must hold whatever the step and whichever of sweep and recovery comes first.
+/// The booking use case with its process dying at every step, before the step takes effect or after it (its
+/// answer lost), or stopped there until recovery has run; then time passes, the vessel sweep and recovery run,
+/// and a retry with the same key comes (`crashScenario`). The invariant must hold whatever the step and whichever
+/// of sweep and recovery comes first.
 @Suite struct BookingCrashTests {
     /// How the attempt ends when nothing dies: booked, or refused for want of room (the compensation path).
     enum Path: String, CaseIterable {
