@@ -132,7 +132,7 @@ import Testing
                     }
                 )
             }
-            let ok = load.answeredOK.map(Consignment.init(answered:))
+            let ok = load.answeredOK.map(\.toDomain)
             let violations = bookingInvariantViolations(
                 vessels: try vesselDocuments.map { try Vessel($0) }, records: records, answeredOK: ok)
             let booked = records.filter { $0.status == .booked }
@@ -199,32 +199,5 @@ import Testing
             }
         }
         return nil
-    }
-}
-
-extension Consignment {
-    /// A consignment as the service answered it.
-    init(answered proto: Consignment_Consignment) {
-        self.init(
-            id: proto.id, description: proto.description_p, weight: proto.weight,
-            containers: proto.containers.map {
-                Container(id: $0.id, customerID: $0.customerID, origin: $0.origin, userID: $0.userID)
-            },
-            vesselID: proto.vesselID, userID: proto.userID)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a printed seed replays the same kill schedule.
-struct SeededGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

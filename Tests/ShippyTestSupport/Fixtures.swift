@@ -1,4 +1,5 @@
 import ShippyContracts
+import ShippyDomain
 
 /// A small deterministic generator, so a failing malformed payload can be reproduced.
 package struct SeededGenerator: RandomNumberGenerator {
@@ -22,5 +23,17 @@ package let sampleConsignment = Consignment_Consignment.with {
         .with {
             $0.customerID = customer; $0.origin = "Manchester, United Kingdom"; $0.userID = "user001"
         }
+    }
+}
+
+extension Consignment_Consignment {
+    /// The consignment a service answered, as the domain type the stores hold.
+    package var toDomain: Consignment {
+        Consignment(
+            id: id, description: description_p, weight: weight,
+            containers: containers.map {
+                Container(id: $0.id, customerID: $0.customerID, origin: $0.origin, userID: $0.userID)
+            },
+            vesselID: vesselID, userID: userID)
     }
 }

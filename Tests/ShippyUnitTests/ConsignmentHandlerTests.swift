@@ -356,17 +356,6 @@ extension ConsignmentHandlerTests {
     }
 }
 
-extension Consignment_Consignment {
-    var toDomain: Consignment {
-        Consignment(
-            id: id, description: description_p, weight: weight,
-            containers: containers.map {
-                Container(id: $0.id, customerID: $0.customerID, origin: $0.origin, userID: $0.userID)
-            },
-            vesselID: vesselID, userID: userID)
-    }
-}
-
 @Suite struct ConsignmentDomainTests {
     @Test func bookingStampsTheOwnerOnTheConsignmentAndEveryContainer() {
         let consignment = Consignment(
