@@ -50,7 +50,10 @@ if [ $# -eq 0 ]; then
     # executables as processes. No test asserts a time: figures are `make bench`'s.
     swift test --skip-build --filter ShippyUnitTests
     swift test --skip-build --filter ShippyIntegrationTests
-    swift test --skip-build --filter ShippyEndToEndTests
+    # The crash test kills and starts services and stops MongoDB under load: alone, so that its load does not
+    # push the other end-to-end tests' health probes past their bounds.
+    swift test --skip-build --filter ShippyEndToEndTests --skip BookingCrashEndToEndTests
+    swift test --skip-build --filter BookingCrashEndToEndTests
 else
     swift test "$@"
 fi
