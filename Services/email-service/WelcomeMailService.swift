@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
@@ -8,15 +9,58 @@ import ShippyRuntime
 import ShippyTelemetry
 import Synchronization
 
-/// Where the ids of mailed events are kept, so that each event is mailed once: across restarts and replicas
-/// (a JetStream key-value bucket in production).
+/// Where each event's mailing is claimed and recorded, so that each event is mailed once: across restarts and
+/// replicas (a JetStream key-value bucket in production). A replica claims an event before it sends its mail;
+/// another delivery of the event meanwhile (a redelivery to a second replica) finds the claim and waits. A
+/// claim older than `lease` belongs to a replica that died mid-send and is taken over.
 protocol MailedEvents: Sendable {
-    func contains(_ eventID: String) async throws(ShippyError) -> Bool
-    func record(_ eventID: String) async throws(ShippyError)
+    /// - Throws: `ShippyError` `.unavailable` when the store cannot say.
+    func claim(_ eventID: String, lease: Duration) async throws(ShippyError) -> MailClaim
+    /// The mail is sent: every later delivery is acknowledged without mail.
+    func markMailed(_ eventID: String) async throws(ShippyError)
+    /// The send failed: the next delivery may claim at once.
+    func release(_ eventID: String) async
+}
+
+/// What a claim found.
+enum MailClaim: Equatable {
+    /// This delivery holds the event now: send, then `markMailed`.
+    case claimed
+    /// Mailed before: acknowledge.
+    case mailed
+    /// Another delivery holds it; ask again after this long.
+    case held(retryIn: Duration)
+}
+
+/// A claim's value in the bucket: `sending <unix ms>` while one replica sends; anything else (the empty value
+/// of earlier versions included) means mailed.
+enum MailClaimValue {
+    static let mailed = "mailed"
+
+    static func sending(at now: Date = Date()) -> String { "sending \(Int64(now.timeIntervalSince1970 * 1000))" }
+
+    /// For an existing value: mailed, held (with the wait left), or a stale claim to take over (`nil`).
+    static func state(of value: String, lease: Duration, now: Date = Date()) -> MailClaim? {
+        guard value.hasPrefix("sending "), let since = Int64(value.dropFirst("sending ".count)) else { return .mailed }
+        let age = Duration.milliseconds(Int64(now.timeIntervalSince1970 * 1000) - since)
+        return age < lease ? .held(retryIn: max(lease - age, .seconds(1))) : nil
+    }
 }
 
 extension NATSKeyValue: MailedEvents {
-    func record(_ eventID: String) async throws(ShippyError) { try await set(eventID) }
+    func claim(_ eventID: String, lease: Duration) async throws(ShippyError) -> MailClaim {
+        if await setIfUnchanged(eventID, to: MailClaimValue.sending(), revision: nil) { return .claimed }
+        guard let (value, revision) = try await entry(eventID) else {
+            return .held(retryIn: .seconds(1))  // the write failed, yet nothing is there: ask again shortly
+        }
+        if let state = MailClaimValue.state(of: value, lease: lease) { return state }
+        let takenOver = await setIfUnchanged(eventID, to: MailClaimValue.sending(), revision: revision)
+        return takenOver ? .claimed : .held(retryIn: .seconds(1))
+    }
+
+    func markMailed(_ eventID: String) async throws(ShippyError) { try await set(eventID, to: MailClaimValue.mailed) }
+
+    func release(_ eventID: String) async { try? await delete(eventID) }
 }
 
 /// How a welcome mail that fails is tried again: after `retryDelay`, doubling with each delivery (at most five
@@ -24,6 +68,8 @@ extension NATSKeyValue: MailedEvents {
 struct DeliveryPolicy: Sendable {
     var maxDeliveries = 5
     var retryDelay: Duration = .seconds(2)
+    /// How long one replica's claim on an event holds before another may take it over: longer than any send.
+    var claimLease: Duration = .seconds(60)
 
     func delay(afterDelivery delivery: UInt64) -> Duration {
         min(retryDelay * (1 << min(Int(delivery) - 1, 16)), .seconds(300))
@@ -63,6 +109,13 @@ final class MailConsumerConnection: Sendable {
         } catch {
             await nats.close()
             throw error
+        }
+    }
+
+    /// Fails while the connection to NATS is down (for readiness).
+    func probe() throws(ShippyError) {
+        guard parts.withLock({ $0?.nats.isConnected }) == true else {
+            throw .unavailable("NATS at \(NATSClient.redact(natsURL)) is not connected")
         }
     }
 
@@ -134,7 +187,7 @@ struct WelcomeMailService: Service {
             dependencies: [
                 Dependency(
                     name: "NATS at \(NATSClient.redact(natsURL))", connect: { try await connection.connect() },
-                    close: { await connection.close() })
+                    close: { await connection.close() }, probe: { try connection.probe() })
             ],
             retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
         let consumer = WelcomeMailService(
@@ -200,6 +253,12 @@ struct WelcomeMailService: Service {
         case .done:
             Self.consumed("acked").increment()
             await message.ack()
+        case .later(let eventID, let delay):
+            logger.info(
+                "another delivery is mailing this event; asking again later",
+                metadata: ["event_id": "\(eventID)", "in_ms": "\(delay.milliseconds)"])
+            Self.consumed("held").increment()
+            await message.nak(delay: delay)
         case .retry(let eventID) where message.deliveries >= UInt64(policy.maxDeliveries):
             logger.error(
                 "giving up on a welcome mail",
@@ -223,18 +282,24 @@ struct WelcomeMailService: Service {
         case done
         /// Try again later (the mailer or the store of mailed ids failed).
         case retry(eventID: String)
+        /// Another delivery holds the event: ask again after `delay` (not counted as a failure).
+        case later(eventID: String, delay: Duration)
     }
 
-    /// Mails the event's user unless this event was mailed already.
+    /// Mails the event's user unless this event was mailed already or another delivery is mailing it.
     func handle(_ payload: [UInt8], messageID: String?, mailed: any MailedEvents) async -> Outcome {
         guard let event = try? Shippy_Events_UserCreated(serializedBytes: payload), !event.eventID.isEmpty else {
             logger.warning("dropping a malformed user.created message", metadata: ["message_id": "\(messageID ?? "-")"])
             return .done
         }
         do {
-            if try await mailed.contains(event.eventID) {
+            switch try await mailed.claim(event.eventID, lease: policy.claimLease) {
+            case .claimed: break
+            case .mailed:
                 logger.info("duplicate event dropped", metadata: ["event_id": "\(event.eventID)"])
                 return .done
+            case .held(let delay):
+                return .later(eventID: event.eventID, delay: delay)
             }
         } catch {
             logger.warning(
@@ -246,12 +311,14 @@ struct WelcomeMailService: Service {
             try await mailer.send(WelcomeMail(eventID: event.eventID, recipient: event.email, name: event.name))
         } catch {
             logger.warning("welcome mail failed", metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
+            await mailed.release(event.eventID)
             return .retry(eventID: event.eventID)
         }
         do {
-            try await mailed.record(event.eventID)
+            try await mailed.markMailed(event.eventID)
         } catch {
-            // The mail is sent: acknowledge anyway. Only a redelivery of this very event could mail it twice.
+            // The mail is sent and the claim stands: a redelivery before the lease ends waits, and the mailers
+            // write by event id (Message-ID), so one after it is one mail still for the file mailer.
             logger.warning(
                 "the mailed event could not be recorded",
                 metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])

@@ -9,7 +9,11 @@ import ShippyTelemetry
 /// Delivers the outbox's events to NATS JetStream, at least once: an event is marked published only after
 /// JetStream acknowledged it, and JetStream drops a re-publication of the same event id (its message id)
 /// within two minutes. NATS being down never fails a sign-up: events wait in PostgreSQL until it is back.
+/// An event NATS refuses for good (too large) becomes a dead letter (`outbox_dead_letters`, alerted) and the
+/// rest flow. Published events are deleted after `retention`, as the stream forgets them.
 struct OutboxPublisher: Service {
+    static let retention = UserEvents.retention
+
     let natsURL: String
     let outbox: any OutboxRepository
     /// Opens once PostgreSQL is connected and the schema exists; publishing starts then.

@@ -112,7 +112,8 @@ struct UserServiceApp {
         let repository = PostgresUserRepository(client: client, logger: logger)
         let database = Dependency(
             name: "PostgreSQL at \(PostgresURL.redact(configuration.postgresURL))",
-            connect: { try await repository.migrate() }
+            connect: { try await repository.migrate() },
+            probe: { try await repository.ping() }
         )
         var app = try await build(
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
@@ -122,6 +123,8 @@ struct UserServiceApp {
             let backlog = try await repository.backlog()
             Gauge(label: "outbox_pending_events").record(backlog.pending)
             Gauge(label: "outbox_oldest_pending_age_seconds").record(Double(backlog.oldestAge.milliseconds) / 1000)
+            Gauge(label: "outbox_dead_letters").record(backlog.deadLettered)
+            _ = try await repository.prunePublished(olderThan: OutboxPublisher.retention)
         }
         app = UserServiceApp(
             health: app.health, server: app.server, signer: app.signer, ready: app.ready,

@@ -56,8 +56,12 @@ public final class NATSClient: Sendable {
     }
 
     /// Creates the stream, or updates it to this configuration. Idempotent.
-    /// - Parameter duplicateWindow: how long JetStream drops a second publication of the same message id.
-    public func ensureStream(name: String, subjects: [String], duplicateWindow: Duration) async throws(ShippyError) {
+    /// - Parameters:
+    ///   - duplicateWindow: how long JetStream drops a second publication of the same message id.
+    ///   - maxAge: how long a message is kept (acknowledged or not).
+    public func ensureStream(
+        name: String, subjects: [String], duplicateWindow: Duration, maxAge: Duration
+    ) async throws(ShippyError) {
         try await run("create stream \(name)") { [jetStream] () throws(ShippyError) in
             try withCStrings([name] + subjects) { strings throws(ShippyError) in
                 var config = jsStreamConfig()
@@ -70,6 +74,7 @@ public final class NATSClient: Sendable {
                 config.SubjectsLen = Int32(subjects.count)
                 config.Storage = js_FileStorage
                 config.Duplicates = duplicateWindow.milliseconds * 1_000_000
+                config.MaxAge = maxAge.milliseconds * 1_000_000
                 var info: UnsafeMutablePointer<jsStreamInfo>?
                 var code = jsErrCode(0)
                 var status = js_AddStream(&info, jetStream.raw, &config, nil, &code)
@@ -84,6 +89,8 @@ public final class NATSClient: Sendable {
 
     /// Publishes to JetStream and waits for the server's acknowledgement: once this returns, the message
     /// is stored. The same `messageID` published again within the duplicate window is dropped by the server.
+    /// - Throws: `ShippyError` `.invalidArgument` for a message the server will never take (larger than its
+    ///   maximum payload), `.unavailable` otherwise.
     /// `headers` travel with the message (the trace context). Counted in `nats_published_total{subject,outcome}`.
     public func publish(
         subject: String, payload: [UInt8], messageID: String, headers: [String: String] = [:]
@@ -108,7 +115,10 @@ public final class NATSClient: Sendable {
                     var code = jsErrCode(0)
                     let status = js_PublishMsg(&ack, jetStream.raw, message, &options, &code)
                     jsPubAck_Destroy(ack)
-                    try check(status, "NATS at \(redactedURL)")
+                    // Too large for the server: no retry will ever get it through.
+                    try check(
+                        status, "NATS at \(redactedURL)",
+                        code: status == NATS_MAX_PAYLOAD ? .invalidArgument : .unavailable)
                 }
             }
             Self.published(subject, "ok").increment()
@@ -188,11 +198,18 @@ public final class NATSClient: Sendable {
         return NATSKeyValue(store: store, threads: threads)
     }
 
+    /// Whether the connection is up now (the C client reconnects by itself after the server comes back).
+    public var isConnected: Bool { natsConnection_Status(connection.raw) == NATS_CONN_STATUS_CONNECTED }
+
     /// Lets pending work finish (drain), then closes the connection and its threads. Runs to its end even
     /// when the calling task is cancelled (as at shutdown).
     public func close() async {
         await runToCompletion(threads) { [connection, jetStream] in
-            _ = natsConnection_Drain(connection.raw)
+            // Draining runs in the C client's threads: wait for it (bounded) before destroying the connection,
+            // or acknowledgements and publications still buffered are lost.
+            if natsConnection_DrainTimeout(connection.raw, 5_000) == NATS_OK {
+                for _ in 0..<600 where !natsConnection_IsClosed(connection.raw) { nats_Sleep(10) }
+            }
             jsCtx_Destroy(jetStream.raw)
             natsConnection_Destroy(connection.raw)
         }
@@ -356,11 +373,44 @@ public final class NATSKeyValue: Sendable {
         }
     }
 
-    /// Sets `key` (to an empty value).
-    public func set(_ key: String) async throws(ShippyError) {
+    /// Sets `key` to `value`.
+    public func set(_ key: String, to value: String = "") async throws(ShippyError) {
         try await runOnPool(threads, "write \(key)") { [store] () throws(ShippyError) in
             var revision: UInt64 = 0
-            try check(kvStore_Put(&revision, store.raw, key, nil, 0), "JetStream key-value write")
+            try check(kvStore_PutString(&revision, store.raw, key, value), "JetStream key-value write")
+        }
+    }
+
+    /// The value of `key` and its revision, or `nil` when it is not set (or deleted, or expired).
+    public func entry(_ key: String) async throws(ShippyError) -> (value: String, revision: UInt64)? {
+        try await runOnPool(threads, "read \(key)") { [store] () throws(ShippyError) -> (String, UInt64)? in
+            var entry: OpaquePointer?
+            let status = kvStore_Get(&entry, store.raw, key)
+            defer { kvEntry_Destroy(entry) }
+            if status == NATS_NOT_FOUND { return nil }
+            try check(status, "JetStream key-value read")
+            return (kvEntry_ValueString(entry).map { String(cString: $0) } ?? "", kvEntry_Revision(entry))
+        }
+    }
+
+    /// Sets `key` to `value` only if it is not set (`revision` nil), or only if its revision is still
+    /// `revision`: of writers racing for one key, at most one gets `true`. `false` also when the write failed
+    /// for another reason (the C client does not tell the two apart): read the entry to learn more.
+    public func setIfUnchanged(_ key: String, to value: String, revision: UInt64?) async -> Bool {
+        (try? await runOnPool(threads, "write \(key)") { [store] () throws(ShippyError) -> Bool in
+            var written: UInt64 = 0
+            let status =
+                if let revision { kvStore_UpdateString(&written, store.raw, key, value, revision) } else {
+                    kvStore_CreateString(&written, store.raw, key, value)
+                }
+            return status == NATS_OK
+        }) ?? false
+    }
+
+    /// Deletes `key`.
+    public func delete(_ key: String) async throws(ShippyError) {
+        try await runOnPool(threads, "delete \(key)") { [store] () throws(ShippyError) in
+            try check(kvStore_Delete(store.raw, key), "JetStream key-value delete")
         }
     }
 

@@ -8,6 +8,9 @@ public enum UserEvents {
     public static let created = "user.created"
     /// How long JetStream drops a re-publication of the same event id.
     public static let duplicateWindow: Duration = .seconds(120)
+    /// How long the stream keeps an event: as long as email-service remembers which events it mailed, so
+    /// that a message old enough to be forgotten there is gone here too.
+    public static let retention: Duration = .seconds(7 * 86_400)
 
     /// Connects and makes sure the stream exists (either side may start first); closes the connection
     /// when the stream cannot be made.
@@ -15,7 +18,8 @@ public enum UserEvents {
     public static func connect(url: String, name: String) async throws(ShippyError) -> NATSClient {
         let nats = try await NATSClient.connect(url: url, name: name)
         do {
-            try await nats.ensureStream(name: stream, subjects: subjects, duplicateWindow: duplicateWindow)
+            try await nats.ensureStream(
+                name: stream, subjects: subjects, duplicateWindow: duplicateWindow, maxAge: retention)
         } catch {
             await nats.close()
             throw error

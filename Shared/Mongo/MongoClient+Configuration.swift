@@ -19,7 +19,8 @@ extension MongoClient {
 }
 
 extension Dependency {
-    /// MongoDB as a dependency: ping, then `prepare` (indexes, migrations, seeds); the client closes at shutdown.
+    /// MongoDB as a dependency: ping, then `prepare` (indexes, migrations, seeds); probed by a ping; the client
+    /// closes at shutdown.
     public static func mongoDB(
         _ client: MongoClient, prepare: @escaping @Sendable () async throws -> Void
     ) -> Dependency {
@@ -29,7 +30,8 @@ extension Dependency {
                 try await client.ping()
                 try await prepare()
             },
-            close: { await client.shutdown() }
+            close: { await client.shutdown() },
+            probe: { try await client.ping() }
         )
     }
 }

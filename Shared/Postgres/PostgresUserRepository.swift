@@ -58,12 +58,23 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                     """,
                     logger: logger
                 )
-                try await connection.query(
-                    "CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (created_at) WHERE published_at IS NULL",
-                    logger: logger)
                 // The event's trace context, as JSON text ({"traceparent": "00-…"}); added after the first release.
                 try await connection.query(
                     "ALTER TABLE outbox ADD COLUMN IF NOT EXISTS trace_context text NOT NULL DEFAULT '{}'",
+                    logger: logger)
+                // Dead letters: events the broker refused for good, set aside with the reason (added later).
+                try await connection.query(
+                    """
+                    ALTER TABLE outbox ADD COLUMN IF NOT EXISTS dead_at timestamptz,
+                        ADD COLUMN IF NOT EXISTS dead_reason text
+                    """,
+                    logger: logger)
+                try await connection.query("DROP INDEX IF EXISTS outbox_pending", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE INDEX IF NOT EXISTS outbox_waiting ON outbox (created_at)
+                    WHERE published_at IS NULL AND dead_at IS NULL
+                    """,
                     logger: logger)
             }
         }
@@ -160,42 +171,64 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         return Page(fetched: fetched, size: page.size) { [String($0.micros), $0.user.id] }.map(\.user)
     }
 
-    /// Publishes the outbox's pending events, oldest first, at most `limit` of them, marking each one that
-    /// `publish` succeeds for. Rows are locked while this runs (`SKIP LOCKED`), so replicas share the work.
+    /// Publishes the outbox's pending events, oldest first, at most `limit` of them, one transaction and one
+    /// deadline each. The row is locked while it is published (`SKIP LOCKED`), so replicas share the work.
     /// - Returns: how many were published.
     public func publishPending(
         limit: Int,
         _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
     ) async throws(ShippyError) -> Int {
+        var published = 0
+        for _ in 0..<limit {
+            switch try await publishOldest(publish) {
+            case .published: published += 1
+            case .deadLettered: continue
+            case .nothingWaits, .failed: return published
+            }
+        }
+        return published
+    }
+
+    private enum PublishOutcome { case published, deadLettered, nothingWaits, failed }
+
+    private func publishOldest(
+        _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> PublishOutcome {
         let logger = self.logger
         return try await run("UPDATE", "outbox") { client in
             try await client.withTransaction(logger: logger) { connection in
                 let rows = try await connection.query(
                     """
-                    SELECT id, subject, payload, trace_context FROM outbox WHERE published_at IS NULL
-                    ORDER BY created_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+                    SELECT id, subject, payload, trace_context FROM outbox
+                    WHERE published_at IS NULL AND dead_at IS NULL
+                    ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
                     """,
                     logger: logger
                 )
-                var events: [OutboxEvent] = []
+                var oldest: OutboxEvent?
                 for try await (id, subject, payload, trace) in rows.decode((UUID, String, ByteBuffer, String).self) {
-                    events.append(
-                        OutboxEvent(
-                            id: id, subject: subject, payload: Array(buffer: payload),
-                            traceContext: Self.headers(json: trace)))
+                    oldest = OutboxEvent(
+                        id: id, subject: subject, payload: Array(buffer: payload),
+                        traceContext: Self.headers(json: trace))
                 }
-                var published = 0
-                for event in events {
-                    do {
-                        try await publish(event)
-                    } catch {
-                        break  // NATS is away: keep the rest for the next round, in order.
-                    }
+                guard let event = oldest else { return .nothingWaits }
+                do {
+                    try await publish(event)
+                } catch let error as ShippyError where error.code == .invalidArgument {
+                    logger.error(
+                        "the broker refuses an event for good: set aside as a dead letter",
+                        metadata: ["event_id": "\(event.id)", "subject": "\(event.subject)", "error": "\(error)"])
+                    Counter(label: "outbox_dead_lettered_total").increment()
                     try await connection.query(
-                        "UPDATE outbox SET published_at = now() WHERE id = \(event.id)", logger: logger)
-                    published += 1
+                        "UPDATE outbox SET dead_at = now(), dead_reason = \(error.message) WHERE id = \(event.id)",
+                        logger: logger)
+                    return .deadLettered
+                } catch {
+                    return .failed  // NATS is away: keep it and the rest for the next round, in order.
                 }
-                return published
+                try await connection.query(
+                    "UPDATE outbox SET published_at = now() WHERE id = \(event.id)", logger: logger)
+                return .published
             }
         }
     }
@@ -204,13 +237,31 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         try await run("SELECT", "outbox") { client in
             let rows = try await client.query(
                 """
-                SELECT count(*), coalesce((extract(epoch FROM clock_timestamp() - min(created_at)) * 1000)::int8, 0)
+                SELECT count(*) FILTER (WHERE dead_at IS NULL),
+                    coalesce((extract(epoch FROM clock_timestamp() - min(created_at) FILTER (WHERE dead_at IS NULL))
+                        * 1000)::int8, 0),
+                    count(*) FILTER (WHERE dead_at IS NOT NULL)
                 FROM outbox WHERE published_at IS NULL
                 """)
-            for try await (count, milliseconds) in rows.decode((Int64, Int64).self) {
-                return OutboxBacklog(pending: Int(count), oldestAge: .milliseconds(milliseconds))
+            for try await (count, milliseconds, dead) in rows.decode((Int64, Int64, Int64).self) {
+                return OutboxBacklog(
+                    pending: Int(count), oldestAge: .milliseconds(milliseconds), deadLettered: Int(dead))
             }
             return OutboxBacklog(pending: 0, oldestAge: .zero)
+        }
+    }
+
+    public func prunePublished(olderThan age: Duration) async throws(ShippyError) -> Int {
+        let seconds = Double(age.milliseconds) / 1000
+        return try await run("DELETE", "outbox") { client in
+            let rows = try await client.query(
+                """
+                WITH pruned AS (
+                    DELETE FROM outbox WHERE published_at < now() - make_interval(secs => \(seconds)) RETURNING 1
+                ) SELECT count(*) FROM pruned
+                """)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
         }
     }
 

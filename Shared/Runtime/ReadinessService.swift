@@ -10,19 +10,25 @@ public struct Dependency: Sendable {
     public var connect: @Sendable () async throws -> Void
     /// Releases what `connect` opened; runs after the gRPC server has stopped.
     public var close: @Sendable () async -> Void
+    /// Whether it still answers once connected (a ping); `nil` for what cannot be lost (a key file, threads).
+    public var probe: (@Sendable () async throws -> Void)?
 
     public init(
         name: String,
         connect: @escaping @Sendable () async throws -> Void,
-        close: @escaping @Sendable () async -> Void = {}
+        close: @escaping @Sendable () async -> Void = {},
+        probe: (@Sendable () async throws -> Void)? = nil
     ) {
         self.name = name
         self.connect = connect
         self.close = close
+        self.probe = probe
     }
 }
 
-/// Connects the dependencies one by one through `StartupRetry`, then reports SERVING until shutdown.
+/// Connects the dependencies one by one through `StartupRetry`, then reports SERVING until shutdown, except
+/// while a dependency's probe fails: then NOT_SERVING, so that probes and balancers take the replica out of
+/// rotation until the database is back (the probes run every `probeInterval`).
 ///
 /// It runs beside the gRPC server, so health answers NOT_SERVING while a database is late instead of the
 /// process crashing. Listed before the server in the service group, it is shut down after it.
@@ -34,14 +40,19 @@ public struct ReadinessService: Service {
     private let retry: StartupRetry
     private let health: HealthService
     private let logger: Logger
+    private let probeInterval: Duration
     /// Opens once every dependency is connected.
     public let ready = ReadinessSignal()
 
-    public init(dependencies: [Dependency], retry: StartupRetry, health: HealthService, logger: Logger) {
+    public init(
+        dependencies: [Dependency], retry: StartupRetry, health: HealthService, logger: Logger,
+        probeInterval: Duration = .seconds(2)
+    ) {
         self.dependencies = dependencies
         self.retry = retry
         self.health = health
         self.logger = logger
+        self.probeInterval = probeInterval
     }
 
     public func run() async throws {
@@ -60,8 +71,38 @@ public struct ReadinessService: Service {
         ready.open()
         health.setServing(true)
         logger.info("serving")
-        try? await gracefulShutdown()
+        _ = try? await runUntilGracefulShutdown { try await probe() }
         for dependency in dependencies.reversed() { await dependency.close() }
+    }
+
+    /// Until shutdown: NOT_SERVING from the first failed probe, SERVING again once every probe passes.
+    private func probe() async throws {
+        var lost: String?
+        while true {
+            try await Task.sleep(for: probeInterval)
+            var failed: (name: String, error: any Error)?
+            for dependency in dependencies {
+                guard let probe = dependency.probe else { continue }
+                do { try await probe() } catch {
+                    failed = (dependency.name, error)
+                    break
+                }
+            }
+            try Task.checkCancellation()
+            switch (lost, failed) {
+            case (nil, let failed?):
+                logger.error(
+                    "lost a dependency: NOT_SERVING until it answers again",
+                    metadata: ["dependency": "\(failed.name)", "error": "\(failed.error)"])
+                health.setServing(false)
+                lost = failed.name
+            case (let name?, nil):
+                logger.info("the dependency answers again: serving", metadata: ["dependency": "\(name)"])
+                health.setServing(true)
+                lost = nil
+            default: break
+            }
+        }
     }
 }
 

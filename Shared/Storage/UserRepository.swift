@@ -19,14 +19,17 @@ public struct OutboxEvent: Sendable, Hashable {
     }
 }
 
-/// The outbox's backlog: events not yet published, and how long the oldest has waited.
+/// The outbox's backlog: events not yet published, how long the oldest has waited, and the events set aside
+/// because the broker refused them for good (dead letters).
 public struct OutboxBacklog: Sendable, Hashable {
     public var pending: Int
     public var oldestAge: Duration
+    public var deadLettered: Int
 
-    public init(pending: Int, oldestAge: Duration) {
+    public init(pending: Int, oldestAge: Duration, deadLettered: Int = 0) {
         self.pending = pending
         self.oldestAge = oldestAge
+        self.deadLettered = deadLettered
     }
 }
 
@@ -49,16 +52,22 @@ public protocol UserRepository: Sendable {
 
 /// The transactional outbox: events stored with the changes they announce, waiting to be published.
 public protocol OutboxRepository: Sendable {
-    /// Publishes the pending events, oldest first, at most `limit` of them, marking each one that `publish`
-    /// succeeds for; stops at the first failure, keeping the rest for the next round, in order.
+    /// Publishes the pending events, oldest first, at most `limit` of them, each under its own deadline,
+    /// marking each one that `publish` succeeds for; stops at the first failure, keeping the rest for the next
+    /// round, in order. An event for which `publish` throws `ShippyError` `.invalidArgument` (the broker will
+    /// never take it) is set aside as a dead letter, logged and counted, and the rest go on.
     /// - Returns: how many were published.
     func publishPending(
         limit: Int,
         _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
     ) async throws(ShippyError) -> Int
 
-    /// How many events wait, and the age of the oldest (zero when none waits).
+    /// How many events wait, the age of the oldest (zero when none waits), and how many are dead letters.
     func backlog() async throws(ShippyError) -> OutboxBacklog
+
+    /// Deletes the events published more than `age` ago.
+    /// - Returns: how many were deleted.
+    func prunePublished(olderThan age: Duration) async throws(ShippyError) -> Int
 }
 
 /// A `UserRepository` in memory, for unit tests only.

@@ -1,8 +1,13 @@
 import Foundation
 import GRPCCore
+import Logging
+import PostgresNIO
 import ShippyContracts
+import ShippyDomain
 import ShippyMessaging
+import ShippyPostgres
 import ShippyRuntime
+import ShippyStorage
 import ShippyTestSupport
 import Testing
 
@@ -144,6 +149,80 @@ import Testing
             #expect(dropped, "\(email.process.errorOutput)")
             #expect(email.process.errorOutput.components(separatedBy: "welcome mail written").count - 1 == 1)
             #expect(mails(in: [directory]) == ["To: Twice <twice@example.com>"])
+        }
+    }
+
+    /// The claim protocol against a real JetStream bucket: of deliveries racing for one event exactly one
+    /// claims it; a claim younger than the lease holds; an older one is taken over; once mailed, it stays mailed.
+    @Test func racingDeliveriesClaimAnEventOnceAndAStaleClaimIsTakenOver() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let client = try await NATSClient.connect(url: nats.url, name: "test-claims")
+        let bucket = try await client.keyValue(bucket: "TEST_MAILED", ttl: .seconds(600))
+        try await cleaningUp({
+            await bucket.close()
+            await client.close()
+            await nats.destroy()
+        }) {
+            let claims = await withTaskGroup(of: MailClaim.self) { group in
+                for _ in 0..<8 { group.addTask { (try? await bucket.claim("race", lease: .seconds(60))) ?? .mailed } }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(claims.filter { $0 == .claimed }.count == 1, "\(claims)")
+            #expect(claims.allSatisfy { if case .held = $0 { true } else { $0 == .claimed } }, "\(claims)")
+
+            try await bucket.set("stale", to: MailClaimValue.sending(at: Date().addingTimeInterval(-120)))
+            #expect(try await bucket.claim("stale", lease: .seconds(60)) == .claimed)
+            guard case .held = try await bucket.claim("stale", lease: .seconds(60)) else {
+                Issue.record("the new claim did not hold"); return
+            }
+            try await bucket.markMailed("stale")
+            #expect(try await bucket.claim("stale", lease: .seconds(60)) == .mailed)
+            await bucket.release("race")
+            #expect(try await bucket.claim("race", lease: .seconds(60)) == .claimed, "a released claim can be taken")
+        }
+    }
+
+    /// An event NATS refuses for good (over its 1 MB maximum payload) is set aside as a dead letter, and the
+    /// events after it are published: one bad event never stops every later mail.
+    @Test func anEventNATSRefusesIsDeadLetteredAndTheNextOnesArePublished() async throws {
+        let nats = NATSServer(port: try freePort())
+        try await nats.start()
+        let url = try await PostgresTestDatabase.create()
+        let postgres = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
+        let publisher = try await UserEvents.connect(url: nats.url, name: "test-outbox")
+        try await cleaningUp({
+            await publisher.close()
+            await nats.destroy()
+        }) {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await postgres.run() }
+                defer { group.cancelAll() }
+                let repository = PostgresUserRepository(client: postgres, logger: Logger(label: "test"))
+                try await repository.migrate()
+                let huge = OutboxEvent(
+                    id: UUID(), subject: UserEvents.created, payload: Array(repeating: 7, count: 1_500_000))
+                let small = OutboxEvent(id: UUID(), subject: UserEvents.created, payload: [1, 2, 3])
+                let huger = User(
+                    id: UUID().uuidString.lowercased(), name: "Huge", company: "", email: "huge@example.com")
+                let smaller = User(
+                    id: UUID().uuidString.lowercased(), name: "Small", company: "", email: "small@example.com")
+                try await repository.create(huger, passwordHash: "h", event: huge)
+                try await repository.create(smaller, passwordHash: "h", event: small)
+
+                let published = try await repository.publishPending(limit: 20) { event in
+                    try await publisher.publish(
+                        subject: event.subject, payload: event.payload, messageID: event.id.uuidString)
+                }
+                #expect(published == 1)
+                let backlog = try await repository.backlog()
+                #expect(backlog.pending == 0 && backlog.deadLettered == 1, "\(backlog)")
+                let subscription = try await publisher.pullSubscription(subject: UserEvents.created, durable: "test")
+                let messages = try await subscription.fetch(limit: 5, wait: .seconds(2))
+                #expect(messages.map(\.payload) == [[1, 2, 3]], "only the small event is in the stream")
+                for message in messages { await message.ack() }
+                await subscription.close()
+            }
         }
     }
 

@@ -25,22 +25,29 @@ final class RecordingMailer: Mailer {
     }
 }
 
-/// The ids of mailed events, in memory, for unit tests; fails while told to.
+/// The claims on events, in memory, with the bucket's values and rules, for unit tests; fails while told to.
 actor MailedEventsInMemory: MailedEvents {
-    private(set) var ids: Set<String> = []
+    private(set) var values: [String: String] = [:]
     var failing = false
 
+    var ids: Set<String> { Set(values.filter { $0.value == MailClaimValue.mailed }.keys) }
+
     func setFailing(_ failing: Bool) { self.failing = failing }
+    func set(_ eventID: String, to value: String) { values[eventID] = value }
 
-    func contains(_ eventID: String) throws(ShippyError) -> Bool {
+    func claim(_ eventID: String, lease: Duration) throws(ShippyError) -> MailClaim {
         if failing { throw .unavailable("NATS is down") }
-        return ids.contains(eventID)
+        if let value = values[eventID], let state = MailClaimValue.state(of: value, lease: lease) { return state }
+        values[eventID] = MailClaimValue.sending()
+        return .claimed
     }
 
-    func record(_ eventID: String) throws(ShippyError) {
+    func markMailed(_ eventID: String) throws(ShippyError) {
         if failing { throw .unavailable("NATS is down") }
-        ids.insert(eventID)
+        values[eventID] = MailClaimValue.mailed
     }
+
+    func release(_ eventID: String) { values[eventID] = nil }
 }
 
 /// The email service's handling of one message: mail once per event id, retry what failed, drop garbage.
@@ -79,6 +86,27 @@ actor MailedEventsInMemory: MailedEvents {
         await mailed.setFailing(true)
         #expect(await service.handle(try event("e3"), messageID: nil, mailed: mailed) == .retry(eventID: "e3"))
         #expect(mailer.sent.withLock { $0 }.isEmpty)
+    }
+
+    @Test func aDeliveryWhileAnotherIsMailingTheEventWaitsAndSendsNothing() async throws {
+        await mailed.set("e4", to: MailClaimValue.sending(at: Date().addingTimeInterval(-10)))
+        guard case .later("e4", let delay) = await service.handle(try event("e4"), messageID: nil, mailed: mailed)
+        else { Issue.record("a held event was not deferred"); return }
+        #expect(delay > .seconds(40) && delay <= .seconds(50), "asks again when the 60 s lease ends")
+        #expect(mailer.attempts.withLock { $0 } == 0)
+    }
+
+    @Test func aClaimOlderThanTheLeaseIsTakenOverAndMailedOnce() async throws {
+        await mailed.set("e5", to: MailClaimValue.sending(at: Date().addingTimeInterval(-61)))
+        #expect(await service.handle(try event("e5"), messageID: nil, mailed: mailed) == .done)
+        #expect(await service.handle(try event("e5"), messageID: nil, mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0.map(\.eventID) } == ["e5"])
+    }
+
+    @Test func aFailedSendGivesItsClaimBackSoTheRetryNeedNotWaitForTheLease() async throws {
+        mailer.failing.withLock { $0 = true }
+        _ = await service.handle(try event("e6"), messageID: nil, mailed: mailed)
+        #expect(await mailed.values["e6"] == nil)
     }
 
     @Test func aMalformedMessageIsAcknowledgedAndDropped() async {

@@ -1,0 +1,39 @@
+import Logging
+import ShippyRuntime
+import ShippyTestSupport
+import Synchronization
+import Testing
+
+/// Readiness after start: a dependency whose probe fails takes the process out of rotation (NOT_SERVING)
+/// until it answers again.
+@Suite struct ReadinessTests {
+    struct Lost: Error {}
+
+    @Test func aLostDependencyTurnsHealthNotServingUntilItAnswersAgain() async throws {
+        let answering = Mutex(true)
+        let probes = Mutex(0)
+        let health = HealthService(services: ["shippy.Test"])
+        let database = Dependency(
+            name: "the test database", connect: {},
+            probe: {
+                probes.withLock { $0 += 1 }
+                if !answering.withLock({ $0 }) { throw Lost() }
+            })
+        let readiness = ReadinessService(
+            dependencies: [database], retry: StartupRetry(deadline: .seconds(5)), health: health,
+            logger: Logger(label: "test"), probeInterval: .milliseconds(20))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await readiness.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .serving })
+
+            answering.withLock { $0 = false }
+            #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .notServing })
+            #expect(health.status() == .notServing, "the server as a whole too")
+
+            answering.withLock { $0 = true }
+            #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .serving })
+            #expect(probes.withLock { $0 } >= 3)
+        }
+    }
+}
