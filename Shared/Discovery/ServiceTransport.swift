@@ -51,6 +51,11 @@ public struct ServiceTransport: ClientTransport {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         // Reconnect within a second of the peer coming back (the default backoff grows to two minutes).
         config.backoff = .init(initial: .milliseconds(100), max: .seconds(1), multiplier: 1.6, jitter: 0.2)
+        if let list = target as? ResolvableTargets.IPv4, list.addresses.count > 1 {
+            // Fixed replicas: a hung one is dropped as on a name, the others take its calls.
+            config.connection.keepalive = .init(
+                time: keepaliveTime, timeout: keepaliveTimeout, allowWithoutCalls: true)
+        }
         if let name = target as? DiscoveredName {
             config.connection.keepalive = .init(
                 time: keepaliveTime, timeout: keepaliveTimeout, allowWithoutCalls: true)

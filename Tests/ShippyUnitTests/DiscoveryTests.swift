@@ -21,6 +21,17 @@ import Testing
         #expect(target is ResolvableTargets.IPv4)
     }
 
+    @Test func aListOfAddressesIsOneTargetWithEveryReplica() throws {
+        let target = try ServiceAddress.target("127.0.0.1:50152,127.0.0.1:50252", key: "VESSEL_SERVICE_ADDRESS")
+        let list = try #require(target as? ResolvableTargets.IPv4)
+        #expect(list.addresses == [.init(host: "127.0.0.1", port: 50152), .init(host: "127.0.0.1", port: 50252)])
+    }
+
+    @Test(arguments: ["127.0.0.1:1,vessel:2", "127.0.0.1:1,", "127.0.0.1:1,[::1]:2"])
+    func aListHoldsOnlyIPv4Addresses(address: String) {
+        #expect(throws: ConfigurationError.self) { try ServiceAddress.target(address, key: "VESSEL_SERVICE_ADDRESS") }
+    }
+
     /// Each address of the name is an endpoint of its own: that is what lets round-robin spread the calls.
     @Test(.timeLimit(.minutes(1)))
     func everyAddressOfANameIsAnEndpointOfItsOwn() async throws {
