@@ -6,7 +6,7 @@ export SWIFT_DETERMINISTIC_HASHING := 1
 PLUGINS := Tools/ProtocPlugins/.build/release
 PROTOS := $(wildcard Shared/Protos/*.proto)
 
-.PHONY: build release bench bench-tracing bench-gateway bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins openapi check-openapi shellcheck format check-format clean
+.PHONY: build release chaos bench bench-tracing bench-gateway bench-micro test test-install test-containers up start stop status demo servers-start servers-stop servers-status proto check-proto plugins openapi check-openapi shellcheck format check-format clean
 
 build:
 	swift build
@@ -31,6 +31,14 @@ bench-gateway:
 bench-micro:
 	scripts/install.sh
 	cd Benchmarks && swift package benchmark
+
+## The fault campaign: a release build under load, every fault in turn (SEED=N replays an order, FAULTS=a,b
+## narrows the list), the invariants checked, CHAOS.md and CHAOS.svg written. Exit 0 only when all held.
+chaos:
+	scripts/install.sh
+	swift build -c release
+	.local/venv/bin/pip install -q pymongo==4.20.1
+	.local/venv/bin/python scripts/chaos.py --build release $(if $(SEED),--seed $(SEED)) $(if $(FAULTS),--faults $(FAULTS))
 
 ## Every test: unit, integration against real servers, black-box against the real executables.
 test:

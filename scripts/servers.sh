@@ -8,6 +8,9 @@
 #   scripts/servers.sh status   say what is running
 #   scripts/servers.sh install  only install what is missing
 #   scripts/servers.sh purge    stop, then delete the state folder and its data (tests use it)
+#   scripts/servers.sh stop-server NAME / start-server NAME
+#                               stop or start one server of a running set (postgres, nats, mongo), same port
+#                               and data: the fault campaign (scripts/chaos.py) restarts them so
 #
 # Ports are free ones unless SHIPPY_MONGO_PORT, SHIPPY_POSTGRES_PORT or SHIPPY_NATS_PORT say otherwise.
 # SHIPPY_SERVERS_DIR moves the state folder (default: .local/servers).
@@ -176,11 +179,35 @@ status() {
     if [ -n "$pid" ]; then echo "postgres: running (pid $pid)"; else echo "postgres: stopped"; fi
 }
 
+# stop_server NAME / start_server NAME: one server of a running set (postgres, nats or mongo), on the port and
+# storage it had, for fault tests (`make chaos`).
+port_of() { local url=$1; url=${url##*:}; printf '%s' "${url%%/*}"; }
+stop_server() {
+    case "$1" in
+        postgres) as_pg "$(pg_bin)/pg_ctl" -D "$(pg_root)/data" -m fast -w stop >/dev/null ;;
+        nats) stop_pid nats-server "$state/nats.pid" nats-server quiet ;;
+        mongo) stop_pid MongoDB "$state/mongo.pid" "$mongo_pattern" quiet ;;
+        *) die "no server named $1 (postgres, nats, mongo)" ;;
+    esac
+}
+start_server() {
+    # shellcheck disable=SC1091
+    . "$state/env"
+    case "$1" in
+        postgres) start_postgres "$(port_of "$SHIPPY_POSTGRES_URL")" ;;
+        nats) start_nats "$(port_of "$SHIPPY_NATS_URL")" ;;
+        mongo) start_mongo "$(port_of "$SHIPPY_MONGO_URL")" ;;
+        *) die "no server named $1 (postgres, nats, mongo)" ;;
+    esac
+}
+
 case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
     install) install_missing ;;
     purge) purge ;;
-    *) echo "usage: $0 start|stop|status|install|purge" >&2; exit 64 ;;
+    stop-server) stop_server "${2:-}" ;;
+    start-server) start_server "${2:-}" ;;
+    *) echo "usage: $0 start|stop|status|install|purge|stop-server NAME|start-server NAME" >&2; exit 64 ;;
 esac

@@ -13,11 +13,11 @@ export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 # The tracing tests' OTLP receiver (Tests/Tools/otlp_receiver.py) runs on grpcio and opentelemetry-proto; the
 # web tests (scripts/test_web.py) drive Debian's chromium with Selenium and run schemathesis; the multi-host
 # tests (scripts/test_multihost.py) build test hosts with iproute2, name them with dnsmasq and sign their token
-# with cryptography.
+# with cryptography; the fault campaign (scripts/chaos.py) reads MongoDB with pymongo.
 venv=$root/.local/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis, cryptography' 2>/dev/null \
-    || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis cryptography
+"$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis, cryptography, pymongo' 2>/dev/null \
+    || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis cryptography pymongo==4.20.1
 # What the system-level tests run, from Debian: the browser and its driver (web tests), dnsmasq and iproute2
 # (test hosts), docker-compose, shellcheck and readelf (the deployment checks), openssl (the test servers' password).
 missing=()
@@ -59,6 +59,8 @@ else
 fi
 if [ $# -eq 0 ]; then
     "$root/scripts/test-system.sh"
+    # The fault campaign's short form (four faults under load, every invariant checked); `make chaos` runs all.
+    "$venv/bin/python" "$root/scripts/chaos.py" --short --build debug --seed 1 --report "$root/.local/chaos-short/CHAOS.md"
     python3 "$root/scripts/test_up_signals.py"
     "$venv/bin/python" "$root/scripts/test_web.py"
     "$venv/bin/python" "$root/scripts/test_multihost.py"

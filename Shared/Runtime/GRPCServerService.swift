@@ -102,9 +102,9 @@ public struct ServerStartError: Error, CustomStringConvertible {
     public var description: String { "cannot start the gRPC server: \(reason)" }
 }
 
-/// Answers `unavailable` to every call but health checks until the process reports SERVING: a call that
+/// Answers `unavailable` to every call but health checks until the process first reports SERVING: a call that
 /// arrives while a database is still late (or after shutdown began) gets "retry shortly", not an internal
-/// error from a store whose schema does not exist yet.
+/// error from a store whose schema does not exist yet. A database lost later is the handlers' error to report.
 struct ReadinessGate: ServerInterceptor {
     let health: HealthService
 
@@ -113,7 +113,7 @@ struct ReadinessGate: ServerInterceptor {
         context: ServerContext,
         next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
     ) async throws -> StreamingServerResponse<Output> {
-        guard context.descriptor.service == Grpc_Health_V1_Health.descriptor || health.status() == .serving else {
+        guard context.descriptor.service == Grpc_Health_V1_Health.descriptor || health.takesCalls else {
             throw RPCError(code: .unavailable, message: "the service is starting or stopping; retry shortly")
         }
         return try await next(request, context)

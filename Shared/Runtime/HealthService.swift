@@ -14,6 +14,7 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         var watchers: [Int: (service: String, continuation: AsyncStream<Status>.Continuation)] = [:]
         var nextWatcherID = 0
         var isShutDown = false
+        var hasServed = false
     }
 
     private let state: Mutex<State>
@@ -30,11 +31,16 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         state.withLock { $0.statuses[service] }
     }
 
+    /// Whether calls are taken: from the first SERVING until shutdown, also while a lost dependency makes the
+    /// status NOT_SERVING (the calls then fail with that dependency's own error, which says more).
+    public var takesCalls: Bool { state.withLock { $0.hasServed && !$0.isShutDown } }
+
     /// Marks every registered service SERVING (or NOT_SERVING) and tells the watchers.
     /// Ignored after `shutDown()`: a stopping server never reports SERVING again.
     public func setServing(_ serving: Bool) {
         state.withLock { state in
             guard !state.isShutDown else { return }
+            if serving { state.hasServed = true }
             for service in state.statuses.keys { state.statuses[service] = serving ? .serving : .notServing }
             for watcher in state.watchers.values {
                 if let status = state.statuses[watcher.service] { watcher.continuation.yield(status) }

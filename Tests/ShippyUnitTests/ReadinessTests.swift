@@ -30,10 +30,13 @@ import Testing
             answering.withLock { $0 = false }
             #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .notServing })
             #expect(health.status() == .notServing, "the server as a whole too")
+            #expect(health.takesCalls, "calls still reach the handlers, which name the lost dependency")
 
             answering.withLock { $0 = true }
             #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .serving })
             #expect(probes.withLock { $0 } >= 3)
+            health.shutDown()
+            #expect(!health.takesCalls)
         }
     }
 }
