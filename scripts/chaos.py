@@ -37,8 +37,9 @@ ADMIN = "chaos-admin@chaos.example"
 PASSWORD = "chaos-password-1"
 # Deadlines short enough that a stopped process outlasts them, and recovery settings that finish a booking cut
 # short within seconds (the crash-consistency test's values).
-STOP_SECONDS = 7
-GATEWAY_TIMEOUT = "5"
+STOP_SECONDS = 12
+SERVER_DOWN_SECONDS = 5  # longer than a readiness probe's interval (2 s) plus a ping's failure
+GATEWAY_TIMEOUT = "10"
 CLIENT_TIMEOUT = 20
 RECOVERY_BOUND = 60  # seconds from a fault's end to every service SERVING again
 GRACE_AFTER_RECOVERY = 5  # seconds after recovery before a failed call counts against it
@@ -166,6 +167,7 @@ class System:
                 USER_SERVICE_ADDRESS=f"127.0.0.1:{ports['user']}", CONSIGNMENT_SERVICE_ADDRESS=consignments,
                 VESSEL_SERVICE_ADDRESS=vessels, REQUEST_TIMEOUT=GATEWAY_TIMEOUT, RATE_LIMIT_AUTH="1000000")
         self.gateway = f"127.0.0.1:{ports['gateway']}"
+        self.addresses = {"user": f"127.0.0.1:{ports['user']}", "vessel": vessels, "consignment": consignments}
         for item in self.services:
             item.start()
             if item.name == "user-service":
@@ -234,13 +236,12 @@ class Load:
                         + [threading.Thread(target=self.bookings, args=(n,), daemon=True) for n in range(bookers)]
                         + [threading.Thread(target=self.reads, daemon=True) for _ in range(readers)])
 
-    def record(self, kind, status):
-        with self.lock:
-            self.calls.append((time.monotonic(), kind, status))
-
     def call(self, kind, method, path, body=None, token=None, headers=None):
+        """Makes and records the call: (when it started, kind, status, seconds it took)."""
+        began = time.monotonic()
         status, answer = http_call(method, self.gateway, path, body, token, headers)
-        self.record(kind, status)
+        with self.lock:
+            self.calls.append((began, kind, status, time.monotonic() - began))
         return status, answer
 
     def start(self):
@@ -306,6 +307,47 @@ class Load:
             time.sleep(0.3)
 
 
+class BenchLoad:
+    """gRPC reads straight to the services beside the gateway's load: `shippy-bench reads` (ValidateToken,
+    FindAvailable, GetConsignments at a steady rate) over the replica lists, in back-to-back runs of 20 s until
+    the campaign ends. Its failures are reported by code; they are not an invariant (a run's window is coarse)."""
+
+    def __init__(self, system, bin_dir):
+        self.system, self.bench = system, os.path.join(bin_dir, "shippy-bench")
+        self.running = threading.Event()
+        self.calls, self.errors, self.runs_failed = 0, collections.Counter(), 0
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def start(self):
+        self.running.set()
+        self.thread.start()
+
+    def stop(self):
+        self.running.clear()
+        self.thread.join(timeout=120)
+
+    def loop(self):
+        addresses = self.system.addresses
+        result = os.path.join(RUN, "bench.json")
+        while self.running.is_set():
+            run = subprocess.run(
+                [self.bench, "reads", "--rate", "20", "--duration", "20", "--warm-up", "0", "--timeout", "5",
+                 "--prefix", f"chaos-bench-{uuid.uuid4().hex[:8]}-", "--json", result,
+                 "--user-service", addresses["user"], "--vessel-service", addresses["vessel"],
+                 "--consignment-service", addresses["consignment"]],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=180)
+            if run.returncode not in (0, 1) or not os.path.exists(result):
+                self.runs_failed += 1  # its users could not be made (user-service down): the next run tries again
+                time.sleep(1)
+                continue
+            with open(result) as answer:
+                for scenario in json.load(answer):
+                    for call in scenario["calls"].values():
+                        self.calls += call["calls"]
+                        self.errors.update(call["errors"])
+            os.remove(result)
+
+
 # --- the faults ----------------------------------------------------------------------------------------------
 
 SERVICE_NAMES = ["consignment-service-1", "consignment-service-2", "vessel-service-1", "vessel-service-2",
@@ -317,8 +359,18 @@ ALL_FAULTS = ([f"kill:{name}" for name in SERVICE_NAMES]
 SHORT_FAULTS = ["kill:consignment-service-1", "kill:vessel-service-2", "kill:email-service", "restart:nats"]
 
 
+def not_serving_during(system, seconds):
+    """The services whose health said NOT_SERVING at some probe within the next `seconds`."""
+    seen, deadline = set(), time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen |= {service.name for service in system.services if not service.serving()}
+        time.sleep(0.2)
+    return seen
+
+
 def inject(system, fault, notes):
-    """Applies `fault`; returns when the fault is over (the process restarted, continued, the server back)."""
+    """Applies `fault`; returns when the fault is over (the process restarted, continued, the server back), with
+    the services seen NOT_SERVING meanwhile (sampled while a server is down)."""
     action, _, target = fault.partition(":")
     if action == "kill":
         system.service(target).kill_and_restart()
@@ -329,8 +381,9 @@ def inject(system, fault, notes):
         service.signal(signal.SIGCONT)
     elif action == "restart":
         system.servers("stop-server", target)
-        time.sleep(3)
+        down = not_serving_during(system, SERVER_DOWN_SECONDS)
         system.servers("start-server", target)
+        return sorted(down)
     elif action == "rolling-restart":
         for service in system.services:
             code = service.terminate_and_restart()
@@ -339,6 +392,7 @@ def inject(system, fault, notes):
             wait_for(service.serving, RECOVERY_BOUND, f"{service.name} SERVING after its restart")
     else:
         raise SystemExit(f"chaos: unknown fault {fault}; the faults are: {', '.join(ALL_FAULTS)}")
+    return []
 
 
 # --- the invariants ------------------------------------------------------------------------------------------
@@ -386,7 +440,7 @@ def check_bookings(system, load):
     by_owner = collections.defaultdict(set)
     for consignment_id, (email, _) in load.booked_owner.items():
         by_owner[email].add(consignment_id)
-    for email, ids in sorted(by_owner.items())[:50]:
+    for email, ids in sorted(by_owner.items()):
         listed, page = set(), ""
         for _ in range(1000):
             status, answer = http_call("GET", system.gateway, f"/v1/consignments?page_size=100&page_token={page}",
@@ -411,7 +465,7 @@ def check_users(system, load):
             violations.append(f"sign-up of {email} was answered 201 but the user is not stored")
     for line in psql(system, "SELECT lower(email), count(*) FROM users GROUP BY 1 HAVING count(*) > 1"):
         violations.append(f"duplicate email: {line}")
-    for email, password in sorted(load.signed_up.items())[:100]:
+    for email, password in sorted(load.signed_up.items()):
         status, _ = http_call("POST", system.gateway, "/v1/sessions", {"email": email, "password": password})
         if status != 200:
             violations.append(f"{email} cannot log in after the campaign: {status}")
@@ -459,7 +513,7 @@ def run_campaign(system, load, faults, pause):
         notes = []
         start = time.monotonic()
         say(f"   {time.strftime('%H:%M:%S')} {fault}")
-        inject(system, fault, notes)
+        down = inject(system, fault, notes)
         end = time.monotonic()
         recovered = None
         while time.monotonic() - end < RECOVERY_BOUND:
@@ -468,7 +522,7 @@ def run_campaign(system, load, faults, pause):
                 break
             time.sleep(0.2)
         say(f"      recovered in {recovered - end:.1f} s" if recovered else "      NOT recovered within the bound")
-        timeline.append((fault, start, end, recovered, notes))
+        timeline.append((fault, start, end, recovered, notes, down))
         time.sleep(pause)
     return timeline
 
@@ -478,11 +532,11 @@ def harm(load, timeline, begin, finish):
     after that grace and before the next fault."""
     rows, late = [], []
     bounds = [t[1] for t in timeline[1:]] + [finish]
-    for (fault, start, end, recovered, _), next_start in zip(timeline, bounds):
+    for (fault, start, end, recovered, _, _), next_start in zip(timeline, bounds):
         window_end = (recovered or end) + GRACE_AFTER_RECOVERY
         inside = [c for c in load.calls if start <= c[0] < window_end]
         failed = collections.Counter(c[2] for c in inside if c[2] >= 500 or c[2] == 0)
-        rows.append((fault, len(inside), failed))
+        rows.append((fault, len(inside), failed, max((c[3] for c in inside), default=0)))
         late += [(fault, c) for c in load.calls if window_end <= c[0] < next_start and (c[2] >= 500 or c[2] == 0)]
     quiet = [c for c in load.calls if begin <= c[0] < (timeline[0][1] if timeline else finish)
              and (c[2] >= 500 or c[2] == 0)]
@@ -492,7 +546,7 @@ def harm(load, timeline, begin, finish):
 def timeline_svg(load, timeline, begin, finish, path):
     seconds = max(1, int(finish - begin))  # whole seconds only: the last one is cut short
     ok, failed = [0] * seconds, [0] * seconds
-    for moment, _, status in load.calls:
+    for moment, _, status, _ in load.calls:
         index = int(moment - begin)
         if 0 <= index < seconds:
             (failed if status >= 500 or status == 0 else ok)[index] += 1
@@ -503,7 +557,7 @@ def timeline_svg(load, timeline, begin, finish, path):
     y = lambda v: top + plot_h - plot_h * v / peak
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="11"><rect width="100%" height="100%" fill="white"/>']
-    for fault, start, end, recovered, _ in timeline:
+    for fault, start, end, recovered, _, _ in timeline:
         x0, x1 = x(start - begin), x((recovered or end) - begin)
         parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{max(x1 - x0, 1):.1f}" height="{plot_h}" '
                      f'fill="#f4c542" opacity="0.35"/>')
@@ -525,7 +579,7 @@ def timeline_svg(load, timeline, begin, finish, path):
         svg.write("\n".join(parts) + "\n")
 
 
-def report(args, seed, faults, timeline, rows, late, quiet, checks, notes, duration, path, picture):
+def report(args, seed, faults, timeline, rows, late, quiet, checks, notes, duration, path, picture, bench):
     held = all(not v for v, _ in checks.values()) and not late and not quiet and not notes \
         and all(t[3] is not None for t in timeline)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
@@ -536,17 +590,25 @@ def report(args, seed, faults, timeline, rows, late, quiet, checks, notes, durat
         f"{args.build} build, {duration:.0f} s in all. **Every invariant {'held' if held else 'did NOT hold'}.**",
         "", f"![calls and failures per second, faults marked]({os.path.basename(picture)})", "",
         "## Faults", "",
-        "| fault | calls in its window | failed (status: count) | back to SERVING after |",
-        "|---|---|---|---|",
+        "| fault | calls in its window | failed (status: count) | slowest answer | NOT_SERVING seen | back to "
+        "SERVING after |",
+        "|---|---|---|---|---|---|",
     ]
-    for (fault, start, end, recovered, _), (_, calls, failed) in zip(timeline, rows):
+    for (fault, start, end, recovered, _, down), (_, calls, failed, slowest) in zip(timeline, rows):
         failures = ", ".join(f"{'no answer' if code == 0 else code}: {count}" for code, count in sorted(failed.items()))
         back = f"{recovered - end:.1f} s" if recovered else f"not within {RECOVERY_BOUND} s"
-        lines.append(f"| {fault} | {calls} | {failures or 'none'} | {back} |")
+        lines.append(f"| {fault} | {calls} | {failures or 'none'} | {slowest:.1f} s | {', '.join(down) or '-'} "
+                     f"| {back} |")
     lines += ["", "A fault's window runs from its start to every service SERVING again, plus "
               f"{GRACE_AFTER_RECOVERY} s. A killed process is started again a second later (as an orchestrator "
               f"would); a stopped one is continued after {STOP_SECONDS} s, past the gateway's {GATEWAY_TIMEOUT} s "
-              "deadline; a server is restarted after 3 s down.", "", "## Invariants", ""]
+              f"deadline; a server is started again after {SERVER_DOWN_SECONDS} s down, during which "
+              "the services' health is sampled (NOT_SERVING seen: readiness took them out of rotation).", "",
+              f"Beside the gateway's load, `shippy-bench reads` called the services over gRPC (20 calls/s, 5 s "
+              f"deadlines): {bench.calls} calls, failed: "
+              + (", ".join(f"{code}: {count}" for code, count in sorted(bench.errors.items())) or "none")
+              + (f"; {bench.runs_failed} of its 20 s runs could not start (user-service down)"
+                 if bench.runs_failed else "") + ".", "", "## Invariants", ""]
     for name, (violations, figures) in checks.items():
         summary = ", ".join(f"{key}: {value}" for key, value in figures.items())
         lines.append(f"- **{name}** ({summary}): " + ("held." if not violations else f"{len(violations)} broken:"))
@@ -558,8 +620,8 @@ def report(args, seed, faults, timeline, rows, late, quiet, checks, notes, durat
     lines.append(f"- **bounded harm**: no call failed before the first fault or more than {GRACE_AFTER_RECOVERY} s "
                  "after a recovery: " + ("held." if not late and not quiet else
                                          f"{len(late) + len(quiet)} such failure(s):"))
-    lines += [f"  - after {fault}: {kind} answered {status or 'nothing'}" for fault, (_, kind, status) in late[:20]]
-    lines += [f"  - before any fault: {kind} answered {status or 'nothing'}" for _, kind, status in quiet[:20]]
+    lines += [f"  - after {fault}: {kind} answered {status or 'nothing'}" for fault, (_, kind, status, _) in late[:20]]
+    lines += [f"  - before any fault: {kind} answered {status or 'nothing'}" for _, kind, status, _ in quiet[:20]]
     with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
     return held
@@ -596,13 +658,15 @@ def main():
         for index in (1, 2):  # room for every booking of the campaign
             http_call("POST", system.gateway, "/v1/vessels", {"id": f"chaos{index}", "name": f"Chaos {index}",
                       "capacity": 1_000_000, "max_weight": 2_000_000_000}, token=session["token"])
-        load = Load(system.gateway)
-        say("== Load running; faults follow")
+        load, bench = Load(system.gateway), BenchLoad(system, bin_dir)
+        say("== Load running (the gateway's and shippy-bench's); faults follow")
         load_began = time.monotonic()
         load.start()
+        bench.start()
         timeline = run_campaign(system, load, faults, pause=5 if args.short else 8)
         finish = time.monotonic()
         load.stop()
+        bench.stop()
         say("== Load stopped; checking the invariants")
         notes = [note for t in timeline for note in t[4]]
         for service in system.services:
@@ -615,7 +679,7 @@ def main():
         picture = os.path.splitext(args.report)[0] + ".svg"
         timeline_svg(load, timeline, load_began, finish, picture)
         held = report(args, seed, faults, timeline, rows, late, quiet, checks, notes,
-                      time.monotonic() - began, args.report, picture)
+                      time.monotonic() - began, args.report, picture, bench)
         calls = len(load.calls)
         failed = sum(1 for c in load.calls if c[2] >= 500 or c[2] == 0)
         say(f"== {calls} calls, {failed} failed; report: {args.report}")

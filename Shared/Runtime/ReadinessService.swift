@@ -75,18 +75,30 @@ public struct ReadinessService: Service {
         for dependency in dependencies.reversed() { await dependency.close() }
     }
 
-    /// Until shutdown: NOT_SERVING from the first failed probe, SERVING again once every probe passes.
+    /// Until shutdown: NOT_SERVING from the first failed probe, SERVING again once every probe passes. A probe
+    /// that has not answered within the interval has failed (a database that is down may take its driver's
+    /// whole timeout to say so); it is left to finish, and no other round starts meanwhile.
     private func probe() async throws {
         var lost: String?
+        var round: Task<(name: String, error: any Error)?, Never>?
         while true {
             try await Task.sleep(for: probeInterval)
-            var failed: (name: String, error: any Error)?
-            for dependency in dependencies {
-                guard let probe = dependency.probe else { continue }
-                do { try await probe() } catch {
-                    failed = (dependency.name, error)
-                    break
+            if round == nil {
+                round = Task { [dependencies] in
+                    for dependency in dependencies {
+                        guard let probe = dependency.probe else { continue }
+                        do { try await probe() } catch { return (dependency.name, error) }
+                    }
+                    return nil
                 }
+            }
+            let failed: (name: String, error: any Error)?
+            if let finished = await Self.value(of: round!, within: probeInterval) {
+                failed = finished
+                round = nil
+            } else {
+                let probed = dependencies.filter { $0.probe != nil }.map(\.name).joined(separator: " or ")
+                failed = (lost ?? probed, ProbeTimeout(after: probeInterval))
             }
             try Task.checkCancellation()
             switch (lost, failed) {
@@ -101,6 +113,25 @@ public struct ReadinessService: Service {
                 health.setServing(true)
                 lost = nil
             default: break
+            }
+        }
+    }
+
+    private struct ProbeTimeout: Error, CustomStringConvertible {
+        let after: Duration
+        var description: String { "no answer within \(Double(after.milliseconds) / 1000) s" }
+    }
+
+    /// The task's value, or `nil` when it has not finished within `timeout` (it goes on running).
+    private static func value<T: Sendable>(of task: Task<T, Never>, within timeout: Duration) async -> T? {
+        let first = Mutex<CheckedContinuation<T?, Never>?>(nil)
+        return await withCheckedContinuation { continuation in
+            first.withLock { $0 = continuation }
+            let resume = { @Sendable (value: T?) in first.withLock { $0.take() }?.resume(returning: value) }
+            Task { resume(.some(await task.value)) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                resume(nil)
             }
         }
     }

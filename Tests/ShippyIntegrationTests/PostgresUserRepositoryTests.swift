@@ -130,6 +130,39 @@ let quietLogger: Logger = {
         }
     }
 
+    /// Each event has a deadline of its own: acknowledgements slower than a batch could bear (here five of
+    /// 400 ms under a one-second statement deadline) still move the outbox on.
+    @Test func slowAcknowledgementsStillPublishEveryEvent() async throws {
+        let url = try await PostgresTestDatabase.create()
+        let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(1))
+            try await repository.migrate()
+            for index in 0..<5 {
+                try await repository.create(
+                    Self.user("slow\(index)@example.com"), passwordHash: "h", event: Self.event())
+            }
+            let published = try await repository.publishPending(limit: 20) { _ in
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            #expect(published == 5)
+            #expect(try await repository.backlog().pending == 0)
+        }
+    }
+
+    @Test func publishedEventsArePrunedAfterTheirRetention() async throws {
+        try await withRepository { repository in
+            try await repository.create(Self.user("kept@example.com"), passwordHash: "h", event: Self.event())
+            try await repository.create(Self.user("pruned@example.com"), passwordHash: "h", event: Self.event())
+            #expect(try await repository.publishPending(limit: 1) { _ in } == 1)
+            #expect(try await repository.prunePublished(olderThan: .seconds(3_600)) == 0, "published just now")
+            #expect(try await repository.prunePublished(olderThan: .zero) == 1, "only the published one")
+            #expect(try await repository.backlog().pending == 1)
+        }
+    }
+
     @Test func databaseDownIsUnavailableWithinTheDeadline() async throws {
         let port = try freePort()
         let client = PostgresClient(

@@ -39,4 +39,24 @@ import Testing
             #expect(!health.takesCalls)
         }
     }
+
+    /// A database that is down may let a ping hang for its driver's whole timeout: no answer within the probe
+    /// interval already counts as lost.
+    @Test func aProbeThatHangsCountsAsLost() async throws {
+        let hanging = Mutex(false)
+        let health = HealthService(services: ["shippy.Test"])
+        let database = Dependency(
+            name: "the test database", connect: {},
+            probe: { if hanging.withLock({ $0 }) { try await Task.sleep(for: .seconds(3_600)) } })
+        let readiness = ReadinessService(
+            dependencies: [database], retry: StartupRetry(deadline: .seconds(5)), health: health,
+            logger: Logger(label: "test"), probeInterval: .milliseconds(50))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await readiness.run() }
+            defer { group.cancelAll() }
+            #expect(await eventually(within: .seconds(10)) { health.status() == .serving })
+            hanging.withLock { $0 = true }
+            #expect(await eventually(within: .seconds(10)) { health.status() == .notServing })
+        }
+    }
 }
