@@ -37,7 +37,8 @@ bench-micro:
 chaos:
 	scripts/install.sh
 	swift build -c release
-	.local/venv/bin/pip install -q pymongo==4.20.1
+	[ -x .local/venv/bin/python ] || python3 -m venv .local/venv
+	.local/venv/bin/python -c 'import pymongo' 2>/dev/null || .local/venv/bin/pip install -q pymongo==4.20.1
 	.local/venv/bin/python scripts/chaos.py --build release $(if $(SEED),--seed $(SEED)) $(if $(FAULTS),--faults $(FAULTS))
 
 ## Every test: unit, integration against real servers, black-box against the real executables.

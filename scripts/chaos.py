@@ -237,11 +237,12 @@ class Load:
                         + [threading.Thread(target=self.reads, daemon=True) for _ in range(readers)])
 
     def call(self, kind, method, path, body=None, token=None, headers=None):
-        """Makes and records the call: (when it started, kind, status, seconds it took)."""
+        """Makes and records the call: (when it started, kind, status, seconds it took, the problem's detail)."""
         began = time.monotonic()
         status, answer = http_call(method, self.gateway, path, body, token, headers)
+        detail = answer.get("detail", "") if isinstance(answer, dict) and status >= 400 else ""
         with self.lock:
-            self.calls.append((began, kind, status, time.monotonic() - began))
+            self.calls.append((began, kind, status, time.monotonic() - began, detail))
         return status, answer
 
     def start(self):
@@ -528,26 +529,30 @@ def run_campaign(system, load, faults, pause):
 
 
 def harm(load, timeline, begin, finish):
-    """Per fault: calls made and failed by status in its window (start to recovery plus the grace); failures
-    after that grace and before the next fault."""
+    """Per fault: the calls answered in its window (its start to every service SERVING again, plus the grace),
+    those that failed by status, and the slowest; then the failures answered after that grace and before the
+    next fault (or the end of the load), and those before the first fault. A call counts when it was answered:
+    one in flight when a fault struck is that fault's harm."""
+    answered = [(c[0] + c[3], c) for c in load.calls]
+    failing = lambda c: c[2] >= 500 or c[2] == 0
     rows, late = [], []
-    bounds = [t[1] for t in timeline[1:]] + [finish]
+    bounds = [t[1] for t in timeline[1:]] + [float("inf")]
     for (fault, start, end, recovered, _, _), next_start in zip(timeline, bounds):
         window_end = (recovered or end) + GRACE_AFTER_RECOVERY
-        inside = [c for c in load.calls if start <= c[0] < window_end]
-        failed = collections.Counter(c[2] for c in inside if c[2] >= 500 or c[2] == 0)
+        inside = [c for moment, c in answered if start <= moment < window_end]
+        failed = collections.Counter(c[2] for c in inside if failing(c))
         rows.append((fault, len(inside), failed, max((c[3] for c in inside), default=0)))
-        late += [(fault, c) for c in load.calls if window_end <= c[0] < next_start and (c[2] >= 500 or c[2] == 0)]
-    quiet = [c for c in load.calls if begin <= c[0] < (timeline[0][1] if timeline else finish)
-             and (c[2] >= 500 or c[2] == 0)]
+        late += [(fault, c) for moment, c in answered if window_end <= moment < next_start and failing(c)]
+    first_fault = timeline[0][1] if timeline else finish
+    quiet = [c for moment, c in answered if begin <= moment < first_fault and failing(c)]
     return rows, late, quiet
 
 
 def timeline_svg(load, timeline, begin, finish, path):
     seconds = max(1, int(finish - begin))  # whole seconds only: the last one is cut short
     ok, failed = [0] * seconds, [0] * seconds
-    for moment, _, status, _ in load.calls:
-        index = int(moment - begin)
+    for started, _, status, took, _ in load.calls:
+        index = int(started + took - begin)  # when it was answered
         if 0 <= index < seconds:
             (failed if status >= 500 or status == 0 else ok)[index] += 1
     width, height, left, top, bottom = 1000, 320, 50, 30, 40
@@ -620,8 +625,10 @@ def report(args, seed, faults, timeline, rows, late, quiet, checks, notes, durat
     lines.append(f"- **bounded harm**: no call failed before the first fault or more than {GRACE_AFTER_RECOVERY} s "
                  "after a recovery: " + ("held." if not late and not quiet else
                                          f"{len(late) + len(quiet)} such failure(s):"))
-    lines += [f"  - after {fault}: {kind} answered {status or 'nothing'}" for fault, (_, kind, status, _) in late[:20]]
-    lines += [f"  - before any fault: {kind} answered {status or 'nothing'}" for _, kind, status, _ in quiet[:20]]
+    lines += [f"  - after {fault}: {kind} answered {status or 'nothing'} {detail!r}"
+              for fault, (_, kind, status, _, detail) in late[:20]]
+    lines += [f"  - before any fault: {kind} answered {status or 'nothing'} {detail!r}"
+              for _, kind, status, _, detail in quiet[:20]]
     with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
     return held

@@ -5,9 +5,13 @@ import Synchronization
 /// The standard `grpc.health.v1.Health` service.
 ///
 /// Every registered service name (and `""`, the server as a whole) starts NOT_SERVING, turns SERVING when
-/// the process's dependencies are connected, and NOT_SERVING again when shutdown begins.
+/// the process's dependencies are connected, NOT_SERVING while one is lost, and NOT_SERVING for good when
+/// shutdown begins: that is readiness. `shippy.Liveness` is SERVING from the start until shutdown, whatever
+/// the dependencies do: a liveness probe asks for it, so that a database outage never restarts every replica.
 public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
+    /// The name a liveness probe asks for.
+    public static let liveness = "shippy.Liveness"
 
     private struct State {
         var statuses: [String: Status]
@@ -21,7 +25,7 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
 
     /// - Parameter services: Fully qualified names the server offers, e.g. `vessel.VesselService`.
     public init(services: [String]) {
-        var statuses: [String: Status] = ["": .notServing]
+        var statuses: [String: Status] = ["": .notServing, Self.liveness: .serving]
         for service in services { statuses[service] = .notServing }
         state = Mutex(State(statuses: statuses))
     }
@@ -41,7 +45,9 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         state.withLock { state in
             guard !state.isShutDown else { return }
             if serving { state.hasServed = true }
-            for service in state.statuses.keys { state.statuses[service] = serving ? .serving : .notServing }
+            for service in state.statuses.keys where service != Self.liveness {
+                state.statuses[service] = serving ? .serving : .notServing
+            }
             for watcher in state.watchers.values {
                 if let status = state.statuses[watcher.service] { watcher.continuation.yield(status) }
             }

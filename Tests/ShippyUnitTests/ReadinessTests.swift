@@ -31,12 +31,14 @@ import Testing
             #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .notServing })
             #expect(health.status() == .notServing, "the server as a whole too")
             #expect(health.takesCalls, "calls still reach the handlers, which name the lost dependency")
+            #expect(health.status(of: HealthService.liveness) == .serving, "alive: no restart for an outage")
 
             answering.withLock { $0 = true }
             #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .serving })
             #expect(probes.withLock { $0 } >= 3)
             health.shutDown()
             #expect(!health.takesCalls)
+            #expect(health.status(of: HealthService.liveness) == .notServing)
         }
     }
 
