@@ -37,10 +37,12 @@ struct EdgeMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             let problem = Problem.of(error)
-            // The client gets a sentence without internals; the log keeps what happened.
+            // The client gets a sentence without internals; the log keeps what happened, and never the request
+            // (a ServerError's description holds its headers, the bearer token among them).
             if problem.status.kind == .serverError {
                 context.logger.warning(
-                    "request failed", metadata: ["status": "\(problem.status.code)", "error": "\(error)"])
+                    "request failed",
+                    metadata: ["status": "\(problem.status.code)", "error": "\(Problem.cause(of: error))"])
             }
             response = problem.response()
         }

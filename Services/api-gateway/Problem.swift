@@ -61,6 +61,12 @@ extension Problem {
         }
     }
 
+    /// What went wrong, for the log: the operation and the handler's error, without the request it came with.
+    static func cause(of error: any Error) -> String {
+        guard let error = error as? ServerError else { return "\(error)" }
+        return "\(error.operationID): \(error.underlyingError)"
+    }
+
     private static func of(_ error: ServerError) -> Problem {
         switch error.underlyingError {
         case let decoding as DecodingError where Self.isQueryError(decoding):

@@ -201,6 +201,11 @@ import Glibc
             let down = try await http("GET", "\(base)/v1/vessels", headers: bearer)
             expectProblem(down, 503, "retry in a moment")
             #expect(!down.text.contains("127.0.0.1"))
+            let logged = await eventually(within: .seconds(10)) {
+                gateway.process.errorOutput.contains("request failed")
+            }
+            #expect(logged, "the failure is logged")
+            #expect(!gateway.process.errorOutput.contains(token), "the log never holds a bearer token")
             let notReady = try await http("GET", "\(base)/readyz")
             #expect(
                 notReady.status == 503
