@@ -130,25 +130,26 @@ let quietLogger: Logger = {
         }
     }
 
-    /// Each event has a deadline of its own: acknowledgements slower than a batch could bear (here five of
-    /// 400 ms under a one-second statement deadline) still move the outbox on.
+    /// Each event has a deadline of its own: acknowledgements slower than one batch could bear (six of 500 ms,
+    /// three seconds in all, under a two-second statement deadline) still move the outbox on.
     @Test func slowAcknowledgementsStillPublishEveryEvent() async throws {
         let url = try await PostgresTestDatabase.create()
         let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(1))
-            try await repository.migrate()
-            for index in 0..<5 {
-                try await repository.create(
-                    Self.user("slow\(index)@example.com"), passwordHash: "h", event: Self.event())
+            // Made and filled under the usual deadline (a migration beside parallel tests may take over a second).
+            let filling = PostgresUserRepository(client: client, logger: Logger(label: "test"))
+            try await filling.migrate()
+            for index in 0..<6 {
+                try await filling.create(Self.user("slow\(index)@example.com"), passwordHash: "h", event: Self.event())
             }
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"), timeout: .seconds(2))
             let published = try await repository.publishPending(limit: 20) { _ in
-                try await Task.sleep(for: .milliseconds(400))
+                try await Task.sleep(for: .milliseconds(500))
             }
-            #expect(published == 5)
-            #expect(try await repository.backlog().pending == 0)
+            #expect(published == 6)
+            #expect(try await filling.backlog().pending == 0)
         }
     }
 
