@@ -76,16 +76,27 @@ struct BodyLimitMiddleware: RouterMiddleware {
 
 /// Sign-ups and log-ins per client address: `limit` a minute, in bursts of up to `limit` (a token bucket per
 /// address). Over it, a 429 with `Retry-After`. Addresses are the TCP peer's: behind a proxy all clients share
-/// the proxy's, so set the limit for that.
+/// the proxy's, so set the limit for that. A path is compared as the router matches it, by its components, so
+/// `/v1/sessions/` counts as `/v1/sessions`.
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let limiter: RateLimiter
     let paths: Set<String>
 
+    init(limiter: RateLimiter, paths: Set<String>) {
+        self.limiter = limiter
+        self.paths = Set(paths.map(Self.route))
+    }
+
+    /// The path's non-empty components, joined: what the router matches.
+    static func route(_ path: String) -> String { path.split(separator: "/").joined(separator: "/") }
+
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
-        guard request.method == .post, paths.contains(request.uri.path) else { return try await next(request, context) }
+        guard request.method == .post, paths.contains(Self.route(request.uri.path)) else {
+            return try await next(request, context)
+        }
         let client = context.remoteAddress?.ipAddress ?? "unknown"
         if let wait = limiter.admit(client) {
             throw Problem(

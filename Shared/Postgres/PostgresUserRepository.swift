@@ -134,12 +134,17 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         }
     }
 
+    /// Creation times a page token can hold: the epoch to the end of year 9999, in microseconds.
+    private static let issuableMicros: ClosedRange<Int64> = 0...253_402_300_799_999_999
+
     /// Keyset pagination on (`created_at`, `id`); a page token holds the last pair seen, the time in whole
     /// microseconds (PostgreSQL's own precision), so that no row is skipped or repeated.
     public func users(page: PageRequest) async throws(ShippyError) -> Page<User> {
         var cursor: (micros: Int64, id: UUID)?
         if !page.cursor.isEmpty {
-            guard page.cursor.count == 2, let micros = Int64(page.cursor[0]), let id = UUID(uuidString: page.cursor[1])
+            // A time outside what PostgreSQL can add to the epoch was never issued (and would be its error, a 500).
+            guard page.cursor.count == 2, let micros = Int64(page.cursor[0]), Self.issuableMicros.contains(micros),
+                let id = UUID(uuidString: page.cursor[1])
             else { throw PageToken.notIssued }
             cursor = (micros, id)
         }

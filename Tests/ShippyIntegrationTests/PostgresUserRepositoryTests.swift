@@ -91,6 +91,18 @@ let quietLogger: Logger = {
         }
     }
 
+    /// A token the service did not issue is `invalidArgument`, whatever it holds: never PostgreSQL's own error.
+    @Test(arguments: [["9223372036854775807", UUID().uuidString], ["-9223372036854775807", UUID().uuidString]])
+    func aCraftedPageTokenIsInvalidArgument(cursor: [String]) async throws {
+        try await withRepository { repository in
+            try await repository.create(Self.user("paged@example.com"), passwordHash: "h", event: Self.event())
+            let error = await #expect(throws: ShippyError.self) {
+                try await repository.users(page: PageRequest(size: 2, cursor: cursor))
+            }
+            #expect(error?.code == .invalidArgument, "\(String(describing: error))")
+        }
+    }
+
     @Test func migrationIsIdempotentWhenReplicasStartTogether() async throws {
         try await withRepository { repository in
             try await withThrowingTaskGroup(of: Void.self) { group in
