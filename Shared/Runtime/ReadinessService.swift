@@ -117,6 +117,11 @@ public struct ReadinessService: Service {
         }
     }
 
+    /// A continuation that the first of several tasks resumes.
+    private final class OnceResumed<T: Sendable>: Sendable {
+        let continuation = Mutex<CheckedContinuation<T, Never>?>(nil)
+    }
+
     private struct ProbeTimeout: Error, CustomStringConvertible {
         let after: Duration
         var description: String { "no answer within \(Double(after.milliseconds) / 1000) s" }
@@ -124,10 +129,12 @@ public struct ReadinessService: Service {
 
     /// The task's value, or `nil` when it has not finished within `timeout` (it goes on running).
     private static func value<T: Sendable>(of task: Task<T, Never>, within timeout: Duration) async -> T? {
-        let first = Mutex<CheckedContinuation<T?, Never>?>(nil)
+        // A reference: the two racing tasks outlive this call, so they must not share its frame.
+        let first = OnceResumed<T?>()
         return await withCheckedContinuation { continuation in
-            first.withLock { $0 = continuation }
-            let resume = { @Sendable (value: T?) in first.withLock { $0.take() }?.resume(returning: value) }
+            first.continuation.withLock { $0 = continuation }
+            let resume = { @Sendable (value: T?) in first.continuation.withLock { $0.take() }?.resume(returning: value)
+            }
             Task { resume(.some(await task.value)) }
             Task {
                 try? await Task.sleep(for: timeout)

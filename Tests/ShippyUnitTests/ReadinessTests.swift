@@ -35,7 +35,7 @@ import Testing
 
             answering.withLock { $0 = true }
             #expect(await eventually(within: .seconds(10)) { health.status(of: "shippy.Test") == .serving })
-            #expect(probes.withLock { $0 } >= 3)
+            #expect(probes.withLock { $0 } >= 2, "one probe saw it lost, a later one saw it back")
             health.shutDown()
             #expect(!health.takesCalls)
             #expect(health.status(of: HealthService.liveness) == .notServing)
