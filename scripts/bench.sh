@@ -8,6 +8,8 @@
 #   SHIPPY_PERF_REFERENCE   the reference greeters (default ../shared/perf-reference beside the project)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 cd "$root"
 export SWIFT_DETERMINISTIC_HASHING=1
 export SHIPPY_RUN_DIR=$root/.local/bench
@@ -19,7 +21,6 @@ export SHIPPY_CONSIGNMENT_METRICS_PORT=9151 SHIPPY_VESSEL_METRICS_PORT=9152 SHIP
     SHIPPY_EMAIL_METRICS_PORT=9154 SHIPPY_PROMETHEUS_PORT=0 SHIPPY_GATEWAY_PORT=8151 SHIPPY_GATEWAY_METRICS_PORT=9155
 greeter_port=50159
 prefix="bench-$(date +%s)-"
-export SHIPPY_ADMIN_EMAILS="${prefix}admin@bench.example.com"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
 say() { printf '%s\n' "$*" >&2; }
@@ -105,6 +106,9 @@ processes+=(--process "mongod=$(cat "$SHIPPY_SERVERS_DIR/mongo.pid")")
 processes+=(--process "nats=$(cat "$SHIPPY_SERVERS_DIR/nats.pid")")
 
 say "== Scenarios"
+# The run's admin registers a vessel of its own, so that bookings never fill the fleet's.
+SHIPPY_TOKEN=$(admin_token "$root/scripts/system.sh" "$bin" "${prefix}admin@bench.example.com")
+export SHIPPY_TOKEN
 # shellcheck disable=SC2086
 USER_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_USER_PORT VESSEL_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_VESSEL_PORT \
 CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \

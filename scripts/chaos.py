@@ -153,7 +153,7 @@ class System:
         # user-service first: it writes the key pair that the others verify with.
         service("user-service", "user-service", ports["user"], POSTGRES_URL=postgres, NATS_URL=nats,
                 JWT_GENERATE_KEY="true", JWT_PRIVATE_KEY_FILE=f"{keys}/signing.pem", BCRYPT_COST="4",
-                ADMIN_EMAILS=ADMIN, **public_key)
+                **public_key)
         for index in (1, 2):
             service(f"vessel-service-{index}", "vessel-service", ports[f"vessel-{index}"], MONGO_URL=mongo,
                     RESERVATION_LIFETIME="10", SWEEP_INTERVAL="1", **public_key)
@@ -659,6 +659,9 @@ def main():
         system.start()
         status, _ = http_call("POST", system.gateway, "/v1/users",
                               {"name": "Chaos Admin", "email": ADMIN, "password": PASSWORD})
+        users = system.service("user-service")  # the operator's command makes the admin
+        subprocess.run([users.binary, "grant-admin", ADMIN], env={**os.environ, **users.environment}, check=True,
+                       capture_output=True)
         status, session = http_call("POST", system.gateway, "/v1/sessions", {"email": ADMIN, "password": PASSWORD})
         if status != 200:
             raise SystemExit(f"chaos: the admin could not log in ({status})")

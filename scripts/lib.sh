@@ -28,3 +28,14 @@ stop_pid() {
     fi
     rm -f "$file"
 }
+
+# admin_token SYSTEM BIN EMAIL: signs EMAIL up with BIN/user-cli (at SHIPPY_USER_PORT), makes it an admin with
+# the operator's command (SYSTEM grant-admin, SYSTEM being a scripts/system.sh), and prints its token.
+admin_token() {
+    local system=$1 bin=$2 email=$3 password="admin password $RANDOM$RANDOM"
+    local address=127.0.0.1:${SHIPPY_USER_PORT:-50053}
+    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" create --name Admin --email "$email" \
+        >/dev/null
+    "$system" grant-admin "$email" >/dev/null
+    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" login --email "$email"
+}

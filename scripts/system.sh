@@ -6,6 +6,8 @@
 #   scripts/system.sh stop    stop the services and servers this script started, by their recorded PIDs
 #   scripts/system.sh status  say what is running
 #   scripts/system.sh demo    the user story with the real CLIs, starting the system first if needed
+#   scripts/system.sh grant-admin EMAIL   make a signed-up user an admin (user-service grant-admin, the operator's
+#                                         command, against the running system's database); revoke-admin EMAIL undoes it
 #
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
@@ -15,7 +17,6 @@
 # SHIPPY_GATEWAY_METRICS_PORT (9055).
 # Prometheus (Debian's, scraping all four, with deploy/prometheus/alerts.yml): SHIPPY_PROMETHEUS_PORT (9090;
 # 0 leaves it out). Welcome mails are written to .local/run/mail/.
-# SHIPPY_ADMIN_EMAILS (user-service's ADMIN_EMAILS) names the admins; none by default.
 # SHIPPY_BUILD_CONFIGURATION=release runs release builds (debug by default), as `make bench` does.
 set -euo pipefail
 
@@ -155,8 +156,7 @@ start() {
     start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" MAILER=files MAIL_DIR="$run/mail"
     start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" JWT_GENERATE_KEY=true \
-        JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" \
-        ADMIN_EMAILS="${SHIPPY_ADMIN_EMAILS:-}"
+        JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
     start_service api-gateway "$gateway_port" USER_SERVICE_ADDRESS="127.0.0.1:$user_port" \
@@ -252,11 +252,20 @@ demo() {
     for _ in $(seq 1 50); do grep -ls "^To: .*<$email>" "$run"/mail/*.eml 2>/dev/null && break; sleep 0.1; done
 }
 
+# role grant-admin|revoke-admin EMAIL: the operator's command, with the running system's database.
+role() {
+    [ -n "${2:-}" ] || { echo "usage: $0 $1 EMAIL" >&2; exit 64; }
+    [ -f "$SHIPPY_SERVERS_DIR/env" ] || { say "error: Shippy is not running here (scripts/system.sh start)" >&2; exit 69; }
+    # shellcheck disable=SC1091
+    POSTGRES_URL=$(. "$SHIPPY_SERVERS_DIR/env" && printf '%s' "$SHIPPY_POSTGRES_URL") "$(bin)/user-service" "$1" "$2"
+}
+
 case "${1:-}" in
     up) up ;;
     start) start ;;
     stop) stop ;;
     status) status ;;
     demo) demo ;;
-    *) echo "usage: $0 up|start|stop|status|demo" >&2; exit 64 ;;
+    grant-admin | revoke-admin) role "$@" ;;
+    *) echo "usage: $0 up|start|stop|status|demo|grant-admin EMAIL|revoke-admin EMAIL" >&2; exit 64 ;;
 esac

@@ -8,8 +8,8 @@ struct Fixtures: Sendable {
     var reader: Account
     /// Ships in `create-consignment`.
     var shipper: Account
-    /// Whether the run could register its own vessel (its admin account is in user-service's ADMIN_EMAILS);
-    /// otherwise bookings use the fleet's room, which a long run can fill.
+    /// The run's own vessel, registered with the admin's token it was given; otherwise bookings use the fleet's
+    /// room, which a long run can fill.
     var ownVessel: String?
 
     /// The reader's token with its signature's first characters changed: well-formed, but not genuine.
@@ -31,21 +31,20 @@ struct Fixtures: Sendable {
 
     static func email(_ prefix: String, _ name: String) -> String { "\(prefix)\(name)@bench.example.com" }
 
-    static func prepare(prefix: String, users: Client, vessels: Client, options: CallOptions) async throws -> Fixtures {
+    static func prepare(
+        prefix: String, users: Client, vessels: Client, adminToken: String?, options: CallOptions
+    ) async throws -> Fixtures {
         let reader = try await signUp(email(prefix, "reader"), users: users, options: options)
         let shipper = try await signUp(email(prefix, "shipper"), users: users, options: options)
-        let admin = try await signUp(email(prefix, "admin"), users: users, options: options)
         var ownVessel: String?
-        do {
+        if let adminToken {
             let created = try await Vessel_VesselService.Client(wrapping: vessels).create(
                 .with {
                     $0.name = "\(prefix)freighter"
                     $0.capacity = Int32.max
                     $0.maxWeight = Int32.max
-                }, metadata: admin.metadata, options: options)
+                }, metadata: ["authorization": "Bearer \(adminToken)"], options: options)
             ownVessel = created.vessel.id
-        } catch let error as RPCError where error.code == .permissionDenied {
-            ownVessel = nil
         }
         return Fixtures(reader: reader, shipper: shipper, ownVessel: ownVessel)
     }

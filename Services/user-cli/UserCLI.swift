@@ -16,12 +16,14 @@ struct UserCLI: AsyncParsableCommand {
             Examples:
               user-cli --name "Ewan Valentine" --email ewan@example.com --company BBC --password 'correct horse'
               TOKEN=$(user-cli login --email ewan@example.com)     # asks for the password
+              user-cli grant-admin ann@example.com "$TOKEN"          # an admin's token
 
             The password comes from --password, else SHIPPY_PASSWORD, else a prompt (or one line of stdin).
-            Exit status: 0 ok, 64 bad usage, 65 invalid input, 69 user-service down or too slow,
-            70 service error, 73 email already taken, 77 wrong email or password.
+            Exit status: 0 ok, 64 bad usage, 65 invalid input or no such user, 69 user-service down or too slow,
+            70 service error, 73 email already taken,
+            77 wrong email or password, or a token that is not an admin's.
             """,
-        subcommands: [Create.self, Login.self],
+        subcommands: [Create.self, Login.self, GrantAdmin.self, RevokeAdmin.self],
         defaultSubcommand: Create.self
     )
 }
@@ -125,6 +127,46 @@ struct Login: AsyncParsableCommand {
                     $0.email = email; $0.password = password
                 }, options: options)
             print(token.token)
+        }
+    }
+}
+
+/// `user-cli grant-admin EMAIL TOKEN`: an admin grants the admin role (the first admin is the operator's:
+/// `user-service grant-admin EMAIL`).
+struct GrantAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Grant the admin role to the user with EMAIL (needs an admin's token; from their next log-in).")
+
+    @OptionGroup var change: RoleChangeOptions
+
+    func run() async throws { await change.set(granted: true) }
+}
+
+/// `user-cli revoke-admin EMAIL TOKEN`.
+struct RevokeAdmin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke the admin role of the user with EMAIL (needs another admin's token).")
+
+    @OptionGroup var change: RoleChangeOptions
+
+    func run() async throws { await change.set(granted: false) }
+}
+
+struct RoleChangeOptions: ParsableArguments {
+    @Argument(help: "The user's email.") var email: String
+    @Argument(help: "An admin's token (or --token-file, or SHIPPY_TOKEN).") var token: String?
+    @Option(help: "Read the token from this file (- for stdin).") var tokenFile: String?
+    @OptionGroup var connection: ConnectionOptions
+
+    func set(granted: Bool) async {
+        await connection.withUserService { users, options in
+            let token = try TokenInput.resolve(argument: token, file: tokenFile)
+            let user = try await users.setRole(
+                .with {
+                    $0.email = email; $0.role = "admin"; $0.granted = granted
+                }, metadata: ["authorization": "Bearer \(token)"], options: options
+            ).user
+            print("\(user.email) (\(user.id)): roles \(user.roles.joined(separator: ", ")), from their next log-in")
         }
     }
 }

@@ -25,8 +25,6 @@ struct UserServiceConfiguration: Sendable {
     /// Failed logins per email and address before the next must wait, and the longest wait.
     var loginFreeFailures: LiveSetting<Int>
     var loginMaximumDelay: LiveSetting<Duration>
-    /// Emails (lowercased) whose tokens carry the `admin` role.
-    var adminEmails: Set<String>
     /// Where `user.created` events go.
     var natsURL: String
 
@@ -51,12 +49,11 @@ struct UserServiceConfiguration: Sendable {
     static let loginMaximumDelay = Setting.seconds(
         "login.max.delay", default: .seconds(30), in: 0.5...3_600, reloads: true,
         "The longest wait after failed logins.")
-    static let adminEmails = Setting.emails("admin.emails", "Comma-separated emails whose tokens carry the admin role.")
     static let natsURL = Setting.text(
         "nats.url", default: "nats://127.0.0.1:4222", "NATS server for user.created events.")
     static let settings: [any SettingDescription] = [
         postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, bcryptCost, bcryptQueue,
-        loginFreeFailures, loginMaximumDelay, adminEmails, natsURL,
+        loginFreeFailures, loginMaximumDelay, natsURL,
     ]
 }
 
@@ -77,7 +74,6 @@ extension UserServiceConfiguration {
             bcryptQueue: try settings.live(Self.bcryptQueue),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
             loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
-            adminEmails: try settings.value(Self.adminEmails),
             natsURL: try settings.value(Self.natsURL))
     }
 
@@ -157,7 +153,6 @@ struct UserServiceApp {
         let verifier = VerifiedTokenCache(OwnKeyThenFileVerifier(own: signer.verifier, file: keyFile))
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, verifier: verifier,
-            adminEmails: configuration.adminEmails,
             throttle: LoginThrottle(policy: configuration.loginPolicy), logger: logger)
         let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(

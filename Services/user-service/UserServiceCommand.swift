@@ -16,7 +16,7 @@ struct UserServiceCommand: AsyncParsableCommand, ServiceIdentity {
         commandName: name,
         abstract: "Signs users up, logs them in with JWTs and validates tokens (gRPC user.UserService).",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HealthcheckCommand<UserServiceCommand>.self],
+        subcommands: [Serve.self, HealthcheckCommand<UserServiceCommand>.self, GrantAdmin.self, RevokeAdmin.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -18,8 +18,6 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     let signer: TokenSigner
     /// The signer's own key, then the keys of the shared key file (other replicas', rotated ones).
     let verifier: any TokenVerifying
-    /// Emails (lowercased) whose tokens carry the `admin` role.
-    let adminEmails: Set<String>
     let throttle: LoginThrottle
     let logger: Logger
 
@@ -43,7 +41,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
             user, passwordHash: try await hasher.hash(newUser.password), event: UserCreatedEvent.make(for: user))
         Self.signUps.increment()
         logger.info("user created", metadata: ["user_id": "\(user.id)"])
-        return .with { $0.user = User_User(user, roles: roles(of: user)) }
+        return .with { $0.user = User_User(user) }
     }
 
     /// The user with `request.id`: your own (an empty id is the caller's), or anyone's for an admin.
@@ -56,7 +54,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         guard let user = try await repository.user(id: id) else {
             throw ShippyError.notFound("no user with id \(id.prefix(64))")
         }
-        return .with { $0.user = User_User(user, roles: roles(of: user)) }
+        return .with { $0.user = User_User(user) }
     }
 
     /// Every user, oldest first, a page at a time. Admins only.
@@ -66,7 +64,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         let page = try await repository.users(
             page: try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
         return .with {
-            $0.users = page.items.map { User_User($0, roles: roles(of: $0)) }
+            $0.users = page.items.map { User_User($0) }
             $0.nextPageToken = page.nextToken
         }
     }
@@ -102,15 +100,11 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         throttle.recordSuccess(throttleKey)
         Self.logins(.ok).increment()
         logger.info("login", metadata: ["user_id": "\(user.id)"])
-        let signed = try await signer.signed(user, roles: roles(of: user))
+        let signed = try await signer.signed(user, roles: user.roles)
         return .with {
             $0.token = signed.token; $0.valid = true
             $0.expiresAtUnix = Int64(signed.claims.exp.value.timeIntervalSince1970)
         }
-    }
-
-    private func roles(of user: User) -> [Role] {
-        Role.roles(forEmail: user.email, adminEmails: adminEmails)
     }
 
     /// `valid = true` for a token this service signed that has not expired.
@@ -118,6 +112,34 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     func validateToken(request: User_Token, context: ServerContext) async throws -> User_Token {
         _ = try await verifier.verify(request.token)
         return .with { $0.valid = true }
+    }
+
+    /// Grants or revokes `admin` for the user with `request.email`, recorded in the audit trail and logged. An
+    /// admin cannot revoke their own role, so that an admin is always left to grant it again.
+    /// - Throws: `unauthenticated`, `permissionDenied` (not an admin, or revoking your own role),
+    ///   `invalidArgument` (a role other than admin), `notFound` (no user with that email), `unavailable`.
+    func setRole(request: User_RoleChange, context: ServerContext) async throws -> User_Response {
+        let claims = try AuthInterceptor.requireClaims()
+        try claims.requireAdmin(to: "grant or revoke roles")
+        guard let role = Role(rawValue: request.role), role == .admin else {
+            throw ShippyError.invalidArgument("role \"\(request.role.prefix(20))\" cannot be granted; only \"admin\"")
+        }
+        if !request.granted, request.email.lowercased() == claims.email.lowercased() {
+            throw ShippyError.permissionDenied("an admin cannot revoke their own role; ask another admin")
+        }
+        let change = RoleChange(role: role, granted: request.granted, email: request.email, actor: claims.userID)
+        guard let user = try await repository.change(change) else {
+            throw ShippyError.notFound("no user with email \(request.email.prefix(254))")
+        }
+        Self.audit(change, of: user, logger: logger)
+        return .with { $0.user = User_User(user) }
+    }
+
+    /// The audit event of a role change: one log line at notice level (who, whom, what; the time is the line's).
+    static func audit(_ change: RoleChange, of user: User, logger: Logger) {
+        logger.notice(
+            change.granted ? "role granted" : "role revoked",
+            metadata: ["actor": "\(change.actor)", "user_id": "\(user.id)", "role": "\(change.role.rawValue)"])
     }
 }
 
@@ -141,13 +163,13 @@ enum UserCreatedEvent {
 
 extension User_User {
     /// The wire form of a user: never with a password.
-    init(_ user: User, roles: [Role]) {
+    init(_ user: User) {
         self.init()
         id = user.id
         name = user.name
         company = user.company
         email = user.email
-        self.roles = roles.map(\.rawValue)
+        roles = user.roles.map(\.rawValue)
     }
 }
 

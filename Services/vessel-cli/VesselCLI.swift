@@ -18,7 +18,7 @@ struct VesselCLI: AsyncParsableCommand {
               vessel-cli create --name "Northern Star" --capacity 40 --max-weight 300000 "$ADMIN_TOKEN"
 
             The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN.
-            Adding a vessel needs a token of a user whose email is in user-service's ADMIN_EMAILS.
+            Adding a vessel needs an admin's token (user-service grant-admin EMAIL makes the first admin).
             Exit status: 0 ok, 64 bad usage or no token, 65 invalid input, 66 token file missing,
             69 vessel-service down or too slow, 70 service error, 73 the vessel id is taken,
             77 token missing, malformed or expired, or not allowed (not an admin).

@@ -208,32 +208,6 @@ extension Setting where Value == Bool {
     }
 }
 
-extension Setting where Value == Set<String> {
-    /// Email addresses, comma-separated (or a list in the file), lowercased; empty when not set.
-    public static func emails(_ key: String, _ summary: String) -> Setting {
-        Setting(
-            key, default: [], defaultText: "none", summary,
-            show: { $0.sorted().joined(separator: ",") }
-        ) { raw throws(SettingProblem) in
-            let items: [String] =
-                switch raw {
-                case .text(let text): text.split(separator: ",").map(String.init)
-                case .list(let items): items
-                case .number: throw .isNot("a list of email addresses")
-                }
-            var emails: Set<String> = []
-            for item in items {
-                let email = item.trimmingCharacters(in: .whitespaces)
-                guard NewUser.isPlausibleEmail(email) else {
-                    throw .other("\"\(email.prefix(254))\" is not an email address")
-                }
-                emails.insert(email.lowercased())
-            }
-            return emails
-        }
-    }
-}
-
 extension Setting {
     /// One of a fixed set of words, in any letter case.
     public static func choice(

@@ -89,13 +89,27 @@ public enum User_UserService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetRole" metadata.
+        public enum SetRole: Sendable {
+            /// Request type for "SetRole".
+            public typealias Input = User_RoleChange
+            /// Response type for "SetRole".
+            public typealias Output = User_Response
+            /// Descriptor for "SetRole".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "user.UserService"),
+                method: "SetRole",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "user.UserService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Create.descriptor,
             Get.descriptor,
             GetAll.descriptor,
             Auth.descriptor,
-            ValidateToken.descriptor
+            ValidateToken.descriptor,
+            SetRole.descriptor
         ]
     }
 }
@@ -199,6 +213,25 @@ extension User_UserService {
             request: GRPCCore.StreamingServerRequest<User_Token>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<User_Token>
+
+        /// Handle the "SetRole" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+        /// > user's tokens from their next log-in or refresh.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `User_RoleChange` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `User_Response` messages.
+        func setRole(
+            request: GRPCCore.StreamingServerRequest<User_RoleChange>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<User_Response>
     }
 
     /// Service protocol for the "user.UserService" service.
@@ -286,6 +319,25 @@ extension User_UserService {
             request: GRPCCore.ServerRequest<User_Token>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<User_Token>
+
+        /// Handle the "SetRole" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+        /// > user's tokens from their next log-in or refresh.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_RoleChange` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `User_Response` message.
+        func setRole(
+            request: GRPCCore.ServerRequest<User_RoleChange>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<User_Response>
     }
 
     /// Simple service protocol for the "user.UserService" service.
@@ -371,6 +423,25 @@ extension User_UserService {
             request: User_Token,
             context: GRPCCore.ServerContext
         ) async throws -> User_Token
+
+        /// Handle the "SetRole" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+        /// > user's tokens from their next log-in or refresh.
+        ///
+        /// - Parameters:
+        ///   - request: A `User_RoleChange` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `User_Response` to respond with.
+        func setRole(
+            request: User_RoleChange,
+            context: GRPCCore.ServerContext
+        ) async throws -> User_Response
     }
 }
 
@@ -433,6 +504,17 @@ extension User_UserService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: User_UserService.Method.SetRole.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_RoleChange>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Response>(),
+            handler: { request, context in
+                try await self.setRole(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -488,6 +570,17 @@ extension User_UserService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<User_Token> {
         let response = try await self.validateToken(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setRole(
+        request: GRPCCore.StreamingServerRequest<User_RoleChange>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<User_Response> {
+        let response = try await self.setRole(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -556,6 +649,19 @@ extension User_UserService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<User_Token> {
         return GRPCCore.ServerResponse<User_Token>(
             message: try await self.validateToken(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setRole(
+        request: GRPCCore.ServerRequest<User_RoleChange>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<User_Response> {
+        return GRPCCore.ServerResponse<User_Response>(
+            message: try await self.setRole(
                 request: request.message,
                 context: context
             ),
@@ -674,6 +780,30 @@ extension User_UserService {
             deserializer: some GRPCCore.MessageDeserializer<User_Token>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetRole" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+        /// > user's tokens from their next log-in or refresh.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_RoleChange` message.
+        ///   - serializer: A serializer for `User_RoleChange` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setRole<Result>(
+            request: GRPCCore.ClientRequest<User_RoleChange>,
+            serializer: some GRPCCore.MessageSerializer<User_RoleChange>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -850,6 +980,41 @@ extension User_UserService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SetRole" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+        /// > user's tokens from their next log-in or refresh.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_RoleChange` message.
+        ///   - serializer: A serializer for `User_RoleChange` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setRole<Result>(
+            request: GRPCCore.ClientRequest<User_RoleChange>,
+            serializer: some GRPCCore.MessageSerializer<User_RoleChange>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: User_UserService.Method.SetRole.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -984,6 +1149,36 @@ extension User_UserService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<User_Token>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<User_Token>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetRole" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+    /// > user's tokens from their next log-in or refresh.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `User_RoleChange` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setRole<Result>(
+        request: GRPCCore.ClientRequest<User_RoleChange>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setRole(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<User_RoleChange>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Response>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1140,6 +1335,40 @@ extension User_UserService.ClientProtocol {
             metadata: metadata
         )
         return try await self.validateToken(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetRole" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: grants or revokes a role of the user with `email`; admins only, audited. The change shows in the
+    /// > user's tokens from their next log-in or refresh.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setRole<Result>(
+        _ message: User_RoleChange,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<User_RoleChange>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setRole(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -40,8 +40,26 @@ public nonisolated struct User_User: Sendable {
   /// Input only: the service never returns a password or its hash.
   public var password: String = String()
 
-  /// Added, output only: "admin" for the emails in ADMIN_EMAILS, else "user".
+  /// Added, output only: "admin" for users granted it (user-service grant-admin, or SetRole), else "user".
   public var roles: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Added: a role granted to, or revoked from, the user with `email`.
+public nonisolated struct User_RoleChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var email: String = String()
+
+  /// "admin" (the only role that is granted).
+  public var role: String = String()
+
+  public var granted: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -178,6 +196,46 @@ nonisolated extension User_User: SwiftProtobuf.Message, SwiftProtobuf._MessageIm
     if lhs.email != rhs.email {return false}
     if lhs.password != rhs.password {return false}
     if lhs.roles != rhs.roles {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension User_RoleChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RoleChange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}email\0\u{1}role\0\u{1}granted\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.granted) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 1)
+    }
+    if !self.role.isEmpty {
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 2)
+    }
+    if self.granted != false {
+      try visitor.visitSingularBoolField(value: self.granted, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: User_RoleChange, rhs: User_RoleChange) -> Bool {
+    if lhs.email != rhs.email {return false}
+    if lhs.role != rhs.role {return false}
+    if lhs.granted != rhs.granted {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6,12 +6,15 @@ public struct User: Sendable, Hashable {
     public var name: String
     public var company: String
     public var email: String
+    /// What the user may do: granted by an admin or the operator, stored with the user, never claimed at sign-up.
+    public var roles: [Role]
 
-    public init(id: String, name: String, company: String, email: String) {
+    public init(id: String, name: String, company: String, email: String, roles: [Role] = [.user]) {
         self.id = id
         self.name = name
         self.company = company
         self.email = email
+        self.roles = roles
     }
 }
 

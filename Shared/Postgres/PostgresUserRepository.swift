@@ -69,6 +69,21 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                         ADD COLUMN IF NOT EXISTS dead_reason text
                     """,
                     logger: logger)
+                // Roles are granted, never claimed: stored with the user, changed only by `change(_:)` (added later).
+                try await connection.query(
+                    "ALTER TABLE users ADD COLUMN IF NOT EXISTS admin boolean NOT NULL DEFAULT false", logger: logger)
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS role_changes (
+                        id bigserial PRIMARY KEY,
+                        at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                        actor text NOT NULL,
+                        user_id uuid NOT NULL REFERENCES users (id),
+                        role text NOT NULL,
+                        granted boolean NOT NULL
+                    )
+                    """,
+                    logger: logger)
                 try await connection.query("DROP INDEX IF EXISTS outbox_pending", logger: logger)
                 try await connection.query(
                     """
@@ -112,13 +127,22 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
         }
     }
 
+    /// The columns of a `User`, in `Row`'s order.
+    private static let userColumns = "id, name, company, email, admin"
+    private typealias Row = (UUID, String, String, String, Bool)
+
+    private static func user(_ row: Row) -> User {
+        User(
+            id: row.0.uuidString.lowercased(), name: row.1, company: row.2, email: row.3,
+            roles: Role.roles(admin: row.4))
+    }
+
     public func user(id: String) async throws(ShippyError) -> User? {
         guard let uuid = UUID(uuidString: id) else { return nil }
         return try await run("SELECT", "users") { client in
-            let rows = try await client.query("SELECT id, name, company, email FROM users WHERE id = \(uuid)")
-            for try await (id, name, company, email) in rows.decode((UUID, String, String, String).self) {
-                return User(id: id.uuidString.lowercased(), name: name, company: company, email: email)
-            }
+            let rows = try await client.query(
+                "SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(uuid)")
+            for try await row in rows.decode(Row.self) { return Self.user(row) }
             return nil
         }
     }
@@ -126,11 +150,58 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
     public func credentials(email: String) async throws(ShippyError) -> (user: User, passwordHash: String)? {
         try await run("SELECT", "users") { client in
             let rows = try await client.query(
-                "SELECT id, name, company, email, password_hash FROM users WHERE lower(email) = lower(\(email))")
-            for try await (id, name, company, email, hash) in rows.decode((UUID, String, String, String, String).self) {
-                return (User(id: id.uuidString.lowercased(), name: name, company: company, email: email), hash)
+                """
+                SELECT \(unescaped: Self.userColumns), password_hash FROM users WHERE lower(email) = lower(\(email))
+                """)
+            for try await (id, name, company, email, admin, hash) in rows.decode(
+                (UUID, String, String, String, Bool, String).self)
+            {
+                return (Self.user((id, name, company, email, admin)), hash)
             }
             return nil
+        }
+    }
+
+    public func change(_ change: RoleChange) async throws(ShippyError) -> User? {
+        guard change.role == .admin else { throw .invalidArgument("only the admin role is granted or revoked") }
+        let logger = self.logger
+        return try await run("UPDATE", "users") { client in
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    UPDATE users SET admin = \(change.granted) WHERE lower(email) = lower(\(change.email))
+                    RETURNING \(unescaped: Self.userColumns)
+                    """,
+                    logger: logger)
+                var changed: User?
+                for try await row in rows.decode(Row.self) { changed = Self.user(row) }
+                guard let changed, let id = UUID(uuidString: changed.id) else { return nil }
+                try await connection.query(
+                    """
+                    INSERT INTO role_changes (actor, user_id, role, granted)
+                    VALUES (\(change.actor), \(id), \(change.role.rawValue), \(change.granted))
+                    """,
+                    logger: logger)
+                return changed
+            }
+        }
+    }
+
+    /// The audit trail of one user's roles, oldest first.
+    public func roleChanges(of userID: String) async throws(ShippyError) -> [RoleChange] {
+        guard let id = UUID(uuidString: userID) else { return [] }
+        return try await run("SELECT", "role_changes") { client in
+            let rows = try await client.query(
+                """
+                SELECT c.role, c.granted, u.email, c.actor FROM role_changes c JOIN users u ON u.id = c.user_id
+                WHERE c.user_id = \(id) ORDER BY c.id
+                """)
+            var changes: [RoleChange] = []
+            for try await (role, granted, email, actor) in rows.decode((String, Bool, String, String).self) {
+                changes.append(
+                    RoleChange(role: Role(rawValue: role) ?? .user, granted: granted, email: email, actor: actor))
+            }
+            return changes
         }
     }
 
@@ -155,21 +226,22 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
             if let after {
                 rows = try await client.query(
                     """
-                    SELECT id, name, company, email, (extract(epoch FROM created_at) * 1000000)::int8 FROM users
-                    WHERE (created_at, id) > (timestamptz 'epoch' + \(after.micros) * interval '1 microsecond', \(after.id))
+                    SELECT \(unescaped: Self.userColumns), (extract(epoch FROM created_at) * 1000000)::int8
+                    FROM users WHERE (created_at, id) > (timestamptz 'epoch' + \(after.micros) * interval '1 microsecond', \(after.id))
                     ORDER BY created_at, id LIMIT \(limit)
                     """)
             } else {
                 rows = try await client.query(
                     """
-                    SELECT id, name, company, email, (extract(epoch FROM created_at) * 1000000)::int8 FROM users
-                    ORDER BY created_at, id LIMIT \(limit)
+                    SELECT \(unescaped: Self.userColumns), (extract(epoch FROM created_at) * 1000000)::int8
+                    FROM users ORDER BY created_at, id LIMIT \(limit)
                     """)
             }
             var users: [(micros: Int64, user: User)] = []
-            for try await (id, name, company, email, micros) in rows.decode((UUID, String, String, String, Int64).self)
+            for try await (id, name, company, email, admin, micros) in rows.decode(
+                (UUID, String, String, String, Bool, Int64).self)
             {
-                users.append((micros, User(id: id.uuidString.lowercased(), name: name, company: company, email: email)))
+                users.append((micros, Self.user((id, name, company, email, admin))))
             }
             return users
         }

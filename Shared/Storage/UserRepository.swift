@@ -33,6 +33,23 @@ public struct OutboxBacklog: Sendable, Hashable {
     }
 }
 
+/// A role granted or revoked: what the audit trail records (who, whom, what, when).
+public struct RoleChange: Sendable, Hashable {
+    public var role: Role
+    public var granted: Bool
+    /// Whose role changes: an email, in any letter case.
+    public var email: String
+    /// Who changes it: an admin's user id, or `operator` for user-service's own command.
+    public var actor: String
+
+    public init(role: Role, granted: Bool, email: String, actor: String) {
+        self.role = role
+        self.granted = granted
+        self.email = email
+        self.actor = actor
+    }
+}
+
 /// Where users and their password hashes are kept. Only the user service holds one.
 public protocol UserRepository: Sendable {
     /// Stores a new user with the bcrypt hash of their password and, in the same transaction, the event
@@ -48,6 +65,10 @@ public protocol UserRepository: Sendable {
 
     /// Every user, oldest first, a page at a time.
     func users(page: PageRequest) async throws(ShippyError) -> Page<User>
+
+    /// Grants or revokes a role and records the change in the audit trail, in one transaction.
+    /// - Returns: the user as changed, or `nil` when no user has that email.
+    func change(_ change: RoleChange) async throws(ShippyError) -> User?
 }
 
 /// The transactional outbox: events stored with the changes they announce, waiting to be published.
@@ -75,6 +96,8 @@ public actor InMemoryUserRepository: UserRepository {
     private var users: [(user: User, passwordHash: String)] = []
     /// The events stored with the users, in order.
     public private(set) var events: [OutboxEvent] = []
+    /// The role changes, in order.
+    public private(set) var roleChanges: [RoleChange] = []
 
     public init() {}
 
@@ -100,5 +123,16 @@ public actor InMemoryUserRepository: UserRepository {
             (index: $0, user: users[$0].user)
         }
         return Page(fetched: fetched, size: page.size) { [String($0.index)] }.map(\.user)
+    }
+
+    public func change(_ change: RoleChange) -> User? {
+        guard let index = users.firstIndex(where: { $0.user.email.lowercased() == change.email.lowercased() }) else {
+            return nil
+        }
+        let others = users[index].user.roles.filter { $0 != change.role && $0 != .user }
+        let roles = change.granted ? others + [change.role] : others
+        users[index].user.roles = roles.isEmpty ? [.user] : roles
+        roleChanges.append(change)
+        return users[index].user
     }
 }

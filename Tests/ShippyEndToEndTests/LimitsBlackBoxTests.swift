@@ -11,10 +11,13 @@ import Testing
         $0.name = "Ada"; $0.email = "ada@example.com"; $0.password = "ada's password"
     }
 
+    /// Signs `user` up, runs `beforeLogIn` (the operator's grant), and logs in.
     static func signUp(
-        _ user: User_User, _ users: User_UserService.Client<some ClientTransport>
+        _ user: User_User, _ users: User_UserService.Client<some ClientTransport>,
+        beforeLogIn: () async throws -> Void = {}
     ) async throws -> Metadata {
         _ = try await users.create(user)
+        try await beforeLogIn()
         let token = try await users.auth(
             .with {
                 $0.email = user.email; $0.password = user.password
@@ -43,7 +46,7 @@ import Testing
 
     @Test func headerInjectionHugeMessagesAndOutOfRangePagesGetAClearStatusAndNothingIsStored() async throws {
         let system = try ShippySystem()
-        let user = try await system.startUser(extra: ["BCRYPT_COST": "4", "ADMIN_EMAILS": Self.ada.email])
+        let user = try await system.startUser(extra: ["BCRYPT_COST": "4"])
         let vessel = try system.startVessel()
         let consignment = try system.startConsignment(vessel: vessel)
         let everything = [user, vessel, consignment]
@@ -55,7 +58,9 @@ import Testing
 
             try await user.withClient { userClient in
                 let users = User_UserService.Client(wrapping: userClient)
-                let admin = try await Self.signUp(Self.ada, users)
+                let admin = try await Self.signUp(Self.ada, users) {
+                    try await user.command(["grant-admin", Self.ada.email])
+                }
                 for (name, company) in [
                     ("Eve\r\nBcc: x@example.com", ""), ("Eve", "Evil\r\nX-Header: 1"), ("Eve", tenMiB),
                 ] {

@@ -70,6 +70,32 @@ let quietLogger: Logger = {
         }
     }
 
+    @Test func aRoleIsGrantedAndRevokedOnlyByAChangeAndEachChangeIsInTheAuditTrail() async throws {
+        try await withRepository { repository in
+            let ann = Self.user("ann@example.com")
+            try await repository.create(ann, passwordHash: "h", event: Self.event())
+            #expect(try await repository.user(id: ann.id)?.roles == [.user], "a new user is a plain user")
+            let granted = try await repository.change(
+                RoleChange(role: .admin, granted: true, email: "ANN@example.com", actor: "operator"))
+            #expect(granted?.roles == [.admin])
+            #expect(try await repository.credentials(email: "ann@example.com")?.user.roles == [.admin])
+            #expect(try await repository.users(page: PageRequest()).items.map(\.roles) == [[.admin]])
+            let revoked = try await repository.change(
+                RoleChange(role: .admin, granted: false, email: "ann@example.com", actor: ann.id))
+            #expect(revoked?.roles == [.user])
+            #expect(try await repository.user(id: ann.id)?.roles == [.user])
+            #expect(
+                try await repository.change(
+                    RoleChange(role: .admin, granted: true, email: "nobody@example.com", actor: "operator")) == nil)
+            await #expect(throws: ShippyError.self) {
+                _ = try await repository.change(
+                    RoleChange(role: .user, granted: true, email: "ann@example.com", actor: "operator"))
+            }
+            let trail = try await repository.roleChanges(of: ann.id)
+            #expect(trail.map(\.actor) == ["operator", ann.id] && trail.map(\.granted) == [true, false])
+        }
+    }
+
     @Test func sameEmailInAnyCaseIsAlreadyExists() async throws {
         try await withRepository { repository in
             try await repository.create(Self.user("bob@example.com"), passwordHash: "h", event: Self.event())

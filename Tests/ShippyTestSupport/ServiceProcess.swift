@@ -11,6 +11,9 @@ package struct ServiceProcess {
     package let port: Int
     /// Where its Prometheus endpoint listens: `http://127.0.0.1:metricsPort/metrics`.
     package let metricsPort: Int
+    /// The executable's name and the environment it was started with, for its other commands.
+    package let executable: String
+    package let environment: [String: String]
 
     /// Starts `executable` with `environment` (plus HOST, PORT: `port` or a free one, and METRICS_PORT: a free one).
     package static func start(
@@ -18,12 +21,25 @@ package struct ServiceProcess {
     ) throws -> ServiceProcess {
         let port = try port ?? freePort()
         let metricsPort = try freePort()
-        let process = try ChildProcess(
-            try TestEnvironment.executable(executable),
-            environment: environment.merging(
-                ["HOST": "127.0.0.1", "PORT": "\(port)", "METRICS_PORT": "\(metricsPort)"]) { $1 }
-        )
-        return ServiceProcess(process: process, port: port, metricsPort: metricsPort)
+        let environment = environment.merging(
+            ["HOST": "127.0.0.1", "PORT": "\(port)", "METRICS_PORT": "\(metricsPort)"]) { $1 }
+        let process = try ChildProcess(try TestEnvironment.executable(executable), environment: environment)
+        return ServiceProcess(
+            process: process, port: port, metricsPort: metricsPort, executable: executable, environment: environment)
+    }
+
+    /// Runs another command of the same executable with the same settings (`user-service grant-admin EMAIL`),
+    /// requiring that it exits 0.
+    /// - Returns: what it printed.
+    @discardableResult
+    package func command(_ arguments: [String]) async throws -> String {
+        let child = try ChildProcess(
+            try TestEnvironment.executable(executable), arguments: arguments, environment: environment)
+        let status = await child.waitForExit(timeout: .seconds(30))
+        await child.stop()
+        try #require(
+            status == 0, "\(executable) \(arguments) exited \(String(describing: status)): \(child.errorOutput)")
+        return child.output
     }
 
     /// The service's `/metrics` text, fetched over HTTP.

@@ -174,7 +174,7 @@ import Testing
 
     // MARK: user.UserService
 
-    /// A user service with Ann signed up (her id is the one the test's tokens carry) and Ada as its admin.
+    /// A user service with Ann signed up (her id is the one the test's tokens carry); Ada's token says admin.
     func withUsers<T: Sendable>(
         _ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T
     ) async throws -> T {
@@ -186,7 +186,7 @@ import Testing
         await hasher.shutdown()
         return try await withRunningApp({ configuration in
             try await UserServiceApp.build(
-                configuration: .inMemory(configuration, key: keys.privateKey, adminEmails: [Self.ada.email]),
+                configuration: .inMemory(configuration, key: keys.privateKey),
                 repository: repository, dependencies: [], logger: logs.logger())
         }) { _, client in try await body(.init(wrapping: client)) }
     }
@@ -231,6 +231,20 @@ import Testing
             [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
         ) { metadata in
             try await withUsers { "\(try await $0.validateToken(.with { $0.token = annToken }, metadata: metadata))" }
+        }
+        responses += try await check(
+            "user.SetRole",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.denied,
+                .anotherUser: Self.denied, .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withUsers {
+                let grant = User_RoleChange.with {
+                    $0.email = Self.ann.email; $0.role = "admin"; $0.granted = true
+                }
+                return "\(try await $0.setRole(grant, metadata: metadata))"
+            }
         }
         for response in responses {
             #expect(

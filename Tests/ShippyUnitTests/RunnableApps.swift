@@ -14,7 +14,7 @@ extension UserServiceApp: RunnableApp {}
 extension UserServiceConfiguration {
     /// The user service's settings for the in-memory wiring: a signing key of the test's, cheap bcrypt.
     static func inMemory(
-        _ server: ServerConfiguration, key: ES256PrivateKey = ES256PrivateKey(), adminEmails: Set<String> = []
+        _ server: ServerConfiguration, key: ES256PrivateKey = ES256PrivateKey()
     ) -> UserServiceConfiguration {
         UserServiceConfiguration(
             server: server, postgresURL: "unused",
@@ -23,6 +23,6 @@ extension UserServiceConfiguration {
             tokens: TokenConfiguration(issuer: "shippy-user-service", audience: "shippy"),
             tokenLifetime: LiveSetting(.seconds(3600)), bcryptCost: 4, bcryptQueue: LiveSetting(64),
             loginFreeFailures: LiveSetting(3), loginMaximumDelay: LiveSetting(.seconds(30)),
-            adminEmails: adminEmails, natsURL: "unused")
+            natsURL: "unused")
     }
 }

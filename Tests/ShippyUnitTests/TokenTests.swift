@@ -40,7 +40,6 @@ import Testing
         #expect(throws: ShippyError.permissionDenied("only an admin may list users")) {
             try legacy.requireAdmin(to: "list users")
         }
-        #expect(Role.roles(forEmail: "Ada@Example.com", adminEmails: ["ada@example.com"]) == [.admin])
     }
 
     @Test func validTokenCarriesTheUserAndNoSecret() async throws {

@@ -23,7 +23,7 @@ import Testing
     func withService<T: Sendable>(_ body: @Sendable (Client, TokenSigner) async throws -> T) async throws -> T {
         try await withRunningApp({ configuration in
             try await UserServiceApp.build(
-                configuration: .inMemory(configuration, adminEmails: [Self.admin.email]), repository: repository,
+                configuration: .inMemory(configuration), repository: repository,
                 dependencies: [], logger: logs.logger())
         }) { app, client in try await body(Client(wrapping: client), app.signer) }
     }
@@ -42,14 +42,25 @@ import Testing
     }
 
     /// Signs `user` up and logs in; returns the created user and the bearer metadata.
-    static func signUp(_ user: User_User, _ client: Client) async throws -> (User_User, Metadata) {
-        let created = try await client.create(user).user
+    /// Signs `user` up (`admin` is then granted the role, as the operator would) and logs in.
+    /// - Returns: the user as stored, and the token's metadata.
+    func signUp(_ user: User_User, _ client: Client) async throws -> (User_User, Metadata) {
+        _ = try await client.create(user)
+        if user.email == Self.admin.email {
+            _ = try await repository.change(
+                RoleChange(role: .admin, granted: true, email: user.email, actor: "operator"))
+        }
+        let metadata = try await logIn(user, client)
+        return (try await client.get(User_User(), metadata: metadata).user, metadata)
+    }
+
+    func logIn(_ user: User_User, _ client: Client) async throws -> Metadata {
         let token = try await client.auth(
             .with {
                 $0.email = user.email; $0.password = user.password
             }
         ).token
-        return (created, ["authorization": "Bearer \(token)"])
+        return ["authorization": "Bearer \(token)"]
     }
 
     @Test func signUpReturnsTheUserWithAnIdAndNoPassword() async throws {
@@ -136,8 +147,8 @@ import Testing
 
     @Test func getAnswersYourOwnUserAndGetAllIsForAdmins() async throws {
         try await withService { client, _ in
-            let (ewan, ewanToken) = try await Self.signUp(Self.ewan, client)
-            let (admin, adminToken) = try await Self.signUp(Self.admin, client)
+            let (ewan, ewanToken) = try await signUp(Self.ewan, client)
+            let (admin, adminToken) = try await signUp(Self.admin, client)
             let id = ewan.id
             await expectStatus(.unauthenticated, "missing token") { _ = try await client.get(.with { $0.id = id }) }
             await expectStatus(.unauthenticated, "missing token") { _ = try await client.getAll(User_Request()) }
@@ -166,9 +177,57 @@ import Testing
         }
     }
 
+    @Test func rolesAreGrantedByAnAdminNeverClaimedAndEveryChangeIsAudited() async throws {
+        try await withService { client, _ in
+            let (ewan, ewanToken) = try await signUp(Self.ewan, client)
+            let (admin, adminToken) = try await signUp(Self.admin, client)
+            #expect(ewan.roles == ["user"] && admin.roles == ["admin"])
+            let grantEwan = User_RoleChange.with {
+                $0.email = "EWAN@example.com"; $0.role = "admin"; $0.granted = true
+            }
+            await expectStatus(.unauthenticated, "missing token") { _ = try await client.setRole(grantEwan) }
+            await expectStatus(.permissionDenied, "only an admin may grant or revoke roles") {
+                _ = try await client.setRole(grantEwan, metadata: ewanToken)
+            }
+            await expectStatus(.invalidArgument, "cannot be granted") {
+                var asRoot = grantEwan
+                asRoot.role = "root"
+                _ = try await client.setRole(asRoot, metadata: adminToken)
+            }
+            await expectStatus(.notFound, "no user with email") {
+                var nobody = grantEwan
+                nobody.email = "nobody@example.com"
+                _ = try await client.setRole(nobody, metadata: adminToken)
+            }
+            #expect(try await client.setRole(grantEwan, metadata: adminToken).user.roles == ["admin"])
+            // The token in hand keeps what it was signed with; the next log-in carries the role.
+            await expectStatus(.permissionDenied, "only an admin may list users") {
+                _ = try await client.getAll(User_Request(), metadata: ewanToken)
+            }
+            let ewanAsAdmin = try await logIn(Self.ewan, client)
+            #expect(try await client.getAll(User_Request(), metadata: ewanAsAdmin).users.count == 2)
+            await expectStatus(.permissionDenied, "cannot revoke their own role") {
+                _ = try await client.setRole(
+                    .with {
+                        $0.email = Self.admin.email; $0.role = "admin"; $0.granted = false
+                    }, metadata: adminToken)
+            }
+            var revokeEwan = grantEwan
+            revokeEwan.granted = false
+            #expect(try await client.setRole(revokeEwan, metadata: adminToken).user.roles == ["user"])
+            await expectStatus(.permissionDenied, "only an admin may list users") {
+                _ = try await client.getAll(User_Request(), metadata: try await logIn(Self.ewan, client))
+            }
+            let audit = await repository.roleChanges
+            #expect(audit.map(\.actor) == ["operator", admin.id, admin.id])
+            #expect(audit.map(\.granted) == [true, true, false])
+            #expect(logs.all.filter { $0.contains("role granted") || $0.contains("role revoked") }.count == 2)
+        }
+    }
+
     @Test func getAllIsPagedAndRefusesOutOfRangePageSizes() async throws {
         try await withService { client, _ in
-            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            let (_, adminToken) = try await signUp(Self.admin, client)
             for index in 0..<4 {
                 _ = try await client.create(
                     .with {
@@ -264,7 +323,7 @@ import Testing
                     $0.email = Self.ewan.email; $0.password = Self.ewan.password
                 }
             ).token
-            let (_, adminToken) = try await Self.signUp(Self.admin, client)
+            let (_, adminToken) = try await signUp(Self.admin, client)
             let listed = try await client.getAll(User_Request(), metadata: adminToken)
             _ = try await client.validateToken(.with { $0.token = token })
             return (created, token, listed)
