@@ -46,8 +46,10 @@ public struct OwnKeyThenFileVerifier: TokenVerifying {
 ///
 /// Keys rotate without a restart: a token naming a key this verifier does not hold makes it read the file
 /// again (at most once a second: a call waits for its turn, so forged `kid`s cannot make it read the disk at
-/// every call), and every `refreshInterval` a call checks whether the file changed, so a key removed from it
-/// stops being trusted.
+/// every call), and every `refreshInterval` a call compares the file's contents with those it loaded, so a key
+/// removed from it stops being trusted within `refreshInterval` (plus `VerifiedTokenCache`'s age in front).
+/// Contents, not a modification time: a Kubernetes Secret volume swaps a directory link and leaves the
+/// file's own link, and its time, as they were.
 public final class PublicKeyFileVerifier: TokenVerifying {
     public let path: String
     private let issuer: String
@@ -56,7 +58,7 @@ public final class PublicKeyFileVerifier: TokenVerifying {
     private struct State {
         var verifier: TokenVerifier?
         var lastRead: ContinuousClock.Instant?
-        var modified: Date?
+        var contents: String?
     }
     private let state = Mutex(State())
 
@@ -80,7 +82,6 @@ public final class PublicKeyFileVerifier: TokenVerifying {
     /// Reads the keys; the startup retry calls it until the file exists and holds a key.
     /// - Throws: `ShippyError` `.unavailable` when the file cannot be read or holds no key.
     public func load() async throws {
-        let modified = Self.modificationDate(of: path)
         guard let pem = try? String(contentsOfFile: path, encoding: .utf8) else {
             throw ShippyError.unavailable("cannot read \(path) (the user service writes it at start)")
         }
@@ -91,7 +92,7 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         } catch {
             throw ShippyError.unavailable(error.message)
         }
-        state.withLock { $0 = State(verifier: loaded, lastRead: .now, modified: modified) }
+        state.withLock { $0 = State(verifier: loaded, lastRead: .now, contents: pem) }
     }
 
     public func verify(_ token: String) async throws(ShippyError) -> AccessClaims {
@@ -130,20 +131,17 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         }
     }
 
-    /// Whether the file changed since it was read, looked at once per refresh interval.
+    /// Whether the file's contents changed since they were loaded, looked at once per refresh interval (a key
+    /// file is a few hundred bytes). A file that cannot be read now counts as unchanged: the keys stay.
     private func fileChanged() -> Bool {
         let now = ContinuousClock.now
-        let (lastRead, modified) = state.withLock { ($0.lastRead, $0.modified) }
+        let (lastRead, contents) = state.withLock { ($0.lastRead, $0.contents) }
         guard let lastRead else { return true }
         guard now - lastRead >= refreshInterval else { return false }
-        if Self.modificationDate(of: path) == modified {
+        guard let current = try? String(contentsOfFile: path, encoding: .utf8), current != contents else {
             state.withLock { $0.lastRead = now }
             return false
         }
         return true
-    }
-
-    private static func modificationDate(of path: String) -> Date? {
-        (try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date
     }
 }
