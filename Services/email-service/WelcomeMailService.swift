@@ -292,6 +292,12 @@ struct WelcomeMailService: Service {
             logger.warning("dropping a malformed user.created message", metadata: ["message_id": "\(messageID ?? "-")"])
             return .done
         }
+        // user-service stores only canonical addresses; anything else would be a header of its own in `To:`.
+        guard (try? EmailAddress.canonical(event.email)) != nil else {
+            logger.warning(
+                "dropping a user.created event whose address is not valid", metadata: ["event_id": "\(event.eventID)"])
+            return .done
+        }
         do {
             switch try await mailed.claim(event.eventID, lease: policy.claimLease) {
             case .claimed: break

@@ -75,19 +75,25 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     ///   logins for this email from this address: the message says when to retry), `unavailable` (PostgreSQL
     ///   down, or too many sign-ups and logins at once: retry in a moment).
     func auth(request: User_User, context: ServerContext) async throws -> User_Token {
-        let email = request.email.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !email.isEmpty, !request.password.isEmpty else {
+        let typed = request.email.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !typed.isEmpty, !request.password.isEmpty else {
             throw ShippyError.invalidArgument("email and password are required")
         }
-        guard email.utf8.count <= 254 else { throw ShippyError.invalidArgument("email is longer than 254 bytes") }
-        let throttleKey = LoginThrottle.key(email: email, peer: context.remotePeer)
+        guard typed.utf8.count <= EmailAddress.maximumBytes else {
+            throw ShippyError.invalidArgument("email is longer than \(EmailAddress.maximumBytes) bytes")
+        }
+        // Every spelling of an address is its canonical form; one that has none names no account (and is checked
+        // against the decoy hash like an unknown one, so the answer and its time are the same).
+        let email = try? EmailAddress.canonical(typed)
+        let throttleKey = LoginThrottle.key(email: email ?? typed, peer: context.remotePeer)
         do {
             try throttle.check(throttleKey)
         } catch {
             Self.logins(.throttled).increment()
             throw error
         }
-        let credentials = try await repository.credentials(email: email)
+        var credentials: (user: User, passwordHash: String)?
+        if let email { credentials = try await repository.credentials(email: email) }
         // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
         let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
         let matches = try await hasher.verify(request.password, hash: tooLong ? nil : credentials?.passwordHash)
@@ -124,12 +130,13 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         guard let role = Role(rawValue: request.role), role == .admin else {
             throw ShippyError.invalidArgument("role \"\(request.role.prefix(20))\" cannot be granted; only \"admin\"")
         }
-        if !request.granted, request.email.lowercased() == claims.email.lowercased() {
+        if !request.granted, (try? EmailAddress.canonical(request.email)) == claims.email.lowercased() {
             throw ShippyError.permissionDenied("an admin cannot revoke their own role; ask another admin")
         }
-        let change = RoleChange(role: role, granted: request.granted, email: request.email, actor: claims.userID)
+        let email = try EmailAddress.canonical(request.email)
+        let change = RoleChange(role: role, granted: request.granted, email: email, actor: claims.userID)
         guard let user = try await repository.change(change) else {
-            throw ShippyError.notFound("no user with email \(request.email.prefix(254))")
+            throw ShippyError.notFound("no user with email \(email)")
         }
         Self.audit(change, of: user, logger: logger)
         return .with { $0.user = User_User(user) }

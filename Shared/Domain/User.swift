@@ -30,11 +30,12 @@ public struct NewUser: Sendable {
     public static let minimumPasswordLength = 8
     public static let maximumFieldLength = 200
 
-    /// Trims the name, company and email; the password is kept exactly as typed.
+    /// Trims the name and company, and puts the email in its canonical form when it is valid (`validate`
+    /// refuses it otherwise); the password is kept exactly as typed.
     public init(name: String, company: String, email: String, password: String) {
         self.name = name.trimmingCharacters(in: .whitespacesAndNewlines)
         self.company = company.trimmingCharacters(in: .whitespacesAndNewlines)
-        self.email = email.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.email = (try? EmailAddress.canonical(email)) ?? email
         self.password = password
     }
 
@@ -43,9 +44,7 @@ public struct NewUser: Sendable {
     public func validate() throws(ShippyError) {
         try TextRules.check(name, field: "name", maximumLength: Self.maximumFieldLength)
         try TextRules.check(company, field: "company", maximumLength: Self.maximumFieldLength, required: false)
-        if !Self.isPlausibleEmail(email) {
-            throw .invalidArgument("email \"\(email.prefix(Self.maximumFieldLength))\" is not a valid address")
-        }
+        _ = try EmailAddress.canonical(email)
         if password.count < Self.minimumPasswordLength {
             throw .invalidArgument("password must be at least \(Self.minimumPasswordLength) characters")
         }
@@ -55,14 +54,64 @@ public struct NewUser: Sendable {
         if password.utf8.contains(0) { throw .invalidArgument("password must not contain a NUL character") }
     }
 
-    /// One `@`, a non-empty local part, a dotted domain, no spaces or control characters, at most 254 bytes.
-    public static func isPlausibleEmail(_ email: String) -> Bool {
-        guard email.utf8.count <= 254,
-            !email.contains(where: { $0.isWhitespace || $0.asciiValue.map { $0 < 32 } == true })
-        else { return false }
+}
+
+/// Email addresses as Shippy accepts, stores and compares them: ASCII only, in RFC 5321's dot-atom syntax
+/// (no quoted local parts, no address literals, no comments), lowercased. One canonical form, computed once,
+/// on which Swift and PostgreSQL agree under any database locale: with non-ASCII text allowed, a Kelvin sign,
+/// an NFD "é" or a locale's case folding could make two spellings of one address, or one of two.
+public enum EmailAddress {
+    /// RFC 5321's limits: 64 octets of local part, 255 of domain, 254 in all in a path.
+    public static let maximumBytes = 254
+    public static let maximumLocalBytes = 64
+
+    /// `atext` of RFC 5322 §3.2.3: what a dot-atom's parts may hold besides letters and digits.
+    private static let atextSymbols = Set("!#$%&'*+-/=?^_`{|}~".utf8)
+
+    /// The canonical form of `raw`: trimmed and lowercased, once it is checked.
+    /// - Throws: `ShippyError` `.invalidArgument` saying what is wrong.
+    public static func canonical(_ raw: String) throws(ShippyError) -> String {
+        let email = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let shown = "\"\(email.prefix(80))\""
+        guard !email.isEmpty else { throw .invalidArgument("email is required") }
+        guard email.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw .invalidArgument(
+                "email \(shown) must be plain ASCII without spaces (internationalised addresses are not accepted)")
+        }
+        guard email.utf8.count <= maximumBytes else {
+            throw .invalidArgument("email is longer than \(maximumBytes) bytes")
+        }
         let parts = email.split(separator: "@", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, parts[0].count <= 64 else { return false }
-        let labels = parts[1].split(separator: ".", omittingEmptySubsequences: false)
-        return labels.count >= 2 && labels.allSatisfy { !$0.isEmpty && !$0.hasPrefix("-") && !$0.hasSuffix("-") }
+        guard parts.count == 2 else { throw .invalidArgument("email \(shown) must hold exactly one @") }
+        let (local, domain) = (parts[0], parts[1])
+        guard !local.isEmpty, local.utf8.count <= maximumLocalBytes, isDotAtom(local) else {
+            throw .invalidArgument(
+                "email \(shown): the part before @ must be 1 to 64 letters, digits or !#$%&'*+-/=?^_`{|}~, "
+                    + "in dot-separated words")
+        }
+        guard isHostName(domain) else {
+            throw .invalidArgument(
+                "email \(shown): the domain must be a dotted name of letters, digits and hyphens (example.com)")
+        }
+        return email.lowercased()
+    }
+
+    private static func isDotAtom(_ text: Substring) -> Bool {
+        text.split(separator: ".", omittingEmptySubsequences: false).allSatisfy { word in
+            !word.isEmpty && word.utf8.allSatisfy { isLetterOrDigit($0) || atextSymbols.contains($0) }
+        }
+    }
+
+    private static func isHostName(_ text: Substring) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count >= 2 && text.utf8.count <= 253
+            && labels.allSatisfy { label in
+                (1...63).contains(label.utf8.count) && label.first != "-" && label.last != "-"
+                    && label.utf8.allSatisfy { isLetterOrDigit($0) || $0 == UInt8(ascii: "-") }
+            }
+    }
+
+    private static func isLetterOrDigit(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
     }
 }

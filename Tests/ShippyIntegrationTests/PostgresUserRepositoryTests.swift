@@ -17,15 +17,56 @@ let quietLogger: Logger = {
 }()
 
 @Suite struct PostgresUserRepositoryTests {
-    func withRepository<T>(_ body: (PostgresUserRepository) async throws -> T) async throws -> T {
-        let url = try await PostgresTestDatabase.create()
+    func withRepository<T>(
+        locale: String? = nil, _ body: (PostgresUserRepository) async throws -> T
+    ) async throws -> T {
+        try await withClient(locale: locale) { client in
+            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"))
+            try await repository.migrate()
+            return try await body(repository)
+        }
+    }
+
+    func withClient<T>(locale: String? = nil, _ body: (PostgresClient) async throws -> T) async throws -> T {
+        let url = try await PostgresTestDatabase.create(locale: locale)
         let client = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            let repository = PostgresUserRepository(client: client, logger: Logger(label: "test"))
-            try await repository.migrate()
-            return try await body(repository)
+            return try await body(client)
+        }
+    }
+
+    /// The spellings of Kate's address that a reader would take for hers: case, a Kelvin sign (U+212A, which a
+    /// UTF-8 database lowercases to "k" and a C one leaves), an NFD and an NFC accent.
+    static let spellings = [
+        "KATE@EXAMPLE.COM", " Kate@Example.com ", "\u{212A}ate@example.com", "kat\u{00E9}@example.com",
+        "kate\u{0301}@example.com",
+    ]
+
+    @Test(arguments: ["C", "C.UTF-8"])
+    func everySpellingOfAnAddressIsOneAccountOrRefusedWhateverTheDatabaseLocale(locale: String) async throws {
+        try await withRepository(locale: locale) { repository in
+            let kate = NewUser(name: "Kate", company: "", email: "Kate@Example.com", password: "p")
+            try await repository.create(Self.user(kate.email), passwordHash: "h", event: Self.event())
+            var outcomes: [String] = []
+            for spelling in Self.spellings {
+                guard let canonical = try? EmailAddress.canonical(spelling) else {
+                    outcomes.append("refused")
+                    continue
+                }
+                let found = try await repository.credentials(email: canonical)?.user.email
+                await #expect(throws: ShippyError.self) {
+                    try await repository.create(Self.user(canonical), passwordHash: "h", event: Self.event())
+                }
+                outcomes.append(found ?? "not found")
+            }
+            #expect(outcomes == ["kate@example.com", "kate@example.com", "refused", "refused", "refused"])
+        }
+        // What canonical addresses prevent: the database's own folding depends on its locale.
+        try await withClient(locale: locale) { client in
+            let rows = try await client.query("SELECT lower(\("\u{212A}ate")) = 'kate'")
+            for try await folds in rows.decode(Bool.self) { #expect(folds == (locale == "C.UTF-8")) }
         }
     }
 
