@@ -19,6 +19,7 @@ struct UserServiceConfiguration: Sendable {
     var signingKey: SigningKeyConfiguration
     var tokens: TokenConfiguration
     var tokenLifetime: LiveSetting<Duration>
+    var refreshLifetime: LiveSetting<Duration>
     var bcryptCost: Int
     /// bcrypt works that may run or wait at once; beyond, calls are refused with `unavailable`.
     var bcryptQueue: LiveSetting<Int>
@@ -37,8 +38,11 @@ struct UserServiceConfiguration: Sendable {
     static let generateKey = Setting.toggle(
         "jwt.generate.key", default: false, "true to create a development key when the key file is missing.")
     static let tokenLifetime = Setting.seconds(
-        "token.lifetime", default: .seconds(86_400), in: 60...31_536_000, reloads: true,
-        "Seconds a new token stays valid.")
+        "token.lifetime", default: .seconds(900), in: 60...86_400, reloads: true,
+        "Seconds a new access token stays valid (a refresh token gets the next one).")
+    static let refreshLifetime = Setting.seconds(
+        "refresh.lifetime", default: .seconds(2_592_000), in: 300...31_536_000, reloads: true,
+        "Seconds a refresh token stays valid unused; each use gives a new one for as long again.")
     static let bcryptCost = Setting.integer("bcrypt.cost", default: 12, in: 4...16, "bcrypt cost.")
     static let bcryptQueue = Setting.integer(
         "bcrypt.queue", default: System.coreCount, defaultText: "one per core", in: 1...10_000, reloads: true,
@@ -52,7 +56,7 @@ struct UserServiceConfiguration: Sendable {
     static let natsURL = Setting.text(
         "nats.url", default: "nats://127.0.0.1:4222", "NATS server for user.created events.")
     static let settings: [any SettingDescription] = [
-        postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, bcryptCost, bcryptQueue,
+        postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, refreshLifetime, bcryptCost, bcryptQueue,
         loginFreeFailures, loginMaximumDelay, natsURL,
     ]
 }
@@ -70,6 +74,7 @@ extension UserServiceConfiguration {
                 publicKeyFile: tokens.publicKeyFile),
             tokens: tokens,
             tokenLifetime: try settings.live(Self.tokenLifetime),
+            refreshLifetime: try settings.live(Self.refreshLifetime),
             bcryptCost: try settings.value(Self.bcryptCost),
             bcryptQueue: try settings.live(Self.bcryptQueue),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
@@ -121,6 +126,7 @@ struct UserServiceApp {
             Gauge(label: "outbox_oldest_pending_age_seconds").record(Double(backlog.oldestAge.milliseconds) / 1000)
             Gauge(label: "outbox_dead_letters").record(backlog.deadLettered)
             _ = try await repository.prunePublished(olderThan: OutboxPublisher.retention)
+            _ = try await repository.pruneEndedSessions()
         }
         app = UserServiceApp(
             health: app.health, server: app.server, signer: app.signer, ready: app.ready,
@@ -153,6 +159,7 @@ struct UserServiceApp {
         let verifier = VerifiedTokenCache(OwnKeyThenFileVerifier(own: signer.verifier, file: keyFile))
         let handler = UserServiceHandler(
             repository: repository, hasher: hasher, signer: signer, verifier: verifier,
+            refreshLifetime: { configuration.refreshLifetime.value },
             throttle: LoginThrottle(policy: configuration.loginPolicy), logger: logger)
         let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
         let server = GRPCServerService(

@@ -18,6 +18,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     let signer: TokenSigner
     /// The signer's own key, then the keys of the shared key file (other replicas', rotated ones).
     let verifier: any TokenVerifying
+    /// How long a new refresh token stays valid unused (the configuration may change it while the service runs).
+    let refreshLifetime: @Sendable () -> Duration
     let throttle: LoginThrottle
     let logger: Logger
 
@@ -26,6 +28,9 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         User_UserService.Method.Create.descriptor,
         User_UserService.Method.Auth.descriptor,
         User_UserService.Method.ValidateToken.descriptor,
+        // The refresh token is their credential.
+        User_UserService.Method.Refresh.descriptor,
+        User_UserService.Method.Logout.descriptor,
     ]
 
     /// Signs a user up; the response holds the user with its new id, its roles and no password.
@@ -106,11 +111,106 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         throttle.recordSuccess(throttleKey)
         Self.logins(.ok).increment()
         logger.info("login", metadata: ["user_id": "\(user.id)"])
+        let refresh = RefreshToken.generate()
+        let refreshExpiry = Date().addingTimeInterval(TimeInterval(refreshLifetime().components.seconds))
+        try await repository.startSession(userID: user.id, tokenHash: refresh.hash, expiresAt: refreshExpiry)
+        return try await tokens(for: user, refresh: refresh, refreshExpiry: refreshExpiry)
+    }
+
+    /// An access token for `user` with its roles, beside the refresh token that gets the next one.
+    private func tokens(for user: User, refresh: RefreshToken, refreshExpiry: Date) async throws -> User_Token {
         let signed = try await signer.signed(user, roles: user.roles)
         return .with {
             $0.token = signed.token; $0.valid = true
             $0.expiresAtUnix = Int64(signed.claims.exp.value.timeIntervalSince1970)
+            $0.refreshToken = refresh.text
+            $0.refreshExpiresAtUnix = Int64(refreshExpiry.timeIntervalSince1970)
         }
+    }
+
+    /// A new access token, with the user's roles as stored now, and a new refresh token; the one presented is
+    /// spent. Presenting a spent one again revokes the whole login (a copy is in someone else's hands).
+    /// - Throws: `invalidArgument` (no refresh token), `unauthenticated` (invalid, expired, revoked or reused:
+    ///   log in again), `unavailable`.
+    func refresh(request: User_Token, context: ServerContext) async throws -> User_Token {
+        guard !request.refreshToken.isEmpty else { throw ShippyError.invalidArgument("refresh_token is required") }
+        let invalid = ShippyError(.unauthenticated, "the refresh token is not valid (expired, revoked or never issued): log in again")
+        guard let presented = RefreshToken(presented: request.refreshToken) else { throw invalid }
+        let next = RefreshToken.generate()
+        let expiry = Date().addingTimeInterval(TimeInterval(refreshLifetime().components.seconds))
+        switch try await repository.rotateSession(tokenHash: presented.hash, to: next.hash, expiresAt: expiry) {
+        case .rotated(let user):
+            Self.refreshes(.ok).increment()
+            return try await tokens(for: user, refresh: next, refreshExpiry: expiry)
+        case .invalid:
+            Self.refreshes(.invalid).increment()
+            throw invalid
+        case .reused:
+            Self.refreshes(.reused).increment()
+            logger.warning("a spent refresh token was presented again: its login is revoked")
+            throw ShippyError(.unauthenticated, "the refresh token was used before: this login is revoked; log in again")
+        }
+    }
+
+    /// Revokes the login of the refresh token presented. The same answer whether or not it was live, so that
+    /// logging out twice is no error and the answer tells nothing.
+    /// - Throws: `invalidArgument` (no refresh token), `unavailable`.
+    func logout(request: User_Token, context: ServerContext) async throws -> User_Token {
+        guard !request.refreshToken.isEmpty else { throw ShippyError.invalidArgument("refresh_token is required") }
+        if let presented = RefreshToken(presented: request.refreshToken),
+            try await repository.endSession(tokenHash: presented.hash)
+        {
+            logger.info("logged out")
+        }
+        return .with { $0.valid = false }
+    }
+
+    /// Revokes every login of a user: `request.id`, else the user with `request.email`, else the caller. Tokens
+    /// already issued stay valid until they expire (`token.lifetime`), as verifiers never call this service.
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user, not an admin), `notFound`, `unavailable`.
+    func revokeSessions(request: User_User, context: ServerContext) async throws -> User_Response {
+        let claims = try AuthInterceptor.requireClaims()
+        let user: User?
+        if !request.id.isEmpty {
+            try claims.requireOwnerOrAdmin(request.id, of: "user \(request.id.prefix(64))")
+            user = try await repository.user(id: request.id)
+        } else if !request.email.isEmpty {
+            let email = try EmailAddress.canonical(request.email)
+            guard email == claims.email.lowercased() || claims.isAdmin else {
+                throw ShippyError.permissionDenied("user \(email) is another user")
+            }
+            user = try await repository.credentials(email: email)?.user
+        } else {
+            user = try await repository.user(id: claims.userID)
+        }
+        guard let user else { throw ShippyError.notFound("no such user") }
+        let ended = try await repository.endSessions(userID: user.id)
+        logger.notice(
+            "sessions revoked", metadata: ["actor": "\(claims.userID)", "user_id": "\(user.id)", "logins": "\(ended)"])
+        return .with { $0.user = User_User(user) }
+    }
+
+    /// Changes the caller's password, given the current one, and revokes every login of theirs.
+    /// - Throws: `unauthenticated` (no token, or the current password is wrong), `invalidArgument` (the new one
+    ///   breaks a rule), `resourceExhausted` (too many wrong passwords), `unavailable`.
+    func changePassword(request: User_PasswordChange, context: ServerContext) async throws -> User_Response {
+        let claims = try AuthInterceptor.requireClaims()
+        try NewUser.validate(password: request.newPassword, field: "new_password")
+        let throttleKey = LoginThrottle.key(email: claims.email.lowercased(), peer: context.remotePeer)
+        try throttle.check(throttleKey)
+        let credentials = try await repository.credentials(email: claims.email.lowercased())
+        let stored = credentials?.user.id == claims.userID ? credentials : nil
+        let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
+        guard try await hasher.verify(request.password, hash: tooLong ? nil : stored?.passwordHash),
+            let user = stored?.user
+        else {
+            throttle.recordFailure(throttleKey)
+            throw ShippyError(.unauthenticated, "the current password is wrong")
+        }
+        throttle.recordSuccess(throttleKey)
+        try await repository.changePassword(userID: user.id, passwordHash: try await hasher.hash(request.newPassword))
+        logger.notice("password changed; every login revoked", metadata: ["user_id": "\(user.id)"])
+        return .with { $0.user = User_User(user) }
     }
 
     /// `valid = true` for a token this service signed that has not expired.
@@ -190,5 +290,13 @@ extension UserServiceHandler {
     /// `shippy_logins_total{outcome}`.
     static func logins(_ outcome: LoginOutcome) -> Counter {
         Counter(label: "shippy_logins_total", dimensions: [("outcome", outcome.rawValue)])
+    }
+
+    /// How a refresh ended: new tokens, a token not valid, or a spent one presented again (its login revoked).
+    enum RefreshOutcome: String { case ok, invalid, reused }
+
+    /// `shippy_refreshes_total{outcome}`.
+    static func refreshes(_ outcome: RefreshOutcome) -> Counter {
+        Counter(label: "shippy_refreshes_total", dimensions: [("outcome", outcome.rawValue)])
     }
 }

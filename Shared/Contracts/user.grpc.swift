@@ -102,6 +102,58 @@ public enum User_UserService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Refresh" metadata.
+        public enum Refresh: Sendable {
+            /// Request type for "Refresh".
+            public typealias Input = User_Token
+            /// Response type for "Refresh".
+            public typealias Output = User_Token
+            /// Descriptor for "Refresh".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "user.UserService"),
+                method: "Refresh",
+                type: .unary
+            )
+        }
+        /// Namespace for "Logout" metadata.
+        public enum Logout: Sendable {
+            /// Request type for "Logout".
+            public typealias Input = User_Token
+            /// Response type for "Logout".
+            public typealias Output = User_Token
+            /// Descriptor for "Logout".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "user.UserService"),
+                method: "Logout",
+                type: .unary
+            )
+        }
+        /// Namespace for "RevokeSessions" metadata.
+        public enum RevokeSessions: Sendable {
+            /// Request type for "RevokeSessions".
+            public typealias Input = User_User
+            /// Response type for "RevokeSessions".
+            public typealias Output = User_Response
+            /// Descriptor for "RevokeSessions".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "user.UserService"),
+                method: "RevokeSessions",
+                type: .unary
+            )
+        }
+        /// Namespace for "ChangePassword" metadata.
+        public enum ChangePassword: Sendable {
+            /// Request type for "ChangePassword".
+            public typealias Input = User_PasswordChange
+            /// Response type for "ChangePassword".
+            public typealias Output = User_Response
+            /// Descriptor for "ChangePassword".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "user.UserService"),
+                method: "ChangePassword",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "user.UserService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             Create.descriptor,
@@ -109,7 +161,11 @@ public enum User_UserService: Sendable {
             GetAll.descriptor,
             Auth.descriptor,
             ValidateToken.descriptor,
-            SetRole.descriptor
+            SetRole.descriptor,
+            Refresh.descriptor,
+            Logout.descriptor,
+            RevokeSessions.descriptor,
+            ChangePassword.descriptor
         ]
     }
 }
@@ -232,6 +288,79 @@ extension User_UserService {
             request: GRPCCore.StreamingServerRequest<User_RoleChange>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<User_Response>
+
+        /// Handle the "Refresh" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+        /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `User_Token` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `User_Token` messages.
+        func refresh(
+            request: GRPCCore.StreamingServerRequest<User_Token>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<User_Token>
+
+        /// Handle the "Logout" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `User_Token` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `User_Token` messages.
+        func logout(
+            request: GRPCCore.StreamingServerRequest<User_Token>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<User_Token>
+
+        /// Handle the "RevokeSessions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `User_User` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `User_Response` messages.
+        func revokeSessions(
+            request: GRPCCore.StreamingServerRequest<User_User>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<User_Response>
+
+        /// Handle the "ChangePassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `User_PasswordChange` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `User_Response` messages.
+        func changePassword(
+            request: GRPCCore.StreamingServerRequest<User_PasswordChange>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<User_Response>
     }
 
     /// Service protocol for the "user.UserService" service.
@@ -338,6 +467,79 @@ extension User_UserService {
             request: GRPCCore.ServerRequest<User_RoleChange>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<User_Response>
+
+        /// Handle the "Refresh" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+        /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `User_Token` message.
+        func refresh(
+            request: GRPCCore.ServerRequest<User_Token>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<User_Token>
+
+        /// Handle the "Logout" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `User_Token` message.
+        func logout(
+            request: GRPCCore.ServerRequest<User_Token>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<User_Token>
+
+        /// Handle the "RevokeSessions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_User` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `User_Response` message.
+        func revokeSessions(
+            request: GRPCCore.ServerRequest<User_User>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<User_Response>
+
+        /// Handle the "ChangePassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_PasswordChange` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `User_Response` message.
+        func changePassword(
+            request: GRPCCore.ServerRequest<User_PasswordChange>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<User_Response>
     }
 
     /// Simple service protocol for the "user.UserService" service.
@@ -442,6 +644,79 @@ extension User_UserService {
             request: User_RoleChange,
             context: GRPCCore.ServerContext
         ) async throws -> User_Response
+
+        /// Handle the "Refresh" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+        /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A `User_Token` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `User_Token` to respond with.
+        func refresh(
+            request: User_Token,
+            context: GRPCCore.ServerContext
+        ) async throws -> User_Token
+
+        /// Handle the "Logout" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A `User_Token` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `User_Token` to respond with.
+        func logout(
+            request: User_Token,
+            context: GRPCCore.ServerContext
+        ) async throws -> User_Token
+
+        /// Handle the "RevokeSessions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A `User_User` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `User_Response` to respond with.
+        func revokeSessions(
+            request: User_User,
+            context: GRPCCore.ServerContext
+        ) async throws -> User_Response
+
+        /// Handle the "ChangePassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+        ///
+        /// - Parameters:
+        ///   - request: A `User_PasswordChange` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `User_Response` to respond with.
+        func changePassword(
+            request: User_PasswordChange,
+            context: GRPCCore.ServerContext
+        ) async throws -> User_Response
     }
 }
 
@@ -515,6 +790,50 @@ extension User_UserService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: User_UserService.Method.Refresh.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Token>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Token>(),
+            handler: { request, context in
+                try await self.refresh(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: User_UserService.Method.Logout.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Token>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Token>(),
+            handler: { request, context in
+                try await self.logout(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: User_UserService.Method.RevokeSessions.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_User>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Response>(),
+            handler: { request, context in
+                try await self.revokeSessions(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: User_UserService.Method.ChangePassword.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_PasswordChange>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Response>(),
+            handler: { request, context in
+                try await self.changePassword(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -581,6 +900,50 @@ extension User_UserService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<User_Response> {
         let response = try await self.setRole(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func refresh(
+        request: GRPCCore.StreamingServerRequest<User_Token>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<User_Token> {
+        let response = try await self.refresh(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func logout(
+        request: GRPCCore.StreamingServerRequest<User_Token>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<User_Token> {
+        let response = try await self.logout(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func revokeSessions(
+        request: GRPCCore.StreamingServerRequest<User_User>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<User_Response> {
+        let response = try await self.revokeSessions(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func changePassword(
+        request: GRPCCore.StreamingServerRequest<User_PasswordChange>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<User_Response> {
+        let response = try await self.changePassword(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -662,6 +1025,58 @@ extension User_UserService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<User_Response> {
         return GRPCCore.ServerResponse<User_Response>(
             message: try await self.setRole(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func refresh(
+        request: GRPCCore.ServerRequest<User_Token>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<User_Token> {
+        return GRPCCore.ServerResponse<User_Token>(
+            message: try await self.refresh(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func logout(
+        request: GRPCCore.ServerRequest<User_Token>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<User_Token> {
+        return GRPCCore.ServerResponse<User_Token>(
+            message: try await self.logout(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func revokeSessions(
+        request: GRPCCore.ServerRequest<User_User>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<User_Response> {
+        return GRPCCore.ServerResponse<User_Response>(
+            message: try await self.revokeSessions(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func changePassword(
+        request: GRPCCore.ServerRequest<User_PasswordChange>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<User_Response> {
+        return GRPCCore.ServerResponse<User_Response>(
+            message: try await self.changePassword(
                 request: request.message,
                 context: context
             ),
@@ -801,6 +1216,99 @@ extension User_UserService {
         func setRole<Result>(
             request: GRPCCore.ClientRequest<User_RoleChange>,
             serializer: some GRPCCore.MessageSerializer<User_RoleChange>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Refresh" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+        /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - serializer: A serializer for `User_Token` messages.
+        ///   - deserializer: A deserializer for `User_Token` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func refresh<Result>(
+            request: GRPCCore.ClientRequest<User_Token>,
+            serializer: some GRPCCore.MessageSerializer<User_Token>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Token>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Logout" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - serializer: A serializer for `User_Token` messages.
+        ///   - deserializer: A deserializer for `User_Token` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func logout<Result>(
+            request: GRPCCore.ClientRequest<User_Token>,
+            serializer: some GRPCCore.MessageSerializer<User_Token>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Token>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RevokeSessions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_User` message.
+        ///   - serializer: A serializer for `User_User` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func revokeSessions<Result>(
+            request: GRPCCore.ClientRequest<User_User>,
+            serializer: some GRPCCore.MessageSerializer<User_User>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ChangePassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_PasswordChange` message.
+        ///   - serializer: A serializer for `User_PasswordChange` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func changePassword<Result>(
+            request: GRPCCore.ClientRequest<User_PasswordChange>,
+            serializer: some GRPCCore.MessageSerializer<User_PasswordChange>,
             deserializer: some GRPCCore.MessageDeserializer<User_Response>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result
@@ -1015,6 +1523,143 @@ extension User_UserService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Refresh" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+        /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - serializer: A serializer for `User_Token` messages.
+        ///   - deserializer: A deserializer for `User_Token` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func refresh<Result>(
+            request: GRPCCore.ClientRequest<User_Token>,
+            serializer: some GRPCCore.MessageSerializer<User_Token>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Token>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: User_UserService.Method.Refresh.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Logout" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_Token` message.
+        ///   - serializer: A serializer for `User_Token` messages.
+        ///   - deserializer: A deserializer for `User_Token` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func logout<Result>(
+            request: GRPCCore.ClientRequest<User_Token>,
+            serializer: some GRPCCore.MessageSerializer<User_Token>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Token>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: User_UserService.Method.Logout.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RevokeSessions" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_User` message.
+        ///   - serializer: A serializer for `User_User` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func revokeSessions<Result>(
+            request: GRPCCore.ClientRequest<User_User>,
+            serializer: some GRPCCore.MessageSerializer<User_User>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: User_UserService.Method.RevokeSessions.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ChangePassword" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `User_PasswordChange` message.
+        ///   - serializer: A serializer for `User_PasswordChange` messages.
+        ///   - deserializer: A deserializer for `User_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func changePassword<Result>(
+            request: GRPCCore.ClientRequest<User_PasswordChange>,
+            serializer: some GRPCCore.MessageSerializer<User_PasswordChange>,
+            deserializer: some GRPCCore.MessageDeserializer<User_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: User_UserService.Method.ChangePassword.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1178,6 +1823,123 @@ extension User_UserService.ClientProtocol {
         try await self.setRole(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<User_RoleChange>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Response>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Refresh" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+    /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `User_Token` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func refresh<Result>(
+        request: GRPCCore.ClientRequest<User_Token>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.refresh(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Token>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Token>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Logout" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `User_Token` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func logout<Result>(
+        request: GRPCCore.ClientRequest<User_Token>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.logout(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<User_Token>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Token>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RevokeSessions" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `User_User` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func revokeSessions<Result>(
+        request: GRPCCore.ClientRequest<User_User>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.revokeSessions(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<User_User>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<User_Response>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangePassword" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `User_PasswordChange` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changePassword<Result>(
+        request: GRPCCore.ClientRequest<User_PasswordChange>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.changePassword(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<User_PasswordChange>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<User_Response>(),
             options: options,
             onResponse: handleResponse
@@ -1369,6 +2131,139 @@ extension User_UserService.ClientProtocol {
             metadata: metadata
         )
         return try await self.setRole(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Refresh" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: a new access token and a new refresh token for `refresh_token` (which is then spent; presenting a
+    /// > spent one again revokes that whole login). Roles are read again. Callable without an access token.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func refresh<Result>(
+        _ message: User_Token,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<User_Token>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.refresh(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Logout" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: revokes the login of `refresh_token` (every token rotated from it). Callable without an access token.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func logout<Result>(
+        _ message: User_Token,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Token>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<User_Token>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.logout(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RevokeSessions" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: revokes every login of the user with `id` (or `email`): your own, or anyone's for an admin.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func revokeSessions<Result>(
+        _ message: User_User,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<User_User>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.revokeSessions(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ChangePassword" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: changes the caller's password, given the current one; every login of the caller is revoked.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func changePassword<Result>(
+        _ message: User_PasswordChange,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<User_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<User_PasswordChange>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.changePassword(
             request: request,
             options: options,
             onResponse: handleResponse

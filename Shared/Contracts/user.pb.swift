@@ -123,6 +123,26 @@ public nonisolated struct User_Token: Sendable {
   /// Added: when the token expires, in seconds since 1970 (set by Auth), so that clients need not decode it.
   public var expiresAtUnix: Int64 = 0
 
+  /// Added: an opaque refresh token (set by Auth and Refresh; the input of Refresh and Logout), and its expiry.
+  public var refreshToken: String = String()
+
+  public var refreshExpiresAtUnix: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Added: the input of ChangePassword.
+public nonisolated struct User_PasswordChange: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var password: String = String()
+
+  public var newPassword: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -327,7 +347,7 @@ nonisolated extension User_Response: SwiftProtobuf.Message, SwiftProtobuf._Messa
 
 nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Token"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{1}valid\0\u{1}errors\0\u{3}expires_at_unix\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}token\0\u{1}valid\0\u{1}errors\0\u{3}expires_at_unix\0\u{3}refresh_token\0\u{3}refresh_expires_at_unix\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -339,6 +359,8 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
       case 2: try { try decoder.decodeSingularBoolField(value: &self.valid) }()
       case 3: try { try decoder.decodeRepeatedMessageField(value: &self.errors) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.expiresAtUnix) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.refreshToken) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.refreshExpiresAtUnix) }()
       default: break
       }
     }
@@ -357,6 +379,12 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if self.expiresAtUnix != 0 {
       try visitor.visitSingularInt64Field(value: self.expiresAtUnix, fieldNumber: 4)
     }
+    if !self.refreshToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.refreshToken, fieldNumber: 5)
+    }
+    if self.refreshExpiresAtUnix != 0 {
+      try visitor.visitSingularInt64Field(value: self.refreshExpiresAtUnix, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -365,6 +393,43 @@ nonisolated extension User_Token: SwiftProtobuf.Message, SwiftProtobuf._MessageI
     if lhs.valid != rhs.valid {return false}
     if lhs.errors != rhs.errors {return false}
     if lhs.expiresAtUnix != rhs.expiresAtUnix {return false}
+    if lhs.refreshToken != rhs.refreshToken {return false}
+    if lhs.refreshExpiresAtUnix != rhs.refreshExpiresAtUnix {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension User_PasswordChange: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PasswordChange"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}password\0\u{3}new_password\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.password) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.newPassword) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.password.isEmpty {
+      try visitor.visitSingularStringField(value: self.password, fieldNumber: 1)
+    }
+    if !self.newPassword.isEmpty {
+      try visitor.visitSingularStringField(value: self.newPassword, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: User_PasswordChange, rhs: User_PasswordChange) -> Bool {
+    if lhs.password != rhs.password {return false}
+    if lhs.newPassword != rhs.newPassword {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

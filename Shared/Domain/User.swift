@@ -45,13 +45,19 @@ public struct NewUser: Sendable {
         try TextRules.check(name, field: "name", maximumLength: Self.maximumFieldLength)
         try TextRules.check(company, field: "company", maximumLength: Self.maximumFieldLength, required: false)
         _ = try EmailAddress.canonical(email)
-        if password.count < Self.minimumPasswordLength {
-            throw .invalidArgument("password must be at least \(Self.minimumPasswordLength) characters")
+        try Self.validate(password: password)
+    }
+
+    /// The password rules, at sign-up and at a change of password.
+    /// - Throws: `ShippyError` `.invalidArgument` saying which `field` breaks which rule.
+    public static func validate(password: String, field: String = "password") throws(ShippyError) {
+        if password.count < minimumPasswordLength {
+            throw .invalidArgument("\(field) must be at least \(minimumPasswordLength) characters")
         }
-        if password.utf8.count > Self.maximumPasswordBytes {
-            throw .invalidArgument("password must be at most \(Self.maximumPasswordBytes) bytes (bcrypt's limit)")
+        if password.utf8.count > maximumPasswordBytes {
+            throw .invalidArgument("\(field) must be at most \(maximumPasswordBytes) bytes (bcrypt's limit)")
         }
-        if password.utf8.contains(0) { throw .invalidArgument("password must not contain a NUL character") }
+        if password.utf8.contains(0) { throw .invalidArgument("\(field) must not contain a NUL character") }
     }
 
 }

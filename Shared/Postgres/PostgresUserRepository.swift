@@ -84,6 +84,25 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                     )
                     """,
                     logger: logger)
+                // Logins: the SHA-256 of each refresh token, the login (family) it rotates within (added later).
+                try await connection.query(
+                    """
+                    CREATE TABLE IF NOT EXISTS sessions (
+                        token_hash bytea PRIMARY KEY,
+                        family uuid NOT NULL,
+                        user_id uuid NOT NULL REFERENCES users (id),
+                        created_at timestamptz NOT NULL DEFAULT now(),
+                        expires_at timestamptz NOT NULL,
+                        spent_at timestamptz,
+                        revoked_at timestamptz
+                    )
+                    """,
+                    logger: logger)
+                try await connection.query(
+                    "CREATE INDEX IF NOT EXISTS sessions_family ON sessions (family)", logger: logger)
+                try await connection.query(
+                    "CREATE INDEX IF NOT EXISTS sessions_user ON sessions (user_id) WHERE revoked_at IS NULL",
+                    logger: logger)
                 try await connection.query("DROP INDEX IF EXISTS outbox_pending", logger: logger)
                 try await connection.query(
                     """
@@ -184,6 +203,118 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                     logger: logger)
                 return changed
             }
+        }
+    }
+
+    public func startSession(userID: String, tokenHash: [UInt8], expiresAt: Date) async throws(ShippyError) {
+        guard let id = UUID(uuidString: userID) else { throw .invalidArgument("user id must be a UUID") }
+        let hash = ByteBuffer(bytes: tokenHash)
+        try await run("INSERT", "sessions") { client in
+            try await client.query(
+                """
+                INSERT INTO sessions (token_hash, family, user_id, expires_at)
+                VALUES (\(hash), \(UUID()), \(id), \(expiresAt))
+                """)
+        }
+    }
+
+    public func rotateSession(
+        tokenHash: [UInt8], to successor: [UInt8], expiresAt: Date
+    ) async throws(ShippyError) -> SessionRotation {
+        let logger = self.logger
+        let (hash, next) = (ByteBuffer(bytes: tokenHash), ByteBuffer(bytes: successor))
+        return try await run("UPDATE", "sessions") { client in
+            try await client.withTransaction(logger: logger) { connection in
+                let rows = try await connection.query(
+                    """
+                    SELECT family, user_id, expires_at > now(), spent_at IS NOT NULL, revoked_at IS NOT NULL
+                    FROM sessions WHERE token_hash = \(hash) FOR UPDATE
+                    """,
+                    logger: logger)
+                var found: (family: UUID, userID: UUID, live: Bool, spent: Bool, revoked: Bool)?
+                for try await row in rows.decode((UUID, UUID, Bool, Bool, Bool).self) { found = row }
+                guard let found, !found.revoked, found.live else { return .invalid }
+                guard !found.spent else {
+                    try await connection.query(
+                        "UPDATE sessions SET revoked_at = now() WHERE family = \(found.family) AND revoked_at IS NULL",
+                        logger: logger)
+                    return .reused
+                }
+                try await connection.query(
+                    "UPDATE sessions SET spent_at = now() WHERE token_hash = \(hash)", logger: logger)
+                try await connection.query(
+                    """
+                    INSERT INTO sessions (token_hash, family, user_id, expires_at)
+                    VALUES (\(next), \(found.family), \(found.userID), \(expiresAt))
+                    """,
+                    logger: logger)
+                let users = try await connection.query(
+                    "SELECT \(unescaped: Self.userColumns) FROM users WHERE id = \(found.userID)", logger: logger)
+                for try await row in users.decode(Row.self) { return .rotated(Self.user(row)) }
+                return .invalid
+            }
+        }
+    }
+
+    public func endSession(tokenHash: [UInt8]) async throws(ShippyError) -> Bool {
+        let hash = ByteBuffer(bytes: tokenHash)
+        return try await countLogins(
+            """
+            WITH revoked AS (
+                UPDATE sessions SET revoked_at = now()
+                WHERE revoked_at IS NULL AND family = (SELECT family FROM sessions WHERE token_hash = \(hash))
+                RETURNING family, spent_at IS NULL AND expires_at > now() AS live
+            ) SELECT count(DISTINCT family) FILTER (WHERE live) FROM revoked
+            """) > 0
+    }
+
+    public func endSessions(userID: String) async throws(ShippyError) -> Int {
+        guard let id = UUID(uuidString: userID) else { return 0 }
+        return try await countLogins(
+            """
+            WITH revoked AS (
+                UPDATE sessions SET revoked_at = now() WHERE revoked_at IS NULL AND user_id = \(id)
+                RETURNING family, spent_at IS NULL AND expires_at > now() AS live
+            ) SELECT count(DISTINCT family) FILTER (WHERE live) FROM revoked
+            """)
+    }
+
+    /// Runs a revocation that counts the logins it ended.
+    private func countLogins(_ query: PostgresQuery) async throws(ShippyError) -> Int {
+        try await run("UPDATE", "sessions") { client in
+            let rows = try await client.query(query)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
+        }
+    }
+
+    public func changePassword(userID: String, passwordHash: String) async throws(ShippyError) {
+        guard let id = UUID(uuidString: userID) else { throw .invalidArgument("user id must be a UUID") }
+        let logger = self.logger
+        try await run("UPDATE", "users") { client in
+            try await client.withTransaction(logger: logger) { connection in
+                try await connection.query(
+                    "UPDATE users SET password_hash = \(passwordHash) WHERE id = \(id)", logger: logger)
+                try await connection.query(
+                    "UPDATE sessions SET revoked_at = now() WHERE user_id = \(id) AND revoked_at IS NULL",
+                    logger: logger)
+            }
+        }
+    }
+
+    /// Deletes the sessions that ended more than a day ago (expired or revoked): they can never be used again.
+    /// - Returns: how many were deleted.
+    public func pruneEndedSessions() async throws(ShippyError) -> Int {
+        try await run("DELETE", "sessions") { client in
+            let rows = try await client.query(
+                """
+                WITH pruned AS (
+                    DELETE FROM sessions WHERE least(expires_at, coalesce(revoked_at, expires_at)) < now() - interval '1 day'
+                    RETURNING 1
+                ) SELECT count(*) FROM pruned
+                """)
+            for try await count in rows.decode(Int64.self) { return Int(count) }
+            return 0
         }
     }
 

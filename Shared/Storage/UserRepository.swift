@@ -50,6 +50,16 @@ public struct RoleChange: Sendable, Hashable {
     }
 }
 
+/// How presenting a refresh token went.
+public enum SessionRotation: Sendable, Equatable {
+    /// The token is spent and its successor stored; the user as stored now (roles read again).
+    case rotated(User)
+    /// Never issued, revoked, or expired.
+    case invalid
+    /// Spent before: presented twice, so one copy is in the wrong hands. The whole login is now revoked.
+    case reused
+}
+
 /// Where users and their password hashes are kept. Only the user service holds one.
 public protocol UserRepository: Sendable {
     /// Stores a new user with the bcrypt hash of their password and, in the same transaction, the event
@@ -69,6 +79,25 @@ public protocol UserRepository: Sendable {
     /// Grants or revokes a role and records the change in the audit trail, in one transaction.
     /// - Returns: the user as changed, or `nil` when no user has that email.
     func change(_ change: RoleChange) async throws(ShippyError) -> User?
+
+    /// Starts a login: stores the hash of its first refresh token.
+    func startSession(userID: String, tokenHash: [UInt8], expiresAt: Date) async throws(ShippyError)
+
+    /// Spends the refresh token with `tokenHash` and stores its successor in the same login, atomically: of two
+    /// calls with one token, one rotates and the other finds it spent (and revokes the login).
+    func rotateSession(tokenHash: [UInt8], to successor: [UInt8], expiresAt: Date) async throws(ShippyError)
+        -> SessionRotation
+
+    /// Revokes the login that the token with `tokenHash` belongs to.
+    /// - Returns: whether there was a live one.
+    func endSession(tokenHash: [UInt8]) async throws(ShippyError) -> Bool
+
+    /// Revokes every login of the user.
+    /// - Returns: how many were live.
+    func endSessions(userID: String) async throws(ShippyError) -> Int
+
+    /// Stores a new password hash and revokes every login of the user, in one transaction.
+    func changePassword(userID: String, passwordHash: String) async throws(ShippyError)
 }
 
 /// The transactional outbox: events stored with the changes they announce, waiting to be published.
@@ -98,6 +127,14 @@ public actor InMemoryUserRepository: UserRepository {
     public private(set) var events: [OutboxEvent] = []
     /// The role changes, in order.
     public private(set) var roleChanges: [RoleChange] = []
+    private struct Session {
+        var family: UUID
+        var userID: String
+        var expiresAt: Date
+        var spent = false
+        var revoked = false
+    }
+    private var sessions: [[UInt8]: Session] = [:]
 
     public init() {}
 
@@ -134,5 +171,46 @@ public actor InMemoryUserRepository: UserRepository {
         users[index].user.roles = roles.isEmpty ? [.user] : roles
         roleChanges.append(change)
         return users[index].user
+    }
+
+    public func startSession(userID: String, tokenHash: [UInt8], expiresAt: Date) {
+        sessions[tokenHash] = Session(family: UUID(), userID: userID, expiresAt: expiresAt)
+    }
+
+    public func rotateSession(tokenHash: [UInt8], to successor: [UInt8], expiresAt: Date) -> SessionRotation {
+        guard let session = sessions[tokenHash], !session.revoked, session.expiresAt > Date(),
+            let user = user(id: session.userID)
+        else { return .invalid }
+        guard !session.spent else {
+            revoke { $0.family == session.family }
+            return .reused
+        }
+        sessions[tokenHash]?.spent = true
+        sessions[successor] = Session(family: session.family, userID: session.userID, expiresAt: expiresAt)
+        return .rotated(user)
+    }
+
+    public func endSession(tokenHash: [UInt8]) -> Bool {
+        guard let session = sessions[tokenHash] else { return false }
+        return revoke { $0.family == session.family } > 0
+    }
+
+    public func endSessions(userID: String) -> Int { revoke { $0.userID == userID } }
+
+    public func changePassword(userID: String, passwordHash: String) {
+        guard let index = users.firstIndex(where: { $0.user.id == userID }) else { return }
+        users[index].passwordHash = passwordHash
+        revoke { $0.userID == userID }
+    }
+
+    /// Revokes the live, unspent logins' tokens that match; returns how many logins that ended.
+    @discardableResult
+    private func revoke(_ matching: (Session) -> Bool) -> Int {
+        var ended: Set<UUID> = []
+        for (hash, session) in sessions where matching(session) && !session.revoked {
+            if !session.spent && session.expiresAt > Date() { ended.insert(session.family) }
+            sessions[hash]?.revoked = true
+        }
+        return ended.count
     }
 }

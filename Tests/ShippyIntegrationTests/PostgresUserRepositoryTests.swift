@@ -137,6 +137,49 @@ let quietLogger: Logger = {
         }
     }
 
+    static func hash(_ text: String) -> [UInt8] { Array(text.utf8) }
+
+    @Test func aRefreshTokenRotatesOnceEvenUnderRacingUsesAndEveryWayOfEndingALoginHolds() async throws {
+        try await withRepository { repository in
+            let ann = Self.user("ann@example.com")
+            try await repository.create(ann, passwordHash: "h", event: Self.event())
+            let later = Date().addingTimeInterval(3600)
+            try await repository.startSession(userID: ann.id, tokenHash: Self.hash("a1"), expiresAt: later)
+            #expect(
+                try await repository.rotateSession(tokenHash: Self.hash("a1"), to: Self.hash("a2"), expiresAt: later)
+                    == .rotated(ann))
+            // Two uses of one token at once: one rotates, the other finds it spent and revokes the login.
+            async let first = repository.rotateSession(tokenHash: Self.hash("a2"), to: Self.hash("a3"), expiresAt: later)
+            async let second = repository.rotateSession(tokenHash: Self.hash("a2"), to: Self.hash("a4"), expiresAt: later)
+            let outcomes = [try await first, try await second]
+            #expect(outcomes.contains(.rotated(ann)) && outcomes.contains(.reused), "\(outcomes)")
+            for successor in ["a3", "a4"] {
+                #expect(
+                    try await repository.rotateSession(
+                        tokenHash: Self.hash(successor), to: Self.hash("x"), expiresAt: later) == .invalid)
+            }
+            // Expired, ended one at a time, all at once, or by a new password.
+            try await repository.startSession(
+                userID: ann.id, tokenHash: Self.hash("old"), expiresAt: Date().addingTimeInterval(-1))
+            #expect(
+                try await repository.rotateSession(tokenHash: Self.hash("old"), to: Self.hash("y"), expiresAt: later)
+                    == .invalid)
+            for name in ["b", "c", "d"] {
+                try await repository.startSession(userID: ann.id, tokenHash: Self.hash(name), expiresAt: later)
+            }
+            #expect(try await repository.endSession(tokenHash: Self.hash("b")))
+            #expect(try await repository.endSession(tokenHash: Self.hash("b")) == false, "already ended")
+            #expect(try await repository.endSessions(userID: ann.id) == 2, "c and d were live")
+            try await repository.startSession(userID: ann.id, tokenHash: Self.hash("e"), expiresAt: later)
+            try await repository.changePassword(userID: ann.id, passwordHash: "new hash")
+            #expect(try await repository.credentials(email: ann.email)?.passwordHash == "new hash")
+            #expect(
+                try await repository.rotateSession(tokenHash: Self.hash("e"), to: Self.hash("z"), expiresAt: later)
+                    == .invalid)
+            #expect(try await repository.pruneEndedSessions() == 0, "nothing ended a day ago yet")
+        }
+    }
+
     @Test func sameEmailInAnyCaseIsAlreadyExists() async throws {
         try await withRepository { repository in
             try await repository.create(Self.user("bob@example.com"), passwordHash: "h", event: Self.event())

@@ -246,6 +246,48 @@ import Testing
                 return "\(try await $0.setRole(grant, metadata: metadata))"
             }
         }
+        // The refresh token is the credential of Refresh and Logout: callable with any access token or none.
+        for (rpc, logout) in [("user.Refresh", false), ("user.Logout", true)] {
+            responses += try await check(
+                rpc, [.none: Self.ok, .forged: Self.ok, .user: Self.ok, .anotherUser: Self.ok, .admin: Self.ok]
+            ) { metadata in
+                try await withUsers { users in
+                    let refresh = try await users.auth(
+                        .with {
+                            $0.email = Self.ann.email; $0.password = Self.password
+                        }
+                    ).refreshToken
+                    let request = User_Token.with { $0.refreshToken = refresh }
+                    return logout
+                        ? "\(try await users.logout(request, metadata: metadata))"
+                        : "\(try await users.refresh(request, metadata: metadata))"
+                }
+            }
+        }
+        responses += try await check(
+            "user.RevokeSessions",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withUsers { "\(try await $0.revokeSessions(.with { $0.id = Self.ann.id }, metadata: metadata))" }
+        }
+        // Only your own password, which you must know: another user's or an admin's token names someone else.
+        responses += try await check(
+            "user.ChangePassword",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok,
+                .anotherUser: Self.unauthenticated, .admin: Self.unauthenticated,
+            ]
+        ) { metadata in
+            try await withUsers {
+                let change = User_PasswordChange.with {
+                    $0.password = Self.password; $0.newPassword = "ann's new long password"
+                }
+                return "\(try await $0.changePassword(change, metadata: metadata))"
+            }
+        }
         for response in responses {
             #expect(
                 !response.contains(Self.password) && !response.contains("$2b$"),

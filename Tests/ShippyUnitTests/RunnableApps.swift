@@ -21,7 +21,8 @@ extension UserServiceConfiguration {
             signingKey: SigningKeyConfiguration(
                 privateKeyPEM: key.pemRepresentation, privateKeyFile: nil, generateKey: false, publicKeyFile: nil),
             tokens: TokenConfiguration(issuer: "shippy-user-service", audience: "shippy"),
-            tokenLifetime: LiveSetting(.seconds(3600)), bcryptCost: 4, bcryptQueue: LiveSetting(64),
+            tokenLifetime: LiveSetting(.seconds(3600)), refreshLifetime: LiveSetting(.seconds(86_400)), bcryptCost: 4,
+            bcryptQueue: LiveSetting(64),
             loginFreeFailures: LiveSetting(3), loginMaximumDelay: LiveSetting(.seconds(30)),
             natsURL: "unused")
     }

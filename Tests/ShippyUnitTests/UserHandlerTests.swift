@@ -267,6 +267,95 @@ import Testing
         }
     }
 
+    func logInForTokens(_ user: User_User, _ client: Client) async throws -> User_Token {
+        try await client.auth(
+            .with {
+                $0.email = user.email; $0.password = user.password
+            })
+    }
+
+    func refresh(_ token: String, _ client: Client) async throws -> User_Token {
+        try await client.refresh(.with { $0.refreshToken = token })
+    }
+
+    @Test func aRefreshTokenIsSpentOnUseAndOneUsedTwiceRevokesItsLogin() async throws {
+        try await withService { client, signer in
+            _ = try await client.create(Self.ewan)
+            let first = try await logInForTokens(Self.ewan, client)
+            #expect(!first.refreshToken.isEmpty && first.refreshExpiresAtUnix > first.expiresAtUnix)
+            let second = try await refresh(first.refreshToken, client)
+            #expect(second.refreshToken != first.refreshToken)
+            let firstUser = try await signer.verifier.verify(first.token).userID
+            #expect(try await signer.verifier.verify(second.token).userID == firstUser, "a token for the same user")
+            await expectStatus(.unauthenticated, "used before") { _ = try await refresh(first.refreshToken, client) }
+            // The copy in the right hands is revoked too: whoever holds either must log in again.
+            await expectStatus(.unauthenticated, "not valid") { _ = try await refresh(second.refreshToken, client) }
+            // Another login of the same user is its own, and stands.
+            let other = try await logInForTokens(Self.ewan, client)
+            #expect(try await refresh(other.refreshToken, client).valid)
+            await expectStatus(.unauthenticated, "not valid") { _ = try await refresh("never-issued", client) }
+            await expectStatus(.invalidArgument, "refresh_token is required") { _ = try await refresh("", client) }
+        }
+    }
+
+    @Test func logoutRevokesTheLoginAndRolesAreReadAgainAtRefresh() async throws {
+        try await withService { client, signer in
+            _ = try await client.create(Self.ewan)
+            let login = try await logInForTokens(Self.ewan, client)
+            #expect(try await signer.verifier.verify(login.token).isAdmin == false)
+            _ = try await repository.change(
+                RoleChange(role: .admin, granted: true, email: Self.ewan.email, actor: "operator"))
+            let refreshed = try await refresh(login.refreshToken, client)
+            #expect(try await signer.verifier.verify(refreshed.token).isAdmin, "the role granted meanwhile")
+            _ = try await client.logout(.with { $0.refreshToken = refreshed.refreshToken })
+            _ = try await client.logout(.with { $0.refreshToken = refreshed.refreshToken })  // twice: no error
+            await expectStatus(.unauthenticated, "not valid") { _ = try await refresh(refreshed.refreshToken, client) }
+        }
+    }
+
+    @Test func aPasswordChangeOrAnAdminsRevocationEndsEveryLogin() async throws {
+        try await withService { client, _ in
+            let (_, adminToken) = try await signUp(Self.admin, client)
+            _ = try await client.create(Self.ewan)
+            let phone = try await logInForTokens(Self.ewan, client)
+            let laptop = try await logInForTokens(Self.ewan, client)
+            let ewanToken: Metadata = ["authorization": "Bearer \(laptop.token)"]
+            await expectStatus(.unauthenticated, "current password is wrong") {
+                _ = try await client.changePassword(
+                    .with {
+                        $0.password = "not the password"; $0.newPassword = "a new long password"
+                    }, metadata: ewanToken)
+            }
+            await expectStatus(.invalidArgument, "new_password must be at least 8") {
+                _ = try await client.changePassword(
+                    .with {
+                        $0.password = Self.ewan.password; $0.newPassword = "short"
+                    }, metadata: ewanToken)
+            }
+            _ = try await client.changePassword(
+                .with {
+                    $0.password = Self.ewan.password; $0.newPassword = "a new long password"
+                }, metadata: ewanToken)
+            for login in [phone, laptop] {
+                await expectStatus(.unauthenticated, "not valid") { _ = try await refresh(login.refreshToken, client) }
+            }
+            await expectStatus(.unauthenticated, "wrong email or password") {
+                _ = try await logInForTokens(Self.ewan, client)
+            }
+            var renewed = Self.ewan
+            renewed.password = "a new long password"
+            let tablet = try await logInForTokens(renewed, client)
+            // An admin ends them all; another user may not.
+            await expectStatus(.permissionDenied, "another user") {
+                _ = try await client.revokeSessions(
+                    .with { $0.email = Self.admin.email }, metadata: ["authorization": "Bearer \(tablet.token)"])
+            }
+            _ = try await client.revokeSessions(.with { $0.email = "EWAN@example.com" }, metadata: adminToken)
+            await expectStatus(.unauthenticated, "not valid") { _ = try await refresh(tablet.refreshToken, client) }
+            #expect(logs.all.contains { $0.contains("sessions revoked") })
+        }
+    }
+
     @Test func getAllIsPagedAndRefusesOutOfRangePageSizes() async throws {
         try await withService { client, _ in
             let (_, adminToken) = try await signUp(Self.admin, client)
