@@ -122,7 +122,10 @@ let package = Package(
             path: "Shared/Configuration"),
         // What the command-line tools share: one-line failures with exit codes, token input, paging.
         .target(
-            name: "ShippyCLI", dependencies: ["ShippyDomain", "ShippyConfiguration", grpcCore, argumentParser],
+            name: "ShippyCLI",
+            dependencies: [
+                "ShippyDomain", "ShippyConfiguration", "ShippyContracts", "ShippyDiscovery", grpcCore, argumentParser,
+            ],
             path: "Shared/CLI"),
         // Metrics (Prometheus text on its own HTTP port), traces (OTLP when configured), gRPC call telemetry.
         .target(

@@ -17,7 +17,7 @@ ALLOWED = {
     "Shared/Messaging": {"ShippyDomain", "CNats"},
     "Shared/Discovery": set(),
     "Shared/Configuration": {"ShippyDomain", "ShippyDiscovery", "Configuration"},
-    "Shared/CLI": {"ShippyDomain", "ShippyConfiguration"},
+    "Shared/CLI": {"ShippyDomain", "ShippyConfiguration", "ShippyContracts", "ShippyDiscovery"},
     "Shared/Telemetry": {"ShippyDomain", "ShippyConfiguration"},
     "Shared/Runtime": {
         "ShippyDomain", "ShippyContracts", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry", "ShippyDiscovery"},

@@ -34,8 +34,8 @@ stop_pid() {
 admin_token() {
     local system=$1 bin=$2 email=$3 password="admin password $RANDOM$RANDOM"
     local address=127.0.0.1:${SHIPPY_USER_PORT:-50053}
-    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" create --name Admin --email "$email" \
-        >/dev/null
+    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" create --no-save --name Admin \
+        --email "$email" >/dev/null
     "$system" grant-admin "$email" >/dev/null
-    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" login --email "$email"
+    USER_SERVICE_ADDRESS=$address SHIPPY_PASSWORD=$password "$bin/user-cli" login --no-save --email "$email"
 }

@@ -4,8 +4,9 @@ scripts/system.sh starts on free ports in a state folder of its own (a running `
 
 1. the web app in a real browser (Debian's chromium and chromium-driver, driven by Selenium): sign up, a wrong
    password's message, log in, ship the sample consignment with the form, see it listed with its vessel, ship
-   consignment.json as a file, and a consignment no vessel can take; no error in the browser's console (the strict Content-Security-Policy holds
-   for the app's own scripts); a screenshot of each step, and one at a phone's size, under OUTPUT
+   consignment.json as a file, and a consignment no vessel can take; an access token the gateway refuses, which
+   the app refreshes; log out, after which its refresh token is refused; no error in the browser's console (the
+   strict Content-Security-Policy holds for the app's own scripts); a screenshot of each step, and one at a phone's size, under OUTPUT
    (default .local/test-output/web);
 2. schemathesis against the running gateway and its own /openapi.yaml, with a real token (an admin's): no
    5xx, and every response's status, content type, headers and body conform to the document; 90 s at most.
@@ -20,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import urllib.error
 import urllib.request
 
 from selenium import webdriver
@@ -52,6 +54,15 @@ def post(base, path, body, token=None):
     request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
+
+
+def post_status(base, path, body):
+    """The HTTP status of a POST, error statuses included."""
+    try:
+        post(base, path, body)
+        return 200
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def browser_story(base):
@@ -146,15 +157,36 @@ def browser_story(base):
         message_says("no vessel has room")
         shot("no-vessel")
 
+        # An access token that no longer counts (as one past its 15 minutes): the app refreshes and goes on.
+        refresh_before = driver.execute_script("return sessionStorage.getItem('shippy.refresh')")
+        driver.execute_script("sessionStorage.setItem('shippy.token', 'expired.or.revoked')")
+        driver.find_element(By.ID, "fleet-refresh").click()
+        try:
+            WebDriverWait(driver, 20).until(
+                lambda d: d.execute_script("return sessionStorage.getItem('shippy.token')") != "expired.or.revoked")
+        except Exception:
+            fail("the app did not refresh a token the gateway refused")
+        if driver.execute_script("return sessionStorage.getItem('shippy.refresh')") == refresh_before:
+            fail("the refresh token was not rotated")
+        refresh_after = driver.execute_script("return sessionStorage.getItem('shippy.refresh')")
+
         driver.set_window_size(390, 844)
         shot("phone")
+        driver.set_window_size(1280, 1000)
+        # Logging out revokes the login on the server: its refresh token no longer gets a token.
+        driver.find_element(By.ID, "logout").click()
+        message_says("Logged out.")
+        status = post_status(base, "/v1/sessions/refresh", {"refresh_token": refresh_after})
+        if status != 401:
+            fail(f"after logging out, its refresh token still answers {status}, not 401")
         errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
                   and "/v1/" not in entry["message"]]
         if errors:
             fail(f"the browser's console has errors: {errors}")
         print(f"test-web: browser: signed up, a wrong password refused, logged in, shipped the sample on vessel003 "
               f"(the form) and again (the file), "
-              f"a consignment no vessel can take refused, no console errors; {step} screenshots in {output}")
+              f"a consignment no vessel can take refused, a refused token refreshed, logged out for real, "
+              f"no console errors; {step} screenshots in {output}")
     finally:
         driver.quit()
 

@@ -58,12 +58,19 @@ struct APIHandler: APIProtocol {
             .with {
                 $0.email = credentials.email; $0.password = credentials.password
             }, options: options)
-        return .ok(
-            .init(
-                body: .json(
-                    .init(
-                        token: token.token, tokenType: .bearer,
-                        expiresAt: Date(timeIntervalSince1970: TimeInterval(token.expiresAtUnix))))))
+        return .ok(.init(body: .json(.init(token))))
+    }
+
+    func refreshSession(_ input: Operations.RefreshSession.Input) async throws -> Operations.RefreshSession.Output {
+        guard case .json(let body) = input.body else { throw Problem(.badRequest, "the body must be JSON") }
+        let token = try await users.refresh(.with { $0.refreshToken = body.refreshToken }, options: options)
+        return .ok(.init(body: .json(.init(token))))
+    }
+
+    func logOut(_ input: Operations.LogOut.Input) async throws -> Operations.LogOut.Output {
+        guard case .json(let body) = input.body else { throw Problem(.badRequest, "the body must be JSON") }
+        _ = try await users.logout(.with { $0.refreshToken = body.refreshToken }, options: options)
+        return .noContent(.init())
     }
 
     func getMe(_ input: Operations.GetMe.Input) async throws -> Operations.GetMe.Output {
@@ -204,5 +211,16 @@ extension Components.Schemas.Vessel {
         self.init(
             id: vessel.id, name: vessel.name, capacity: vessel.capacity, maxWeight: vessel.maxWeight,
             available: vessel.available, roomCapacity: vessel.roomCapacity, roomWeight: vessel.roomWeight)
+    }
+}
+
+extension Components.Schemas.Session {
+    /// The HTTP form of a login's tokens.
+    init(_ token: User_Token) {
+        self.init(
+            token: token.token, tokenType: .bearer,
+            expiresAt: Date(timeIntervalSince1970: TimeInterval(token.expiresAtUnix)),
+            refreshToken: token.refreshToken,
+            refreshExpiresAt: Date(timeIntervalSince1970: TimeInterval(token.refreshExpiresAtUnix)))
     }
 }

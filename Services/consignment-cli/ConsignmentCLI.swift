@@ -18,7 +18,8 @@ struct ConsignmentCLI: AsyncParsableCommand {
               SHIPPY_TOKEN=$(user-cli login --email ewan@example.com) consignment-cli
               user-cli login --email ewan@example.com | consignment-cli --token-file - consignment.json
 
-            The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN.
+            The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN, else the
+            login `user-cli login` kept (refreshed when it is about to expire; user-cli logout ends it).
             Exit status: 0 ok, 64 bad usage or no token, 65 invalid file or input, 66 file missing,
             69 a service is down or too slow, 70 service error, 77 token missing, malformed or expired.
             """
@@ -27,7 +28,7 @@ struct ConsignmentCLI: AsyncParsableCommand {
     @Argument(help: "The consignment JSON file (- for stdin).")
     var file: String = "consignment.json"
 
-    @Argument(help: "The token from `user-cli login` (or --token-file, or SHIPPY_TOKEN).")
+    @Argument(help: "The token from `user-cli login` (or --token-file, SHIPPY_TOKEN, or the kept login).")
     var token: String?
 
     @Option(help: "Read the token from this file (- for stdin).")
@@ -50,7 +51,8 @@ struct ConsignmentCLI: AsyncParsableCommand {
             tool: "consignment-cli", service: "consignment-service", address: CLISettings.consignmentService,
             option: address
         ) { address in
-            let token = try TokenInput.resolve(argument: token, file: tokenFile)
+            let token = try await TokenInput.current(
+                argument: token, file: tokenFile, timeout: .milliseconds(Int64(timeout * 1000)))
             let request = try ConsignmentFile.load(file).request
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults

@@ -15,15 +15,20 @@ struct UserCLI: AsyncParsableCommand {
         discussion: """
             Examples:
               user-cli --name "Ewan Valentine" --email ewan@example.com --company BBC --password 'correct horse'
-              TOKEN=$(user-cli login --email ewan@example.com)     # asks for the password
-              user-cli grant-admin ann@example.com "$TOKEN"          # an admin's token
+              TOKEN=$(user-cli login --email ewan@example.com)     # asks for the password; keeps the login
+              consignment-cli consignment.json                       # no token: the kept login, refreshed
+              user-cli grant-admin ann@example.com                   # as an admin
+              user-cli logout                                        # revokes the kept login
+
+            A login is kept in SHIPPY_SESSION_FILE (default ~/.config/shippy/session.json, owner-only) unless
+            --no-save; the other CLIs use it when given no token, refreshing its token when it is about to expire.
 
             The password comes from --password, else SHIPPY_PASSWORD, else a prompt (or one line of stdin).
             Exit status: 0 ok, 64 bad usage, 65 invalid input or no such user, 69 user-service down or too slow,
             70 service error, 73 email already taken,
             77 wrong email or password, or a token that is not an admin's.
             """,
-        subcommands: [Create.self, Login.self, GrantAdmin.self, RevokeAdmin.self],
+        subcommands: [Create.self, Login.self, Logout.self, GrantAdmin.self, RevokeAdmin.self, RevokeSessions.self],
         defaultSubcommand: Create.self
     )
 }
@@ -36,9 +41,9 @@ struct ConnectionOptions: ParsableArguments {
     @Option(help: "Seconds to wait for each answer.")
     var timeout: Double = 10
 
-    /// Runs `body` with a client of the user service; failures become one line and an exit status.
+    /// Runs `body` with a client of the user service and its address; failures become one line and an exit status.
     func withUserService(
-        _ body: (User_UserService.Client<ServiceTransport>, CallOptions) async throws -> Void
+        _ body: (User_UserService.Client<ServiceTransport>, CallOptions, String) async throws -> Void
     ) async {
         await runCLI(tool: "user-cli", service: "user-service", address: CLISettings.userService, option: address) {
             address in
@@ -47,7 +52,7 @@ struct ConnectionOptions: ParsableArguments {
             options.timeout = .milliseconds(Int64(timeout * 1000))
             let transport = try ServiceTransport(main: target, serviceConfig: Self.retryBusyLogins)
             try await withGRPCClient(transport: transport) { client in
-                try await body(User_UserService.Client(wrapping: client), options)
+                try await body(User_UserService.Client(wrapping: client), options, address)
             }
         }
     }
@@ -88,10 +93,11 @@ struct Create: AsyncParsableCommand {
     @Option(help: "Email address; also the login.") var email: String
     @Option(help: "Company name.") var company: String = ""
     @Option(help: "Password, 8 to 72 bytes (or SHIPPY_PASSWORD, or a prompt).") var password: String?
+    @OptionGroup var saving: SaveOption
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        await connection.withUserService { users, options in
+        await connection.withUserService { users, options, address in
             let password = try readPassword(password)
             let created = try await users.create(
                 .with {
@@ -106,27 +112,88 @@ struct Create: AsyncParsableCommand {
                 .with {
                     $0.email = email; $0.password = password
                 }, options: options)
+            saving.save(token, userService: address)
             print("Token: \(token.token)")
+        }
+    }
+}
+
+/// Whether a log-in is kept for the other CLIs.
+struct SaveOption: ParsableArguments {
+    @Flag(help: "Do not keep the login for the other CLIs (by default it is kept in SHIPPY_SESSION_FILE).")
+    var noSave = false
+
+    /// A login that cannot be kept (a read-only home in a container) is still a login: a note, not a failure.
+    func save(_ token: User_Token, userService: String) {
+        guard !noSave else { return }
+        do {
+            try SavedSession(token, userService: userService).save()
+        } catch {
+            FileHandle.standardError.write(Data("user-cli: note: the login is not kept: \(error)\n".utf8))
         }
     }
 }
 
 /// `user-cli login`: prints only the token, so that `TOKEN=$(user-cli login …)` works.
 struct Login: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Log in and print only the token.")
+    static let configuration = CommandConfiguration(
+        abstract: "Log in, print only the token, and keep the login for the other CLIs (they refresh it).")
 
     @Option(help: "Email address.") var email: String
     @Option(help: "Password (or SHIPPY_PASSWORD, or a prompt).") var password: String?
+    @OptionGroup var saving: SaveOption
     @OptionGroup var connection: ConnectionOptions
 
     func run() async throws {
-        await connection.withUserService { users, options in
+        await connection.withUserService { users, options, address in
             let password = try readPassword(password)
             let token = try await users.auth(
                 .with {
                     $0.email = email; $0.password = password
                 }, options: options)
+            saving.save(token, userService: address)
             print(token.token)
+        }
+    }
+}
+
+/// `user-cli logout`: revokes the saved login at user-service and forgets it.
+struct Logout: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "End the saved login: user-service revokes it, and it is forgotten here.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        guard let saved = SavedSession.load() else {
+            print("No saved login (\(SavedSession.path)).")
+            return
+        }
+        await connection.withUserService { users, options, _ in
+            _ = try await users.logout(.with { $0.refreshToken = saved.refreshToken }, options: options)
+            SavedSession.remove()
+            print("Logged out.")
+        }
+    }
+}
+
+/// `user-cli revoke-sessions EMAIL [TOKEN]`: ends every login of a user (yours, or anyone's for an admin).
+struct RevokeSessions: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "End every login of the user with EMAIL: yours, or anyone's with an admin's token.")
+
+    @Argument(help: "The user's email.") var email: String
+    @Argument(help: "Your token (or --token-file, SHIPPY_TOKEN, or the saved login).") var token: String?
+    @Option(help: "Read the token from this file (- for stdin).") var tokenFile: String?
+    @OptionGroup var connection: ConnectionOptions
+
+    func run() async throws {
+        await connection.withUserService { users, options, _ in
+            let token = try await TokenInput.current(argument: token, file: tokenFile, timeout: options.timeout!)
+            let user = try await users.revokeSessions(
+                .with { $0.email = email }, metadata: ["authorization": "Bearer \(token)"], options: options
+            ).user
+            print("Every login of \(user.email) is revoked; tokens already issued end within the token lifetime.")
         }
     }
 }
@@ -154,13 +221,13 @@ struct RevokeAdmin: AsyncParsableCommand {
 
 struct RoleChangeOptions: ParsableArguments {
     @Argument(help: "The user's email.") var email: String
-    @Argument(help: "An admin's token (or --token-file, or SHIPPY_TOKEN).") var token: String?
+    @Argument(help: "An admin's token (or --token-file, SHIPPY_TOKEN, or the saved login).") var token: String?
     @Option(help: "Read the token from this file (- for stdin).") var tokenFile: String?
     @OptionGroup var connection: ConnectionOptions
 
     func set(granted: Bool) async {
-        await connection.withUserService { users, options in
-            let token = try TokenInput.resolve(argument: token, file: tokenFile)
+        await connection.withUserService { users, options, _ in
+            let token = try await TokenInput.current(argument: token, file: tokenFile, timeout: options.timeout!)
             let user = try await users.setRole(
                 .with {
                     $0.email = email; $0.role = "admin"; $0.granted = granted

@@ -134,7 +134,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     ///   log in again), `unavailable`.
     func refresh(request: User_Token, context: ServerContext) async throws -> User_Token {
         guard !request.refreshToken.isEmpty else { throw ShippyError.invalidArgument("refresh_token is required") }
-        let invalid = ShippyError(.unauthenticated, "the refresh token is not valid (expired, revoked or never issued): log in again")
+        let invalid = ShippyError(
+            .unauthenticated, "the refresh token is not valid (expired, revoked or never issued): log in again")
         guard let presented = RefreshToken(presented: request.refreshToken) else { throw invalid }
         let next = RefreshToken.generate()
         let expiry = Date().addingTimeInterval(TimeInterval(refreshLifetime().components.seconds))
@@ -148,7 +149,8 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         case .reused:
             Self.refreshes(.reused).increment()
             logger.warning("a spent refresh token was presented again: its login is revoked")
-            throw ShippyError(.unauthenticated, "the refresh token was used before: this login is revoked; log in again")
+            throw ShippyError(
+                .unauthenticated, "the refresh token was used before: this login is revoked; log in again")
         }
     }
 

@@ -17,7 +17,8 @@ struct VesselCLI: AsyncParsableCommand {
               vessel-cli list "$TOKEN"
               vessel-cli create --name "Northern Star" --capacity 40 --max-weight 300000 "$ADMIN_TOKEN"
 
-            The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN.
+            The token comes from the TOKEN argument, else --token-file (- for stdin), else SHIPPY_TOKEN, else the
+            login `user-cli login` kept (refreshed when it is about to expire; user-cli logout ends it).
             Adding a vessel needs an admin's token (user-service grant-admin EMAIL makes the first admin).
             Exit status: 0 ok, 64 bad usage or no token, 65 invalid input, 66 token file missing,
             69 vessel-service down or too slow, 70 service error, 73 the vessel id is taken,
@@ -30,7 +31,7 @@ struct VesselCLI: AsyncParsableCommand {
 
 /// Where vessel-service is, how long to wait, and whose token to send.
 struct VesselConnection: ParsableArguments {
-    @Argument(help: "The token from `user-cli login` (or --token-file, or SHIPPY_TOKEN).")
+    @Argument(help: "The token from `user-cli login` (or --token-file, SHIPPY_TOKEN, or the kept login).")
     var token: String?
 
     @Option(help: "Read the token from this file (- for stdin).")
@@ -49,7 +50,8 @@ struct VesselConnection: ParsableArguments {
         await runCLI(tool: "vessel-cli", service: "vessel-service", address: CLISettings.vesselService, option: address)
         {
             address in
-            let token = try TokenInput.resolve(argument: token, file: tokenFile)
+            let token = try await TokenInput.current(
+                argument: token, file: tokenFile, timeout: .milliseconds(Int64(timeout * 1000)))
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))

@@ -99,8 +99,21 @@ public func runCLI(
     await runCLI(tool: tool, service: "\(service) at \(address)") { try await body(address) }
 }
 
-/// Where a CLI's token comes from: the argument, else a file (`-` for stdin), else `SHIPPY_TOKEN`.
+/// Where a CLI's token comes from: the argument, else a file (`-` for stdin), else `SHIPPY_TOKEN`, else (for
+/// `current`) the login `user-cli login` saved.
 public enum TokenInput {
+    /// The token given, or the saved login's, refreshed when it is about to expire.
+    /// - Throws: `CLIFailure` (64) when there is no token anywhere, (66) when the file cannot be read, (77) when the
+    ///   saved login has ended.
+    public static func current(argument: String?, file: String?, timeout: Duration) async throws -> String {
+        if argument == nil, file == nil, try CLISettings.value(CLISettings.token) == nil,
+            let saved = SavedSession.load()
+        {
+            return try await saved.freshToken(timeout: timeout)
+        }
+        return try resolve(argument: argument, file: file)
+    }
+
     /// - Throws: `CLIFailure` (64) when there is no token anywhere, (66) when the file cannot be read.
     public static func resolve(argument: String?, file: String?) throws -> String {
         var token = argument
@@ -115,7 +128,7 @@ public enum TokenInput {
         guard let token = token?.trimmingCharacters(in: .whitespacesAndNewlines), !token.isEmpty else {
             throw CLIFailure(
                 status: 64,
-                "no token: pass it as an argument, with --token-file, or in SHIPPY_TOKEN (get one with `user-cli login`)"
+                "no token: pass it as an argument, with --token-file, or in SHIPPY_TOKEN, or log in with `user-cli login`"
             )
         }
         return token

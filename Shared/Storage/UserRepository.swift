@@ -85,7 +85,9 @@ public protocol UserRepository: Sendable {
 
     /// Spends the refresh token with `tokenHash` and stores its successor in the same login, atomically: of two
     /// calls with one token, one rotates and the other finds it spent (and revokes the login).
-    func rotateSession(tokenHash: [UInt8], to successor: [UInt8], expiresAt: Date) async throws(ShippyError)
+    func rotateSession(
+        tokenHash: [UInt8], to successor: [UInt8], expiresAt: Date
+    ) async throws(ShippyError)
         -> SessionRotation
 
     /// Revokes the login that the token with `tokenHash` belongs to.

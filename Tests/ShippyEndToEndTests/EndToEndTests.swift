@@ -140,4 +140,87 @@ import Testing
             #expect(consignment.process.isRunning && user.process.isRunning)
         }
     }
+
+    /// A CLI login kept in a file: the other CLIs need no token, refresh it when it is about to expire, a copy
+    /// used after its refresh ends the login, and `user-cli logout` revokes it at user-service.
+    @Test func theKeptLoginIsRefreshedByTheCLIsAndEndsWhenCopiedOrLoggedOut() async throws {
+        let database = TestEnvironment.uniqueDatabase("e2e")
+        let vessel = try startVessel(database: database)
+        let user = try ServiceProcess.start(
+            "user-service",
+            environment: [
+                "POSTGRES_URL": try await PostgresTestDatabase.create(), "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
+                "JWT_PRIVATE_KEY_FILE": "\(keys)/signing.pem", "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
+            ])
+        let consignment = try ServiceProcess.start(
+            "consignment-service",
+            environment: [
+                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
+                "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem", "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+            ])
+        let sessionFile = "\(keys)/session/kept.json"
+        try await cleaningUp({
+            for service in [vessel, user, consignment] { await service.process.stop() }
+        }) {
+            for service in [vessel, user, consignment] { try await service.waitUntilServing() }
+            let environment = [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)", "SHIPPY_SESSION_FILE": sessionFile,
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+                "SHIPPY_PASSWORD": "kim's password",
+            ]
+            let signUp = try await run(
+                "user-cli", ["--name", "Kim", "--email", "kim@example.com"], environment: environment)
+            #expect(signUp.status == 0, "\(signUp.error)")
+            let permissions = try FileManager.default.attributesOfItem(atPath: sessionFile)[.posixPermissions] as? Int
+            #expect(permissions == 0o600, "the kept login is its owner's only")
+
+            let shipped = try await run("consignment-cli", [sample], environment: environment)
+            #expect(shipped.status == 0, "no token given: the kept login's \(shipped.error)")
+
+            // The kept token about to expire: the CLI refreshes it first, and keeps the new pair.
+            func kept() throws -> [String: Any] {
+                try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: sessionFile)))
+                    as? [String: Any] ?? [:]
+            }
+            func keep(_ session: [String: Any]) throws {
+                try JSONSerialization.data(withJSONObject: session).write(to: URL(fileURLWithPath: sessionFile))
+            }
+            var expiring = try kept()
+            expiring["expiresAt"] = 0
+            try keep(expiring)
+            let listed = try await run("vessel-cli", ["list"], environment: environment)
+            #expect(listed.status == 0 && listed.output.contains("vessel003"), "\(listed.output) \(listed.error)")
+            let refreshed = try kept()
+            #expect(refreshed["refreshToken"] as? String != expiring["refreshToken"] as? String, "rotated")
+
+            // A copy of the spent refresh token (a stolen file) is refused, and ends the login for both holders.
+            try keep(expiring)
+            let stolen = try await run("vessel-cli", ["list"], environment: environment)
+            #expect(stolen.status == 77 && stolen.error.contains("log in again"), "\(stolen.error)")
+            var holder = refreshed
+            holder["expiresAt"] = 0
+            try keep(holder)
+            let owner = try await run("vessel-cli", ["list"], environment: environment)
+            #expect(owner.status == 77, "the owner's copy is revoked too: \(owner.error)")
+
+            // A fresh login, then logout: revoked at user-service, forgotten here.
+            #expect(
+                try await run("user-cli", ["login", "--email", "kim@example.com"], environment: environment).status == 0
+            )
+            let loggedIn = try kept()
+            let logout = try await run("user-cli", ["logout"], environment: environment)
+            #expect(logout.status == 0 && logout.output.contains("Logged out."), "\(logout.error)")
+            #expect(!FileManager.default.fileExists(atPath: sessionFile))
+            let none = try await run("vessel-cli", ["list"], environment: environment)
+            #expect(none.status == 64 && none.error.contains("no token"), "\(none.error)")
+            var revoked = loggedIn
+            revoked["expiresAt"] = 0
+            try FileManager.default.createDirectory(
+                atPath: "\(keys)/session", withIntermediateDirectories: true)
+            try keep(revoked)
+            let afterLogout = try await run("vessel-cli", ["list"], environment: environment)
+            #expect(afterLogout.status == 77, "a logged-out login cannot be refreshed: \(afterLogout.error)")
+        }
+    }
 }

@@ -149,8 +149,10 @@ let quietLogger: Logger = {
                 try await repository.rotateSession(tokenHash: Self.hash("a1"), to: Self.hash("a2"), expiresAt: later)
                     == .rotated(ann))
             // Two uses of one token at once: one rotates, the other finds it spent and revokes the login.
-            async let first = repository.rotateSession(tokenHash: Self.hash("a2"), to: Self.hash("a3"), expiresAt: later)
-            async let second = repository.rotateSession(tokenHash: Self.hash("a2"), to: Self.hash("a4"), expiresAt: later)
+            async let first = repository.rotateSession(
+                tokenHash: Self.hash("a2"), to: Self.hash("a3"), expiresAt: later)
+            async let second = repository.rotateSession(
+                tokenHash: Self.hash("a2"), to: Self.hash("a4"), expiresAt: later)
             let outcomes = [try await first, try await second]
             #expect(outcomes.contains(.rotated(ann)) && outcomes.contains(.reused), "\(outcomes)")
             for successor in ["a3", "a4"] {

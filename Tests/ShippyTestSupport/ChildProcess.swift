@@ -36,6 +36,8 @@ package final class ChildProcess: @unchecked Sendable {
                 // libmongoc's shared-memory counters (for its stat tool only) are a /dev/shm file per PID, which a
                 // killed process leaves behind; a later process given that PID then warns about it on stderr.
                 "MONGOC_DISABLE_SHM": "1",
+                // A CLI's kept login stays with its process unless the test shares one on purpose.
+                "SHIPPY_SESSION_FILE": folder.appendingPathComponent("session.json").path,
             ]
         ) { own, _ in own }
         process.standardOutput = try FileHandle(forWritingTo: outputURL)

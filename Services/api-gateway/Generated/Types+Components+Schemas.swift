@@ -163,25 +163,64 @@ extension Components {
             internal var tokenType: Components.Schemas.Session.TokenTypePayload
             /// - Remark: Generated from `#/components/schemas/Session/expires_at`.
             internal var expiresAt: Foundation.Date
+            /// Opaque; spent by POST /v1/sessions/refresh, which gives the next.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Session/refresh_token`.
+            internal var refreshToken: Swift.String
+            /// - Remark: Generated from `#/components/schemas/Session/refresh_expires_at`.
+            internal var refreshExpiresAt: Foundation.Date
             /// Creates a new `Session`.
             ///
             /// - Parameters:
             ///   - token:
             ///   - tokenType:
             ///   - expiresAt:
+            ///   - refreshToken: Opaque; spent by POST /v1/sessions/refresh, which gives the next.
+            ///   - refreshExpiresAt:
             internal init(
                 token: Swift.String,
                 tokenType: Components.Schemas.Session.TokenTypePayload,
-                expiresAt: Foundation.Date
+                expiresAt: Foundation.Date,
+                refreshToken: Swift.String,
+                refreshExpiresAt: Foundation.Date
             ) {
                 self.token = token
                 self.tokenType = tokenType
                 self.expiresAt = expiresAt
+                self.refreshToken = refreshToken
+                self.refreshExpiresAt = refreshExpiresAt
             }
             internal enum CodingKeys: String, CodingKey {
                 case token
                 case tokenType = "token_type"
                 case expiresAt = "expires_at"
+                case refreshToken = "refresh_token"
+                case refreshExpiresAt = "refresh_expires_at"
+            }
+        }
+        /// - Remark: Generated from `#/components/schemas/RefreshRequest`.
+        internal struct RefreshRequest: Codable, Hashable, Sendable {
+            /// - Remark: Generated from `#/components/schemas/RefreshRequest/refresh_token`.
+            internal var refreshToken: Swift.String
+            /// Creates a new `RefreshRequest`.
+            ///
+            /// - Parameters:
+            ///   - refreshToken:
+            internal init(refreshToken: Swift.String) {
+                self.refreshToken = refreshToken
+            }
+            internal enum CodingKeys: String, CodingKey {
+                case refreshToken = "refresh_token"
+            }
+            internal init(from decoder: any Swift.Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                self.refreshToken = try container.decode(
+                    Swift.String.self,
+                    forKey: .refreshToken
+                )
+                try decoder.ensureNoAdditionalProperties(knownKeys: [
+                    "refresh_token"
+                ])
             }
         }
         /// - Remark: Generated from `#/components/schemas/User`.

@@ -14,11 +14,25 @@ internal protocol APIProtocol: Sendable {
     func signUp(_ input: Operations.SignUp.Input) async throws -> Operations.SignUp.Output
     /// Log in.
     ///
-    /// A token for the `Authorization` header, and when it expires. Limited per client address.
+    /// A token for the `Authorization` header and when it expires, and a refresh token for the next one (`POST /v1/sessions/refresh`). Limited per client address.
     ///
     /// - Remark: HTTP `POST /v1/sessions`.
     /// - Remark: Generated from `#/paths//v1/sessions/post(logIn)`.
     func logIn(_ input: Operations.LogIn.Input) async throws -> Operations.LogIn.Output
+    /// A new token for a refresh token.
+    ///
+    /// A new token and a new refresh token, with the user's roles as they are now. The refresh token presented is spent: presenting it again revokes the whole login (log in again).
+    ///
+    /// - Remark: HTTP `POST /v1/sessions/refresh`.
+    /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)`.
+    func refreshSession(_ input: Operations.RefreshSession.Input) async throws -> Operations.RefreshSession.Output
+    /// Log out.
+    ///
+    /// Revokes the login of the refresh token: it and every token rotated from it. The same answer whether it was live or not. Tokens already issued stay valid until they expire (at most `TOKEN_LIFETIME`).
+    ///
+    /// - Remark: HTTP `POST /v1/sessions/logout`.
+    /// - Remark: Generated from `#/paths//v1/sessions/logout/post(logOut)`.
+    func logOut(_ input: Operations.LogOut.Input) async throws -> Operations.LogOut.Output
     /// The user the token belongs to.
     ///
     /// - Remark: HTTP `GET /v1/users/me`.
@@ -79,7 +93,7 @@ extension APIProtocol {
     }
     /// Log in.
     ///
-    /// A token for the `Authorization` header, and when it expires. Limited per client address.
+    /// A token for the `Authorization` header and when it expires, and a refresh token for the next one (`POST /v1/sessions/refresh`). Limited per client address.
     ///
     /// - Remark: HTTP `POST /v1/sessions`.
     /// - Remark: Generated from `#/paths//v1/sessions/post(logIn)`.
@@ -88,6 +102,36 @@ extension APIProtocol {
         body: Operations.LogIn.Input.Body
     ) async throws -> Operations.LogIn.Output {
         try await logIn(Operations.LogIn.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// A new token for a refresh token.
+    ///
+    /// A new token and a new refresh token, with the user's roles as they are now. The refresh token presented is spent: presenting it again revokes the whole login (log in again).
+    ///
+    /// - Remark: HTTP `POST /v1/sessions/refresh`.
+    /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)`.
+    internal func refreshSession(
+        headers: Operations.RefreshSession.Input.Headers = .init(),
+        body: Operations.RefreshSession.Input.Body
+    ) async throws -> Operations.RefreshSession.Output {
+        try await refreshSession(Operations.RefreshSession.Input(
+            headers: headers,
+            body: body
+        ))
+    }
+    /// Log out.
+    ///
+    /// Revokes the login of the refresh token: it and every token rotated from it. The same answer whether it was live or not. Tokens already issued stay valid until they expire (at most `TOKEN_LIFETIME`).
+    ///
+    /// - Remark: HTTP `POST /v1/sessions/logout`.
+    /// - Remark: Generated from `#/paths//v1/sessions/logout/post(logOut)`.
+    internal func logOut(
+        headers: Operations.LogOut.Input.Headers = .init(),
+        body: Operations.LogOut.Input.Body
+    ) async throws -> Operations.LogOut.Output {
+        try await logOut(Operations.LogOut.Input(
             headers: headers,
             body: body
         ))

@@ -3,10 +3,42 @@
 import { call, APIError } from './api.js';
 
 const $ = (id) => document.getElementById(id);
+function stored(key) {
+  return {
+    get: () => sessionStorage.getItem(key),
+    set: (value) => (value ? sessionStorage.setItem(key, value) : sessionStorage.removeItem(key)),
+  };
+}
+const access = stored('shippy.token');
+const refresh = stored('shippy.refresh');
 const session = {
-  get token() { return sessionStorage.getItem('shippy.token'); },
-  set token(value) { value ? sessionStorage.setItem('shippy.token', value) : sessionStorage.removeItem('shippy.token'); },
+  get token() { return access.get(); },
+  get refreshToken() { return refresh.get(); },
+  keep(tokens) { access.set(tokens?.token); refresh.set(tokens?.refresh_token); },
+  forget() { session.keep(null); },
 };
+
+// Access tokens live minutes: a 401 is answered by one refresh (shared by the calls that meet it at once), then
+// the call again. A refresh refused means the login is over (expired, revoked, or its token used twice).
+let refreshing = null;
+async function renew() {
+  const presented = session.refreshToken;
+  if (!presented) return false;
+  refreshing ??= call('POST', '/v1/sessions/refresh', { body: { refresh_token: presented } })
+    .then((tokens) => { session.keep(tokens); return true; })
+    .catch((error) => { if (error instanceof APIError && error.status === 401) session.forget(); throw error; })
+    .finally(() => { refreshing = null; });
+  return refreshing;
+}
+
+async function authed(method, path, options = {}) {
+  try {
+    return await call(method, path, { ...options, token: session.token });
+  } catch (error) {
+    if (!(error instanceof APIError && error.status === 401) || !(await renew())) throw error;
+    return call(method, path, { ...options, token: session.token });
+  }
+}
 let pageTokens = [''];
 
 function say(text, kind = 'info') {
@@ -18,7 +50,7 @@ function say(text, kind = 'info') {
 
 function failed(error) {
   if (error instanceof APIError && error.status === 401 && session.token) {
-    session.token = null;
+    session.forget();
     show(null);
   }
   say(error.message, 'error');
@@ -53,7 +85,7 @@ async function loadConsignments(index) {
   const token = pageTokens[index] ?? '';
   const query = new URLSearchParams({ page_size: '10' });
   if (token) query.set('page_token', token);
-  const page = await call('GET', `/v1/consignments?${query}`, { token: session.token });
+  const page = await authed('GET', `/v1/consignments?${query}`);
   const rows = $('consignment-rows');
   rows.replaceChildren();
   for (const consignment of page.consignments) {
@@ -76,7 +108,7 @@ async function loadConsignments(index) {
 }
 
 async function loadFleet() {
-  const page = await call('GET', '/v1/vessels?page_size=500', { token: session.token });
+  const page = await authed('GET', '/v1/vessels?page_size=500');
   const rows = $('vessel-rows');
   rows.replaceChildren();
   for (const vessel of page.vessels) {
@@ -90,8 +122,9 @@ async function loadFleet() {
 }
 
 async function ship(body) {
-  const consignment = await call('POST', '/v1/consignments', {
-    token: session.token, body, headers: { 'Idempotency-Key': crypto.randomUUID() },
+  // One key for the call and its retry after a refresh: one consignment, however often it is sent.
+  const consignment = await authed('POST', '/v1/consignments', {
+    body, headers: { 'Idempotency-Key': crypto.randomUUID() },
   });
   say(`Shipped: "${consignment.description}" on vessel ${consignment.vessel_id}.`, 'success');
   await Promise.all([loadConsignments(0), loadFleet()]);
@@ -120,10 +153,9 @@ handle('signup-form', async (data, form) => {
 });
 
 handle('login-form', async (data, form) => {
-  const created = await call('POST', '/v1/sessions', { body: Object.fromEntries(data) });
-  session.token = created.token;
+  session.keep(await call('POST', '/v1/sessions', { body: Object.fromEntries(data) }));
   form.reset();
-  const me = await call('GET', '/v1/users/me', { token: session.token });
+  const me = await authed('GET', '/v1/users/me');
   await show(me);
   say(`Logged in as ${me.name}.`, 'success');
 });
@@ -151,13 +183,19 @@ $('consignments-first').addEventListener('click', () => loadConsignments(0).catc
 $('consignments-next').addEventListener('click', (event) =>
   loadConsignments(Number(event.target.dataset.index)).catch(failed));
 $('fleet-refresh').addEventListener('click', () => loadFleet().catch(failed));
-$('logout').addEventListener('click', () => {
-  session.token = null;
+$('logout').addEventListener('click', async () => {
+  const presented = session.refreshToken;
+  session.forget();
   show(null);
-  say('Logged out.');
+  try {
+    if (presented) await call('POST', '/v1/sessions/logout', { body: { refresh_token: presented } });
+    say('Logged out.');
+  } catch (error) {
+    say(`Logged out here, but the server could not be told (${error.message}).`, 'error');
+  }
 });
 
 addContainerRow();
 if (session.token) {
-  call('GET', '/v1/users/me', { token: session.token }).then(show).catch(failed);
+  authed('GET', '/v1/users/me').then(show).catch(failed);
 }
