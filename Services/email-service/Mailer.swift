@@ -1,24 +1,54 @@
 import Foundation
 import Logging
 
-/// A welcome mail for a new user.
+/// A mail to a user, answering one event: the welcome mail of a new user, or the notice that someone signed up
+/// again with an existing user's address.
 struct WelcomeMail: Sendable, Equatable {
-    /// The `user.created` event it answers; a mail is sent once per event id.
+    enum Kind: Sendable, Equatable {
+        /// `user.created`.
+        case welcome
+        /// `user.signup_repeated`: the sign-up's answer did not tell its sender, so the owner is told here.
+        case signUpRepeated
+
+        /// How the log names it ("welcome mail written" is what tests and the chaos campaign count).
+        var logName: String { self == .welcome ? "welcome mail" : "sign-up notice" }
+    }
+
+    /// The event it answers; a mail is sent once per event id.
     var eventID: String
     var recipient: String
     var name: String
+    var kind: Kind = .welcome
 
-    var subject: String { "Welcome to Shippy, \(name)!" }
+    var subject: String {
+        switch kind {
+        case .welcome: "Welcome to Shippy, \(name)!"
+        case .signUpRepeated: "Someone tried to sign up to Shippy with your address"
+        }
+    }
 
     var body: String {
-        """
-        Hello \(name),
+        switch kind {
+        case .welcome:
+            """
+            Hello \(name),
 
-        Your Shippy account is ready. Log in with `user-cli login --email \(recipient)` and ship your first
-        consignment with `consignment-cli consignment.json "$TOKEN"`.
+            Your Shippy account is ready. Log in with `user-cli login --email \(recipient)` and ship your first
+            consignment with `consignment-cli consignment.json "$TOKEN"`.
 
-        The Shippy team
-        """
+            The Shippy team
+            """
+        case .signUpRepeated:
+            """
+            Hello \(name),
+
+            Someone signed up to Shippy with \(recipient), which already has an account: yours. No second account
+            was made, and yours is unchanged. If it was you, log in with `user-cli login --email \(recipient)`.
+            If it was not, there is nothing to do.
+
+            The Shippy team
+            """
+        }
     }
 }
 
@@ -33,7 +63,7 @@ struct LogMailer: Mailer {
 
     func send(_ mail: WelcomeMail) async throws {
         logger.info(
-            "welcome mail sent",
+            "\(mail.kind.logName) sent",
             metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "subject": "\(mail.subject)"])
     }
 }
@@ -66,7 +96,7 @@ struct FileMailer: Mailer {
         defer { unlink(temporary) }
         if link(temporary, path) == 0 {
             logger.info(
-                "welcome mail written",
+                "\(mail.kind.logName) written",
                 metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "path": "\(path)"])
         }
     }

@@ -80,7 +80,10 @@ struct DeliveryPolicy: Sendable {
 /// The readiness path connects it (health is SERVING once it is subscribed); the consumer uses it; it is
 /// closed after the consumer stopped.
 final class MailConsumerConnection: Sendable {
-    static let durable = "email-service"
+    /// Every user event (`user.>`); the consumer of only `user.created` was `email-service`, and a durable
+    /// consumer's subject cannot change, so this one has a name of its own (mails already sent are known by
+    /// their event ids, so the events it delivers again are not mailed twice).
+    static let durable = "email-service-users"
     static let mailedBucket = "EMAIL_MAILED"
     static let mailedMemory: Duration = .seconds(7 * 86_400)
 
@@ -154,8 +157,8 @@ final class MailConsumerConnection: Sendable {
     }
 
     private func subscribe(_ nats: NATSClient) async throws(ShippyError) -> NATSPullSubscription {
-        let subscription = try await nats.pullSubscription(subject: UserEvents.created, durable: Self.durable)
-        logger.info("subscribed", metadata: ["subject": "\(UserEvents.created)", "durable": "\(Self.durable)"])
+        let subscription = try await nats.pullSubscription(subject: UserEvents.all, durable: Self.durable)
+        logger.info("subscribed", metadata: ["subject": "\(UserEvents.all)", "durable": "\(Self.durable)"])
         return subscription
     }
 }
@@ -235,8 +238,8 @@ struct WelcomeMailService: Service {
     func process(_ message: NATSMessage, mailed: any MailedEvents) async {
         if message.deliveries > 1 { Self.redeliveries.increment() }
         await traced(
-            "process \(UserEvents.created)", ofKind: .consumer, context: traceContext(from: message.traceHeaders),
-            attributes: ["messaging.system": "nats", "messaging.destination.name": UserEvents.created]
+            "process \(message.subject)", ofKind: .consumer, context: traceContext(from: message.traceHeaders),
+            attributes: ["messaging.system": "nats", "messaging.destination.name": message.subject]
         ) { () async in
             await settle(message, mailed: mailed)
         }
@@ -244,26 +247,27 @@ struct WelcomeMailService: Service {
 
     /// `nats_consumed_total{subject,outcome}` and `email_redeliveries_total` (deliveries after the first).
     static let redeliveries = Counter(label: "email_redeliveries_total")
-    static func consumed(_ outcome: String) -> Counter {
-        Counter(label: "nats_consumed_total", dimensions: [("subject", UserEvents.created), ("outcome", outcome)])
+    static func consumed(_ outcome: String, subject: String) -> Counter {
+        Counter(label: "nats_consumed_total", dimensions: [("subject", subject), ("outcome", outcome)])
     }
 
     private func settle(_ message: NATSMessage, mailed: any MailedEvents) async {
-        switch await handle(message.payload, messageID: message.messageID, mailed: mailed) {
+        let consumed = { (outcome: String) in Self.consumed(outcome, subject: message.subject).increment() }
+        switch await handle(message.payload, subject: message.subject, messageID: message.messageID, mailed: mailed) {
         case .done:
-            Self.consumed("acked").increment()
+            consumed("acked")
             await message.ack()
         case .later(let eventID, let delay):
             logger.info(
                 "another delivery is mailing this event; asking again later",
                 metadata: ["event_id": "\(eventID)", "in_ms": "\(delay.milliseconds)"])
-            Self.consumed("held").increment()
+            consumed("held")
             await message.nak(delay: delay)
         case .retry(let eventID) where message.deliveries >= UInt64(policy.maxDeliveries):
             logger.error(
                 "giving up on a welcome mail",
                 metadata: ["event_id": "\(eventID)", "deliveries": "\(message.deliveries)"])
-            Self.consumed("terminated").increment()
+            consumed("terminated")
             await message.term()
         case .retry(let eventID):
             let delay = policy.delay(afterDelivery: message.deliveries)
@@ -272,7 +276,7 @@ struct WelcomeMailService: Service {
                 metadata: [
                     "event_id": "\(eventID)", "delivery": "\(message.deliveries)", "in_ms": "\(delay.milliseconds)",
                 ])
-            Self.consumed("retried").increment()
+            consumed("retried")
             await message.nak(delay: delay)
         }
     }
@@ -286,18 +290,39 @@ struct WelcomeMailService: Service {
         case later(eventID: String, delay: Duration)
     }
 
+    /// The mail an event asks for, or `nil` for a message that is not one (logged, and acknowledged).
+    func mail(for payload: [UInt8], subject: String, messageID: String?) -> WelcomeMail? {
+        let mail: WelcomeMail?
+        switch subject {
+        case UserEvents.created:
+            mail = (try? Shippy_Events_UserCreated(serializedBytes: payload)).map {
+                WelcomeMail(eventID: $0.eventID, recipient: $0.email, name: $0.name)
+            }
+        case UserEvents.signUpRepeated:
+            mail = (try? Shippy_Events_SignUpRepeated(serializedBytes: payload)).map {
+                WelcomeMail(eventID: $0.eventID, recipient: $0.email, name: $0.name, kind: .signUpRepeated)
+            }
+        default:
+            logger.info("no mail for this subject", metadata: ["subject": "\(subject)"])
+            return nil
+        }
+        guard let mail, !mail.eventID.isEmpty else {
+            logger.warning("dropping a malformed \(subject) message", metadata: ["message_id": "\(messageID ?? "-")"])
+            return nil
+        }
+        // user-service stores only canonical addresses; anything else could be a header of its own in `To:`.
+        guard (try? EmailAddress.canonical(mail.recipient)) != nil else {
+            logger.warning("dropping an event whose address is not valid", metadata: ["event_id": "\(mail.eventID)"])
+            return nil
+        }
+        return mail
+    }
+
     /// Mails the event's user unless this event was mailed already or another delivery is mailing it.
-    func handle(_ payload: [UInt8], messageID: String?, mailed: any MailedEvents) async -> Outcome {
-        guard let event = try? Shippy_Events_UserCreated(serializedBytes: payload), !event.eventID.isEmpty else {
-            logger.warning("dropping a malformed user.created message", metadata: ["message_id": "\(messageID ?? "-")"])
-            return .done
-        }
-        // user-service stores only canonical addresses; anything else would be a header of its own in `To:`.
-        guard (try? EmailAddress.canonical(event.email)) != nil else {
-            logger.warning(
-                "dropping a user.created event whose address is not valid", metadata: ["event_id": "\(event.eventID)"])
-            return .done
-        }
+    func handle(
+        _ payload: [UInt8], subject: String = UserEvents.created, messageID: String?, mailed: any MailedEvents
+    ) async -> Outcome {
+        guard let event = mail(for: payload, subject: subject, messageID: messageID) else { return .done }
         do {
             switch try await mailed.claim(event.eventID, lease: policy.claimLease) {
             case .claimed: break
@@ -314,7 +339,7 @@ struct WelcomeMailService: Service {
             return .retry(eventID: event.eventID)
         }
         do {
-            try await mailer.send(WelcomeMail(eventID: event.eventID, recipient: event.email, name: event.name))
+            try await mailer.send(event)
         } catch {
             logger.warning("welcome mail failed", metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
             await mailed.release(event.eventID)

@@ -116,7 +116,8 @@ struct Run: AsyncParsableCommand {
                         prefix: prefix, users: connections["user"]!.client(0),
                         vessels: connections["vessel"]!.client(0),
                         adminToken: adminToken ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"], options: options)
-                } catch let error as RPCError where error.code == .alreadyExists {
+                } catch let error as RPCError where error.code == .unauthenticated {
+                    // Sign-up answers a taken address like a new one; the log-in with this run's password tells.
                     FileHandle.standardError.write(
                         Data("shippy-bench: users with --prefix \(prefix) exist already: choose another prefix\n".utf8))
                     throw ExitCode(64)

@@ -34,18 +34,31 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     ]
 
     /// Signs a user up; the response holds the user with its new id, its roles and no password.
-    /// - Throws: `invalidArgument` (name, company, email or password breaks a rule), `alreadyExists` (email
-    ///   taken in any letter case), `unavailable` (PostgreSQL down, or too many sign-ups and logins at once).
+    ///
+    /// An address that has an account already gets the same answer (a user with a new id, never stored) after
+    /// the same work (the password is hashed either way), so that sign-up cannot be used to find who has an
+    /// account; the owner is told by mail (`user.signup_repeated`) instead.
+    /// - Throws: `invalidArgument` (name, company, email or password breaks a rule), `unavailable` (PostgreSQL
+    ///   down, or too many sign-ups and logins at once).
     func create(request: User_User, context: ServerContext) async throws -> User_Response {
         let newUser = NewUser(
             name: request.name, company: request.company, email: request.email, password: request.password)
         try newUser.validate()
         let user = User(
             id: UUID().uuidString.lowercased(), name: newUser.name, company: newUser.company, email: newUser.email)
-        try await repository.create(
-            user, passwordHash: try await hasher.hash(newUser.password), event: UserCreatedEvent.make(for: user))
-        Self.signUps.increment()
-        logger.info("user created", metadata: ["user_id": "\(user.id)"])
+        let passwordHash = try await hasher.hash(newUser.password)
+        do {
+            try await repository.create(user, passwordHash: passwordHash, event: UserCreatedEvent.make(for: user))
+            Self.signUps.increment()
+            logger.info("user created", metadata: ["user_id": "\(user.id)"])
+        } catch let error as ShippyError where error.code == .alreadyExists {
+            guard let owner = try await repository.credentials(email: user.email)?.user else { throw error }
+            try await repository.record(SignUpRepeatedEvent.make(for: owner))
+            Self.repeatedSignUps.increment()
+            logger.info(
+                "sign-up with an address that has an account: its owner is told by mail",
+                metadata: ["user_id": "\(owner.id)"])
+        }
         return .with { $0.user = User_User(user) }
     }
 
@@ -252,6 +265,23 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     }
 }
 
+/// The `user.signup_repeated` event: the existing user's id, name and address, for the mail that tells them.
+enum SignUpRepeatedEvent {
+    static func make(for owner: User, at date: Date = Date()) throws -> OutboxEvent {
+        let id = UUID()
+        let event = Shippy_Events_SignUpRepeated.with {
+            $0.eventID = id.uuidString.lowercased()
+            $0.userID = owner.id
+            $0.name = owner.name
+            $0.email = owner.email
+            $0.attemptedAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
+        }
+        return OutboxEvent(
+            id: id, subject: UserEvents.signUpRepeated, payload: try event.serializedBytes(),
+            traceContext: currentTraceHeaders())
+    }
+}
+
 /// The `user.created` event: the user's public details, never a password or hash.
 enum UserCreatedEvent {
     static func make(for user: User, at date: Date = Date()) throws -> OutboxEvent {
@@ -285,6 +315,8 @@ extension User_User {
 extension UserServiceHandler {
     /// `shippy_signups_total`: users created.
     static let signUps = Counter(label: "shippy_signups_total")
+    /// `shippy_signups_repeated_total`: sign-ups with an address that has an account (answered as if created).
+    static let repeatedSignUps = Counter(label: "shippy_signups_repeated_total")
 
     /// How a login ended: a token, a wrong email or password, or refused unseen after too many failures.
     enum LoginOutcome: String { case ok, refused, throttled }

@@ -46,6 +46,30 @@ public nonisolated struct Shippy_Events_UserCreated: Sendable {
   public init() {}
 }
 
+/// Subject "user.signup_repeated", stream "USERS": someone signed up with the address of an existing user. The
+/// sign-up's answer is the same as for a new address (so it tells no one which addresses have accounts); the owner
+/// is told by mail instead. Published (at least once) from the same outbox; `event_id` as above.
+public nonisolated struct Shippy_Events_SignUpRepeated: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var eventID: String = String()
+
+  /// The existing user's id, name and (canonical) address; nothing of what the sign-up typed but the address.
+  public var userID: String = String()
+
+  public var name: String = String()
+
+  public var email: String = String()
+
+  public var attemptedAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shippy.events"
@@ -100,6 +124,56 @@ nonisolated extension Shippy_Events_UserCreated: SwiftProtobuf.Message, SwiftPro
     if lhs.email != rhs.email {return false}
     if lhs.company != rhs.company {return false}
     if lhs.createdAtUnixMs != rhs.createdAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shippy_Events_SignUpRepeated: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SignUpRepeated"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}event_id\0\u{3}user_id\0\u{1}name\0\u{1}email\0\u{3}attempted_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.attemptedAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.eventID.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 4)
+    }
+    if self.attemptedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.attemptedAtUnixMs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shippy_Events_SignUpRepeated, rhs: Shippy_Events_SignUpRepeated) -> Bool {
+    if lhs.eventID != rhs.eventID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.attemptedAtUnixMs != rhs.attemptedAtUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -241,6 +241,7 @@ public final class NATSMessage: Sendable {
     private let message: Mutex<CHandle?>
     private let threads: NIOThreadPool
     public let payload: [UInt8]
+    public let subject: String
     /// The publisher's `Nats-Msg-Id` header, if any.
     public let messageID: String?
     /// How many times the server has delivered this message, this time included.
@@ -253,6 +254,7 @@ public final class NATSMessage: Sendable {
         self.threads = threads
         Self.liveCount.add(1, ordering: .relaxed)
         payload = payloadBytes(of: message)
+        subject = natsMsg_GetSubject(message).map { String(cString: $0) } ?? ""
         var value: UnsafePointer<CChar>?
         messageID =
             natsMsgHeader_Get(message, "Nats-Msg-Id", &value) == NATS_OK ? value.map { String(cString: $0) } : nil

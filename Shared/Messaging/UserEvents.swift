@@ -6,6 +6,10 @@ public enum UserEvents {
     public static let subjects = ["user.>"]
     /// The subject of `UserCreated`.
     public static let created = "user.created"
+    /// The subject of `SignUpRepeated`.
+    public static let signUpRepeated = "user.signup_repeated"
+    /// What email-service consumes: every user event.
+    public static let all = "user.>"
     /// How long JetStream drops a re-publication of the same event id.
     public static let duplicateWindow: Duration = .seconds(120)
     /// How long the stream keeps an event: as long as email-service remembers which events it mailed, so

@@ -156,6 +156,17 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
             roles: Role.roles(admin: row.4))
     }
 
+    public func record(_ event: OutboxEvent) async throws(ShippyError) {
+        let traceContext = Self.json(event.traceContext)
+        try await run("INSERT", "outbox") { client in
+            try await client.query(
+                """
+                INSERT INTO outbox (id, subject, payload, trace_context)
+                VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)), \(traceContext))
+                """)
+        }
+    }
+
     public func user(id: String) async throws(ShippyError) -> User? {
         guard let uuid = UUID(uuidString: id) else { return nil }
         return try await run("SELECT", "users") { client in

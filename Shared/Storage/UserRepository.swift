@@ -62,6 +62,9 @@ public enum SessionRotation: Sendable, Equatable {
 
 /// Where users and their password hashes are kept. Only the user service holds one.
 public protocol UserRepository: Sendable {
+    /// Stores an event that announces no change of its own (a sign-up with a taken address), to publish.
+    func record(_ event: OutboxEvent) async throws(ShippyError)
+
     /// Stores a new user with the bcrypt hash of their password and, in the same transaction, the event
     /// that announces it: both are stored or neither.
     /// - Throws: `ShippyError` `.alreadyExists` when the email is taken in any letter case, `.unavailable`.
@@ -151,6 +154,8 @@ public actor InMemoryUserRepository: UserRepository {
     public func user(id: String) -> User? {
         users.first { $0.user.id == id }?.user
     }
+
+    public func record(_ event: OutboxEvent) { events.append(event) }
 
     public func credentials(email: String) -> (user: User, passwordHash: String)? {
         users.first { $0.user.email.lowercased() == email.lowercased() }

@@ -264,7 +264,7 @@ import Testing
             #expect(await email.process.waitForExit() == 0)
 
             let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
-            let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service")
+            let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
             await watcher.close()
             #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
 
@@ -305,7 +305,7 @@ import Testing
                 try await Task.sleep(for: .milliseconds(500))
                 let attempts = logs.all.filter { $0.contains("welcome mail failed") }.count
                 #expect(attempts == 3, "tried once per delivery, three deliveries")
-                let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service")
+                let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
                 #expect(
                     state.pending == 0 && state.acknowledgementsPending == 0, "terminated, not left pending: \(state)")
                 await publisher.close()

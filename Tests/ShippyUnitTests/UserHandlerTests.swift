@@ -6,6 +6,7 @@ import Logging
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
+import ShippyMessaging
 import ShippyRuntime
 import ShippyStorage
 import ShippyTestSupport
@@ -72,12 +73,21 @@ import Testing
         #expect(stored.passwordHash.hasPrefix("$2") && stored.passwordHash != Self.ewan.password)
     }
 
-    @Test func secondUserWithSameEmailInAnyCaseIsAlreadyExists() async throws {
+    @Test func aTakenAddressIsAnsweredAsANewOneAndItsOwnerIsToldByMail() async throws {
         try await withService { client, _ in
-            _ = try await client.create(Self.ewan)
+            let ewan = try await client.create(Self.ewan).user
             var twin = Self.ewan
+            twin.name = "Twin"
             twin.email = "  EWAN@Example.COM "
-            await expectStatus(.alreadyExists, "already exists") { _ = try await client.create(twin) }
+            twin.password = "the twin's password"
+            let answer = try await client.create(twin).user
+            #expect(
+                answer.id != ewan.id && answer.email == ewan.email && answer.name == "Twin" && answer.roles == ["user"])
+            #expect(try await repository.credentials(email: "ewan@example.com")?.user.id == ewan.id, "nothing stored")
+            let events = await repository.events
+            #expect(events.map(\.subject) == [UserEvents.created, UserEvents.signUpRepeated])
+            let notice = try Shippy_Events_SignUpRepeated(serializedBytes: try #require(events.last).payload)
+            #expect(notice.userID == ewan.id && notice.name == "Ewan Valentine" && notice.email == "ewan@example.com")
         }
     }
 
@@ -248,11 +258,10 @@ import Testing
                 $0.name = "Kate"; $0.email = " Kate.Lee+ship@Example.COM "; $0.password = "kate's password"
             }
             #expect(try await client.create(kate).user.email == "kate.lee+ship@example.com")
-            await expectStatus(.alreadyExists, "already exists") {
-                var again = kate
-                again.email = "KATE.LEE+SHIP@example.com"
-                _ = try await client.create(again)
-            }
+            var again = kate
+            again.email = "KATE.LEE+SHIP@example.com"
+            _ = try await client.create(again)
+            #expect(await repository.events.last?.subject == UserEvents.signUpRepeated, "the same account")
             let token = try await client.auth(
                 .with {
                     $0.email = "kate.lee+ship@EXAMPLE.com"; $0.password = kate.password

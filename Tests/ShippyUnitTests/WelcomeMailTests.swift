@@ -67,6 +67,23 @@ actor MailedEventsInMemory: MailedEvents {
         }.serializedBytes()
     }
 
+    @Test func aRepeatedSignUpMailsTheOwnerANoticeAndOtherSubjectsOrBadAddressesMailNothing() async throws {
+        let notice: [UInt8] = try Shippy_Events_SignUpRepeated.with {
+            $0.eventID = "n1"; $0.email = "ann@example.com"; $0.name = "Ann"; $0.userID = "u1"
+        }.serializedBytes()
+        #expect(
+            await service.handle(notice, subject: UserEvents.signUpRepeated, messageID: nil, mailed: mailed) == .done)
+        let sent = mailer.sent.withLock { $0 }
+        #expect(sent.map(\.kind) == [.signUpRepeated] && sent.first?.recipient == "ann@example.com")
+        #expect(sent.first?.body.contains("already has an account") == true)
+        #expect(await service.handle(notice, subject: "user.unknown", messageID: nil, mailed: mailed) == .done)
+        let injected: [UInt8] = try Shippy_Events_UserCreated.with {
+            $0.eventID = "x1"; $0.email = "x>,<victim@evil.io"; $0.name = "X"
+        }.serializedBytes()
+        #expect(await service.handle(injected, messageID: nil, mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0 }.count == 1, "nothing mailed for another subject or a bad address")
+    }
+
     @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
         #expect(await service.handle(try event("e1"), messageID: "m1", mailed: mailed) == .done)
         #expect(await service.handle(try event("e1"), messageID: "m2", mailed: mailed) == .done)
