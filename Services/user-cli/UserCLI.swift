@@ -25,8 +25,8 @@ struct UserCLI: AsyncParsableCommand {
 
             The password comes from --password, else SHIPPY_PASSWORD, else a prompt (or one line of stdin).
             Exit status: 0 ok, 64 bad usage, 65 invalid input or no such user, 69 user-service down or too slow,
-            70 service error, 73 email already taken,
-            77 wrong email or password, or a token that is not an admin's.
+            70 service error, 77 wrong email or password (also after signing up with an address that has an
+            account: its owner is mailed instead), or a token that is not an admin's.
             """,
         subcommands: [Create.self, Login.self, Logout.self, GrantAdmin.self, RevokeAdmin.self, RevokeSessions.self],
         defaultSubcommand: Create.self

@@ -7,7 +7,7 @@ import struct Foundation.Date
 internal enum Operations {
     /// Sign up.
     ///
-    /// Creates a user; a welcome mail follows. Limited per client address (429 with Retry-After).
+    /// Creates a user; a welcome mail follows. An address that has an account gets the same answer (a user that is not stored), and its owner a mail saying so: the answer tells no one which addresses have accounts. Limited per client address (429 with Retry-After).
     ///
     /// - Remark: HTTP `POST /v1/users`.
     /// - Remark: Generated from `#/paths//v1/users/post(signUp)`.
@@ -115,29 +115,6 @@ internal enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "badRequest",
-                            response: self
-                        )
-                    }
-                }
-            }
-            /// It exists already (an email taken, a vessel id used).
-            ///
-            /// - Remark: Generated from `#/paths//v1/users/post(signUp)/responses/409`.
-            ///
-            /// HTTP response code: `409 conflict`.
-            case conflict(Components.Responses.Conflict)
-            /// The associated value of the enum case if `self` is `.conflict`.
-            ///
-            /// - Throws: An error if `self` is not `.conflict`.
-            /// - SeeAlso: `.conflict`.
-            internal var conflict: Components.Responses.Conflict {
-                get throws {
-                    switch self {
-                    case let .conflict(response):
-                        return response
-                    default:
-                        try throwUnexpectedResponseStatus(
-                            expectedStatus: "conflict",
                             response: self
                         )
                     }
@@ -2193,7 +2170,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// It exists already (an email taken, a vessel id used).
+            /// It exists already (a vessel id used).
             ///
             /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/409`.
             ///

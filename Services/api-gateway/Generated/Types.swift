@@ -7,7 +7,7 @@ import struct Foundation.Date
 internal protocol APIProtocol: Sendable {
     /// Sign up.
     ///
-    /// Creates a user; a welcome mail follows. Limited per client address (429 with Retry-After).
+    /// Creates a user; a welcome mail follows. An address that has an account gets the same answer (a user that is not stored), and its owner a mail saying so: the answer tells no one which addresses have accounts. Limited per client address (429 with Retry-After).
     ///
     /// - Remark: HTTP `POST /v1/users`.
     /// - Remark: Generated from `#/paths//v1/users/post(signUp)`.
@@ -78,7 +78,7 @@ internal protocol APIProtocol: Sendable {
 extension APIProtocol {
     /// Sign up.
     ///
-    /// Creates a user; a welcome mail follows. Limited per client address (429 with Retry-After).
+    /// Creates a user; a welcome mail follows. An address that has an account gets the same answer (a user that is not stored), and its owner a mail saying so: the answer tells no one which addresses have accounts. Limited per client address (429 with Retry-After).
     ///
     /// - Remark: HTTP `POST /v1/users`.
     /// - Remark: Generated from `#/paths//v1/users/post(signUp)`.
