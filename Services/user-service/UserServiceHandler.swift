@@ -265,19 +265,13 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     }
 }
 
-/// The `user.signup_repeated` event: the existing user's id, name and address, for the mail that tells them.
-enum SignUpRepeatedEvent {
-    static func make(for owner: User, at date: Date = Date()) throws -> OutboxEvent {
+extension OutboxEvent {
+    /// A new event of `subject`: a fresh id (also the payload's `event_id`, which `payload` is given) and the
+    /// trace context of the change it announces.
+    static func new(_ subject: String, payload: (_ eventID: String) throws -> [UInt8]) rethrows -> OutboxEvent {
         let id = UUID()
-        let event = Shippy_Events_SignUpRepeated.with {
-            $0.eventID = id.uuidString.lowercased()
-            $0.userID = owner.id
-            $0.name = owner.name
-            $0.email = owner.email
-            $0.attemptedAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
-        }
         return OutboxEvent(
-            id: id, subject: UserEvents.signUpRepeated, payload: try event.serializedBytes(),
+            id: id, subject: subject, payload: try payload(id.uuidString.lowercased()),
             traceContext: currentTraceHeaders())
     }
 }
@@ -285,18 +279,31 @@ enum SignUpRepeatedEvent {
 /// The `user.created` event: the user's public details, never a password or hash.
 enum UserCreatedEvent {
     static func make(for user: User, at date: Date = Date()) throws -> OutboxEvent {
-        let id = UUID()
-        let event = Shippy_Events_UserCreated.with {
-            $0.eventID = id.uuidString.lowercased()
-            $0.userID = user.id
-            $0.name = user.name
-            $0.email = user.email
-            $0.company = user.company
-            $0.createdAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
+        try .new(UserEvents.created) { eventID in
+            try Shippy_Events_UserCreated.with {
+                $0.eventID = eventID
+                $0.userID = user.id
+                $0.name = user.name
+                $0.email = user.email
+                $0.company = user.company
+                $0.createdAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
+            }.serializedBytes()
         }
-        return OutboxEvent(
-            id: id, subject: UserEvents.created, payload: try event.serializedBytes(),
-            traceContext: currentTraceHeaders())
+    }
+}
+
+/// The `user.signup_repeated` event: the existing user's id, name and address, for the mail that tells them.
+enum SignUpRepeatedEvent {
+    static func make(for owner: User, at date: Date = Date()) throws -> OutboxEvent {
+        try .new(UserEvents.signUpRepeated) { eventID in
+            try Shippy_Events_SignUpRepeated.with {
+                $0.eventID = eventID
+                $0.userID = owner.id
+                $0.name = owner.name
+                $0.email = owner.email
+                $0.attemptedAtUnixMs = Int64(date.timeIntervalSince1970 * 1000)
+            }.serializedBytes()
+        }
     }
 }
 

@@ -36,22 +36,32 @@ import Testing
             ], port: port)
     }
 
-    @Test func newUsersShipConsignmentsAndSeeOnlyTheirOwn() async throws {
-        let database = TestEnvironment.uniqueDatabase("e2e")
-        var vessel = try startVessel(database: database)
-        let user = try ServiceProcess.start(
+    /// user-service creating the development key that the other services verify with.
+    func startUser() async throws -> ServiceProcess {
+        try ServiceProcess.start(
             "user-service",
             environment: [
                 "POSTGRES_URL": try await PostgresTestDatabase.create(), "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
                 "JWT_PRIVATE_KEY_FILE": "\(keys)/signing.pem", "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
             ])
-        let consignment = try ServiceProcess.start(
+    }
+
+    func startConsignment(
+        database: String, vessel: ServiceProcess, extra: [String: String] = [:]
+    ) throws -> ServiceProcess {
+        try ServiceProcess.start(
             "consignment-service",
             environment: [
                 "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem", "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
-                "VESSEL_TIMEOUT": "2",
-            ])
+            ].merging(extra) { $1 })
+    }
+
+    @Test func newUsersShipConsignmentsAndSeeOnlyTheirOwn() async throws {
+        let database = TestEnvironment.uniqueDatabase("e2e")
+        var vessel = try startVessel(database: database)
+        let user = try await startUser()
+        let consignment = try startConsignment(database: database, vessel: vessel, extra: ["VESSEL_TIMEOUT": "2"])
         try await cleaningUp({
             for service in [vessel, user, consignment] { await service.process.stop() }
         }) {
@@ -146,18 +156,8 @@ import Testing
     @Test func theKeptLoginIsRefreshedByTheCLIsAndEndsWhenCopiedOrLoggedOut() async throws {
         let database = TestEnvironment.uniqueDatabase("e2e")
         let vessel = try startVessel(database: database)
-        let user = try ServiceProcess.start(
-            "user-service",
-            environment: [
-                "POSTGRES_URL": try await PostgresTestDatabase.create(), "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
-                "JWT_PRIVATE_KEY_FILE": "\(keys)/signing.pem", "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem",
-            ])
-        let consignment = try ServiceProcess.start(
-            "consignment-service",
-            environment: [
-                "MONGO_URL": try TestEnvironment.mongoURL(), "MONGO_DATABASE": database,
-                "JWT_PUBLIC_KEY_FILE": "\(keys)/public.pem", "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
-            ])
+        let user = try await startUser()
+        let consignment = try startConsignment(database: database, vessel: vessel)
         let sessionFile = "\(keys)/session/kept.json"
         try await cleaningUp({
             for service in [vessel, user, consignment] { await service.process.stop() }
