@@ -223,4 +223,79 @@ import Testing
             #expect(afterLogout.status == 77, "a logged-out login cannot be refreshed: \(afterLogout.error)")
         }
     }
+
+    /// The roles in a token, read from its payload as any client could.
+    func roles(in token: String) throws -> [String] {
+        let payload = try #require(Data(base64URL: token.split(separator: ".")[1]))
+        return try #require(try JSONSerialization.jsonObject(with: payload) as? [String: Any])["roles"] as? [String]
+            ?? []
+    }
+
+    /// The first admin by the operator's command, then a grant and a revocation by that admin through user-cli,
+    /// each reaching the other user's tokens at their next refresh; a sign-up never yields a role.
+    @Test func theOperatorMakesTheFirstAdminWhoGrantsAndRevokesAndRefreshesCarryTheChange() async throws {
+        let database = TestEnvironment.uniqueDatabase("e2e")
+        let vessel = try startVessel(database: database)
+        let user = try await startUser()
+        try await cleaningUp({
+            for service in [vessel, user] { await service.process.stop() }
+        }) {
+            for service in [vessel, user] { try await service.waitUntilServing() }
+            func environment(_ name: String) -> [String: String] {
+                [
+                    "USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)",
+                    "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+                    "SHIPPY_SESSION_FILE": "\(keys)/sessions/\(name).json", "SHIPPY_PASSWORD": "\(name)'s password",
+                ]
+            }
+            func keptToken(_ name: String) throws -> String {
+                let data = try Data(contentsOf: URL(fileURLWithPath: "\(keys)/sessions/\(name).json"))
+                return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])["token"] as? String
+                    ?? ""
+            }
+            /// Makes the kept token due, then lets vessel-cli refresh it.
+            func refresh(_ name: String) async throws {
+                let path = "\(keys)/sessions/\(name).json"
+                var session = try #require(
+                    try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path)))
+                        as? [String: Any])
+                session["expiresAt"] = 0
+                try JSONSerialization.data(withJSONObject: session).write(to: URL(fileURLWithPath: path))
+                let listed = try await run("vessel-cli", ["list"], environment: environment(name))
+                #expect(listed.status == 0, "\(listed.error)")
+            }
+            for name in ["ada", "bob"] {
+                let signUp = try await run(
+                    "user-cli", ["--name", name, "--email", "\(name)@example.com"], environment: environment(name))
+                #expect(signUp.status == 0, "\(signUp.error)")
+                #expect(try roles(in: try keptToken(name)) == ["user"], "no sign-up yields a role")
+            }
+            let notYet = try await run("user-cli", ["grant-admin", "bob@example.com"], environment: environment("ada"))
+            #expect(notYet.status == 77 && notYet.error.contains("only an admin"), "\(notYet.error)")
+
+            #expect(try await user.command(["grant-admin", "ADA@example.com"]).contains("is now an admin"))
+            try await refresh("ada")
+            #expect(try roles(in: try keptToken("ada")) == ["admin"], "the operator's grant, at the next refresh")
+
+            let granted = try await run(
+                "user-cli", ["grant-admin", "bob@example.com"], environment: environment("ada"))
+            #expect(granted.status == 0 && granted.output.contains("roles admin"), "\(granted.error)")
+            try await refresh("bob")
+            #expect(try roles(in: try keptToken("bob")) == ["admin"])
+            let revoked = try await run(
+                "user-cli", ["revoke-admin", "bob@example.com"], environment: environment("ada"))
+            #expect(revoked.status == 0 && revoked.output.contains("roles user"), "\(revoked.error)")
+            try await refresh("bob")
+            #expect(try roles(in: try keptToken("bob")) == ["user"], "revoked: the next refresh has none")
+            let ownRole = try await run(
+                "user-cli", ["revoke-admin", "ada@example.com"], environment: environment("ada"))
+            #expect(ownRole.status == 77 && ownRole.error.contains("cannot revoke their own role"), "\(ownRole.error)")
+
+            // A second sign-up with the admin's address (any spelling) is answered as new and yields nothing.
+            let twin = try await run(
+                "user-cli", ["--name", "Twin", "--email", "Ada@Example.com", "--no-save"],
+                environment: environment("twin"))
+            #expect(twin.status == 77 && twin.output.hasPrefix("Created user "), "\(twin.error)")
+        }
+    }
 }
