@@ -232,10 +232,12 @@ demo() {
     password="demo-password-$RANDOM"
     say ""
     say "\$ user-cli --name 'Demo User' --email $email --company Shippy --password …"
-    USER_SERVICE_ADDRESS="127.0.0.1:$user_port" "$cli/user-cli" --name "Demo User" --email "$email" --company Shippy --password "$password"
+    # --no-save: the demo's user must not replace a login the person running it keeps.
+    USER_SERVICE_ADDRESS="127.0.0.1:$user_port" "$cli/user-cli" --no-save --name "Demo User" --email "$email" \
+        --company Shippy --password "$password"
     say ""
     say "\$ TOKEN=\$(user-cli login --email $email)"
-    token=$(USER_SERVICE_ADDRESS="127.0.0.1:$user_port" SHIPPY_PASSWORD="$password" "$cli/user-cli" login --email "$email")
+    token=$(USER_SERVICE_ADDRESS="127.0.0.1:$user_port" SHIPPY_PASSWORD="$password" "$cli/user-cli" login --no-save --email "$email")
     say "TOKEN=${token:0:24}…"
     say ""
     say "\$ consignment-cli consignment.json \"\$TOKEN\""
