@@ -235,13 +235,19 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         return .with { $0.valid = true }
     }
 
-    /// Grants or revokes `admin` for the user with `request.email`, recorded in the audit trail and logged. An
-    /// admin cannot revoke their own role, so that an admin is always left to grant it again.
+    /// Grants or revokes `admin` for the user with `request.email`, recorded in the audit trail and logged. The
+    /// caller's role is checked as stored, not only in the token. An admin cannot revoke their own role, so that
+    /// an admin is always left to grant it again.
     /// - Throws: `unauthenticated`, `permissionDenied` (not an admin, or revoking your own role),
     ///   `invalidArgument` (a role other than admin), `notFound` (no user with that email), `unavailable`.
     func setRole(request: User_RoleChange, context: ServerContext) async throws -> User_Response {
         let claims = try AuthInterceptor.requireClaims()
         try claims.requireAdmin(to: "grant or revoke roles")
+        // The role as stored, not only as the token says: an admin revoked minutes ago holds a token that still
+        // says admin, and must not grant it back.
+        guard try await repository.user(id: claims.userID)?.roles.contains(.admin) == true else {
+            throw ShippyError.permissionDenied("only an admin may grant or revoke roles (yours was revoked)")
+        }
         guard let role = Role(rawValue: request.role), role == .admin else {
             throw ShippyError.invalidArgument("role \"\(request.role.prefix(20))\" cannot be granted; only \"admin\"")
         }

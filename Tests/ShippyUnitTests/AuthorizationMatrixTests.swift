@@ -174,7 +174,7 @@ import Testing
 
     // MARK: user.UserService
 
-    /// A user service with Ann signed up (her id is the one the test's tokens carry); Ada's token says admin.
+    /// A user service with Ann signed up (her id is the one the test's tokens carry) and Ada, its admin.
     func withUsers<T: Sendable>(
         _ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T
     ) async throws -> T {
@@ -183,6 +183,10 @@ import Testing
         try await repository.create(
             Self.ann, passwordHash: try await hasher.hash(Self.password),
             event: OutboxEvent(id: UUID(), subject: "s", payload: []))
+        // Ada is an admin in the store too: role changes check the caller's stored role.
+        try await repository.create(
+            Self.ada, passwordHash: "-", event: OutboxEvent(id: UUID(), subject: "s", payload: []))
+        _ = await repository.change(RoleChange(role: .admin, granted: true, email: Self.ada.email, actor: "operator"))
         await hasher.shutdown()
         return try await withRunningApp({ configuration in
             try await UserServiceApp.build(

@@ -225,6 +225,10 @@ import Testing
             var revokeEwan = grantEwan
             revokeEwan.granted = false
             #expect(try await client.setRole(revokeEwan, metadata: adminToken).user.roles == ["user"])
+            // Ewan's token still says admin for its last minutes; role changes go by the stored role.
+            await expectStatus(.permissionDenied, "yours was revoked") {
+                _ = try await client.setRole(grantEwan, metadata: ewanAsAdmin)
+            }
             await expectStatus(.permissionDenied, "only an admin may list users") {
                 _ = try await client.getAll(User_Request(), metadata: try await logIn(Self.ewan, client))
             }
