@@ -40,21 +40,22 @@ public enum ServiceRunner {
         let server = try ServerConfiguration(
             settings, defaultPort: Identity.defaultPort, defaultMetricsPort: Identity.defaultMetricsPort)
         LoggingSetup.configure(format: server.logFormat, level: server.logLevel)
-        // Before anything makes a metric; the trace exporter runs first so that it stops last, after the spans
-        // of the shutdown.
-        let tracing: [(name: String, service: any Service)]
+        // Before anything makes a metric; the trace exporter starts before the services and stops after them, so
+        // that the spans of the shutdown go out too.
+        let tracing: TraceExporter?
         do {
-            tracing =
-                try Telemetry.bootstrap(serviceName: Identity.name, logger: logger).map { [("tracing", $0)] } ?? []
+            tracing = try Telemetry.bootstrap(serviceName: Identity.name, logger: logger).map {
+                TraceExporter($0, logger: logger)
+            }
         } catch {
             throw ConfigurationError(key: "OTEL_*", problem: "\(error)")
         }
         let metrics = MetricsEndpoint(host: server.host, port: server.metricsPort, logger: logger)
         let services =
-            tracing + settings.services(logger: logger) + [("metrics", metrics)]
-            + (try await build(settings, server, logger))
+            settings.services(logger: logger) + [("metrics", metrics)] + (try await build(settings, server, logger))
         try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
-        // Every service has stopped and the exporter has flushed: exit now, with the services still held. Releasing
+        await tracing?.stop(within: TraceExporter.flushLimit)
+        // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still held. Releasing
         // them (which Swift may do right after their last use, before the end of the scope) would destroy the
         // MongoDB client, and libmongoc's pool teardown sends endSessions and joins its monitor thread, which can
         // sit for half a minute on a server that is gone (a stopped compose container): the engine then kills the
@@ -76,6 +77,40 @@ public enum ServiceRunner {
         configuration.maximumGracefulShutdownDuration = shutdownGrace
         configuration.maximumCancellationDuration = .seconds(5)
         return ServiceGroup(configuration: configuration)
+    }
+}
+
+/// The trace exporter, in a service group of its own, stopped after the services' group within a bound. It exports
+/// over gRPC, and a collector that is gone (stopped first, as compose does) holds its last flush for the transport's
+/// connect timeout (10 s), which cancellation does not cut short: inside the services' group that ran past its
+/// cancellation limit, and ServiceLifecycle ends the process with a trap (exit 132) instead of 0.
+final class TraceExporter: Sendable {
+    /// How long the spans of the shutdown may take to go out.
+    static let flushLimit: Duration = .seconds(3)
+
+    private let group: ServiceGroup
+    private let finished = Atomic(false)
+
+    init(_ exporter: any Service, logger: Logger) {
+        var configuration = ServiceGroupConfiguration(
+            services: [.init(service: exporter, serviceName: "tracing")], logger: logger)
+        // No signals (the services' group takes them) and no limits, so that this group can never trap.
+        configuration.maximumGracefulShutdownDuration = nil
+        configuration.maximumCancellationDuration = nil
+        group = ServiceGroup(configuration: configuration)
+        Task { [self] in
+            try? await group.run()
+            finished.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Asks the exporter to flush and stop, and waits for it at most `limit`.
+    func stop(within limit: Duration) async {
+        await group.triggerGracefulShutdown()
+        let deadline = ContinuousClock.now + limit
+        while !finished.load(ordering: .acquiring), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
     }
 }
 
