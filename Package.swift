@@ -67,6 +67,7 @@ let package = Package(
             url: "https://github.com/swift-otel/swift-otel-semantic-conventions.git", .upToNextMinor(from: "1.44.0"),
             traits: ["Experimental"]),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.5.1"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
     ],
@@ -99,8 +100,8 @@ let package = Package(
         .target(
             name: "ShippyMongo",
             dependencies: [
-                "ShippyDomain", "ShippyStorage", "ShippyRuntime", "ShippyTelemetry", "CMongoc", logging, nioPosix,
-                argumentParser, metrics, semanticConventions,
+                "ShippyDomain", "ShippyStorage", "ShippyConfiguration", "ShippyTelemetry", "CMongoc", logging, nioPosix,
+                metrics, semanticConventions,
             ],
             path: "Shared/Mongo"
         ),
@@ -114,11 +115,13 @@ let package = Package(
         // Access tokens: ES256 signing (user service only) and local verification with public keys.
         .target(name: "ShippyIdentity", dependencies: ["ShippyDomain", jwt, crypto], path: "Shared/Identity"),
         // Finding a service's replicas by DNS and spreading calls over them: every gRPC client's transport.
-        .target(name: "ShippyDiscovery", dependencies: [grpcCore, grpcHTTP2, nioCore], path: "Shared/Discovery"),
+        .target(
+            name: "ShippyDiscovery", dependencies: ["ShippyConfiguration", grpcCore, grpcHTTP2, nioCore],
+            path: "Shared/Discovery"),
         // Reading settings from flags and the environment, and service addresses: servers and CLIs alike.
         .target(
             name: "ShippyConfiguration",
-            dependencies: ["ShippyDomain", "ShippyDiscovery", grpcCore, grpcHTTP2, configuration, logging, lifecycle],
+            dependencies: ["ShippyDomain", configuration, logging, lifecycle],
             path: "Shared/Configuration"),
         // What the command-line tools share: one-line failures with exit codes, token input, paging.
         .target(
@@ -142,9 +145,9 @@ let package = Package(
         .target(
             name: "ShippyRuntime",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyConfiguration", "ShippyTelemetry",
-                "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging, lifecycle, metrics,
-                tracing,
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
+                "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
+                lifecycle,
             ],
             path: "Shared/Runtime"
         ),
@@ -152,8 +155,7 @@ let package = Package(
             name: "VesselService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyIdentity",
-                "ShippyConfiguration", grpcCore, grpcHTTP2,
-                argumentParser, logging, lifecycle, metrics, tracing,
+                "ShippyConfiguration", grpcCore, argumentParser, logging, lifecycle, metrics,
             ],
             path: "Services/vessel-service"
         ),
@@ -161,19 +163,15 @@ let package = Package(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
-                "ShippyTelemetry",
-                "ShippyConfiguration",
-                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, metrics, tracing, postgres, bcrypt, nioCore,
-                nioPosix,
-                "ShippyMessaging",
+                "ShippyTelemetry", "ShippyConfiguration", "ShippyMessaging", grpcCore, argumentParser, logging,
+                lifecycle, metrics, postgres, jwt, bcrypt, nioCore, nioPosix,
             ],
             path: "Services/user-service"
         ),
         .executableTarget(
             name: "UserCLI",
             dependencies: [
-                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                argumentParser,
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Services/user-cli"
         ),
@@ -181,24 +179,22 @@ let package = Package(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
-                "ShippyConfiguration", "ShippyDiscovery",
-                grpcCore, grpcHTTP2, argumentParser, logging, lifecycle, metrics, tracing, crypto,
+                "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2, argumentParser, logging, lifecycle,
+                metrics, crypto,
             ],
             path: "Services/consignment-service"
         ),
         .executableTarget(
             name: "ConsignmentCLI",
             dependencies: [
-                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                argumentParser,
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Services/consignment-cli"
         ),
         .executableTarget(
             name: "VesselCLI",
             dependencies: [
-                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                argumentParser,
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Services/vessel-cli"
         ),
@@ -206,9 +202,8 @@ let package = Package(
         .executableTarget(
             name: "ShippyBench",
             dependencies: [
-                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                argumentParser, bcrypt,
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
+                bcrypt, .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             path: "Services/shippy-bench"
         ),
@@ -217,9 +212,9 @@ let package = Package(
         .executableTarget(
             name: "APIGateway",
             dependencies: [
-                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                argumentParser, logging,
-                lifecycle, nioCore, nioPosix,
+                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", grpcCore,
+                argumentParser, logging, lifecycle, nioCore, nioPosix,
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -231,9 +226,8 @@ let package = Package(
         .executableTarget(
             name: "EmailService",
             dependencies: [
-                "ShippyContracts", "ShippyMessaging", "ShippyRuntime", "ShippyTelemetry", "ShippyConfiguration",
-                grpcCore, argumentParser,
-                logging, lifecycle, metrics, tracing,
+                "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMessaging", "ShippyRuntime",
+                "ShippyTelemetry", "ShippyConfiguration", argumentParser, logging, lifecycle, metrics,
             ],
             path: "Services/email-service"
         ),
@@ -243,7 +237,7 @@ let package = Package(
             name: "ShippyTestSupport",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
-                "ShippyConfiguration", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres,
+                grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres,
             ],
             path: "Tests/ShippyTestSupport"
         ),
@@ -253,9 +247,8 @@ let package = Package(
             dependencies: [
                 "ShippyTestSupport", "VesselService", "UserService", "ConsignmentService", "ConsignmentCLI",
                 "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
-                "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", "ShippyDiscovery", grpcCore, grpcHTTP2,
-                grpcInProcess,
-                logging, lifecycle, jwt, crypto,
+                "ShippyMongo", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", "ShippyDiscovery", grpcCore,
+                grpcHTTP2, grpcInProcess, logging, jwt,
             ],
             path: "Tests/ShippyUnitTests"
         ),
@@ -264,8 +257,8 @@ let package = Package(
             name: "ShippyIntegrationTests",
             dependencies: [
                 "ShippyTestSupport", "ConsignmentService", "EmailService", "ShippyMessaging", "ShippyContracts",
-                "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyPostgres", "ShippyRuntime",
-                "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2, logging, lifecycle, postgres,
+                "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyPostgres", "ShippyRuntime",
+                "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2, logging, postgres, jwt,
             ],
             path: "Tests/ShippyIntegrationTests"
         ),
@@ -273,9 +266,9 @@ let package = Package(
         .testTarget(
             name: "ShippyEndToEndTests",
             dependencies: [
-                "ShippyTestSupport", "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyMongo",
-                "ShippyRuntime",
-                grpcCore, grpcHTTP2, logging,
+                "ShippyTestSupport", "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage",
+                "ShippyMongo",
+                "ShippyRuntime", grpcCore, grpcHTTP2, jwt,
             ],
             path: "Tests/ShippyEndToEndTests"
         ),

@@ -5,8 +5,8 @@
 #   - the Dockerfile copies only executables that Package.swift builds, and every one of them;
 #   - the runtime stage installs every library the binaries link (ELF NEEDED of the native builds, Swift's
 #     own libraries excepted: the image links them statically);
-#   - every folder's imports keep to its layer (scripts/check_layers.py), and the CLIs link no database or
-#     messaging library;
+#   - every target imports exactly what Package.swift declares for it (scripts/check_dependencies.py), and the
+#     CLIs link no database or messaging library;
 #   - shellcheck passes on every shell script.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -37,7 +37,7 @@ for product in $products; do
 done
 echo "check-deployment: Dockerfile copies all $(echo "$products" | wc -w) executables; runtime stage has every linked library ($(echo "$declared" | xargs))"
 
-python3 scripts/check_layers.py
+python3 scripts/check_dependencies.py
 for cli in user-cli consignment-cli vessel-cli; do
     driver=$(readelf -d "$bin/$cli" | sed -n 's/.*(NEEDED).*\[\(lib\(mongoc\|bson\|nats\|pq\)[^]]*\)\].*/\1/p')
     [ -z "$driver" ] || fail "$cli links $driver: the CLIs must link no database or messaging driver"

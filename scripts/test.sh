@@ -33,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
-# The compose and layer checks read YAML with the system's python3.
+# The compose check reads YAML with the system's python3.
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 export SHIPPY_TEST_PYTHON=$venv/bin/python
 swift build --build-tests

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 import ShippyRuntime
 
@@ -17,24 +19,16 @@ struct APIGatewayCommand: AsyncParsableCommand, ServiceIdentity {
         commandName: name,
         abstract: "Shippy's HTTP/JSON API and web app, in front of the gRPC services.",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HTTPHealthcheckCommand.self],
-        defaultSubcommand: Serve.self
+        subcommands: [ServeCommand<APIGatewayCommand>.self, HTTPHealthcheckCommand.self],
+        defaultSubcommand: ServeCommand<APIGatewayCommand>.self
     )
-}
 
-/// `api-gateway [serve]`: reads the configuration, then runs until SIGTERM or SIGINT.
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the gateway (the default).", discussion: APIGatewayCommand.settingsHelp)
-
-    @OptionGroup var flags: SettingFlags
-
-    func validate() throws { try flags.check(APIGatewayCommand.settings) }
-
-    func run() async throws {
-        try await ServiceRunner.serve(APIGatewayCommand.self, flags: flags) { settings, server, logger in
-            let configuration = try GatewayConfiguration(settings, server: server)
-            return try GatewayApp.build(configuration: configuration, logger: logger).services
-        }
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+    {
+        let configuration = try GatewayConfiguration(settings, server: server)
+        return try GatewayApp.build(configuration: configuration, logger: logger).services
     }
 }

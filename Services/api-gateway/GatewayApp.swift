@@ -6,6 +6,7 @@ import OpenAPIHummingbird
 import OpenAPIRuntime
 import ServiceLifecycle
 import ShippyConfiguration
+import ShippyDiscovery
 import ShippyRuntime
 
 /// The gateway's configuration, resolved from flags, environment and the configuration file.
@@ -21,13 +22,6 @@ struct GatewayConfiguration: Sendable {
     /// The largest request body taken.
     var bodyLimit: Int
 
-    static let userServiceAddress = Setting.text(
-        "user.service.address", default: "127.0.0.1:50053", "user-service address, host:port or dns:///name:port.")
-    static let consignmentServiceAddress = Setting.text(
-        "consignment.service.address", default: "127.0.0.1:50051",
-        "consignment-service address, host:port or dns:///name:port.")
-    static let vesselServiceAddress = Setting.text(
-        "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
     static let timeout = Setting.seconds(
         "request.timeout", default: .seconds(10), in: 0.1...300, "Seconds each call to a service may take.")
     static let authenticationsPerMinute = Setting.integer(
@@ -37,15 +31,16 @@ struct GatewayConfiguration: Sendable {
         "body.limit", default: 65_536, in: 1_024...16_777_216, "The largest request body taken, in bytes (413 past it)."
     )
     static let settings: [any SettingDescription] = [
-        userServiceAddress, consignmentServiceAddress, vesselServiceAddress, timeout, authenticationsPerMinute,
+        SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
+        SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
         bodyLimit,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
         self.server = server
-        userServiceAddress = try settings.value(Self.userServiceAddress)
-        consignmentServiceAddress = try settings.value(Self.consignmentServiceAddress)
-        vesselServiceAddress = try settings.value(Self.vesselServiceAddress)
+        userServiceAddress = try settings.value(SharedSettings.userServiceAddress)
+        consignmentServiceAddress = try settings.value(SharedSettings.consignmentServiceAddress)
+        vesselServiceAddress = try settings.value(SharedSettings.vesselServiceAddress)
         timeout = try settings.value(Self.timeout)
         authenticationsPerMinute = try settings.value(Self.authenticationsPerMinute)
         bodyLimit = try settings.value(Self.bodyLimit)
@@ -80,10 +75,10 @@ struct GatewayApp {
         func client(_ address: String, _ setting: Setting<String>) throws -> GRPCClientService {
             try GRPCClientService(target: try ServiceAddress.target(address, key: setting.displayName))
         }
-        let users = try client(configuration.userServiceAddress, GatewayConfiguration.userServiceAddress)
+        let users = try client(configuration.userServiceAddress, SharedSettings.userServiceAddress)
         let consignments = try client(
-            configuration.consignmentServiceAddress, GatewayConfiguration.consignmentServiceAddress)
-        let vessels = try client(configuration.vesselServiceAddress, GatewayConfiguration.vesselServiceAddress)
+            configuration.consignmentServiceAddress, SharedSettings.consignmentServiceAddress)
+        let vessels = try client(configuration.vesselServiceAddress, SharedSettings.vesselServiceAddress)
         let handler = APIHandler(
             users: users.client, consignments: consignments.client, vessels: vessels.client,
             timeout: configuration.timeout)

@@ -40,7 +40,7 @@ struct ConsignmentCLI: AsyncParsableCommand {
     @Option(help: "Idempotency key: running again with the same key books once (default: a new key for each run).")
     var idempotencyKey: String?
 
-    @Option(help: CLISettings.help(CLISettings.consignmentService))
+    @Option(help: CLISettings.help(SharedSettings.consignmentServiceAddress))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
@@ -48,7 +48,7 @@ struct ConsignmentCLI: AsyncParsableCommand {
 
     func run() async throws {
         await runCLI(
-            tool: "consignment-cli", service: "consignment-service", address: CLISettings.consignmentService,
+            tool: "consignment-cli", service: "consignment-service", address: SharedSettings.consignmentServiceAddress,
             option: address
         ) { address in
             let token = try await TokenInput.current(

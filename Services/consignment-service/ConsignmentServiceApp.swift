@@ -27,8 +27,6 @@ struct ConsignmentServiceConfiguration: Sendable {
     /// How long a booking attempt may be under way before recovery finishes it.
     var bookingRecoveryAfter: Duration
 
-    static let vesselServiceAddress = Setting.text(
-        "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
     static let vesselTimeout = Setting.seconds(
         "vessel.timeout", default: .seconds(5), in: 0.1...300, reloads: true,
         "Seconds each call to vessel-service may take.")
@@ -46,7 +44,7 @@ struct ConsignmentServiceConfiguration: Sendable {
         "Seconds a booking may be under way before recovery (every 5 s, in every replica) finishes it from what is stored."
     )
     static let settings: [any SettingDescription] = [
-        vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
+        SharedSettings.vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
         bookingRecoveryAfter,
     ]
 }
@@ -55,7 +53,7 @@ extension ConsignmentServiceConfiguration {
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
         self.init(
             server: server, mongo: try MongoConfiguration(settings), tokens: try TokenConfiguration(settings),
-            vesselServiceAddress: try settings.value(Self.vesselServiceAddress),
+            vesselServiceAddress: try settings.value(SharedSettings.vesselServiceAddress),
             vesselTimeout: try settings.live(Self.vesselTimeout),
             vesselZoneAddress: try settings.value(Self.vesselZoneAddress),
             vesselCanaryAddress: try settings.value(Self.vesselCanaryAddress),
@@ -76,7 +74,7 @@ extension ConsignmentServiceConfiguration {
         }
         let percent = vesselCanaryPercent
         return try ServiceTransport(
-            main: try ServiceAddress.target(vesselServiceAddress, key: Self.vesselServiceAddress.displayName),
+            main: try ServiceAddress.target(vesselServiceAddress, key: SharedSettings.vesselServiceAddress.displayName),
             zone: try target(vesselZoneAddress, Self.vesselZoneAddress),
             canary: try target(vesselCanaryAddress, Self.vesselCanaryAddress),
             canaryShare: { Double(percent.value) / 100 },

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
@@ -18,24 +20,18 @@ struct ConsignmentServiceCommand: AsyncParsableCommand, ServiceIdentity {
         commandName: name,
         abstract: "Books consignments on vessels for authenticated users (gRPC consignment.ShippingService).",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HealthcheckCommand<ConsignmentServiceCommand>.self],
-        defaultSubcommand: Serve.self
+        subcommands: [
+            ServeCommand<ConsignmentServiceCommand>.self, HealthcheckCommand<ConsignmentServiceCommand>.self,
+        ],
+        defaultSubcommand: ServeCommand<ConsignmentServiceCommand>.self
     )
-}
 
-/// `consignment-service [serve]`: reads the configuration, then runs until SIGTERM or SIGINT.
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the service (the default).", discussion: ConsignmentServiceCommand.settingsHelp)
-
-    @OptionGroup var flags: SettingFlags
-
-    func validate() throws { try flags.check(ConsignmentServiceCommand.settings) }
-
-    func run() async throws {
-        try await ServiceRunner.serve(ConsignmentServiceCommand.self, flags: flags) { settings, server, logger in
-            let configuration = try ConsignmentServiceConfiguration(settings, server: server)
-            return try ConsignmentServiceApp.build(configuration: configuration, logger: logger).services
-        }
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+    {
+        let configuration = try ConsignmentServiceConfiguration(settings, server: server)
+        return try ConsignmentServiceApp.build(configuration: configuration, logger: logger).services
     }
 }

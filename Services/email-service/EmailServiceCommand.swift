@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 import ShippyContracts
 import ShippyRuntime
@@ -10,27 +12,21 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let defaultPort = 50054
     static let defaultMetricsPort = 9054
     static let settings =
-        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + Serve.settings
+        ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort)
+        + [SharedSettings.natsURL, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
     static let configuration = CommandConfiguration(
         commandName: name,
         abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HealthcheckCommand<EmailServiceCommand>.self],
-        defaultSubcommand: Serve.self
+        subcommands: [ServeCommand<EmailServiceCommand>.self, HealthcheckCommand<EmailServiceCommand>.self],
+        defaultSubcommand: ServeCommand<EmailServiceCommand>.self
     )
-}
-
-/// `email-service [serve]`.
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the service (the default).", discussion: EmailServiceCommand.settingsHelp)
 
     enum MailerKind: String, CaseIterable {
         case log, files
     }
 
-    static let natsURL = Setting.text("nats.url", default: "nats://127.0.0.1:4222", "NATS server.")
     static let mailer = Setting<MailerKind>.choice(
         "mailer", default: .log, "log (one log line per mail) or files (.eml files in MAIL_DIR).")
     static let mailDir = Setting<String?>.optionalText(
@@ -40,32 +36,28 @@ struct Serve: AsyncParsableCommand {
     static let mailRetryDelay = Setting.seconds(
         "mail.retry.delay", default: .seconds(2), in: 0.01...3_600,
         "Seconds before a failed mail is tried again, doubling each time.")
-    static let settings: [any SettingDescription] = [natsURL, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
-    @OptionGroup var flags: SettingFlags
-
-    func validate() throws { try flags.check(EmailServiceCommand.settings) }
-
-    func run() async throws {
-        try await ServiceRunner.serve(EmailServiceCommand.self, flags: flags) { settings, server, logger in
-            let natsURL = try settings.value(Self.natsURL)
-            var mailDirectory: String?
-            if try settings.value(Self.mailer) == .files {
-                guard let directory = try settings.value(Self.mailDir) else {
-                    throw Self.mailDir.error("is required when MAILER is files")
-                }
-                mailDirectory = directory
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+    {
+        var mailDirectory: String?
+        if try settings.value(mailer) == .files {
+            guard let directory = try settings.value(mailDir) else {
+                throw mailDir.error("is required when MAILER is files")
             }
-            let policy = DeliveryPolicy(
-                maxDeliveries: try settings.value(Self.mailMaxDeliveries),
-                retryDelay: try settings.value(Self.mailRetryDelay))
-            let mailer: any Mailer =
-                if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
-                    LogMailer(logger: logger)
-                }
-            return WelcomeMailService.services(
-                natsURL: natsURL, mailer: mailer, policy: policy, server: server, logger: logger
-            ).services
+            mailDirectory = directory
         }
+        let policy = DeliveryPolicy(
+            maxDeliveries: try settings.value(mailMaxDeliveries), retryDelay: try settings.value(mailRetryDelay))
+        let mailer: any Mailer =
+            if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
+                LogMailer(logger: logger)
+            }
+        return WelcomeMailService.services(
+            natsURL: try settings.value(SharedSettings.natsURL), mailer: mailer, policy: policy, server: server,
+            logger: logger
+        ).services
     }
 }

@@ -6,6 +6,7 @@ import ShippyContracts
 import ShippyDomain
 import ShippyMessaging
 import ShippyRuntime
+import ShippyStorage
 import ShippyTelemetry
 import Synchronization
 

@@ -37,9 +37,9 @@ struct Run: AsyncParsableCommand {
     @Argument(help: "Scenarios to run, in order (default: all but greeter, or all with --greeter).")
     var scenarios: [String] = []
 
-    @Option(help: CLISettings.help(CLISettings.userService)) var userService: String?
-    @Option(help: CLISettings.help(CLISettings.vesselService)) var vesselService: String?
-    @Option(help: CLISettings.help(CLISettings.consignmentService)) var consignmentService: String?
+    @Option(help: CLISettings.help(SharedSettings.userServiceAddress)) var userService: String?
+    @Option(help: CLISettings.help(SharedSettings.vesselServiceAddress)) var vesselService: String?
+    @Option(help: CLISettings.help(SharedSettings.consignmentServiceAddress)) var consignmentService: String?
     @Option(help: "A bare helloworld greeter's address, for the `greeter` scenario.") var greeter: String?
     @Option(help: "A scenario to leave out of the default list (repeatable).") var skip: [String] = []
 
@@ -87,9 +87,10 @@ struct Run: AsyncParsableCommand {
         do {
             watched = try processes.map(WatchedProcess.init(argument:))
             var named = [
-                "user": try CLISettings.value(CLISettings.userService, option: userService),
-                "vessel": try CLISettings.value(CLISettings.vesselService, option: vesselService),
-                "consignment": try CLISettings.value(CLISettings.consignmentService, option: consignmentService),
+                "user": try CLISettings.value(SharedSettings.userServiceAddress, option: userService),
+                "vessel": try CLISettings.value(SharedSettings.vesselServiceAddress, option: vesselService),
+                "consignment": try CLISettings.value(
+                    SharedSettings.consignmentServiceAddress, option: consignmentService),
             ]
             named["greeter"] = greeter
             addresses = named

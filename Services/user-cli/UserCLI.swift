@@ -35,7 +35,7 @@ struct UserCLI: AsyncParsableCommand {
 
 /// Where the user service is and how long to wait for it.
 struct ConnectionOptions: ParsableArguments {
-    @Option(help: CLISettings.help(CLISettings.userService))
+    @Option(help: CLISettings.help(SharedSettings.userServiceAddress))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
@@ -45,7 +45,9 @@ struct ConnectionOptions: ParsableArguments {
     func withUserService(
         _ body: (User_UserService.Client<ServiceTransport>, CallOptions, String) async throws -> Void
     ) async {
-        await runCLI(tool: "user-cli", service: "user-service", address: CLISettings.userService, option: address) {
+        await runCLI(
+            tool: "user-cli", service: "user-service", address: SharedSettings.userServiceAddress, option: address
+        ) {
             address in
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults

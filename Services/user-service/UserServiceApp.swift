@@ -53,11 +53,9 @@ struct UserServiceConfiguration: Sendable {
     static let loginMaximumDelay = Setting.seconds(
         "login.max.delay", default: .seconds(30), in: 0.5...3_600, reloads: true,
         "The longest wait after failed logins.")
-    static let natsURL = Setting.text(
-        "nats.url", default: "nats://127.0.0.1:4222", "NATS server for user.created events.")
     static let settings: [any SettingDescription] = [
         postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, refreshLifetime, bcryptCost, bcryptQueue,
-        loginFreeFailures, loginMaximumDelay, natsURL,
+        loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL,
     ]
 }
 
@@ -79,7 +77,7 @@ extension UserServiceConfiguration {
             bcryptQueue: try settings.live(Self.bcryptQueue),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
             loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
-            natsURL: try settings.value(Self.natsURL))
+            natsURL: try settings.value(SharedSettings.natsURL))
     }
 
     /// The login throttle's policy as configured now.

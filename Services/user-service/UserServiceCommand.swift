@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 import ShippyRuntime
 
@@ -16,24 +18,19 @@ struct UserServiceCommand: AsyncParsableCommand, ServiceIdentity {
         commandName: name,
         abstract: "Signs users up, logs them in with JWTs and validates tokens (gRPC user.UserService).",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HealthcheckCommand<UserServiceCommand>.self, GrantAdmin.self, RevokeAdmin.self],
-        defaultSubcommand: Serve.self
+        subcommands: [
+            ServeCommand<UserServiceCommand>.self, HealthcheckCommand<UserServiceCommand>.self, GrantAdmin.self,
+            RevokeAdmin.self,
+        ],
+        defaultSubcommand: ServeCommand<UserServiceCommand>.self
     )
-}
 
-/// `user-service [serve]`: reads the configuration, then runs until SIGTERM or SIGINT.
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the service (the default).", discussion: UserServiceCommand.settingsHelp)
-
-    @OptionGroup var flags: SettingFlags
-
-    func validate() throws { try flags.check(UserServiceCommand.settings) }
-
-    func run() async throws {
-        try await ServiceRunner.serve(UserServiceCommand.self, flags: flags) { settings, server, logger in
-            let configuration = try UserServiceConfiguration(settings, server: server)
-            return try await UserServiceApp.build(configuration: configuration, logger: logger).services
-        }
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+    {
+        let configuration = try UserServiceConfiguration(settings, server: server)
+        return try await UserServiceApp.build(configuration: configuration, logger: logger).services
     }
 }

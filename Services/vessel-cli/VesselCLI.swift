@@ -37,7 +37,7 @@ struct VesselConnection: ParsableArguments {
     @Option(help: "Read the token from this file (- for stdin).")
     var tokenFile: String?
 
-    @Option(help: CLISettings.help(CLISettings.vesselService))
+    @Option(help: CLISettings.help(SharedSettings.vesselServiceAddress))
     var address: String?
 
     @Option(help: "Seconds to wait for each answer.")
@@ -47,8 +47,9 @@ struct VesselConnection: ParsableArguments {
     func withVesselService(
         _ body: (Vessel_VesselService.Client<ServiceTransport>, Metadata, CallOptions) async throws -> Void
     ) async {
-        await runCLI(tool: "vessel-cli", service: "vessel-service", address: CLISettings.vesselService, option: address)
-        {
+        await runCLI(
+            tool: "vessel-cli", service: "vessel-service", address: SharedSettings.vesselServiceAddress, option: address
+        ) {
             address in
             let token = try await TokenInput.current(
                 argument: token, file: tokenFile, timeout: .milliseconds(Int64(timeout * 1000)))

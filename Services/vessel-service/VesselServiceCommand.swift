@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
@@ -18,24 +20,16 @@ struct VesselServiceCommand: AsyncParsableCommand, ServiceIdentity {
         commandName: name,
         abstract: "Finds and books vessels for consignments, registers new ones (gRPC vessel.VesselService).",
         discussion: settingsHelp,
-        subcommands: [Serve.self, HealthcheckCommand<VesselServiceCommand>.self],
-        defaultSubcommand: Serve.self
+        subcommands: [ServeCommand<VesselServiceCommand>.self, HealthcheckCommand<VesselServiceCommand>.self],
+        defaultSubcommand: ServeCommand<VesselServiceCommand>.self
     )
-}
 
-/// `vessel-service [serve]`: reads the configuration, then runs until SIGTERM or SIGINT.
-struct Serve: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run the service (the default).", discussion: VesselServiceCommand.settingsHelp)
-
-    @OptionGroup var flags: SettingFlags
-
-    func validate() throws { try flags.check(VesselServiceCommand.settings) }
-
-    func run() async throws {
-        try await ServiceRunner.serve(VesselServiceCommand.self, flags: flags) { settings, server, logger in
-            let configuration = try VesselServiceConfiguration(settings, server: server)
-            return try VesselServiceApp.build(configuration: configuration, logger: logger).services
-        }
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+    {
+        let configuration = try VesselServiceConfiguration(settings, server: server)
+        return try VesselServiceApp.build(configuration: configuration, logger: logger).services
     }
 }

@@ -1,6 +1,6 @@
 import Logging
 import ShippyConfiguration
-import ShippyRuntime
+import ShippyStorage
 
 extension MongoClient {
     /// The process's MongoDB client from its configuration; nothing connects yet.

@@ -2,6 +2,7 @@ import Foundation
 import ShippyConfiguration
 import ShippyDomain
 import ShippyIdentity
+import ShippyStorage
 import Synchronization
 
 /// Anything that turns a token into verified claims.

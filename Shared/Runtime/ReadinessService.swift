@@ -1,30 +1,7 @@
 import Logging
 import ServiceLifecycle
+import ShippyStorage
 import Synchronization
-
-/// A dependency a service needs before it can serve: a database, a broker, another service.
-public struct Dependency: Sendable {
-    /// How logs and errors name it, with its address and never its credentials: "MongoDB at mongodb://…".
-    public var name: String
-    /// One connection attempt: connect, check, prepare (indexes, schema, seed). Must be idempotent.
-    public var connect: @Sendable () async throws -> Void
-    /// Releases what `connect` opened; runs after the gRPC server has stopped.
-    public var close: @Sendable () async -> Void
-    /// Whether it still answers once connected (a ping); `nil` for what cannot be lost (a key file, threads).
-    public var probe: (@Sendable () async throws -> Void)?
-
-    public init(
-        name: String,
-        connect: @escaping @Sendable () async throws -> Void,
-        close: @escaping @Sendable () async -> Void = {},
-        probe: (@Sendable () async throws -> Void)? = nil
-    ) {
-        self.name = name
-        self.connect = connect
-        self.close = close
-        self.probe = probe
-    }
-}
 
 /// Connects the dependencies one by one through `StartupRetry`, then reports SERVING until shutdown, except
 /// while a dependency's probe fails: then NOT_SERVING, so that probes and balancers take the replica out of

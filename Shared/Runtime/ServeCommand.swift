@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import ServiceLifecycle
 import ShippyConfiguration
 
 /// What a service's commands need to know about it.
@@ -11,6 +13,31 @@ public protocol ServiceIdentity {
     static var defaultMetricsPort: Int { get }
     /// Every setting it reads, for its help and for the check of its flags.
     static var settings: [any SettingDescription] { get }
+    /// Its parts, built from its settings with the process's logger, in start order: the server last, so that
+    /// it stops first. Nothing connects until they run.
+    /// - Throws: `ConfigurationError` for a setting that cannot be used.
+    static func services(
+        _ settings: Settings, server: ServerConfiguration, logger: Logger
+    ) async throws
+        -> [(name: String, service: any Service)]
+}
+
+/// `SERVICE [serve]`, every service's default command: reads the configuration, then runs until SIGTERM or SIGINT.
+public struct ServeCommand<Identity: ServiceIdentity>: AsyncParsableCommand {
+    public static var configuration: CommandConfiguration {
+        CommandConfiguration(
+            commandName: "serve", abstract: "Run the service (the default).", discussion: Identity.settingsHelp)
+    }
+
+    @OptionGroup var flags: SettingFlags
+
+    public init() {}
+
+    public func validate() throws { try flags.check(Identity.settings) }
+
+    public func run() async throws {
+        try await ServiceRunner.serve(Identity.self, flags: flags)
+    }
 }
 
 extension ServiceIdentity {

@@ -25,14 +25,13 @@ public enum ServiceRunner {
         }
     }
 
-    /// The common body of every service's `serve` command: reads the settings (flags, environment, the
+    /// The body of every service's `serve` command: reads the settings (flags, environment, the
     /// configuration file), sets up logging, builds the services with the process's logger, and runs them
     /// after the file watch. After a graceful shutdown it ends the process with status 0.
     /// - Throws: `ConfigurationError` for a bad setting (one line, exit 1), or what `run` throws.
     public static func serve<Identity: ServiceIdentity>(
         _ identity: Identity.Type,
-        flags: SettingFlags,
-        build: (Settings, ServerConfiguration, Logger) async throws -> [(name: String, service: any Service)]
+        flags: SettingFlags
     ) async throws -> Never {
         LoggingSetup.install()
         let logger = Logger(label: Identity.name)
@@ -52,7 +51,8 @@ public enum ServiceRunner {
         }
         let metrics = MetricsEndpoint(host: server.host, port: server.metricsPort, logger: logger)
         let services =
-            settings.services(logger: logger) + [("metrics", metrics)] + (try await build(settings, server, logger))
+            settings.services(logger: logger) + [("metrics", metrics)]
+            + (try await Identity.services(settings, server: server, logger: logger))
         try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
         await tracing?.stop(within: TraceExporter.flushLimit)
         // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still held. Releasing

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import ShippyCLI
 import ShippyConfiguration
+import ShippyDiscovery
 import ShippyMongo
 import ShippyRuntime
 import ShippyTestSupport
@@ -195,6 +197,27 @@ import Testing
                 #expect(reloads == setting.reloads, "\(setting.key): the README's reloads column")
             }
         }
+    }
+
+    /// A key that several executables read is one declaration: the same help, secrecy and reloading wherever it is
+    /// set (only a service's own port defaults differ).
+    @Test func aKeyReadBySeveralExecutablesIsDeclaredOnce() {
+        let settings =
+            VesselServiceCommand.settings + ConsignmentServiceCommand.settings + UserServiceCommand.settings
+            + EmailServiceCommand.settings
+            + [
+                SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
+                SharedSettings.vesselServiceAddress, CLISettings.token, CLISettings.password,
+            ]
+        let byKey = Dictionary(grouping: settings, by: \.key)
+        for (key, declarations) in byKey {
+            let first = declarations[0]
+            for other in declarations.dropFirst() {
+                #expect(other.summary == first.summary, "\(key): two help texts")
+                #expect(other.isSecret == first.isSecret && other.reloads == first.reloads, "\(key): two declarations")
+            }
+        }
+        #expect(byKey["nats.url"]?.count == 2, "user-service and email-service read the one nats.url")
     }
 
     @Test(arguments: ["127.0.0.1", "localhost:", ":50052", "host:0", "host:x", "dns:///:1"])

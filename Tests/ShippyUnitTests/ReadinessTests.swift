@@ -1,5 +1,6 @@
 import Logging
 import ShippyRuntime
+import ShippyStorage
 import ShippyTestSupport
 import Synchronization
 import Testing

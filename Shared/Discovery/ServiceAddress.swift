@@ -1,6 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import ShippyDiscovery
+import ShippyConfiguration
 
 /// Parses the addresses that configuration and CLIs accept into gRPC targets:
 /// `host:port`, `[ipv6]:port`, `dns:///name:port`, or a list of IPv4 `address:port`s separated by commas. A name

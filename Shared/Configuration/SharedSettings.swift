@@ -1,0 +1,14 @@
+/// Settings that several executables read (the services, the gateway, the CLIs, shippy-bench), each declared
+/// here once with one help text, so that a key means the same thing wherever it is set.
+public enum SharedSettings {
+    public static let userServiceAddress = Setting.text(
+        "user.service.address", default: "127.0.0.1:50053", "user-service address, host:port or dns:///name:port.")
+    public static let consignmentServiceAddress = Setting.text(
+        "consignment.service.address", default: "127.0.0.1:50051",
+        "consignment-service address, host:port or dns:///name:port.")
+    public static let vesselServiceAddress = Setting.text(
+        "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
+    public static let natsURL = Setting.text(
+        "nats.url", default: "nats://127.0.0.1:4222",
+        "NATS server with JetStream: user-service publishes its events there, email-service reads them.")
+}
