@@ -50,7 +50,7 @@ test-install:
 	scripts/containers.sh test-install
 
 ## The unchanged Dockerfile and docker-compose.yml run with podman and podman-compose: the user story,
-## persistence, non-root, SIGTERM (stand-ins for the images no registry here serves; see the README).
+## persistence, non-root, SIGTERM (stand-ins for the images no registry here serves; see docs/containers.md).
 test-containers:
 	scripts/containers.sh test
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks deploy/kubernetes (part of `make test`): every manifest against the schemas of a current Kubernetes
 release (kubernetes-validate, strict: unknown fields fail), a policy scan (checkov) with no finding left but those
-skipped in the manifest with their reason, and what the README promises of them: at least two replicas, rolling
+skipped in the manifest with their reason, and what docs/many-machines.md promises of them: at least two replicas, rolling
 updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
 SHUTDOWN_GRACE and the cancellation, and a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
 Deployment. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""

@@ -119,29 +119,16 @@ struct ConsignmentServiceApp {
         dependencies: [Dependency],
         logger: Logger
     ) -> ConsignmentServiceApp {
-        let health = HealthService(services: [Consignment_ShippingService.descriptor.fullyQualifiedService])
-        let server = GRPCServerService(
-            listener: configuration.listener,
-            services: [ConsignmentServiceHandler(booking: booking)],
-            health: health,
-            interceptors: [
-                AuthInterceptor(
-                    verifier: VerifiedTokenCache(verifier), protecting: Consignment_ShippingService.descriptor)
-            ],
-            logger: logger
-        )
-        let readiness = ReadinessService(
-            dependencies: dependencies,
-            retry: StartupRetry(deadline: configuration.startupTimeout),
-            health: health,
-            logger: logger
-        )
+        let assembly = ServiceAssembly(
+            serving: Consignment_ShippingService.descriptor, handler: ConsignmentServiceHandler(booking: booking),
+            verifier: VerifiedTokenCache(verifier), dependencies: dependencies, configuration: configuration,
+            logger: logger)
         // Finishes bookings that a crash (here or in another replica) left half-done: at start, then every 5 s.
         let recovery = PeriodicWork("booking recovery", every: .seconds(5), logger: logger) {
             try await booking.recoverStalled()
         }
         return ConsignmentServiceApp(
-            health: health, server: server,
-            services: [("readiness", readiness), ("grpc-server", server), ("booking-recovery", recovery)])
+            health: assembly.health, server: assembly.server,
+            services: assembly.services(last: [("booking-recovery", recovery)]))
     }
 }

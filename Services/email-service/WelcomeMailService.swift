@@ -185,27 +185,21 @@ struct WelcomeMailService: Service {
         server: ServerConfiguration,
         logger: Logger
     ) -> (health: HealthService, services: [(name: String, service: any Service)]) {
-        let health = HealthService(services: ["shippy.EmailService"])
         let connection = MailConsumerConnection(natsURL: natsURL, logger: logger)
-        let readiness = ReadinessService(
-            dependencies: [
-                Dependency(
-                    name: "NATS at \(NATSClient.redact(natsURL))", connect: { try await connection.connect() },
-                    close: { await connection.close() }, probe: { try connection.probe() })
-            ],
-            retry: StartupRetry(deadline: server.startupTimeout), health: health, logger: logger)
+        let nats = Dependency(
+            name: "NATS at \(NATSClient.redact(natsURL))", connect: { try await connection.connect() },
+            close: { await connection.close() }, probe: { try connection.probe() })
+        let assembly = ServiceAssembly(
+            serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: [nats],
+            configuration: server, logger: logger)
         let consumer = WelcomeMailService(
-            connection: connection, ready: readiness.ready, mailer: mailer, policy: policy, logger: logger)
+            connection: connection, ready: assembly.readiness.ready, mailer: mailer, policy: policy, logger: logger)
         let lag = PeriodicWork("the consumer's lag", logger: logger) {
             let state = try await connection.consumerState()
             Gauge(label: "email_consumer_pending").record(Int(clamping: state.pending))
             Gauge(label: "email_consumer_ack_pending").record(Int(state.acknowledgementsPending))
         }
-        let grpc = GRPCServerService(listener: server.listener, services: [], health: health, logger: logger)
-        return (
-            health,
-            [("readiness", readiness), ("welcome-mail", consumer), ("consumer-gauges", lag), ("grpc-server", grpc)]
-        )
+        return (assembly.health, assembly.services([("welcome-mail", consumer), ("consumer-gauges", lag)]))
     }
 
     /// Unacknowledged messages are redelivered to a replica or the next start when the service stops.

@@ -159,29 +159,15 @@ struct UserServiceApp {
             repository: repository, hasher: hasher, signer: signer, verifier: verifier,
             refreshLifetime: { configuration.refreshLifetime.value },
             throttle: LoginThrottle(policy: configuration.loginPolicy), logger: logger)
-        let health = HealthService(services: [User_UserService.descriptor.fullyQualifiedService])
-        let server = GRPCServerService(
-            listener: configuration.server.listener,
-            services: [handler],
-            health: health,
-            interceptors: [
-                AuthInterceptor(
-                    verifier: verifier, protecting: User_UserService.descriptor,
-                    publicMethods: UserServiceHandler.publicMethods)
-            ],
-            logger: logger
-        )
         // Not a network dependency: listed so that its threads stop with the rest at shutdown.
         let hashing = Dependency(name: "bcrypt threads", connect: {}, close: { await hasher.shutdown() })
-        let readiness = ReadinessService(
+        let assembly = ServiceAssembly(
+            serving: User_UserService.descriptor, handler: handler, verifier: verifier,
+            publicMethods: UserServiceHandler.publicMethods,
             dependencies: dependencies + (keyFile.map { [.tokenKeys($0)] } ?? []) + [hashing],
-            retry: StartupRetry(deadline: configuration.server.startupTimeout),
-            health: health,
-            logger: logger
-        )
+            configuration: configuration.server, logger: logger)
         return UserServiceApp(
-            health: health, server: server, signer: signer, ready: readiness.ready,
-            services: [("readiness", readiness), ("grpc-server", server)]
-        )
+            health: assembly.health, server: assembly.server, signer: signer, ready: assembly.readiness.ready,
+            services: assembly.services())
     }
 }

@@ -75,35 +75,17 @@ struct VesselServiceApp {
         dependencies: [Dependency],
         logger: Logger
     ) -> VesselServiceApp {
-        let health = HealthService(services: [Vessel_VesselService.descriptor.fullyQualifiedService])
-        let handler = VesselServiceHandler(
-            repository: repository, reservationLifetime: bookings.reservationLifetime, logger: logger)
-        let server = GRPCServerService(
-            listener: configuration.listener,
-            services: [handler],
-            health: health,
-            interceptors: [
-                AuthInterceptor(
-                    verifier: VerifiedTokenCache(verifier), protecting: Vessel_VesselService.descriptor,
-                    publicMethods: VesselServiceHandler.publicMethods)
-            ],
-            logger: logger
-        )
-        let readiness = ReadinessService(
-            dependencies: dependencies,
-            retry: StartupRetry(deadline: configuration.startupTimeout),
-            health: health,
-            logger: logger
-        )
+        let assembly = ServiceAssembly(
+            serving: Vessel_VesselService.descriptor,
+            handler: VesselServiceHandler(
+                repository: repository, reservationLifetime: bookings.reservationLifetime, logger: logger),
+            verifier: VerifiedTokenCache(verifier), publicMethods: VesselServiceHandler.publicMethods,
+            dependencies: dependencies, configuration: configuration, logger: logger)
         let sweeper = BookingSweeper.service(repository: repository, interval: bookings.sweepInterval, logger: logger)
         return VesselServiceApp(
-            health: health,
-            server: server,
-            services: [
-                ("readiness", readiness), ("booking-sweeper", sweeper),
-                ("fleet-gauges", FleetGauges.refresher(repository, logger: logger)),
-                ("grpc-server", server),
-            ]
-        )
+            health: assembly.health, server: assembly.server,
+            services: assembly.services([
+                ("booking-sweeper", sweeper), ("fleet-gauges", FleetGauges.refresher(repository, logger: logger)),
+            ]))
     }
 }

@@ -176,7 +176,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
         /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
         /// > consignment id; Confirm makes a reservation final; Release gives the room back.
         ///
@@ -287,7 +287,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
         /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
         /// > consignment id; Confirm makes a reservation final; Release gives the room back.
         ///
@@ -396,7 +396,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
         /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
         /// > consignment id; Confirm makes a reservation final; Release gives the room back.
         ///
@@ -744,7 +744,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
         /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
         /// > consignment id; Confirm makes a reservation final; Release gives the room back.
         ///
@@ -915,7 +915,7 @@ extension Vessel_VesselService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+        /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
         /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
         /// > consignment id; Confirm makes a reservation final; Release gives the room back.
         ///
@@ -1108,7 +1108,7 @@ extension Vessel_VesselService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+    /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
     /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
     /// > consignment id; Confirm makes a reservation final; Release gives the room back.
     ///
@@ -1288,7 +1288,7 @@ extension Vessel_VesselService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Added: the booking protocol (a small saga, see the README). Each needs a token; consignment-service
+    /// > Added: the booking protocol (a small saga, see docs/bookings.md). Each needs a token; consignment-service
     /// > forwards its caller's. Book reserves room on the smallest vessel that has it, idempotently by
     /// > consignment id; Confirm makes a reservation final; Release gives the room back.
     ///

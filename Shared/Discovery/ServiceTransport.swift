@@ -18,7 +18,7 @@ public struct ServiceTransport: ClientTransport {
     /// answer within `keepaliveTimeout` (a host cut off, a process hung) is dropped, and the calls waiting on it
     /// are retried on the others. Not on a fixed IP address: with no other replica to turn to, a ping only adds
     /// work, and under the end-to-end tests' saturation (two cores, dozens of processes, 200 concurrent
-    /// bookings) pinged connections saw calls wait out their deadlines (see the README).
+    /// bookings) pinged connections saw calls wait out their deadlines (see docs/many-machines.md).
     public static let keepaliveTime: Duration = .seconds(2)
     public static let keepaliveTimeout: Duration = .seconds(2)
 

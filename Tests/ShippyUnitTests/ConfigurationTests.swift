@@ -175,11 +175,12 @@ import Testing
         }
     }
 
-    /// The README's table is the one copy of the settings outside the code: every setting of every service is
+    /// The table of docs/configuration.md is the one copy of the settings outside the code: every setting of every service is
     /// in it, with its key, variable and flag, and marked "yes" exactly when it reloads.
-    @Test func theReadmeListsEverySettingAsTheServicesDeclareIt() throws {
-        let readme = try String(
-            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(path: "../../README.md"),
+    @Test func theConfigurationPageListsEverySettingAsTheServicesDeclareIt() throws {
+        let page = try String(
+            contentsOf: URL(filePath: #filePath).deletingLastPathComponent().appending(
+                path: "../../docs/configuration.md"),
             encoding: .utf8)
         let settings =
             VesselServiceCommand.settings + ConsignmentServiceCommand.settings + UserServiceCommand.settings
@@ -187,14 +188,14 @@ import Testing
         for setting in settings {
             let flag = setting.flagName.map { "`--\($0)`" } ?? "—"
             let row = "| `\(setting.key)` | `\(setting.environmentName)` | \(flag) |"
-            let line = readme.split(separator: "\n").first { $0.hasPrefix(row) }
-            #expect(line != nil, "README.md has no row \(row)")
+            let line = page.split(separator: "\n").first { $0.hasPrefix(row) }
+            #expect(line != nil, "docs/configuration.md has no row \(row)")
             if let line, !setting.key.hasSuffix("public.key.file") {
                 let reloads =
                     line.split(separator: "|", omittingEmptySubsequences: false).map {
                         $0.trimmingCharacters(in: .whitespaces)
                     }[5] == "yes"
-                #expect(reloads == setting.reloads, "\(setting.key): the README's reloads column")
+                #expect(reloads == setting.reloads, "\(setting.key): the reloads column of docs/configuration.md")
             }
         }
     }
