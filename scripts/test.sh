@@ -10,14 +10,14 @@ export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 
 # A fresh machine gets what the build and the servers need first (Debian packages, the Python venv).
 "$root/scripts/install.sh"
-# The tracing tests' OTLP receiver (Tests/Tools/otlp_receiver.py) runs on grpcio and opentelemetry-proto; the
-# web tests (scripts/test_web.py) drive Debian's chromium with Selenium and run schemathesis; the multi-host
-# tests (scripts/test_multihost.py) build test hosts with iproute2, name them with dnsmasq and sign their token
-# with cryptography; the fault campaign (scripts/chaos.py) reads MongoDB with pymongo.
+# What the tests run from PyPI, pinned (Tests/System/requirements.txt says what each is for).
 venv=$root/.local/venv
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c 'import grpc, opentelemetry.proto, selenium, schemathesis, cryptography, pymongo' 2>/dev/null \
-    || "$venv/bin/pip" install -q grpcio opentelemetry-proto selenium schemathesis cryptography pymongo==4.20.1
+"$venv/bin/pip" install -q -r "$root/Tests/System/requirements.txt"
+# The Kubernetes manifests' checkers live in a venv of their own: checkov pins dependencies of its own.
+k8s_venv=$root/.local/k8s-venv
+[ -x "$k8s_venv/bin/python" ] || python3 -m venv "$k8s_venv"
+"$k8s_venv/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
 # What the system-level tests run, from Debian: the browser and its driver (web tests), dnsmasq and iproute2
 # (test hosts), docker-compose, shellcheck and readelf (the deployment checks), openssl (the test servers' password).
 missing=()
@@ -47,7 +47,7 @@ SHIPPY_BIN_DIR=$(swift build --show-bin-path)
 export SHIPPY_BIN_DIR
 if [ $# -eq 0 ]; then
     # In layers, each target's tests in parallel: in process, then against the servers, then the built
-    # executables as processes. No test asserts a time: figures are `make bench`'s.
+    # executables as processes. No test asserts how fast anything is: figures are `make bench`'s.
     swift test --skip-build --filter ShippyUnitTests
     swift test --skip-build --filter ShippyIntegrationTests
     # The crash test kills and starts services and stops MongoDB under load: alone, so that its load does not
@@ -58,20 +58,8 @@ else
     swift test "$@"
 fi
 if [ $# -eq 0 ]; then
-    "$root/scripts/test-system.sh"
-    # The fault campaign's short form (four faults under load, every invariant checked); `make chaos` runs all.
-    "$venv/bin/python" "$root/scripts/chaos.py" --short --build debug --seed 1 --report "$root/.local/chaos-short/CHAOS.md"
-    python3 "$root/scripts/test_up_signals.py"
-    "$venv/bin/python" "$root/scripts/test_web.py"
-    "$venv/bin/python" "$root/scripts/test_multihost.py"
-    # The Kubernetes manifests' checkers live in a venv of their own: checkov pins dependencies of its own.
-    k8s_venv=$root/.local/k8s-venv
-    if [ ! -x "$k8s_venv/bin/checkov" ] || [ ! -x "$k8s_venv/bin/kubernetes-validate" ]; then
-        python3 -m venv "$k8s_venv"
-        "$k8s_venv/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
-    fi
-    "$k8s_venv/bin/python" "$root/scripts/check_kubernetes.py"
-    "$root/scripts/check-deployment.sh"
-    "$root/scripts/check-format.sh"
-    promtool check config "$root/deploy/prometheus/prometheus.yml"  # and the alert rules it names
+    # The system as users run it, and the checks of what cannot run here (Tests/System, under pytest): the native
+    # run and its signals, the fault campaign's short form, the web app and schemathesis, many hosts, the
+    # deployment files and the sources. One report, and pytest's closing line.
+    "$venv/bin/python" -m pytest -v -s -p no:cacheprovider "$root/Tests/System"
 fi

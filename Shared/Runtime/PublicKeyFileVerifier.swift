@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import ShippyConfiguration
 import ShippyDomain
 import ShippyIdentity
@@ -62,6 +63,7 @@ public final class PublicKeyFileVerifier: TokenVerifying {
         var contents: String?
     }
     private let state = Mutex(State())
+    private let logger = Logger(label: "token-keys")
 
     public init(path: String, issuer: String, audience: String, refreshInterval: Duration = .seconds(10)) {
         self.path = path
@@ -129,6 +131,9 @@ public final class PublicKeyFileVerifier: TokenVerifying {
             try await load()
         } catch {
             state.withLock { $0.lastRead = .now }
+            logger.warning(
+                "the token key file could not be read again; the keys already loaded stay",
+                metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }
 

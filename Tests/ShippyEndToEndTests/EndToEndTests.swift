@@ -277,6 +277,17 @@ import Testing
             try await refresh("ada")
             #expect(try roles(in: try keptToken("ada")) == ["admin"], "the operator's grant, at the next refresh")
 
+            // Registering a vessel is an admin's: refused to bob, done for ada, and listed at once.
+            let northernStar = ["create", "--name", "Northern Star", "--capacity", "40", "--max-weight", "300000"]
+            let refused = try await run("vessel-cli", northernStar, environment: environment("bob"))
+            #expect(refused.status == 77 && refused.error.contains("admin"), "\(refused.error)")
+            let registered = try await run("vessel-cli", northernStar, environment: environment("ada"))
+            #expect(registered.status == 0, "\(registered.error)")
+            #expect(registered.output.contains("Northern Star, 40 containers, 300000 kg"), "\(registered.output)")
+            let fleet = try await run("vessel-cli", ["list"], environment: environment("ada"))
+            #expect(
+                fleet.output.contains("Northern Star") && fleet.output.contains("Fleet (6 vessels)"), "\(fleet.output)")
+
             let granted = try await run(
                 "user-cli", ["grant-admin", "bob@example.com"], environment: environment("ada"))
             #expect(granted.status == 0 && granted.output.contains("roles admin"), "\(granted.error)")

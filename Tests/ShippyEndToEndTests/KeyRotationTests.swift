@@ -1,6 +1,8 @@
 import Foundation
 import GRPCCore
 import ShippyContracts
+import ShippyDomain
+import ShippyIdentity
 import ShippyTestSupport
 import Testing
 
@@ -83,9 +85,15 @@ import Testing
 
             #expect(try await listFleet(newToken) == 5, "a token of the new key verifies at once")
             #expect(try await listFleet(oldToken) == 5, "a token of the old key still verifies")
-            // A file being rewritten badly does not lock anyone out: the keys already read stay.
+            // A file being rewritten badly does not lock anyone out: the keys already read stay. A token naming a
+            // key nobody holds makes vessel-service read the file again (its answer waits for that read).
             try "not a key".write(toFile: publicKeys, atomically: true, encoding: .utf8)
-            try await Task.sleep(for: .seconds(1.1))
+            let stranger = try await TestKeys().signer().sign(TestKeys.user("Eve"), roles: [.user])
+            await #expect(throws: RPCError.self) { try await listFleet(stranger) }
+            #expect(
+                await eventually(within: .seconds(10)) {
+                    vessel.process.errorOutput.contains("the token key file could not be read again")
+                }, "vessel-service read the bad file:\n\(vessel.process.errorOutput)")
             #expect(try await listFleet(newToken) == 5)
             #expect(try await listFleet(oldToken) == 5)
             #expect(try await validates(oldToken, at: next))

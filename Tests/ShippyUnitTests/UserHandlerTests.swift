@@ -189,9 +189,13 @@ import Testing
 
     @Test func rolesAreGrantedByAnAdminNeverClaimedAndEveryChangeIsAudited() async throws {
         try await withService { client, _ in
-            let (ewan, ewanToken) = try await signUp(Self.ewan, client)
+            // A sign-up that asks for the role (the output-only field set by the client) is a user like any other.
+            var claimant = Self.ewan
+            claimant.roles = ["admin"]
+            let (ewan, ewanToken) = try await signUp(claimant, client)
             let (admin, adminToken) = try await signUp(Self.admin, client)
             #expect(ewan.roles == ["user"] && admin.roles == ["admin"])
+            #expect(try await repository.credentials(email: Self.ewan.email)?.user.roles == [.user], "stored as a user")
             let grantEwan = User_RoleChange.with {
                 $0.email = "EWAN@example.com"; $0.role = "admin"; $0.granted = true
             }

@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Many replicas on many hosts, on this machine (part of `make test`; run as root).
+"""Many replicas on many hosts, on this machine (run as root).
 
 Each test host is a network namespace (`ip netns`) with a veth pair to a bridge in a `core` namespace, where
 dnsmasq answers for the names and a MongoDB-compatible server (secantusdb) holds the fleet. Every vessel-service
@@ -30,14 +29,16 @@ import tempfile
 import threading
 import time
 
+import pytest
+
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-bin_dir = os.environ.get("SHIPPY_BIN_DIR") or subprocess.run(
-    ["swift", "build", "--show-bin-path"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-venv_bin = os.path.join(root, ".local", "venv", "bin")
+from support import OUTPUT, VENV_BIN, bin_dir
+
+bin_dir = bin_dir()
+venv_bin = str(VENV_BIN)
 
 PREFIX = f"shmh{os.getpid() % 100000}"
 SUBNET = "10.231.0"
@@ -48,18 +49,18 @@ PORT = 50052
 REFRESH_SECONDS = 5  # DiscoveredName.refreshInterval
 
 work = tempfile.mkdtemp(prefix="shippy-multihost-")
-output = os.path.join(root, ".local", "test-output", "multihost")
+output = str(OUTPUT / "multihost")
 os.chmod(work, 0o755)  # dnsmasq reads the hosts file as nobody
 started = []  # Popen of every process, stopped at the end
 namespaces = []
 
 
 def log(message):
-    print(f"test-multihost: {message}", flush=True)
+    print(message, flush=True)
 
 
 def fail(message):
-    raise SystemExit(f"test-multihost: FAILED: {message}")
+    raise AssertionError(message)
 
 
 def sh(*args):
@@ -281,28 +282,39 @@ def expect_no_failures(label, counts):
 
 # --- The scenarios ----------------------------------------------------------------------------------------
 
-def main():
+@pytest.fixture(scope="module")
+def cluster():
+    """The test hosts, dnsmasq, the MongoDB-compatible server, a token, and vessel-service on h1, h2 and h3."""
+    assert os.geteuid() == 0, "the multi-host tests need root (network namespaces): run make test as root"
     for tool in ("ip", "dnsmasq"):
-        if not shutil.which(tool):
-            fail(f"{tool} is missing; scripts/test.sh installs it (apt-get install iproute2 dnsmasq-base)")
-    build_network()
-    names = Names()
-    run_in("core", [os.path.join(venv_bin, "secantusd-py"), "--host", CORE, "--port", "27017",
-                    "--storage-path", os.path.join(work, "mongo"), "--standalone"], "mongo.log")
-    make_token()
-    replicas = Replicas()
-    replicas.start("h1")  # first alone: it seeds the fleet
-    replicas.wait_serving("h1")
-    for host in ("h2", "h3"):
-        replicas.start(host)
-    replicas.wait_serving("h2", "h3")
+        assert shutil.which(tool), f"{tool} is missing; scripts/test.sh installs it (apt-get install iproute2 dnsmasq-base)"
+    try:
+        build_network()
+        names = Names()
+        run_in("core", [os.path.join(venv_bin, "secantusd-py"), "--host", CORE, "--port", "27017",
+                        "--storage-path", os.path.join(work, "mongo"), "--standalone"], "mongo.log")
+        make_token()
+        replicas = Replicas()
+        replicas.start("h1")  # first alone: it seeds the fleet
+        replicas.wait_serving("h1")
+        for host in ("h2", "h3"):
+            replicas.start(host)
+        replicas.wait_serving("h2", "h3")
+        yield names, replicas
+    finally:
+        tear_down()
 
+
+def test_spread_reaches_every_replica(cluster):
     load = Load("--calls", "600")
     counts = load.finish("spread over h1 h2 h3")
     expect_no_failures("spread", counts)
     if set(per_host(counts)) != {"h1", "h2", "h3"} or min(per_host(counts).values()) < 100:
         fail(f"spread: the calls did not reach each replica evenly: {per_host(counts)}")
 
+
+def test_sigkill_of_a_replica_fails_no_call(cluster):
+    _, replicas = cluster
     load = Load("--duration", "120")
     load.wait_for(lambda c: c["calls"] >= 300, 30, "300 calls")
     replicas.kill("h2")
@@ -314,18 +326,25 @@ def main():
     replicas.start("h2")
     replicas.wait_serving("h2")
 
+
+def test_a_link_down_fails_no_call_and_none_waits_past_its_deadline(cluster):
     load = Load("--duration", "120")
     load.wait_for(lambda c: per_host(c).get("h2", 0) >= 50, 30, "calls reaching the restarted h2")
     set_link("h3", False)
     log("link-down: h3's link is down (its packets are dropped)")
-    after = load.latest()["calls"]
-    load.wait_for(lambda c: c["calls"] >= after + 900, 40, "900 calls after the link went down")
-    counts = load.finish("link of h3 down")
+    try:
+        after = load.latest()["calls"]
+        load.wait_for(lambda c: c["calls"] >= after + 900, 40, "900 calls after the link went down")
+        counts = load.finish("link of h3 down")
+    finally:
+        set_link("h3", True)
     expect_no_failures("link-down", counts)
     if counts["slowest_ms"] >= 5000:
         fail(f"link-down: a call took {counts['slowest_ms']} ms, past its 5 s deadline")
-    set_link("h3", True)
 
+
+def test_a_rolling_restart_fails_no_call(cluster):
+    _, replicas = cluster
     load = Load("--duration", "300")
     load.wait_for(lambda c: per_host(c).get("h3", 0) >= 20, 30, "calls reaching h3 again after its link came up")
     for host in ("h1", "h2", "h3"):
@@ -338,6 +357,9 @@ def main():
     counts = load.finish("rolling restart of h1 h2 h3")
     expect_no_failures("rolling", counts)
 
+
+def test_a_replica_added_to_the_name_gets_calls_within_the_refresh(cluster):
+    names, replicas = cluster
     load = Load("--duration", "60")
     load.wait_for(lambda c: c["calls"] >= 150, 30, "150 calls")
     replicas.start("h4")
@@ -353,6 +375,9 @@ def main():
     counts = load.finish("scale-out to h4")
     expect_no_failures("scale-out", counts)
 
+
+def test_the_canary_gets_its_share(cluster):
+    _, replicas = cluster
     replicas.start("canary")
     replicas.wait_serving("canary")
     load = Load("--calls", "2000", "--canary", f"dns:///{CANARY_NAME}:{PORT}", "--canary-percent", "10", rate=300)
@@ -363,6 +388,9 @@ def main():
     if not 0.07 <= share <= 0.13:
         fail(f"canary: {share:.1%} of the calls went to the canary, not 7–13 %")
 
+
+def test_calls_stay_in_the_zone_until_its_replicas_are_gone(cluster):
+    _, replicas = cluster
     load = Load("--duration", "120", "--zone", f"dns:///{ZONE_NAME}:{PORT}")
     load.wait_for(lambda c: c["calls"] >= 600, 30, "600 calls")
     outside = {host: n for host, n in per_host(load.latest()).items() if host not in ("h1", "h2")}
@@ -377,13 +405,3 @@ def main():
                   "calls on h3 and h4 after the zone's replicas were killed")
     counts = load.finish("zone a (h1 h2), then its replicas killed")
     expect_no_failures("zone", counts)
-    log("passed")
-
-
-if __name__ == "__main__":
-    if os.geteuid() != 0:
-        sys.exit("test-multihost: needs root (network namespaces); run it as root")
-    try:
-        main()
-    finally:
-        tear_down()

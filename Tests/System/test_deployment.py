@@ -1,0 +1,77 @@
+"""What cannot run here as it runs in production (no Docker engine, no cluster), checked as far as it can be,
+and the checks of the sources: the compose file, the Dockerfile against the built executables, the Kubernetes
+manifests, the module dependencies, the generated gRPC code, Prometheus' configuration, shellcheck and
+swift-format."""
+import re
+import subprocess
+
+from support import ROOT, bin_dir, run
+
+PACKAGE = (ROOT / "Package.swift").read_text()
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+PRODUCTS = sorted(re.findall(r'\.executable\(name: "([^"]*)"', PACKAGE))
+
+
+def linked_libraries(executable):
+    """The ELF NEEDED entries of a built executable."""
+    dynamic = run(["readelf", "-d", executable]).stdout
+    return re.findall(r"\(NEEDED\).*\[(.*)\]", dynamic)
+
+
+def test_the_compose_file_is_valid_and_waits_for_health():
+    run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"])
+    print(run(["python3", "scripts/check_compose.py", "docker-compose.yml"]).stdout)
+
+
+def test_the_dockerfile_copies_every_executable_the_package_builds():
+    copied = sorted(path.removeprefix("/out/") for line in DOCKERFILE.splitlines()
+                    if line.startswith("COPY --from=build") for path in line.split() if path.startswith("/out/"))
+    assert copied == PRODUCTS, f"the Dockerfile copies {copied} but Package.swift builds {PRODUCTS}"
+
+
+def test_the_image_installs_every_library_the_executables_link():
+    declared = re.search(r"^# runtime-packages:(.*)$", DOCKERFILE, re.M).group(1).split()
+    runtime_stage = DOCKERFILE[DOCKERFILE.index("\nFROM debian"):]
+    installed = runtime_stage[runtime_stage.index("apt-get install"):runtime_stage.index("rm -rf")]
+    for package in declared:
+        assert re.search(rf"(^|\s){re.escape(package)}(\s|$)", installed), f"{package} is listed but not installed"
+    for product in PRODUCTS:
+        for library in linked_libraries(f"{bin_dir()}/{product}"):
+            if re.match(r"libswift|libFoundation|libdispatch\.so|libBlocksRuntime\.so|ld-linux", library):
+                continue  # the image links Swift's own libraries statically
+            owner = subprocess.run(["dpkg", "-S", f"*/{library}"], capture_output=True, text=True).stdout
+            assert owner, f"{product} links {library}, which no Debian package provides here"
+            package = owner.splitlines()[0].split(":")[0]
+            assert package in declared, f"{product} links {library} from {package}, missing in the runtime stage"
+
+
+def test_the_clis_link_no_database_or_messaging_library():
+    for cli in ("user-cli", "consignment-cli", "vessel-cli"):
+        drivers = [lib for lib in linked_libraries(f"{bin_dir()}/{cli}") if re.match(r"lib(mongoc|bson|nats|pq)", lib)]
+        assert not drivers, f"{cli} links {drivers}: the CLIs must link no database or messaging driver"
+
+
+def test_every_target_imports_exactly_what_package_swift_declares():
+    print(run(["python3", "scripts/check_dependencies.py"]).stdout)
+
+
+def test_the_generated_grpc_code_matches_the_protos():
+    print(run(["make", "--no-print-directory", "check-proto"]).stdout[-500:])
+
+
+def test_the_prometheus_configuration_and_its_alert_rules_are_valid():
+    print(run(["promtool", "check", "config", "deploy/prometheus/prometheus.yml"]).stdout)
+
+
+def test_the_kubernetes_manifests_validate_and_pass_the_policy_scan():
+    # The checkers live in a venv of their own (checkov pins dependencies of its own); scripts/test.sh makes it.
+    print(run([str(ROOT / ".local/k8s-venv/bin/python"), "scripts/check_kubernetes.py"]).stdout)
+
+
+def test_shellcheck_passes_on_every_shell_script():
+    scripts = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "scripts").glob("*.sh")) + [".ci/run"]
+    run(["shellcheck", *scripts])
+
+
+def test_every_swift_source_is_formatted():
+    run(["scripts/check-format.sh"])

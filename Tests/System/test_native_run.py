@@ -1,0 +1,34 @@
+"""The native run as a user meets it: `start` in the background, a second `start` says it runs, `demo` prints a
+consignment booked on a vessel, the Prometheus it started scrapes every service as up with the alert rules
+loaded, and `stop` leaves none of the processes it started alive."""
+import re
+
+from support import ROOT, NativeSystem, alive, run
+
+
+def test_start_demo_and_stop_leave_nothing_running():
+    system = NativeSystem(prometheus=True)
+    try:
+        system.start()
+        second = system.system("start").stdout
+        assert "already running" in second, f"a second start did not say it was already running: {second}"
+        pids = system.pids()
+        assert len(pids) == 9, f"expected 9 processes (4 services, the gateway, Prometheus, 3 servers): {pids}"
+
+        demo = system.system("demo").stdout
+        assert re.search(r"^Created consignment ", demo, re.M), demo
+        assert re.search(r"^  vessel: +vessel\d+", demo, re.M), f"the consignment has no vessel id:\n{demo}"
+        assert re.search(r"/mail/.*\.eml$", demo, re.M), f"no welcome mail:\n{demo}"
+        assert re.search(r"^  vessel003  .*  9/12 containers", demo, re.M), f"vessel003's room not taken:\n{demo}"
+        assert '"vessel_id" : "vessel003"' in demo, f"the gateway does not list the consignment:\n{demo}"
+
+        # Prometheus scrapes every 5 s: within 30 s each of the four services and the gateway is up.
+        targets = run(["python3", str(ROOT / "scripts/prometheus_targets.py"),
+                       f"http://127.0.0.1:{system.env['SHIPPY_PROMETHEUS_PORT']}", "5", "30"])
+        print(targets.stdout)
+
+        system.system("stop")
+        left = {name: pid for name, pid in pids.items() if alive(pid)}
+        assert not left, f"still running after stop: {left}"
+    finally:
+        system.stop()
