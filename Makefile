@@ -45,7 +45,8 @@ chaos:
 test:
 	scripts/test.sh
 
-## Proves scripts/install.sh on a fresh Debian: runs it in a container of a base image made with debootstrap.
+## Proves scripts/install.sh (what make test installs) on a fresh Debian: in a container of a base image made
+## with debootstrap.
 test-install:
 	scripts/containers.sh test-install
 

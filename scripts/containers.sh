@@ -3,9 +3,9 @@
 # settings in a containers.conf of our own, named by CONTAINERS_CONF) over images made locally.
 #
 #   scripts/containers.sh base          make debian:bookworm-slim from Debian's archive (debootstrap, minbase)
-#   scripts/containers.sh test-install  prove scripts/install.sh: run it in a fresh container of that base
-#                                       image with the repository mounted, then check every header, library
-#                                       and server the build and the run need is there
+#   scripts/containers.sh test-install  prove scripts/install.sh: run `install.sh tests` (what make test runs)
+#                                       in a fresh container of that base image with the repository mounted,
+#                                       then check every header, library, server and test tool is there
 #   scripts/containers.sh images        make the stand-ins of the other images the files name (containers/*)
 #   scripts/containers.sh build         build shippy:latest from the unchanged Dockerfile, with the Swift
 #                                       package mirror mounted where the swift stand-in's git looks for it
@@ -60,7 +60,7 @@ test_install() {
     trap 'rm -rf "$copy"' RETURN
     # The working tree as a clone has it (tracked and new files, not .local or .build).
     (cd "$root" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -c) | tar -x -C "$copy"
-    log "running scripts/install.sh in a fresh debian:bookworm-slim container (Debian packages and PyPI: a few minutes)"
+    log "running scripts/install.sh tests in a fresh debian:bookworm-slim container (Debian packages and PyPI: minutes)"
     # The container trusts what this machine trusts (a proxy's certificate authority, where there is one).
     local trust=()
     if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
@@ -71,7 +71,7 @@ test_install() {
         if command -v pkg-config >/dev/null || [ -e /usr/include/nats/nats.h ]; then
             echo "the base image already has build packages: it proves nothing"; exit 1
         fi
-        scripts/install.sh
+        scripts/install.sh tests
         pkg-config --exists libmongoc-1.0 libbson-1.0 libnats && echo "pkg-config: libmongoc-1.0 libbson-1.0 libnats"
         for header in libmongoc-1.0/mongoc/mongoc.h libbson-1.0/bson/bson.h nats/nats.h; do
             test -f "/usr/include/$header" && echo "header: /usr/include/$header"
@@ -82,8 +82,15 @@ test_install() {
         for tool in postgres initdb pg_ctl; do ls /usr/lib/postgresql/*/bin/$tool; done
         test -x .local/venv/bin/secantusd-py && .local/venv/bin/secantusd-py --help >/dev/null && echo "server: secantusd-py"
         psql --version
-        echo "install-check: every header, library and server is there"
-        scripts/install.sh  # a second run finds everything and installs nothing
+        chromium --version && chromedriver --version | head -n 1
+        dnsmasq --version | head -n 1 && ip -V && docker-compose version --short && shellcheck --version | head -n 2
+        readelf --version | head -n 1 && openssl version && promtool --version 2>&1 | head -n 1
+        .local/venv/bin/python -c "import pytest, selenium, schemathesis, cryptography, pymongo, grpc, yaml, opentelemetry.proto"
+        .local/k8s-venv/bin/checkov --version && .local/k8s-venv/bin/kubernetes-validate --version
+        # Every system test module imports and its tests are found (running them needs the build).
+        .local/venv/bin/python -m pytest --collect-only -q -p no:cacheprovider Tests/System | tail -n 1
+        echo "install-check: every header, library, server and test tool is there"
+        scripts/install.sh tests  # a second run finds everything and installs nothing
     ' || die "the install step did not leave what the build and the run need"
     log "test-install passed"
 }

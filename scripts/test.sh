@@ -8,33 +8,9 @@ cd "$root"
 export SWIFT_DETERMINISTIC_HASHING=1
 export SHIPPY_SERVERS_DIR=$root/.local/test-servers
 
-# A fresh machine gets what the build and the servers need first (Debian packages, the Python venv).
-"$root/scripts/install.sh"
-# What the tests run from PyPI, pinned (Tests/System/requirements.txt says what each is for).
+# A fresh machine gets what the build, the servers and the tests need first (Debian and PyPI packages).
+"$root/scripts/install.sh" tests
 venv=$root/.local/venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q -r "$root/Tests/System/requirements.txt"
-# The Kubernetes manifests' checkers live in a venv of their own: checkov pins dependencies of its own.
-k8s_venv=$root/.local/k8s-venv
-[ -x "$k8s_venv/bin/python" ] || python3 -m venv "$k8s_venv"
-"$k8s_venv/bin/pip" install -q kubernetes-validate==1.37.0 checkov==3.3.30
-# What the system-level tests run, from Debian: the browser and its driver (web tests), dnsmasq and iproute2
-# (test hosts), docker-compose, shellcheck and readelf (the deployment checks), openssl (the test servers' password).
-missing=()
-for tool in chromium:chromium chromedriver:chromium-driver dnsmasq:dnsmasq-base ip:iproute2 \
-    docker-compose:docker-compose shellcheck:shellcheck readelf:binutils openssl:openssl; do
-    command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "test: missing Debian packages; install them with: sudo apt-get install -y ${missing[*]}" >&2
-        exit 1
-    fi
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-fi
-# The compose check reads YAML with the system's python3.
-python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q pyyaml
 export SHIPPY_TEST_PYTHON=$venv/bin/python
 swift build --build-tests
 "$root/scripts/servers.sh" start

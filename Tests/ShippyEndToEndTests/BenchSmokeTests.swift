@@ -5,7 +5,7 @@ import Testing
 
 /// A short run of `shippy-bench` against the real services: every scenario, a few hundred calls each, no
 /// call failing, and the CPU of each service read from /proc. Figures are `make bench`'s job, not a test's.
-@Suite(.timeLimit(.minutes(6))) struct BenchSmokeTests {
+@Suite(.timeLimit(.minutes(6)), .dropsItsDatabases) struct BenchSmokeTests {
     struct Result: Decodable {
         struct Call: Decodable {
             var calls: Int

@@ -9,7 +9,7 @@ import Testing
 
 /// Bookings through real processes: two consignment-service and two vessel-service replicas over one real
 /// MongoDB-compatible server, every call over real sockets.
-@Suite(.timeLimit(.minutes(3))) struct BookingConcurrencyTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct BookingConcurrencyTests {
     @Test func twoHundredConcurrentBookingsForRoomForOneHundredFiftyBookExactlyOneHundredFifty() async throws {
         let system = try ShippySystem()
         try await system.storeFleet([Vessel(id: "only", name: "The Only One", capacity: 150, maxWeight: 1_000_000)])

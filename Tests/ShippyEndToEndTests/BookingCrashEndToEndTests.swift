@@ -15,7 +15,7 @@ import Testing
 /// quiet, the booking invariant must hold over every vessel.
 ///
 /// `SHIPPY_CRASH_BOOKINGS` and `SHIPPY_CRASH_KILLS` (per service) scale it up; the defaults keep `make test` short.
-@Suite(.timeLimit(.minutes(15))) struct BookingCrashEndToEndTests {
+@Suite(.timeLimit(.minutes(15)), .dropsItsDatabases) struct BookingCrashEndToEndTests {
     static let bookings = Int(ProcessInfo.processInfo.environment["SHIPPY_CRASH_BOOKINGS"] ?? "") ?? 150
     static let killsPerService = Int(ProcessInfo.processInfo.environment["SHIPPY_CRASH_KILLS"] ?? "") ?? 3
     static let fleet = (1...4).map {

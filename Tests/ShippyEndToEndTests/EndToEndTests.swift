@@ -8,7 +8,7 @@ import Testing
 
 /// The design card's main flow, through the real executables over real sockets, against the real servers:
 /// `user-cli` → token → `consignment-cli consignment.json TOKEN`.
-@Suite(.timeLimit(.minutes(3))) struct EndToEndTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct EndToEndTests {
     let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-e2e-\(UUID().uuidString)").path
     let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("consignment.json").path

@@ -10,7 +10,7 @@ import Glibc
 /// api-gateway over HTTP, as curl would use it, in front of the real services: every resource, every error
 /// status with its problem+json, the security headers, the body limit, the rate limit, and an Idempotency-Key
 /// retry that books once.
-@Suite(.timeLimit(.minutes(3))) struct GatewayTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct GatewayTests {
     let system: ShippySystem
     let admin = "admin-\(UUID().uuidString.prefix(8))@example.com"
 

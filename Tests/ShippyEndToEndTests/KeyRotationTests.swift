@@ -7,7 +7,7 @@ import ShippyTestSupport
 import Testing
 
 /// Signing keys rotated with no restart of any verifier: the real user-service and vessel-service executables.
-@Suite(.timeLimit(.minutes(2))) struct KeyRotationTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct KeyRotationTests {
     @Test func aSecondSigningKeyIsTrustedAtOnceAndTokensOfEitherKeyVerifyThroughout() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent(
             "shippy-rotation-\(UUID().uuidString)"

@@ -6,7 +6,7 @@ import ShippyTestSupport
 import Testing
 
 /// Bounded work and bad input, against the real executables over real sockets.
-@Suite(.timeLimit(.minutes(3))) struct LimitsBlackBoxTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct LimitsBlackBoxTests {
     static let ada = User_User.with {
         $0.name = "Ada"; $0.email = "ada@example.com"; $0.password = "ada's password"
     }
@@ -131,7 +131,7 @@ import Testing
 /// A flood of wrong logins is refused at once beyond what user-service hashes, and a real user still gets in
 /// (retrying on `unavailable`, as user-cli does). How long that takes is a figure of `make bench`
 /// (`auth-under-reads`), not an assertion here.
-@Suite(.timeLimit(.minutes(2))) struct LoginFloodTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct LoginFloodTests {
     @Test func threeHundredConcurrentWrongLoginsAllEndWithAStatusAndARealLoginStillGetsIn() async throws {
         let system = try ShippySystem()
         let service = try await system.startUser()  // the default bcrypt cost (12) and queue (one per core)

@@ -6,7 +6,7 @@ import Testing
 
 /// The configuration file of a running consignment-service process: the log level and the vessel-service timeout
 /// change within 2 s without a restart, and a bad value is logged while the previous one stays.
-@Suite(.timeLimit(.minutes(2))) struct LiveConfigurationTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct LiveConfigurationTests {
     @Test func logLevelAndVesselTimeoutFollowTheFileOfARunningService() async throws {
         let keys = try TestKeys()
         let vessel = try SilentListener()

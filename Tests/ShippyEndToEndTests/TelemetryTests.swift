@@ -4,7 +4,7 @@ import Testing
 
 /// Metrics and traces of the real services, after the user story: what an operator's Prometheus scrapes and what
 /// a trace backend receives over OTLP (a real OTLP/gRPC receiver, Tests/Tools/otlp_receiver.py).
-@Suite(.timeLimit(.minutes(3))) struct TelemetryTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct TelemetryTests {
     let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("consignment.json").path
 

@@ -7,7 +7,7 @@ import ShippyTestSupport
 import Testing
 
 /// The real `user-service` and `user-cli` executables against the real PostgreSQL.
-@Suite(.timeLimit(.minutes(2))) struct UserServiceBlackBoxTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct UserServiceBlackBoxTests {
     let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-keys-\(UUID().uuidString)").path
 
     func startService(postgresURL: String, extra: [String: String] = [:]) throws -> ServiceProcess {

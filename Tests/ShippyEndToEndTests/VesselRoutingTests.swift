@@ -7,7 +7,7 @@ import Testing
 /// consignment-service's client of vessel-service as configured in production: the address by name
 /// (`dns:///localhost:PORT`, through discovery), a canary vessel-service taking its configured share of the calls,
 /// and the share changed through the configuration file while the service runs.
-@Suite(.timeLimit(.minutes(2))) struct VesselRoutingTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct VesselRoutingTests {
     @Test func theCanaryTakesItsShareAndFollowsTheFile() async throws {
         let system = try ShippySystem()
         let main = try system.startVessel()

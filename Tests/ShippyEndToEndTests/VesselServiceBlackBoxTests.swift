@@ -8,7 +8,7 @@ import Synchronization
 import Testing
 
 /// The real `vessel-service` executable over real sockets, against the real MongoDB-compatible server.
-@Suite(.timeLimit(.minutes(2))) struct VesselServiceBlackBoxTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct VesselServiceBlackBoxTests {
     let keys: TestKeys
 
     init() throws {

@@ -17,7 +17,7 @@ import Testing
 
 /// The booking saga against a real vessel-service and the real MongoDB-compatible server: what happens to the
 /// room when a step after `Book` fails, or when nobody ever confirms.
-@Suite(.timeLimit(.minutes(2))) struct BookingSagaTests {
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct BookingSagaTests {
     static let sample = Consignment_Consignment.with {
         $0.description_p = "Three containers"
         $0.weight = 55_000
@@ -120,16 +120,18 @@ import Testing
             let ann = try await system.keys.bearer(TestKeys.user("Ann"))
             try await vessel.withClient { client in
                 let vessels = Vessel_VesselService.Client(wrapping: client)
-                // As a consignment-service that crashed after Book would leave it: never confirmed.
-                _ = try await vessels.book(
-                    .with {
-                        $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10
-                    }, metadata: ann)
+                // Confirmed first, so that its reservation's lifetime ends before the orphan's: the sweep that
+                // releases the orphan has passed the confirmed one too.
                 _ = try await vessels.book(
                     .with {
                         $0.consignmentID = "kept"; $0.containers = 2; $0.weight = 10
                     }, metadata: ann)
                 _ = try await vessels.confirm(.with { $0.consignmentID = "kept" }, metadata: ann)
+                // As a consignment-service that crashed after Book would leave it: never confirmed.
+                _ = try await vessels.book(
+                    .with {
+                        $0.consignmentID = "orphan"; $0.containers = 4; $0.weight = 10
+                    }, metadata: ann)
             }
             #expect(try await observe(system, consignmentID: "orphan").room == 4)
             let released = await eventually(within: .seconds(10)) {
@@ -137,7 +139,6 @@ import Testing
                     ?? false
             }
             #expect(released, "the orphaned reservation's room came back after its lifetime and a sweep")
-            try await Task.sleep(for: .seconds(1.5))
             #expect(try await observe(system, consignmentID: "kept").state == "confirmed")
             #expect(try await observe(system, consignmentID: "kept").room == 8, "the confirmed booking keeps its room")
             #expect(vessel.process.errorOutput.contains("released expired reservations"))

@@ -15,7 +15,7 @@ import Testing
 
 /// `user.created` from the real user-service through a real nats-server (JetStream) to the real
 /// email-service, which writes the welcome mail as an .eml file.
-@Suite(.timeLimit(.minutes(3))) struct EventsTests {
+@Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct EventsTests {
     let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-events-\(UUID().uuidString)").path
 
     func startUserService(nats: NATSServer) async throws -> ServiceProcess {
@@ -54,6 +54,15 @@ import Testing
                         .split(separator: "\r\n").first { $0.hasPrefix("To: ") }.map(String.init)
                 }
         }
+    }
+
+    /// Whether email-service's consumer has every event of the stream acknowledged (or terminated): none pending,
+    /// none awaiting an acknowledgement, so none can be delivered again.
+    func everyEventAcknowledged(_ nats: NATSServer) async -> Bool {
+        guard let watcher = try? await NATSClient.connect(url: nats.url, name: "test-watcher") else { return false }
+        let state = try? await watcher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
+        await watcher.close()
+        return state.map { $0.pending == 0 && $0.acknowledgementsPending == 0 } ?? false
     }
 
     func mailDirectory() -> String {
@@ -241,7 +250,8 @@ import Testing
             for address in addresses { try await signUp(address, at: user) }
             let all = await eventually(within: .seconds(15)) { mails(in: directories).count >= addresses.count }
             #expect(all)
-            try await Task.sleep(for: .seconds(1))
+            // Every event acknowledged: nothing is left to deliver again, so what is mailed now is final.
+            #expect(await eventually(within: .seconds(15)) { await everyEventAcknowledged(nats) })
             let sent = mails(in: directories)
             #expect(sent.count == addresses.count, "\(sent)")
             #expect(Set(sent) == Set(addresses.map { "To: New User <\($0)>" }))
@@ -268,8 +278,11 @@ import Testing
             await watcher.close()
             #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
 
+            // Subscribed again (SERVING) with nothing pending and nothing awaiting acknowledgement: there is nothing
+            // it could mail again.
             let restarted = try await startEmailService(nats: nats, mailDirectory: directory)
-            try await Task.sleep(for: .seconds(2))
+            try await restarted.waitUntilServing()
+            #expect(await everyEventAcknowledged(nats))
             await restarted.process.stop()
             #expect(!restarted.process.errorOutput.contains("welcome mail written"), "\(restarted.process.errorOutput)")
             #expect(mails(in: [directory]) == ["To: New User <cleo@example.com>"])
@@ -302,7 +315,8 @@ import Testing
                     logs.all.contains { $0.contains("giving up on a welcome mail") }
                 }
                 #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
-                try await Task.sleep(for: .milliseconds(500))
+                // Terminated: no delivery can follow, so the attempts counted now are all there will be.
+                #expect(await eventually(within: .seconds(10)) { await everyEventAcknowledged(nats) })
                 let attempts = logs.all.filter { $0.contains("welcome mail failed") }.count
                 #expect(attempts == 3, "tried once per delivery, three deliveries")
                 let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service-users")

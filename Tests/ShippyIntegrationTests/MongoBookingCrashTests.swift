@@ -12,7 +12,7 @@ import Testing
 
 /// The crash scenarios of `BookingCrashTests` against the real MongoDB-compatible server: the stores of
 /// consignment-service and vessel-service as MongoDB holds them, each scenario in a database of its own.
-@Suite(.timeLimit(.minutes(5))) struct MongoBookingCrashTests {
+@Suite(.timeLimit(.minutes(5)), .dropsItsDatabases) struct MongoBookingCrashTests {
     @Test(arguments: [Int32(10), 2], CrashPlan.Moment.allCases)
     func theInvariantHoldsInMongoDBAfterACrashAtEveryStep(room: Int32, moment: CrashPlan.Moment) async throws {
         let signer = await TokenSigner(

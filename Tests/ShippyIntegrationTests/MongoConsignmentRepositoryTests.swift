@@ -6,7 +6,7 @@ import ShippyTestSupport
 import Testing
 
 /// Integration tests of the consignment repository against the harness's real MongoDB-compatible server.
-@Suite struct MongoConsignmentRepositoryTests {
+@Suite(.dropsItsDatabases) struct MongoConsignmentRepositoryTests {
     func withRepository(_ body: (MongoConsignmentRepository, MongoClient) async throws -> Void) async throws {
         try await withMongoClient(database: TestEnvironment.uniqueDatabase("consignments"), threads: 2) { client in
             let repository = MongoConsignmentRepository(client: client)

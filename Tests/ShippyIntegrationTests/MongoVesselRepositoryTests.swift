@@ -6,7 +6,7 @@ import ShippyTestSupport
 import Testing
 
 /// Integration tests of the MongoDB layer against the real server the harness started, one database per test.
-@Suite struct MongoVesselRepositoryTests {
+@Suite(.dropsItsDatabases) struct MongoVesselRepositoryTests {
     func withClient<T>(_ body: (MongoClient) async throws -> T) async throws -> T {
         try await withMongoClient(database: TestEnvironment.uniqueDatabase("vessels"), threads: 2, body)
     }

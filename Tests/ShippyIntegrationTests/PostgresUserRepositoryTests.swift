@@ -16,7 +16,7 @@ let quietLogger: Logger = {
     return logger
 }()
 
-@Suite struct PostgresUserRepositoryTests {
+@Suite(.dropsItsDatabases) struct PostgresUserRepositoryTests {
     func withRepository<T>(
         locale: String? = nil, _ body: (PostgresUserRepository) async throws -> T
     ) async throws -> T {

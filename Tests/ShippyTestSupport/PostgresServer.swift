@@ -5,17 +5,18 @@ import Testing
 
 /// Databases for tests: one fresh database per test on the harness's PostgreSQL.
 package enum PostgresTestDatabase {
-    /// Creates an empty database and returns its URL.
+    /// Creates an empty database and returns its URL; it is dropped when the test ends (`.dropsItsDatabases`).
     /// - Parameter locale: the database's locale (`C`, `C.UTF-8`), UTF-8 encoded; the cluster's when `nil`.
     package static func create(locale: String? = nil) async throws -> String {
         let adminURL = try TestEnvironment.value("SHIPPY_POSTGRES_URL")
-        let name = TestEnvironment.uniqueDatabase("users").lowercased()
+        let name = TestEnvironment.uniqueName("users").lowercased()
         var components = try #require(URLComponents(string: adminURL))
         // A database name or locale cannot be a bind parameter; both are ours: letters, digits, `_`, `.`, `-`.
         let options = locale.map { " TEMPLATE template0 ENCODING 'UTF8' LOCALE '\($0)'" } ?? ""
         try await withAdminClient(adminURL) { client in
             try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)\(options)"))
         }
+        TestDatabases.madePostgres(name)
         components.path = "/\(name)"
         return try #require(components.string) + "?sslmode=disable"
     }

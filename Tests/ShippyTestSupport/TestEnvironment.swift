@@ -25,8 +25,14 @@ package enum TestEnvironment {
         return url
     }
 
-    /// A database name no other test uses.
+    /// A MongoDB database name no other test uses, dropped when the test ends (`.dropsItsDatabases`).
     package static func uniqueDatabase(_ prefix: String = "test") -> String {
+        let name = uniqueName(prefix)
+        TestDatabases.madeMongo(name)
+        return name
+    }
+
+    static func uniqueName(_ prefix: String) -> String {
         "\(prefix)_\(UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12))"
     }
 }

@@ -4,6 +4,7 @@ manifests, the module dependencies, the generated gRPC code, Prometheus' configu
 swift-format."""
 import re
 import subprocess
+import sys
 
 from support import ROOT, bin_dir, run
 
@@ -20,7 +21,7 @@ def linked_libraries(executable):
 
 def test_the_compose_file_is_valid_and_waits_for_health():
     run(["docker-compose", "-f", "docker-compose.yml", "config", "-q"])
-    print(run(["python3", "scripts/check_compose.py", "docker-compose.yml"]).stdout)
+    print(run([sys.executable, "scripts/check_compose.py", "docker-compose.yml"]).stdout)
 
 
 def test_the_dockerfile_copies_every_executable_the_package_builds():
@@ -52,7 +53,7 @@ def test_the_clis_link_no_database_or_messaging_library():
 
 
 def test_every_target_imports_exactly_what_package_swift_declares():
-    print(run(["python3", "scripts/check_dependencies.py"]).stdout)
+    print(run([sys.executable, "scripts/check_dependencies.py"]).stdout)
 
 
 def test_the_generated_grpc_code_matches_the_protos():
@@ -64,7 +65,7 @@ def test_the_prometheus_configuration_and_its_alert_rules_are_valid():
 
 
 def test_the_kubernetes_manifests_validate_and_pass_the_policy_scan():
-    # The checkers live in a venv of their own (checkov pins dependencies of its own); scripts/test.sh makes it.
+    # The checkers live in a venv of their own (checkov pins dependencies of its own); `install.sh tests` makes it.
     print(run([str(ROOT / ".local/k8s-venv/bin/python"), "scripts/check_kubernetes.py"]).stdout)
 
 

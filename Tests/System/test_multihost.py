@@ -37,7 +37,6 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from support import OUTPUT, VENV_BIN, bin_dir
 
-bin_dir = bin_dir()
 venv_bin = str(VENV_BIN)
 
 PREFIX = f"shmh{os.getpid() % 100000}"
@@ -184,7 +183,7 @@ class Replicas:
         self.processes = {}
 
     def start(self, host):
-        self.processes[host] = run_in(host, [os.path.join(bin_dir, "vessel-service")], f"vessel-{host}.log", {
+        self.processes[host] = run_in(host, [os.path.join(bin_dir(), "vessel-service")], f"vessel-{host}.log", {
             "HOST": address(host), "PORT": str(PORT), "METRICS_PORT": "9052", "MONGO_URL": f"mongodb://{CORE}:27017",
             "MONGO_DATABASE": "shippy_multihost", "JWT_PUBLIC_KEY_FILE": os.path.join(work, "public.pem"),
             "SHUTDOWN_GRACE": "5", "LOG_LEVEL": "warning",
@@ -194,7 +193,7 @@ class Replicas:
     def wait_serving(self, *hosts):
         for host in hosts:
             result = subprocess.run(
-                ["ip", "netns", "exec", ns("client"), os.path.join(bin_dir, "shippy-bench"), "serving-time",
+                ["ip", "netns", "exec", ns("client"), os.path.join(bin_dir(), "shippy-bench"), "serving-time",
                  "--address", f"{address(host)}:{PORT}", "--within", "60"], capture_output=True, text=True)
             if result.returncode != 0:
                 fail(f"vessel-service on {host} did not become SERVING: {result.stderr.strip()}\n"
@@ -223,7 +222,7 @@ class Load:
     def __init__(self, *extra, rate=150):
         self.lines = []
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", ns("client"), os.path.join(bin_dir, "shippy-bench"), "spread",
+            ["ip", "netns", "exec", ns("client"), os.path.join(bin_dir(), "shippy-bench"), "spread",
              "--vessel-service", f"dns:///{NAME}:{PORT}", "--token-file", os.path.join(work, "token"),
              "--concurrency", "8", "--rate", str(rate), "--timeout", "5"] + list(extra),
             stdout=subprocess.PIPE, stderr=open(os.path.join(work, "spread.log"), "ab"), text=True)
