@@ -130,14 +130,15 @@ let package = Package(
                 "ShippyDomain", "ShippyConfiguration", "ShippyContracts", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Shared/CLI"),
-        // Metrics (Prometheus text on its own HTTP port), traces (OTLP when configured), gRPC call telemetry.
+        // Metrics (Prometheus text on its own HTTP port, served by SwiftNIO), traces (OTLP when configured), gRPC call
+        // telemetry.
         .target(
             name: "ShippyTelemetry",
             dependencies: [
                 "ShippyDomain", "ShippyConfiguration", grpcCore, logging, lifecycle, metrics, tracing,
-                semanticConventions, .product(name: "Prometheus", package: "swift-prometheus"),
+                semanticConventions, nioCore, nioPosix, .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "OTel", package: "swift-otel"),
-                .product(name: "Hummingbird", package: "hummingbird"),
             ],
             path: "Shared/Telemetry"
         ),

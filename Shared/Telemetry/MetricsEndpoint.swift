@@ -1,10 +1,13 @@
-import Hummingbird
 import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import ShippyConfiguration
 
 /// `GET /metrics` in Prometheus' text format, on a port of its own (never the gRPC port, so that a scrape never
-/// queues behind calls and the gRPC port carries only gRPC): the registry's metrics, then the process's.
+/// queues behind calls and the gRPC port carries only gRPC): the registry's metrics, then the process's. A bare
+/// HTTP/1.1 responder on SwiftNIO: one path, one answer per connection, nothing else to serve.
 public struct MetricsEndpoint: Service {
     let host: String
     let port: Int
@@ -19,23 +22,65 @@ public struct MetricsEndpoint: Service {
 
     public func run() async throws {
         guard port != 0 else { return try await gracefulShutdown() }
-        let router = Router()
-        router.get("metrics") { _, _ in
-            var text = [UInt8]()
-            Telemetry.registry.emit(into: &text)
-            ProcessMetrics.current().emit(into: &text)
-            return Response(
-                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(bytes: text)))
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MetricsResponder())
+                }
+            }
+            .bind(host: host, port: port).get()
+        logger.info("metrics listening", metadata: ["address": "http://\(host):\(port)/metrics"])
+        try? await gracefulShutdown()
+        try? await channel.close()
+    }
+}
+
+/// Answers each request once it is complete: the metrics for `GET`/`HEAD /metrics`, 404 for another path, 405
+/// for another method; then closes the connection.
+private final class MetricsResponder: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private var request: HTTPRequestHead?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head): request = head
+        case .body: break
+        case .end:
+            guard let request else { return }
+            self.request = nil
+            respond(to: request, context: context)
         }
-        let application = Application(
-            router: router,
-            configuration: .init(address: .hostname(host, port: port), serverName: nil),
-            onServerRunning: { [logger] channel in
-                logger.info("metrics listening", metadata: ["address": "http://\(host):\(port)/metrics"])
-            },
-            logger: logger)
-        try await application.run()
+    }
+
+    private func respond(to request: HTTPRequestHead, context: ChannelHandlerContext) {
+        let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
+        var headers = HTTPHeaders([("connection", "close")])
+        let status: HTTPResponseStatus
+        var body: [UInt8] = []
+        if path != "/metrics" {
+            status = .notFound
+        } else if request.method != .GET && request.method != .HEAD {
+            status = .methodNotAllowed
+            headers.add(name: "allow", value: "GET, HEAD")
+        } else {
+            status = .ok
+            headers.add(name: "content-type", value: "text/plain; version=0.0.4; charset=utf-8")
+            Telemetry.registry.emit(into: &body)
+            ProcessMetrics.current().emit(into: &body)
+        }
+        headers.add(name: "content-length", value: "\(body.count)")
+        context.write(
+            wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))),
+            promise: nil)
+        if request.method != .HEAD && !body.isEmpty {
+            context.write(
+                wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
     }
 }
 
