@@ -3,7 +3,7 @@
 # container path on the unchanged docker-compose.yml, run by podman-compose:
 #   1. `up`: every service reports healthy;
 #   2. the user story, with the CLIs as compose runs them: sign up, log in, ship consignment.json, list the fleet
-#      (the file goes in on stdin, the README's form that works whoever may read the checkout's folder);
+#      (the file goes in on stdin, the form docs/containers.md gives, that works whoever may read the checkout's folder);
 #   3. the services run as the non-root user of the image;
 #   2b. the welcome mail appears in the email service's log;
 #   2c. Prometheus scrapes the four services as up, with the alert rules loaded; the trace backend (Jaeger's
