@@ -110,24 +110,39 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
             Self.logins(.throttled).increment()
             throw error
         }
-        var credentials: (user: User, passwordHash: String)?
-        if let email { credentials = try await repository.credentials(email: email) }
-        // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
-        let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
-        let matches = try await hasher.verify(request.password, hash: tooLong ? nil : credentials?.passwordHash)
-        guard matches, let user = credentials?.user else {
-            throttle.recordFailure(throttleKey)
+        guard let user = try await passwordOwner(email: email, password: request.password, throttleKey: throttleKey)
+        else {
             Self.logins(.refused).increment()
             logger.info("login refused")
             throw ShippyError(.unauthenticated, "wrong email or password")
         }
-        throttle.recordSuccess(throttleKey)
         Self.logins(.ok).increment()
         logger.info("login", metadata: ["user_id": "\(user.id)"])
         let refresh = RefreshToken.generate()
         let refreshExpiry = Date().addingTimeInterval(TimeInterval(refreshLifetime().components.seconds))
         try await repository.startSession(userID: user.id, tokenHash: refresh.hash, expiresAt: refreshExpiry)
         return try await tokens(for: user, refresh: refresh, refreshExpiry: refreshExpiry)
+    }
+
+    /// The user whose password `password` is, recorded by the login throttle under `throttleKey`; `nil` for a wrong
+    /// password, an unknown address or one of another user than `userID`. Each case is checked against a hash (the
+    /// decoy when there is none), so the answer takes as long whichever it is.
+    private func passwordOwner(
+        email: String?, password: String, throttleKey: String, userID: String? = nil
+    ) async throws -> User? {
+        var credentials: (user: User, passwordHash: String)?
+        if let email { credentials = try await repository.credentials(email: email) }
+        if let userID, credentials?.user.id != userID { credentials = nil }
+        // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
+        let tooLong = password.utf8.count > NewUser.maximumPasswordBytes
+        guard try await hasher.verify(password, hash: tooLong ? nil : credentials?.passwordHash),
+            let user = credentials?.user
+        else {
+            throttle.recordFailure(throttleKey)
+            return nil
+        }
+        throttle.recordSuccess(throttleKey)
+        return user
     }
 
     /// An access token for `user` with its roles, beside the refresh token that gets the next one.
@@ -211,18 +226,15 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     func changePassword(request: User_PasswordChange, context: ServerContext) async throws -> User_Response {
         let claims = try AuthInterceptor.requireClaims()
         try NewUser.validate(password: request.newPassword, field: "new_password")
-        let throttleKey = LoginThrottle.key(email: claims.email.lowercased(), peer: context.remotePeer)
+        let email = claims.email.lowercased()
+        let throttleKey = LoginThrottle.key(email: email, peer: context.remotePeer)
         try throttle.check(throttleKey)
-        let credentials = try await repository.credentials(email: claims.email.lowercased())
-        let stored = credentials?.user.id == claims.userID ? credentials : nil
-        let tooLong = request.password.utf8.count > NewUser.maximumPasswordBytes
-        guard try await hasher.verify(request.password, hash: tooLong ? nil : stored?.passwordHash),
-            let user = stored?.user
+        guard
+            let user = try await passwordOwner(
+                email: email, password: request.password, throttleKey: throttleKey, userID: claims.userID)
         else {
-            throttle.recordFailure(throttleKey)
             throw ShippyError(.unauthenticated, "the current password is wrong")
         }
-        throttle.recordSuccess(throttleKey)
         try await repository.changePassword(userID: user.id, passwordHash: try await hasher.hash(request.newPassword))
         logger.notice("password changed; every login revoked", metadata: ["user_id": "\(user.id)"])
         return .with { $0.user = User_User(user) }
@@ -251,10 +263,10 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         guard let role = Role(rawValue: request.role), role == .admin else {
             throw ShippyError.invalidArgument("role \"\(request.role.prefix(20))\" cannot be granted; only \"admin\"")
         }
-        if !request.granted, (try? EmailAddress.canonical(request.email)) == claims.email.lowercased() {
+        let email = try EmailAddress.canonical(request.email)
+        if !request.granted, email == claims.email.lowercased() {
             throw ShippyError.permissionDenied("an admin cannot revoke their own role; ask another admin")
         }
-        let email = try EmailAddress.canonical(request.email)
         let change = RoleChange(role: role, granted: request.granted, email: email, actor: claims.userID)
         guard let user = try await repository.change(change) else {
             throw ShippyError.notFound("no user with email \(email)")

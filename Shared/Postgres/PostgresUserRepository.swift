@@ -122,7 +122,6 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
     public func create(_ user: User, passwordHash: String, event: OutboxEvent) async throws(ShippyError) {
         guard let id = UUID(uuidString: user.id) else { throw .invalidArgument("user id must be a UUID") }
         let logger = self.logger
-        let traceContext = Self.json(event.traceContext)
         do {
             try await run("INSERT", "users") { client in
                 try await client.withTransaction(logger: logger) { connection in
@@ -133,12 +132,7 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
                         """,
                         logger: logger
                     )
-                    try await connection.query(
-                        """
-                        INSERT INTO outbox (id, subject, payload, trace_context)
-                        VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)), \(traceContext))
-                        """,
-                        logger: logger)
+                    try await connection.query(Self.outboxInsert(event), logger: logger)
                 }
             }
         } catch  where error.code == .alreadyExists {
@@ -157,14 +151,15 @@ public struct PostgresUserRepository: UserRepository, OutboxRepository {
     }
 
     public func record(_ event: OutboxEvent) async throws(ShippyError) {
-        let traceContext = Self.json(event.traceContext)
-        try await run("INSERT", "outbox") { client in
-            try await client.query(
-                """
-                INSERT INTO outbox (id, subject, payload, trace_context)
-                VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)), \(traceContext))
-                """)
-        }
+        try await run("INSERT", "outbox") { client in try await client.query(Self.outboxInsert(event)) }
+    }
+
+    /// The row of `event` in the outbox, written in the transaction of the change it announces (or alone).
+    private static func outboxInsert(_ event: OutboxEvent) -> PostgresQuery {
+        """
+        INSERT INTO outbox (id, subject, payload, trace_context)
+        VALUES (\(event.id), \(event.subject), \(ByteBuffer(bytes: event.payload)), \(json(event.traceContext)))
+        """
     }
 
     public func user(id: String) async throws(ShippyError) -> User? {
