@@ -15,13 +15,9 @@ struct APIGatewayCommand: AsyncParsableCommand, ServiceIdentity {
         ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort)
         + GatewayConfiguration.settings
 
-    static let configuration = CommandConfiguration(
-        commandName: name,
+    static let configuration = serviceCommand(
         abstract: "Shippy's HTTP/JSON API and web app, in front of the gRPC services.",
-        discussion: settingsHelp,
-        subcommands: [ServeCommand<APIGatewayCommand>.self, HTTPHealthcheckCommand.self],
-        defaultSubcommand: ServeCommand<APIGatewayCommand>.self
-    )
+        healthcheck: HTTPHealthcheckCommand.self)
 
     static func services(
         _ settings: Settings, server: ServerConfiguration, logger: Logger

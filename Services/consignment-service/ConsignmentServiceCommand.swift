@@ -16,15 +16,8 @@ struct ConsignmentServiceCommand: AsyncParsableCommand, ServiceIdentity {
         + TokenSettings.all
         + ConsignmentServiceConfiguration.settings
 
-    static let configuration = CommandConfiguration(
-        commandName: name,
-        abstract: "Books consignments on vessels for authenticated users (gRPC consignment.ShippingService).",
-        discussion: settingsHelp,
-        subcommands: [
-            ServeCommand<ConsignmentServiceCommand>.self, HealthcheckCommand<ConsignmentServiceCommand>.self,
-        ],
-        defaultSubcommand: ServeCommand<ConsignmentServiceCommand>.self
-    )
+    static let configuration = serviceCommand(
+        abstract: "Books consignments on vessels for authenticated users (gRPC consignment.ShippingService).")
 
     static func services(
         _ settings: Settings, server: ServerConfiguration, logger: Logger

@@ -15,13 +15,8 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
         ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort)
         + [SharedSettings.natsURL, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
-    static let configuration = CommandConfiguration(
-        commandName: name,
-        abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.",
-        discussion: settingsHelp,
-        subcommands: [ServeCommand<EmailServiceCommand>.self, HealthcheckCommand<EmailServiceCommand>.self],
-        defaultSubcommand: ServeCommand<EmailServiceCommand>.self
-    )
+    static let configuration = serviceCommand(
+        abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.")
 
     enum MailerKind: String, CaseIterable {
         case log, files

@@ -14,16 +14,9 @@ struct UserServiceCommand: AsyncParsableCommand, ServiceIdentity {
         ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort) + TokenSettings.all
         + UserServiceConfiguration.settings
 
-    static let configuration = CommandConfiguration(
-        commandName: name,
+    static let configuration = serviceCommand(
         abstract: "Signs users up, logs them in with JWTs and validates tokens (gRPC user.UserService).",
-        discussion: settingsHelp,
-        subcommands: [
-            ServeCommand<UserServiceCommand>.self, HealthcheckCommand<UserServiceCommand>.self, GrantAdmin.self,
-            RevokeAdmin.self,
-        ],
-        defaultSubcommand: ServeCommand<UserServiceCommand>.self
-    )
+        extra: [GrantAdmin.self, RevokeAdmin.self])
 
     static func services(
         _ settings: Settings, server: ServerConfiguration, logger: Logger

@@ -16,13 +16,8 @@ struct VesselServiceCommand: AsyncParsableCommand, ServiceIdentity {
         + TokenSettings.all
         + BookingConfiguration.settings
 
-    static let configuration = CommandConfiguration(
-        commandName: name,
-        abstract: "Finds and books vessels for consignments, registers new ones (gRPC vessel.VesselService).",
-        discussion: settingsHelp,
-        subcommands: [ServeCommand<VesselServiceCommand>.self, HealthcheckCommand<VesselServiceCommand>.self],
-        defaultSubcommand: ServeCommand<VesselServiceCommand>.self
-    )
+    static let configuration = serviceCommand(
+        abstract: "Finds and books vessels for consignments, registers new ones (gRPC vessel.VesselService).")
 
     static func services(
         _ settings: Settings, server: ServerConfiguration, logger: Logger

@@ -22,6 +22,19 @@ public protocol ServiceIdentity {
         -> [(name: String, service: any Service)]
 }
 
+extension ServiceIdentity where Self: ParsableCommand {
+    /// A service's command line: `serve` (the default), its health check, then `extra` subcommands; the help lists
+    /// every setting.
+    public static func serviceCommand(
+        abstract: String, healthcheck: any ParsableCommand.Type = HealthcheckCommand<Self>.self,
+        extra: [any ParsableCommand.Type] = []
+    ) -> CommandConfiguration {
+        CommandConfiguration(
+            commandName: name, abstract: abstract, discussion: settingsHelp,
+            subcommands: [ServeCommand<Self>.self, healthcheck] + extra, defaultSubcommand: ServeCommand<Self>.self)
+    }
+}
+
 /// `SERVICE [serve]`, every service's default command: reads the configuration, then runs until SIGTERM or SIGINT.
 public struct ServeCommand<Identity: ServiceIdentity>: AsyncParsableCommand {
     public static var configuration: CommandConfiguration {
