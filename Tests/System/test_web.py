@@ -27,8 +27,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from support import OUTPUT, ROOT, VENV_BIN
 
-root = ROOT
-venv = VENV_BIN
 output = OUTPUT / "web"
 
 
@@ -109,7 +107,7 @@ def test_the_web_app_in_a_browser(running_system):
         shot("logged-in")
 
         # The sample consignment (consignment.json), typed into the form: three container rows.
-        sample = json.loads((root / "consignment.json").read_text())
+        sample = json.loads((ROOT / "consignment.json").read_text())
         type_into("ship-description", sample["description"])
         type_into("ship-weight", str(sample["weight"]))
         for _ in sample["containers"][1:]:
@@ -131,7 +129,7 @@ def test_the_web_app_in_a_browser(running_system):
 
         # The same file, as the original's users have it: consignment.json, chosen in the file field.
         driver.execute_script("document.getElementById('message').textContent = ''")
-        driver.find_element(By.ID, "ship-file").send_keys(str(root / "consignment.json"))
+        driver.find_element(By.ID, "ship-file").send_keys(str(ROOT / "consignment.json"))
         driver.find_element(By.CSS_SELECTOR, "#file-form button[type=submit]").click()
         message_says("Shipped")
         try:
@@ -185,12 +183,9 @@ def test_the_web_app_in_a_browser(running_system):
         driver.quit()
 
 
-ADMIN = f"schemathesis-{os.getpid()}@example.com"
-
-
 def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
     base = running_system.gateway
-    admin = ADMIN
+    admin = f"schemathesis-{os.getpid()}@example.com"
     post(base, "/v1/users", {"name": "Schemathesis", "email": admin, "password": "correct horse battery"})
     # The operator's command makes it an admin, so that it may add vessels.
     running_system.system("grant-admin", admin)
@@ -198,7 +193,7 @@ def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
     checks = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
               "response_schema_conformance")
     run = subprocess.run(
-        [str(venv / "schemathesis"), "run", str(root / "Services/api-gateway/openapi.yaml"), "--url", base,
+        [str(VENV_BIN / "schemathesis"), "run", str(ROOT / "Services/api-gateway/openapi.yaml"), "--url", base,
          "--header", f"Authorization: Bearer {token}", "--checks", checks, "--max-examples", "25", "--seed", "1",
          "--request-timeout", "20"],
         capture_output=True, text=True, cwd=output)
