@@ -61,11 +61,16 @@ import Testing
                 await eventually(within: .seconds(10)) {
                     if case .notServing = await service.health() { true } else { false }
                 })
+            // It stays so: never SERVING while MongoDB is down (a probe that times out on a loaded machine is not
+            // a contradiction; it is printed).
             for _ in 0..<5 {
                 try await Task.sleep(for: .milliseconds(300))
-                guard case .notServing = await service.health() else {
-                    Issue.record("expected NOT_SERVING while MongoDB is down, got \(await service.health())")
+                let outcome = await service.health()
+                if case .serving = outcome {
+                    Issue.record("SERVING while MongoDB is down")
                     return
+                } else if case .failed = outcome {
+                    print("a health probe while MongoDB is down: \(outcome)")
                 }
             }
             #expect(service.process.isRunning)
