@@ -9,7 +9,8 @@
 #   scripts/containers.sh images        make the stand-ins of the other images the files name (containers/*)
 #   scripts/containers.sh build         build shippy:latest from the unchanged Dockerfile, with the Swift
 #                                       package mirror mounted where the swift stand-in's git looks for it
-#   scripts/containers.sh test          the user story on the unchanged docker-compose.yml (podman-compose)
+#   scripts/containers.sh test          the user story on the unchanged docker-compose.yml (podman-compose),
+#                                       Tests/Containers under pytest
 #
 # State (the root file system, the configuration) lives under .local/containers.
 set -euo pipefail
@@ -134,12 +135,20 @@ build_image() {
     log "shippy:latest is $(podman image inspect localhost/shippy:latest --format '{{.Size}}' | awk '{printf "%d MB", $1 / 1e6}')"
 }
 
+# The compose tests (Tests/Containers) under pytest, with podman-compose, both pinned, in a venv of their own.
+test_containers() {
+    local venv=$state/venv
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet podman-compose==1.6.0 pytest==9.2.0
+    "$venv/bin/python" -m pytest -v -s -p no:cacheprovider "$root/Tests/Containers"
+}
+
 setup
 case "${1:-}" in
     base) base ;;
     test-install) base && test_install ;;
     images) images ;;
     build) build_image ;;
-    test) build_image && "$root/scripts/test-containers.sh" ;;
+    test) build_image && test_containers ;;
     *) echo "usage: $0 base|test-install|images|build|test" >&2; exit 64 ;;
 esac
