@@ -70,6 +70,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.5.1"),
         .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+        // The unit tests read the OpenAPI document (swift-configuration's YAML trait builds it anyway).
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // MongoDB C driver (libmongoc + libbson) from the distribution, found through pkg-config.
@@ -165,7 +167,7 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
                 "ShippyTelemetry", "ShippyConfiguration", "ShippyMessaging", grpcCore, argumentParser, logging,
-                lifecycle, metrics, postgres, jwt, bcrypt, nioCore, nioPosix,
+                lifecycle, metrics, postgres, jwt, bcrypt, crypto, nioCore, nioPosix,
             ],
             path: "Services/user-service"
         ),
@@ -213,8 +215,8 @@ let package = Package(
         .executableTarget(
             name: "APIGateway",
             dependencies: [
-                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", grpcCore,
-                argumentParser, logging, lifecycle, nioCore, nioPosix,
+                "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", "ShippyDomain",
+                grpcCore, argumentParser, logging, lifecycle, nioCore, nioPosix,
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
@@ -249,7 +251,7 @@ let package = Package(
                 "ShippyTestSupport", "VesselService", "UserService", "ConsignmentService", "ConsignmentCLI",
                 "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
                 "ShippyMongo", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", "ShippyDiscovery", grpcCore,
-                grpcHTTP2, grpcInProcess, logging, jwt,
+                grpcHTTP2, grpcInProcess, logging, jwt, .product(name: "Yams", package: "Yams"),
             ],
             path: "Tests/ShippyUnitTests"
         ),

@@ -111,6 +111,7 @@ struct APIHandler: APIProtocol {
     ) async throws -> Operations.CreateConsignment.Output {
         // Without the client's key, one of our own: the gRPC client may then retry the call on another replica
         // (RetryPolicies) and the consignment is still made once.
+        // The header as sent is held to its rule by `IdempotencyKeyMiddleware`; decoded, it is the same.
         let key = input.headers.idempotencyKey ?? UUID().uuidString.lowercased()
         let metadata = try authorized(["idempotency-key": "\(key)"])
         guard case .json(let new) = input.body else { throw Problem(.badRequest, "the body must be JSON") }
@@ -128,8 +129,8 @@ struct APIHandler: APIProtocol {
                 }, metadata: metadata, options: options)
             return .created(.init(body: .json(.init(response.consignment))))
         } catch let error as RPCError where error.code == .resourceExhausted {
-            // No vessel has room for it: the request is fine, the fleet cannot take it.
-            throw Problem(error, exhausted: .unprocessableContent)
+            // No vessel has room for it: the request is fine, the fleet as it is now cannot take it.
+            throw Problem(error, exhausted: .conflict)
         }
     }
 
@@ -155,7 +156,7 @@ struct APIHandler: APIProtocol {
         guard case .json(let new) = input.body else { throw Problem(.badRequest, "the body must be JSON") }
         let response = try await vessels.create(
             .with {
-                $0.id = new.id; $0.name = new.name; $0.capacity = new.capacity; $0.maxWeight = new.maxWeight
+                $0.id = new.id ?? ""; $0.name = new.name; $0.capacity = new.capacity; $0.maxWeight = new.maxWeight
                 $0.available = true
             }, metadata: metadata, options: options)
         return .created(.init(body: .json(.init(response.vessel))))

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ShippyDomain
 import Synchronization
 
 /// A request's context: Hummingbird's, and the peer's address for the rate limits.
@@ -141,5 +142,71 @@ final class RateLimiter: Sendable {
             bucket.tokens -= 1
             return nil
         }
+    }
+}
+
+/// A method a path does not have: `405 Method Not Allowed` with `Allow`, where the router alone would answer 404
+/// as for a path that does not exist. HEAD goes where GET does.
+struct MethodNotAllowedMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let routes: RouteMethods
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard var allowed = routes.methods(of: request.uri.path) else { return try await next(request, context) }
+        if allowed.contains(.get) { allowed.insert(.head) }
+        guard !allowed.contains(request.method) else { return try await next(request, context) }
+        let allow = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+        var problem = Problem(.methodNotAllowed, "\(request.uri.path) takes \(allow), not \(request.method)")
+        problem.headers[.allow] = allow
+        throw problem
+    }
+}
+
+/// Each route's methods, by the route's template (`/v1/consignments/{id}`), matched by path components as the
+/// router matches them.
+struct RouteMethods: Sendable {
+    private var routes: [(components: [Substring], methods: Set<HTTPRequest.Method>)] = []
+
+    mutating func add(_ method: HTTPRequest.Method, _ template: String) {
+        let components = template.split(separator: "/")
+        if let index = routes.firstIndex(where: { $0.components == components }) {
+            routes[index].methods.insert(method)
+        } else {
+            routes.append((components, [method]))
+        }
+    }
+
+    /// The methods of the route `path` matches; `nil` when it matches none.
+    func methods(of path: String) -> Set<HTTPRequest.Method>? {
+        let components = path.split(separator: "/")
+        return routes.first { route in
+            route.components.count == components.count
+                && zip(route.components, components).allSatisfy { template, component in
+                    template == component || (template.hasPrefix("{") && template.hasSuffix("}"))
+                }
+        }?.methods
+    }
+}
+
+/// An `Idempotency-Key` header is held to its rule as sent, before the generated code percent-decodes it (which
+/// would make `%41` an `A`): one that breaks it is a 400, on any route.
+struct IdempotencyKeyMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    static let header = HTTPField.Name("Idempotency-Key")!
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let keys = request.headers[values: Self.header]
+        guard !keys.isEmpty else { return try await next(request, context) }
+        do throws(ShippyError) {
+            guard keys.count == 1 else { throw .invalidArgument("send one idempotency-key, not several") }
+            try IdempotencyKeyRule.check(keys[0])
+        } catch {
+            throw Problem(.badRequest, "the Idempotency-Key header is not valid: \(error.message)")
+        }
+        return try await next(request, context)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import HTTPTypes
 import Hummingbird
 import Logging
 import OpenAPIHummingbird
@@ -98,7 +99,7 @@ struct GatewayApp {
 
     /// The routes: the generated API, /openapi.yaml, and the web app's files at /.
     static func makeRouter(handler: APIHandler, limiter: RateLimiter, bodyLimit: Int) throws -> Router<GatewayContext> {
-        let router = Router(context: GatewayContext.self)
+        let router = Router(context: GatewayContext.self, options: .autoGenerateHeadEndpoints)
         // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
         // the services continue (no header recorded: the token stays out of traces; page tokens redacted).
         router.add(middleware: MetricsMiddleware())
@@ -107,14 +108,38 @@ struct GatewayApp {
         router.add(middleware: BodyLimitMiddleware(limit: bodyLimit))
         router.add(middleware: RateLimitMiddleware(limiter: limiter, paths: ["/v1/users", "/v1/sessions"]))
         router.add(middleware: BearerToken.Middleware())
+        router.add(middleware: IdempotencyKeyMiddleware())
         router.add(middleware: FileMiddleware(webRoot, searchForIndexHtml: true))
         router.get("/openapi.yaml") { _, _ in
             Response(
                 status: .ok, headers: [.contentType: "application/yaml"],
                 body: .init(byteBuffer: ByteBuffer(bytes: Self.document)))
         }
-        try handler.registerHandlers(on: router, serverURL: URL(string: "/")!)
+        let transport = RecordingTransport(router: router)
+        transport.routes.add(.get, "/openapi.yaml")
+        try handler.registerHandlers(on: transport, serverURL: URL(string: "/")!)
+        // Added after the routes, so in Hummingbird it runs only where no route answers.
+        router.add(middleware: MethodNotAllowedMiddleware(routes: transport.routes))
         return router
+    }
+
+    /// The router, as the generated code registers the document's operations on it, noting each route's methods.
+    final class RecordingTransport: OpenAPIRuntime.ServerTransport {
+        let router: Router<GatewayContext>
+        var routes = RouteMethods()
+
+        init(router: Router<GatewayContext>) { self.router = router }
+
+        func register(
+            _ handler:
+                @escaping @Sendable (HTTPRequest, HTTPBody?, ServerRequestMetadata) async throws -> (
+                    HTTPResponse, HTTPBody?
+                ),
+            method: HTTPRequest.Method, path: String
+        ) throws {
+            try router.register(handler, method: method, path: path)
+            routes.add(method, path)
+        }
     }
 
     /// The folder of the web app's files (index.html, app.js, …), shipped beside the executable.

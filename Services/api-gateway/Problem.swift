@@ -3,6 +3,7 @@ import GRPCCore
 import HTTPTypes
 import Hummingbird
 import OpenAPIRuntime
+import ShippyDomain
 
 /// An RFC 9457 problem (`application/problem+json`): the HTTP status, and a `detail` that says what was wrong and
 /// what to do. Details come from our own rules and the services' messages to clients, never from an underlying
@@ -10,13 +11,13 @@ import OpenAPIRuntime
 struct Problem: Error, Encodable, Sendable {
     var status: HTTPResponse.Status
     var detail: String
-    /// Seconds for `Retry-After` (429).
-    var retryAfter: Int?
+    /// Headers of the answer besides its content type: `Retry-After` (429), `Allow` (405).
+    var headers: HTTPFields = [:]
 
     init(_ status: HTTPResponse.Status, _ detail: String, retryAfter: Int? = nil) {
         self.status = status
         self.detail = detail
-        self.retryAfter = retryAfter
+        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
     }
 
     private enum CodingKeys: String, CodingKey { case type, title, status, detail }
@@ -30,8 +31,8 @@ struct Problem: Error, Encodable, Sendable {
     }
 
     func response() -> Response {
-        var headers: HTTPFields = [.contentType: "application/problem+json"]
-        if let retryAfter { headers[.retryAfter] = "\(retryAfter)" }
+        var headers = self.headers
+        headers[.contentType] = "application/problem+json"
         let encoder = JSONEncoder()
         encoder.outputFormatting = .withoutEscapingSlashes
         let body = (try? encoder.encode(self)) ?? Data()
@@ -91,7 +92,7 @@ extension Problem {
 
     /// A service's answer as HTTP. `INVALID_ARGUMENT` is a 422 (a rule broken) unless the operation says
     /// otherwise (a page parameter: 400); `RESOURCE_EXHAUSTED` a 429 (too many logins) unless the operation says
-    /// otherwise (no vessel has room: 422).
+    /// otherwise (no vessel has room: 409, the fleet's state).
     init(
         _ error: RPCError, invalid: HTTPResponse.Status = .unprocessableContent,
         exhausted: HTTPResponse.Status = .tooManyRequests
@@ -103,7 +104,10 @@ extension Problem {
         case .notFound: self.init(.notFound, error.message)
         case .alreadyExists, .aborted: self.init(.conflict, error.message)
         case .resourceExhausted:
-            self.init(exhausted, error.message, retryAfter: exhausted == .tooManyRequests ? 60 : nil)
+            // The service's own wait when it sent one (a throttled login says when), else a minute.
+            let wait = error.metadata[stringValues: ShippyError.retryAfterMetadataKey].first(where: { _ in true })
+                .flatMap { Int($0) }
+            self.init(exhausted, error.message, retryAfter: exhausted == .tooManyRequests ? max(1, wait ?? 60) : nil)
         case .unavailable, .cancelled: self = .unavailable
         case .deadlineExceeded: self = .timeout
         default: self = .internalError

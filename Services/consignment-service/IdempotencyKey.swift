@@ -10,20 +10,13 @@ import ShippyDomain
 /// step of the booking is idempotent by that id. So a key is remembered for as long as its consignment exists.
 struct IdempotencyKey: Sendable, Hashable {
     static let metadataKey = "idempotency-key"
-    static let maximumLength = 128
-
     let value: String
 
     /// The key in `metadata`, or `nil` when the client sent none.
-    /// - Throws: `ShippyError` `.invalidArgument` for an empty or over-long key, or one with characters
-    ///   other than printable ASCII.
+    /// - Throws: `ShippyError` `.invalidArgument` for a key that breaks `IdempotencyKeyRule`.
     init?(_ metadata: Metadata) throws(ShippyError) {
         guard let value = metadata[stringValues: Self.metadataKey].first(where: { _ in true }) else { return nil }
-        guard (1...Self.maximumLength).contains(value.utf8.count), value.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
-        else {
-            throw .invalidArgument(
-                "idempotency-key must be 1 to \(Self.maximumLength) printable ASCII characters without spaces")
-        }
+        try IdempotencyKeyRule.check(value)
         self.value = value
     }
 

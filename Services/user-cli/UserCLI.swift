@@ -94,7 +94,7 @@ struct Create: AsyncParsableCommand {
     @Option(help: "Full name.") var name: String
     @Option(help: "Email address; also the login.") var email: String
     @Option(help: "Company name.") var company: String = ""
-    @Option(help: "Password, 8 to 72 bytes (or SHIPPY_PASSWORD, or a prompt).") var password: String?
+    @Option(help: "Password, 8 to 1024 characters (or SHIPPY_PASSWORD, or a prompt).") var password: String?
     @OptionGroup var saving: SaveOption
     @OptionGroup var connection: ConnectionOptions
 

@@ -43,7 +43,8 @@ final class LoginThrottle: Sendable {
         return "\(email.lowercased())|\(host)"
     }
 
-    /// - Throws: `ShippyError` `.resourceExhausted` saying how long to wait, when an attempt comes too early.
+    /// - Throws: `ShippyError` `.resourceExhausted` saying how long to wait (in its message and `retryAfter`), when an
+    ///   attempt comes too early.
     func check(_ key: String, now: ContinuousClock.Instant = .now) throws(ShippyError) {
         let wait = entries.withLock { entries -> Duration? in
             guard let entry = entries[key], entry.nextAllowed > now else { return nil }
@@ -51,7 +52,9 @@ final class LoginThrottle: Sendable {
         }
         if let wait {
             let seconds = max(1, Int((Double(wait.milliseconds) / 1000).rounded(.up)))
-            throw .resourceExhausted("too many failed logins for this email; retry in \(seconds) s")
+            throw ShippyError(
+                .resourceExhausted, "too many failed logins for this email from your address; retry in \(seconds) s",
+                retryAfter: seconds)
         }
     }
 

@@ -1,3 +1,5 @@
+import Crypto
+import Foundation
 import Glibc
 import HummingbirdBcrypt
 import Metrics
@@ -55,7 +57,7 @@ struct PasswordHasher: Sendable {
         return try await admitted("bcrypt hash") {
             try await threads.runIfActive {
                 Self.yieldToOtherWork()
-                return Bcrypt.hash(password, cost: cost)
+                return Bcrypt.hash(Self.bcryptInput(password), cost: cost)
             }
         }
     }
@@ -67,10 +69,18 @@ struct PasswordHasher: Sendable {
         let matches = try await admitted("bcrypt verify") {
             try await threads.runIfActive {
                 Self.yieldToOtherWork()
-                return Bcrypt.verify(password, hash: hash ?? decoy)
+                return Bcrypt.verify(Self.bcryptInput(password), hash: hash ?? decoy)
             }
         }
         return matches && hash != nil
+    }
+
+    /// What bcrypt is given for `password`: the password itself up to bcrypt's 72 bytes (every hash stored before
+    /// longer passwords were taken is of this form), and beyond them its SHA-256 in base64 (44 bytes, no NUL), so
+    /// that no byte of a long password is ignored.
+    static func bcryptInput(_ password: String) -> String {
+        guard password.utf8.count > 72 else { return password }
+        return "sha256:" + Data(SHA256.hash(data: Data(password.utf8))).base64EncodedString()
     }
 
     /// `bcrypt_queue_depth` (works running or waiting for a thread), `bcrypt_refused_total`.

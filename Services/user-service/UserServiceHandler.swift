@@ -100,6 +100,9 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         guard typed.utf8.count <= EmailAddress.maximumBytes else {
             throw ShippyError.invalidArgument("email is longer than \(EmailAddress.maximumBytes) bytes")
         }
+        guard request.password.unicodeScalars.count <= NewUser.maximumPasswordLength else {
+            throw ShippyError.invalidArgument("password is longer than \(NewUser.maximumPasswordLength) characters")
+        }
         // Every spelling of an address is its canonical form; one that has none names no account (and is checked
         // against the decoy hash like an unknown one, so the answer and its time are the same).
         let email = try? EmailAddress.canonical(typed)
@@ -133,9 +136,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         var credentials: (user: User, passwordHash: String)?
         if let email { credentials = try await repository.credentials(email: email) }
         if let userID, credentials?.user.id != userID { credentials = nil }
-        // Longer passwords were never accepted at sign-up; bcrypt would compare only their first 72 bytes.
-        let tooLong = password.utf8.count > NewUser.maximumPasswordBytes
-        guard try await hasher.verify(password, hash: tooLong ? nil : credentials?.passwordHash),
+        guard try await hasher.verify(password, hash: credentials?.passwordHash),
             let user = credentials?.user
         else {
             throttle.recordFailure(throttleKey)
@@ -187,11 +188,12 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     /// - Throws: `invalidArgument` (no refresh token), `unavailable`.
     func logout(request: User_Token, context: ServerContext) async throws -> User_Token {
         guard !request.refreshToken.isEmpty else { throw ShippyError.invalidArgument("refresh_token is required") }
-        if let presented = RefreshToken(presented: request.refreshToken),
-            try await repository.endSession(tokenHash: presented.hash)
-        {
-            logger.info("logged out")
+        // Only the form is checked here: whether it was live, the answer does not say.
+        guard let presented = RefreshToken(presented: request.refreshToken) else {
+            throw ShippyError.invalidArgument(
+                "refresh_token is not a refresh token (at most \(RefreshToken.maximumLength) characters)")
         }
+        if try await repository.endSession(tokenHash: presented.hash) { logger.info("logged out") }
         return .with { $0.valid = false }
     }
 

@@ -22,17 +22,23 @@ public struct ShippyError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The service this one depends on that failed ("vessel-service"), when the failure is that dependency's
     /// rather than this service's: clients learn it from the status's metadata, not from the message text.
     public var dependency: String?
+    /// Whole seconds after which a retry may succeed (a throttled login, a full admission queue): clients learn it
+    /// from the status's metadata (`retryAfterMetadataKey`), and the gateway answers it as `Retry-After`.
+    public var retryAfter: Int?
 
-    public init(_ code: Code, _ message: String, dependency: String? = nil) {
+    public init(_ code: Code, _ message: String, dependency: String? = nil, retryAfter: Int? = nil) {
         self.code = code
         self.message = message
         self.dependency = dependency
+        self.retryAfter = retryAfter
     }
 
     public var description: String { "\(code.rawValue): \(message)" }
 
     /// The status metadata key that names a failed dependency (`dependency`), for clients to read.
     public static let dependencyMetadataKey = "shippy-dependency"
+    /// The status metadata key that carries `retryAfter`, in whole seconds.
+    public static let retryAfterMetadataKey = "shippy-retry-after"
 
     public static func invalidArgument(_ message: String) -> ShippyError { ShippyError(.invalidArgument, message) }
     public static func notFound(_ message: String) -> ShippyError { ShippyError(.notFound, message) }

@@ -25,16 +25,17 @@ public struct NewUser: Sendable {
     public var email: String
     public var password: String
 
-    /// bcrypt reads at most 72 bytes: a longer password would be silently truncated, so it is refused.
-    public static let maximumPasswordBytes = 72
+    /// In Unicode code points, as the OpenAPI document's `minLength` and `maxLength` count. (bcrypt reads at most 72
+    /// bytes: user-service hashes a longer password with SHA-256 first, so that none is silently truncated.)
     public static let minimumPasswordLength = 8
+    public static let maximumPasswordLength = 1_024
     public static let maximumFieldLength = 200
 
-    /// Trims the name and company, and puts the email in its canonical form when it is valid (`validate`
-    /// refuses it otherwise); the password is kept exactly as typed.
+    /// Puts the email in its canonical form when it is valid (`validate` refuses it otherwise); the name, company
+    /// and password are kept exactly as typed, so that the rules the OpenAPI document states hold of what was sent.
     public init(name: String, company: String, email: String, password: String) {
-        self.name = name.trimmingCharacters(in: .whitespacesAndNewlines)
-        self.company = company.trimmingCharacters(in: .whitespacesAndNewlines)
+        self.name = name
+        self.company = company
         self.email = (try? EmailAddress.canonical(email)) ?? email
         self.password = password
     }
@@ -51,11 +52,12 @@ public struct NewUser: Sendable {
     /// The password rules, at sign-up and at a change of password.
     /// - Throws: `ShippyError` `.invalidArgument` saying which `field` breaks which rule.
     public static func validate(password: String, field: String = "password") throws(ShippyError) {
-        if password.count < minimumPasswordLength {
+        let length = password.unicodeScalars.count
+        if length < minimumPasswordLength {
             throw .invalidArgument("\(field) must be at least \(minimumPasswordLength) characters")
         }
-        if password.utf8.count > maximumPasswordBytes {
-            throw .invalidArgument("\(field) must be at most \(maximumPasswordBytes) bytes (bcrypt's limit)")
+        if length > maximumPasswordLength {
+            throw .invalidArgument("\(field) must be at most \(maximumPasswordLength) characters (got \(length))")
         }
         if password.utf8.contains(0) { throw .invalidArgument("\(field) must not contain a NUL character") }
     }

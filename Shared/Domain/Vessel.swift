@@ -35,12 +35,18 @@ public struct Vessel: Sendable, Hashable {
     /// Longest accepted id and name; longer input is a client error, not something to store.
     public static let maximumIDLength = 128
     public static let maximumNameLength = 200
+    /// The characters of a vessel id (ASCII letters, digits, `.`, `_`, `-`), as the OpenAPI document states them
+    /// (where an empty id, one vessel-service assigns, matches too).
+    public static let idPattern = "^[A-Za-z0-9._-]*$"
 
     /// Checks the rules a new vessel must satisfy.
     /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
     public func validate() throws(ShippyError) {
         try TextRules.check(name, field: "vessel name", maximumLength: Self.maximumNameLength)
         try TextRules.check(id, field: "vessel id", maximumLength: Self.maximumIDLength)
+        if !TextRules.isASCII(id, lettersDigitsAnd: "._-") {
+            throw .invalidArgument("vessel id may hold only ASCII letters, digits, '.', '_' and '-'")
+        }
         if capacity <= 0 {
             throw .invalidArgument("vessel capacity must be greater than 0 (got \(capacity))")
         }

@@ -6,7 +6,8 @@ import Foundation
 public struct RefreshToken: Sendable, Hashable {
     public let text: String
 
-    /// Longer texts were never issued; refused before any hashing.
+    /// Longer texts were never issued; refused before any hashing. In Unicode code points, as the OpenAPI
+    /// document's `maxLength` counts (an issued token is 43 ASCII characters).
     public static let maximumLength = 64
 
     /// A new token from the system's secure random source.
@@ -21,7 +22,7 @@ public struct RefreshToken: Sendable, Hashable {
 
     /// A token as a client presents it; `nil` for an empty or over-long text (never issued).
     public init?(presented text: String) {
-        guard !text.isEmpty, text.utf8.count <= Self.maximumLength else { return nil }
+        guard !text.isEmpty, text.unicodeScalars.count <= Self.maximumLength else { return nil }
         self.text = text
     }
 

@@ -23,9 +23,15 @@ extension ShippyError: RPCErrorConvertible {
     /// A failure of a dependency names it, and tells clients not to retry (gRPC's retry pushback, negative): the
     /// dependency failed, not this replica, so a retry elsewhere would wait for it again and only multiply the
     /// time the caller waits. Refusals while starting or draining carry no such word, and are retried.
+    /// A wait the service knows of (`retryAfter`) goes with the status too.
     public var rpcErrorMetadata: Metadata {
-        guard let dependency else { return [:] }
-        return [Self.dependencyMetadataKey: "\(dependency)", "grpc-retry-pushback-ms": "-1"]
+        var metadata: Metadata = [:]
+        if let dependency {
+            metadata.addString(dependency, forKey: Self.dependencyMetadataKey)
+            metadata.addString("-1", forKey: "grpc-retry-pushback-ms")
+        }
+        if let retryAfter { metadata.addString("\(retryAfter)", forKey: Self.retryAfterMetadataKey) }
+        return metadata
     }
 
     /// Never expose the underlying error to the transport layer's logs or clients.

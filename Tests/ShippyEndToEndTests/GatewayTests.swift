@@ -74,6 +74,16 @@ import Glibc
                 #expect(exchange.headers["referrer-policy"] == "no-referrer")
             }
             expectProblem(try await http("GET", "\(base)/v1/nowhere"), 404, "not found")
+            // A method the path does not have: 405, and what it has; HEAD wherever GET.
+            #expect(try await http("HEAD", "\(base)/openapi.yaml").status == 200)
+            for (method, path, allow) in [
+                ("TRACE", "/v1/users", "POST"), ("DELETE", "/v1/consignments/", "GET, HEAD, POST"),
+                ("PUT", "/openapi.yaml", "GET, HEAD"),
+            ] {
+                let refused = try await http(method, "\(base)\(path)")
+                expectProblem(refused, 405, "takes \(allow)")
+                #expect(refused.headers["allow"] == allow, "\(method) \(path): \(refused.headers)")
+            }
 
             // Sign up and log in.
             let password = "correct horse battery"
@@ -190,13 +200,37 @@ import Glibc
                     json: [
                         "description": "too heavy", "weight": 2_000_000_000,
                         "containers": [["customer_id": "c", "origin": "o"]],
-                    ]), 422, "no vessel")
+                    ]), 409, "no vessel")
             expectProblem(
                 try await http(
                     "POST", "\(base)/v1/consignments", headers: bearer,
                     json: ["description": "x", "weight": 1, "containers": [["customer_id": "c"]]]), 400,
                 "field `containers[0].origin` is required")
             expectProblem(try await http("POST", "\(base)/v1/consignments", json: sample), 401, "token")
+            // A header is held to its declared rule, and a text to the document's pattern.
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/consignments", headers: bearer.merging(["Idempotency-Key": "two words"]) { $1 },
+                    json: sample), 400, "Idempotency-Key header is not valid")
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/consignments", headers: bearer,
+                    json: ["description": "x", "weight": 1, "containers": [["customer_id": "c", "origin": "a\u{7}b"]]]),
+                422, "must not contain control characters")
+
+            // Failed logins past the free ones are throttled by user-service: 429, and Retry-After says the wait
+            // the detail says (the first throttled answer comes within a few tries: the waits double).
+            var throttled: HTTPExchange?
+            for _ in 0..<10 where throttled == nil {
+                let login = try await http(
+                    "POST", "\(base)/v1/sessions", json: ["email": shipper["email"]!, "password": "wrong password"])
+                if login.status == 429 { throttled = login }
+            }
+            let limited = try #require(throttled, "no failed login was throttled")
+            expectProblem(limited, 429, "too many failed logins")
+            let detail = limited.json["detail"] as? String ?? ""
+            #expect(
+                detail.hasSuffix("retry in \(limited.headers["retry-after"] ?? "?") s"), "\(detail) \(limited.headers)")
 
             // Your consignments, a page at a time.
             let first = try await http("GET", "\(base)/v1/consignments?page_size=1", headers: bearer)

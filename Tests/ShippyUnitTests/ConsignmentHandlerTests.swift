@@ -297,7 +297,7 @@ extension ConsignmentHandlerTests {
         #expect(await booker.released == booker.booked, "the attempt was released")
     }
 
-    @Test(arguments: ["", "has space", String(repeating: "k", count: 129), "naïve"])
+    @Test(arguments: ["", "has space", String(repeating: "k", count: 129), "naïve", "50%", "a,b"])
     func aMalformedIdempotencyKeyIsInvalidArgument(key: String) async throws {
         try await withService { client, signer in
             let ann = Self.keyed(try await bearer(signer, Self.ann), key)

@@ -9,6 +9,7 @@ import Testing
         (Vessel(id: "v", name: "Tug", capacity: 0, maxWeight: 1), "capacity must be greater than 0 (got 0)"),
         (Vessel(id: "v", name: "Tug", capacity: 1, maxWeight: -5), "max_weight must be greater than 0 (got -5)"),
         (Vessel(id: String(repeating: "x", count: 129), name: "Tug", capacity: 1, maxWeight: 1), "id must be at most"),
+        (Vessel(id: "a b", name: "Tug", capacity: 1, maxWeight: 1), "vessel id may hold only ASCII letters"),
     ])
     func invalidVesselNamesTheBrokenRule(vessel: Vessel, expected: String) {
         #expect {

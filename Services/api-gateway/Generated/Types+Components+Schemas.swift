@@ -59,7 +59,7 @@ extension Components {
             internal var email: Swift.String
             /// - Remark: Generated from `#/components/schemas/SignUp/company`.
             internal var company: Swift.String?
-            /// 8 characters to 72 bytes.
+            /// No NUL character.
             ///
             /// - Remark: Generated from `#/components/schemas/SignUp/password`.
             internal var password: Swift.String
@@ -69,7 +69,7 @@ extension Components {
             ///   - name:
             ///   - email:
             ///   - company:
-            ///   - password: 8 characters to 72 bytes.
+            ///   - password: No NUL character.
             internal init(
                 name: Swift.String,
                 email: Swift.String,
@@ -474,8 +474,10 @@ extension Components {
         }
         /// - Remark: Generated from `#/components/schemas/NewVessel`.
         internal struct NewVessel: Codable, Hashable, Sendable {
+            /// Absent or empty: one is assigned.
+            ///
             /// - Remark: Generated from `#/components/schemas/NewVessel/id`.
-            internal var id: Swift.String
+            internal var id: Swift.String?
             /// - Remark: Generated from `#/components/schemas/NewVessel/name`.
             internal var name: Swift.String
             /// Containers it carries.
@@ -489,12 +491,12 @@ extension Components {
             /// Creates a new `NewVessel`.
             ///
             /// - Parameters:
-            ///   - id:
+            ///   - id: Absent or empty: one is assigned.
             ///   - name:
             ///   - capacity: Containers it carries.
             ///   - maxWeight: Kilograms it carries.
             internal init(
-                id: Swift.String,
+                id: Swift.String? = nil,
                 name: Swift.String,
                 capacity: Swift.Int32,
                 maxWeight: Swift.Int32
@@ -512,7 +514,7 @@ extension Components {
             }
             internal init(from decoder: any Swift.Decoder) throws {
                 let container = try decoder.container(keyedBy: CodingKeys.self)
-                self.id = try container.decode(
+                self.id = try container.decodeIfPresent(
                     Swift.String.self,
                     forKey: .id
                 )

@@ -143,7 +143,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/users/post(signUp)/responses/422`.
             ///
@@ -433,7 +433,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/post(logIn)/responses/422`.
             ///
@@ -723,7 +723,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)/responses/422`.
             ///
@@ -951,7 +951,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/logout/post(logOut)/responses/422`.
             ///
@@ -1509,7 +1509,7 @@ internal enum Operations {
         internal struct Input: Sendable, Hashable {
             /// - Remark: Generated from `#/paths/v1/consignments/POST/header`.
             internal struct Headers: Sendable, Hashable {
-                /// A key of your choosing (1–128 characters of letters, digits, `-`, `_`, `.`, `:`).
+                /// A key of your choosing (1–128 ASCII letters, digits, `.`, `_`, `:`, `-`; a UUID is one); another is a 400.
                 ///
                 /// - Remark: Generated from `#/paths/v1/consignments/POST/header/Idempotency-Key`.
                 internal var idempotencyKey: Swift.String?
@@ -1517,7 +1517,7 @@ internal enum Operations {
                 /// Creates a new `Headers`.
                 ///
                 /// - Parameters:
-                ///   - idempotencyKey: A key of your choosing (1–128 characters of letters, digits, `-`, `_`, `.`, `:`).
+                ///   - idempotencyKey: A key of your choosing (1–128 ASCII letters, digits, `.`, `_`, `:`, `-`; a UUID is one); another is a 400.
                 ///   - accept:
                 internal init(
                     idempotencyKey: Swift.String? = nil,
@@ -1645,6 +1645,29 @@ internal enum Operations {
                     }
                 }
             }
+            /// It exists already (a vessel id used), or no vessel has room for it now.
+            ///
+            /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/409`.
+            ///
+            /// HTTP response code: `409 conflict`.
+            case conflict(Components.Responses.Conflict)
+            /// The associated value of the enum case if `self` is `.conflict`.
+            ///
+            /// - Throws: An error if `self` is not `.conflict`.
+            /// - SeeAlso: `.conflict`.
+            internal var conflict: Components.Responses.Conflict {
+                get throws {
+                    switch self {
+                    case let .conflict(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// The body is larger than the gateway takes (64 KiB).
             ///
             /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/413`.
@@ -1668,7 +1691,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/422`.
             ///
@@ -2170,7 +2193,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// It exists already (a vessel id used).
+            /// It exists already (a vessel id used), or no vessel has room for it now.
             ///
             /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/409`.
             ///
@@ -2216,7 +2239,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// Well-formed, but a rule is broken (a weight of 0, a short password), or no vessel can take it.
+            /// Well-formed, but a rule is broken (a weight of 0, a short password).
             ///
             /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/422`.
             ///
