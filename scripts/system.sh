@@ -155,7 +155,9 @@ start() {
     trap 'say "start failed; stopping what was started" >&2; stop quiet' ERR
     start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" MAILER=files MAIL_DIR="$run/mail"
+    # The gateway runs here too: its word about each client's address is taken (TRUSTED_GATEWAYS).
     start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" JWT_GENERATE_KEY=true \
+        TRUSTED_GATEWAYS="${TRUSTED_GATEWAYS:-127.0.0.1}" \
         JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"

@@ -1,7 +1,9 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ShippyConfiguration
 import ShippyDomain
+import ShippyRuntime
 import Synchronization
 
 /// A request's context: Hummingbird's, and the peer's address for the rate limits.
@@ -75,10 +77,29 @@ struct BodyLimitMiddleware: RouterMiddleware {
     }
 }
 
-/// Sign-ups and log-ins per client address: `limit` a minute, in bursts of up to `limit` (a token bucket per
-/// address). Over it, a 429 with `Retry-After`. Addresses are the TCP peer's: behind a proxy all clients share
-/// the proxy's, so set the limit for that. A path is compared as the router matches it, by its components, so
-/// `/v1/sessions/` counts as `/v1/sessions`.
+/// The client a request is from (`ClientAddress.current` while it is handled, and sent on to the services): the
+/// TCP peer, or behind one of the trusted proxies the address their `Forwarded`/`X-Forwarded-For` names.
+struct ClientAddressMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let trustedProxies: AddressSet
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let peer = context.remoteAddress?.ipAddress ?? "unknown"
+        let client = ClientAddress.behindProxies(
+            peer: peer, forwarded: request.headers[values: Self.forwarded],
+            forwardedFor: request.headers[values: Self.forwardedFor], trusted: trustedProxies)
+        return try await ClientAddress.$current.withValue(client) { try await next(request, context) }
+    }
+
+    static let forwarded = HTTPField.Name("Forwarded")!
+    static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
+}
+
+/// Sign-ups and log-ins per client address (`ClientAddress`): `limit` a minute, in bursts of up to `limit` (a
+/// token bucket per address). Over it, a 429 with `Retry-After`. A path is compared as the router matches it, by
+/// its components, so `/v1/sessions/` counts as `/v1/sessions`.
 struct RateLimitMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let limiter: RateLimiter
@@ -98,8 +119,7 @@ struct RateLimitMiddleware: RouterMiddleware {
         guard request.method == .post, paths.contains(Self.route(request.uri.path)) else {
             return try await next(request, context)
         }
-        let client = context.remoteAddress?.ipAddress ?? "unknown"
-        if let wait = limiter.admit(client) {
+        if let wait = limiter.admit(ClientAddress.current ?? "unknown") {
             throw Problem(
                 .tooManyRequests, "too many sign-ups and logins from your address; retry in \(wait) s",
                 retryAfter: wait)

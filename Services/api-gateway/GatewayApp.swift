@@ -22,6 +22,8 @@ struct GatewayConfiguration: Sendable {
     var authenticationsPerMinute: Int
     /// The largest request body taken.
     var bodyLimit: Int
+    /// Proxies in front of the gateway whose `Forwarded`/`X-Forwarded-For` is believed.
+    var trustedProxies: AddressSet
 
     static let timeout = Setting.seconds(
         "request.timeout", default: .seconds(10), in: 0.1...300, "Seconds each call to a service may take.")
@@ -31,10 +33,14 @@ struct GatewayConfiguration: Sendable {
     static let bodyLimit = Setting.integer(
         "body.limit", default: 65_536, in: 1_024...16_777_216, "The largest request body taken, in bytes (413 past it)."
     )
+    static let trustedProxies = Setting.addresses(
+        "trusted.proxies",
+        "IP addresses and networks of the proxies in front of the gateway whose Forwarded or X-Forwarded-For names "
+            + "the client (comma-separated); from any other peer, the peer is the client.")
     static let settings: [any SettingDescription] = [
         SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
         SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
-        bodyLimit,
+        bodyLimit, trustedProxies,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
@@ -45,6 +51,7 @@ struct GatewayConfiguration: Sendable {
         timeout = try settings.value(Self.timeout)
         authenticationsPerMinute = try settings.value(Self.authenticationsPerMinute)
         bodyLimit = try settings.value(Self.bodyLimit)
+        trustedProxies = try settings.value(Self.trustedProxies)
     }
 }
 
@@ -74,7 +81,10 @@ struct GatewayApp {
     /// - Throws: `ConfigurationError` for a bad service address; what the generated routing throws.
     static func build(configuration: GatewayConfiguration, logger: Logger) throws -> GatewayApp {
         func client(_ address: String, _ setting: Setting<String>) throws -> GRPCClientService {
-            try GRPCClientService(target: try ServiceAddress.target(address, key: setting.displayName))
+            // Each call carries the client's address; a service trusts it from its configured gateways only.
+            try GRPCClientService(
+                target: try ServiceAddress.target(address, key: setting.displayName),
+                interceptors: [ClientAddressForwarding()])
         }
         let users = try client(configuration.userServiceAddress, SharedSettings.userServiceAddress)
         let consignments = try client(
@@ -85,7 +95,7 @@ struct GatewayApp {
             timeout: configuration.timeout)
         let router = try makeRouter(
             handler: handler, limiter: RateLimiter(perMinute: configuration.authenticationsPerMinute),
-            bodyLimit: configuration.bodyLimit)
+            bodyLimit: configuration.bodyLimit, trustedProxies: configuration.trustedProxies)
         let app = Application(
             router: router,
             configuration: .init(
@@ -98,7 +108,9 @@ struct GatewayApp {
     }
 
     /// The routes: the generated API, /openapi.yaml, and the web app's files at /.
-    static func makeRouter(handler: APIHandler, limiter: RateLimiter, bodyLimit: Int) throws -> Router<GatewayContext> {
+    static func makeRouter(
+        handler: APIHandler, limiter: RateLimiter, bodyLimit: Int, trustedProxies: AddressSet
+    ) throws -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self, options: .autoGenerateHeadEndpoints)
         // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
         // the services continue (no header recorded: the token stays out of traces; page tokens redacted).
@@ -106,6 +118,7 @@ struct GatewayApp {
         router.add(middleware: TracingMiddleware(redactingQueryParameters: ["page_token"]))
         router.add(middleware: EdgeMiddleware())
         router.add(middleware: BodyLimitMiddleware(limit: bodyLimit))
+        router.add(middleware: ClientAddressMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: RateLimitMiddleware(limiter: limiter, paths: ["/v1/users", "/v1/sessions"]))
         router.add(middleware: BearerToken.Middleware())
         router.add(middleware: IdempotencyKeyMiddleware())

@@ -37,11 +37,8 @@ final class LoginThrottle: Sendable {
 
     var policy: Policy { currentPolicy() }
 
-    /// The throttle key of a login: the email in any letter case, and the caller's address without its port.
-    static func key(email: String, peer: String) -> String {
-        let host = peer.lastIndex(of: ":").map { String(peer[..<$0]) } ?? peer
-        return "\(email.lowercased())|\(host)"
-    }
+    /// The throttle key of a login: the email in any letter case, and the client's address (`ClientAddress`).
+    static func key(email: String, client: String) -> String { "\(email.lowercased())|\(client)" }
 
     /// - Throws: `ShippyError` `.resourceExhausted` saying how long to wait (in its message and `retryAfter`), when an
     ///   attempt comes too early.

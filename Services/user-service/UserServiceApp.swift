@@ -28,6 +28,8 @@ struct UserServiceConfiguration: Sendable {
     var loginMaximumDelay: LiveSetting<Duration>
     /// Where `user.created` events go.
     var natsURL: String
+    /// The gateways whose word about a client's address is taken (for the login throttle).
+    var trustedGateways = AddressSet()
 
     static let postgresURL = Setting.text(
         "postgres.url", secret: true, "postgres://user:password@host:port/database; secret (no flag, never logged).")
@@ -55,7 +57,7 @@ struct UserServiceConfiguration: Sendable {
         "The longest wait after failed logins.")
     static let settings: [any SettingDescription] = [
         postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, refreshLifetime, bcryptCost, bcryptQueue,
-        loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL,
+        loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL, SharedSettings.trustedGateways,
     ]
 }
 
@@ -77,7 +79,8 @@ extension UserServiceConfiguration {
             bcryptQueue: try settings.live(Self.bcryptQueue),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
             loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
-            natsURL: try settings.value(SharedSettings.natsURL))
+            natsURL: try settings.value(SharedSettings.natsURL),
+            trustedGateways: try settings.value(SharedSettings.trustedGateways))
     }
 
     /// The login throttle's policy as configured now.
@@ -163,7 +166,7 @@ struct UserServiceApp {
         let hashing = Dependency(name: "bcrypt threads", connect: {}, close: { await hasher.shutdown() })
         let assembly = ServiceAssembly(
             serving: User_UserService.descriptor, handler: handler, verifier: verifier,
-            publicMethods: UserServiceHandler.publicMethods,
+            publicMethods: UserServiceHandler.publicMethods, trustedGateways: configuration.trustedGateways,
             dependencies: dependencies + (keyFile.map { [.tokenKeys($0)] } ?? []) + [hashing],
             configuration: configuration.server, logger: logger)
         return UserServiceApp(

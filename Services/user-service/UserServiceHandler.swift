@@ -106,7 +106,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         // Every spelling of an address is its canonical form; one that has none names no account (and is checked
         // against the decoy hash like an unknown one, so the answer and its time are the same).
         let email = try? EmailAddress.canonical(typed)
-        let throttleKey = LoginThrottle.key(email: email ?? typed, peer: context.remotePeer)
+        let throttleKey = LoginThrottle.key(email: email ?? typed, client: ClientAddress.of(context))
         do {
             try throttle.check(throttleKey)
         } catch {
@@ -229,7 +229,7 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
         let claims = try AuthInterceptor.requireClaims()
         try NewUser.validate(password: request.newPassword, field: "new_password")
         let email = claims.email.lowercased()
-        let throttleKey = LoginThrottle.key(email: email, peer: context.remotePeer)
+        let throttleKey = LoginThrottle.key(email: email, client: ClientAddress.of(context))
         try throttle.check(throttleKey)
         guard
             let user = try await passwordOwner(

@@ -8,6 +8,11 @@ public enum SharedSettings {
         "consignment-service address, host:port or dns:///name:port.")
     public static let vesselServiceAddress = Setting.text(
         "vessel.service.address", default: "127.0.0.1:50052", "vessel-service address, host:port or dns:///name:port.")
+    /// Read by the services that count clients (user-service's login throttle).
+    public static let trustedGateways = Setting.addresses(
+        "trusted.gateways",
+        "IP addresses and networks of the gateways whose word about a client's address is taken (comma-separated); "
+            + "from any other peer, the peer is the client.")
     public static let natsURL = Setting.text(
         "nats.url", default: "nats://127.0.0.1:4222",
         "NATS server with JetStream: user-service publishes its events there, email-service reads them.")

@@ -8,14 +8,18 @@ import ShippyTelemetry
 public struct GRPCClientService: Service {
     public let client: GRPCClient<ServiceTransport>
 
-    /// - Parameter transport: the service's replicas (`ServiceTransport`), with its retry policies.
-    public init(transport: ServiceTransport) {
-        client = GRPCClient(transport: transport, interceptors: [ClientCallTelemetry()])
+    /// - Parameters:
+    ///   - transport: the service's replicas (`ServiceTransport`), with its retry policies.
+    ///   - interceptors: run after the telemetry every client has.
+    public init(transport: ServiceTransport, interceptors: [any ClientInterceptor] = []) {
+        client = GRPCClient(transport: transport, interceptors: [ClientCallTelemetry()] + interceptors)
     }
 
     /// - Parameter target: where the service is (`ServiceAddress.target`); calls follow `RetryPolicies`.
-    public init(target: any ResolvableTarget) throws {
-        self.init(transport: try ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig()))
+    public init(target: any ResolvableTarget, interceptors: [any ClientInterceptor] = []) throws {
+        self.init(
+            transport: try ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig()),
+            interceptors: interceptors)
     }
 
     public func run() async throws {

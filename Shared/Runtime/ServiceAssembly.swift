@@ -17,18 +17,22 @@ public struct ServiceAssembly {
     ///   - service: the service the handler serves, whose methods need a valid token (except `publicMethods`);
     ///     `nil` with a health name for a process that serves health only.
     ///   - verifier: checks the tokens of `service`'s calls.
+    ///   - trustedGateways: peers whose word about the client's address (`ClientAddress`) is taken; with none
+    ///     given, `ClientAddress.current` is not set.
     public init(
         serving service: ServiceDescriptor?,
         healthName: String? = nil,
         handler: (any RegistrableRPCService)?,
         verifier: (any TokenVerifying)?,
         publicMethods: Set<MethodDescriptor> = [],
+        trustedGateways: AddressSet? = nil,
         dependencies: [Dependency],
         configuration: ServerConfiguration,
         logger: Logger
     ) {
         health = HealthService(services: [healthName ?? service?.fullyQualifiedService].compactMap { $0 })
         var interceptors: [any ServerInterceptor] = []
+        if let trustedGateways { interceptors.append(ClientAddressInterceptor(trustedGateways: trustedGateways)) }
         if let service, let verifier {
             interceptors.append(AuthInterceptor(verifier: verifier, protecting: service, publicMethods: publicMethods))
         }

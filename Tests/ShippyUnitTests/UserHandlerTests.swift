@@ -423,9 +423,12 @@ import Testing
     @Test func repeatedFailedLoginsAreSlowedDownButTheRightPasswordStillWorksAfterTheWait() async throws {
         let throttle = LoginThrottle(
             policy: .init(freeFailures: 2, baseDelay: .milliseconds(300), maximumDelay: .seconds(1)))
-        let key = LoginThrottle.key(email: "Ewan@example.com", peer: "ipv4:127.0.0.1:5000")
+        let key = LoginThrottle.key(
+            email: "Ewan@example.com", client: ClientAddress.host(ofPeer: "ipv4:127.0.0.1:5000"))
         #expect(
-            key == LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:127.0.0.1:6000"),
+            key
+                == LoginThrottle.key(
+                    email: "ewan@example.com", client: ClientAddress.host(ofPeer: "ipv4:127.0.0.1:6000")),
             "per address, not per port")
         let start = ContinuousClock.now
         throttle.recordFailure(key, now: start)
@@ -443,7 +446,7 @@ import Testing
         try throttle.check(key, now: start + .milliseconds(900))  // doubled: 600 ms
         for step in 0..<10 { throttle.recordFailure(key, now: start + .seconds(1 + step)) }
         try throttle.check(key, now: start + .seconds(11))  // never more than the maximum delay: not a lockout
-        try throttle.check(LoginThrottle.key(email: "ewan@example.com", peer: "ipv4:10.0.0.9:5000"))
+        try throttle.check(LoginThrottle.key(email: "ewan@example.com", client: "10.0.0.9"))
         throttle.recordSuccess(key)
         try throttle.check(key, now: start + .seconds(10))
     }

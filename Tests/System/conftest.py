@@ -10,7 +10,9 @@ def running_system():
     system = NativeSystem(
         BCRYPT_COST="4",
         # schemathesis signs up and logs in past the per-address limit (the limit itself is GatewayTests').
-        RATE_LIMIT_AUTH="1000000")
+        RATE_LIMIT_AUTH="1000000",
+        # test_web.py's clients behind a proxy: the tests' own requests from 127.0.0.1 with X-Forwarded-For.
+        TRUSTED_PROXIES="127.0.0.1")
     try:
         system.start()
         yield system

@@ -13,6 +13,7 @@
    of cases per operation (40) with a fixed seed, so what it covers does not depend on the machine's speed; its
    summary is printed and its log kept beside the screenshots.
 """
+import http.client
 import json
 import os
 import subprocess
@@ -210,3 +211,48 @@ def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
     print("schemathesis: " + " | ".join(line.strip(" =") for line in summary))
     assert run.returncode == 0, (f"schemathesis found problems (exit {run.returncode}); see "
                                  f"{output / 'schemathesis.log'}:\n" + run.stdout[-4000:])
+
+
+def log_in_from(base, source, email, password, forwarded_for=None):
+    """POST /v1/sessions from the loopback address `source` (127.0.0.x are all this machine: distinct clients)."""
+    port = int(base.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    if forwarded_for:
+        headers["X-Forwarded-For"] = forwarded_for
+    try:
+        connection.request("POST", "/v1/sessions", json.dumps({"email": email, "password": password}), headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"{}")
+    finally:
+        connection.close()
+
+
+def test_each_client_is_itself_a_guesser_never_delays_the_owner(running_system):
+    """user-service throttles failed logins per email and client address, and behind the gateway the client is
+    the one the gateway served (user-service trusts the gateway's word, TRUSTED_GATEWAYS=127.0.0.1 as `make start`
+    sets it), or behind a trusted proxy (TRUSTED_PROXIES=127.0.0.1 here) the one its X-Forwarded-For names."""
+    base = running_system.gateway
+    email, password = f"owner-{os.getpid()}@example.com", "correct horse battery"
+    post(base, "/v1/users", {"name": "Owner", "email": email, "password": password})
+
+    def guess_until_throttled(source, forwarded_for=None):
+        for attempt in range(1, 13):
+            status, problem = log_in_from(base, source, email, "a wrong guess", forwarded_for)
+            if status == 429:
+                return attempt, problem["detail"]
+            assert status == 401, (status, problem)
+        raise AssertionError(f"{source} ({forwarded_for}) was never throttled")
+
+    # A guesser at 127.0.0.12, even one claiming to be the owner's address (it is no trusted proxy), is throttled
+    # as itself; the owner at 127.0.0.14 logs in at once.
+    attempts, detail = guess_until_throttled("127.0.0.12", forwarded_for="127.0.0.14")
+    status, session = log_in_from(base, "127.0.0.14", email, password)
+    assert status == 200 and session.get("token"), (status, session)
+    # Behind the trusted proxy (127.0.0.1), the client is the address it forwards: one client's guesses do not
+    # delay another's login through the same proxy.
+    guess_until_throttled("127.0.0.1", forwarded_for="198.51.100.7")
+    status, session = log_in_from(base, "127.0.0.1", email, password, forwarded_for="198.51.100.8")
+    assert status == 200 and session.get("token"), (status, session)
+    print(f"a guesser throttled after {attempts} tries ({detail}); the owner logged in from another address, and "
+          "through the trusted proxy as another client")
