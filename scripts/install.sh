@@ -8,7 +8,8 @@
 #              mongod is on PATH); Prometheus (`make up` starts it; promtool checks the alert rules); curl (`make demo`)
 #   scripts/install.sh tests   that, and what `make test` runs beside the build:
 #     Debian:  chromium and chromium-driver (the web tests), dnsmasq-base and iproute2 (test hosts), docker-compose,
-#              the deployment checks' shellcheck and readelf (binutils), openssl (the test servers' password)
+#              the deployment checks' shellcheck, readelf (binutils) and protoc (protobuf-compiler: make check-proto),
+#              openssl (the test servers' password)
 #     PyPI:    Tests/System/requirements.txt into .local/venv (pytest, Selenium, schemathesis, …), and the Kubernetes
 #              checkers into .local/k8s-venv (checkov pins dependencies of its own)
 #
@@ -24,7 +25,10 @@ log() { printf 'install: %s\n' "$*" >&2; }
 packages=(pkg-config libmongoc-dev libbson-dev libnats-dev nats-server python3-venv prometheus curl)
 case "${1:-}" in
     "") ;;
-    tests) packages+=(chromium chromium-driver dnsmasq-base iproute2 docker-compose shellcheck binutils openssl) ;;
+    tests)
+        packages+=(chromium chromium-driver dnsmasq-base iproute2 docker-compose shellcheck binutils protobuf-compiler
+            openssl)
+        ;;
     *) echo "usage: $0 [tests]" >&2; exit 64 ;;
 esac
 missing=()

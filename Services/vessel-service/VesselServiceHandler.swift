@@ -27,7 +27,7 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         guard let vessel = try await repository.findAvailable(specification) else {
             throw ShippyError(.resourceExhausted, "no available vessel can take \(specification)")
         }
-        return .with { $0.vessel = Vessel_Vessel(vessel) }
+        return .with { $0.vessel = Vessel_Vessel(vessel, showingOwner: false) }
     }
 
     /// Registers a vessel owned by the caller, assigning an id when none is given; returns it with `created = true`.
@@ -41,7 +41,7 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         try await repository.create(vessel)
         logger.info("vessel created", metadata: ["vessel_id": "\(vessel.id)", "user_id": "\(claims.userID)"])
         return .with {
-            $0.vessel = Vessel_Vessel(vessel)
+            $0.vessel = Vessel_Vessel(vessel, showingOwner: true)
             $0.created = true
         }
     }
@@ -101,10 +101,10 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
     /// The fleet with the room each vessel has left, in id order, a page at a time.
     /// - Throws: `unauthenticated`, `invalidArgument` (page_size or page_token), `unavailable`.
     func list(request: Vessel_ListRequest, context: ServerContext) async throws -> Vessel_Response {
-        _ = try AuthInterceptor.requireClaims()
+        let claims = try AuthInterceptor.requireClaims()
         let page = try await repository.list(try PageRequest(pageSize: request.pageSize, pageToken: request.pageToken))
         return .with {
-            $0.vessels = page.items.map(Vessel_Vessel.init)
+            $0.vessels = page.items.map { Vessel_Vessel($0, showingOwner: claims.isAdmin) }
             $0.nextPageToken = page.nextToken
         }
     }
@@ -130,14 +130,15 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
 }
 
 extension Vessel_Vessel {
-    init(_ vessel: Vessel) {
+    /// The vessel as a caller sees it. Who added it (an admin's user id) is shown to admins only.
+    init(_ vessel: Vessel, showingOwner: Bool) {
         self.init()
         id = vessel.id
         name = vessel.name
         capacity = vessel.capacity
         maxWeight = vessel.maxWeight
         available = vessel.available
-        ownerID = vessel.ownerID
+        ownerID = showingOwner ? vessel.ownerID : ""
         roomCapacity = vessel.roomCapacity
         roomWeight = vessel.roomWeight
     }
