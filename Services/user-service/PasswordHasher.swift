@@ -11,9 +11,11 @@ import ShippyTelemetry
 /// bcrypt hashing and checking, on a thread pool of its own: at cost 12 one hash takes a quarter of a
 /// second of CPU, which must not stall Swift's cooperative executor.
 ///
-/// Work is admitted through `admission` (by default one hash per core, so none waits for a thread), and a call
-/// beyond that fails at once with `unavailable`, so a flood of sign-ups or logins (wrong passwords and unknown
-/// emails cost the same, through the decoy) cannot build a queue in which real logins time out.
+/// Work is admitted through `admission`, one slot per thread: a call waits for a slot only when it can be served
+/// within its deadline (`CallDeadline`) and the configured wait, in a queue fair between clients
+/// (`ClientAddress`), and is refused at once with `unavailable` otherwise. So a burst of sign-ups is served
+/// while a flood of logins (wrong passwords and unknown emails cost the same, through the decoy) cannot build a
+/// queue in which real logins time out.
 struct PasswordHasher: Sendable {
     let cost: UInt8
     private let threads: NIOThreadPool
@@ -23,35 +25,30 @@ struct PasswordHasher: Sendable {
     /// that the service is SERVING without waiting a hash's time; a login for an unknown email waits for it.
     let decoyHash: Task<String, any Error>
 
-    /// Starts the threads and the decoy hash on them (never on Swift's cooperative executor).
-    /// - Parameter queueLimit: hashes that may run or wait at once (`BCRYPT_QUEUE`).
+    /// Starts the threads and the decoy hash on them (never on Swift's cooperative executor). The decoy goes
+    /// through the admission too, so that it takes a slot and is the first measure of a hash's time.
+    /// - Parameter admission: the queue's bound and longest wait (`BCRYPT_QUEUE`, `BCRYPT_MAX_WAIT`).
     static func start(
-        cost: UInt8, threads count: Int, queueLimit: @escaping @Sendable () -> Int
+        cost: UInt8, threads count: Int, admission policy: @escaping @Sendable () -> AdmissionGate.Policy
     ) async throws -> PasswordHasher {
         let threads = NIOThreadPool(numberOfThreads: count)
         threads.start()
+        // A guess until the decoy is measured: about 60 µs per unit of 2^cost on a current core.
+        let admission = AdmissionGate(
+            workers: count, policy: policy, expectedWorkTime: .microseconds(60 << Int(cost)),
+            busyMessage: "user-service is busy with other sign-ups and logins; retry in a moment")
         let decoy = Task {
-            try await threads.runIfActive {
-                yieldToOtherWork()
-                return Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+            try await admission.run(client: "", deadline: nil) {
+                try await threads.runIfActive {
+                    yieldToOtherWork()
+                    return Bcrypt.hash(String(UInt64.random(in: .min ... .max), radix: 36), cost: cost)
+                }
             }
         }
-        return PasswordHasher(cost: cost, threads: threads, queueLimit: queueLimit, decoyHash: decoy)
+        return PasswordHasher(cost: cost, threads: threads, admission: admission, decoyHash: decoy)
     }
 
-    private init(
-        cost: UInt8, threads: NIOThreadPool, queueLimit: @escaping @Sendable () -> Int,
-        decoyHash: Task<String, any Error>
-    ) {
-        self.cost = cost
-        self.threads = threads
-        self.admission = AdmissionGate(
-            limit: queueLimit,
-            busyMessage: "user-service is busy with other sign-ups and logins; retry in a moment")
-        self.decoyHash = decoyHash
-    }
-
-    /// - Throws: `ShippyError` `.unavailable` when the queue is full.
+    /// - Throws: `ShippyError` `.unavailable` when it cannot be served in time.
     func hash(_ password: String) async throws -> String {
         let cost = self.cost
         return try await admitted("bcrypt hash") {
@@ -63,7 +60,7 @@ struct PasswordHasher: Sendable {
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown user) it checks the decoy and says no.
-    /// - Throws: `ShippyError` `.unavailable` when the queue is full.
+    /// - Throws: `ShippyError` `.unavailable` when it cannot be served in time.
     func verify(_ password: String, hash: String?) async throws -> Bool {
         let decoy = hash == nil ? try await decoyHash.value : ""
         let matches = try await admitted("bcrypt verify") {
@@ -87,11 +84,12 @@ struct PasswordHasher: Sendable {
     private static let depth = Gauge(label: "bcrypt_queue_depth")
     private static let refused = Counter(label: "bcrypt_refused_total")
 
-    /// Runs `work` through the admission gate in a span of its own, keeping the queue's figures.
+    /// Runs `work` through the admission gate, for the current call's client and deadline, in a span of its own,
+    /// keeping the queue's figures.
     private func admitted<T: Sendable>(_ name: String, _ work: () async throws -> T) async throws -> T {
         try await traced(name, ofKind: .internal, attributes: ["bcrypt.cost": "\(cost)"]) { () async throws in
             do {
-                return try await admission.run {
+                return try await admission.run(client: ClientAddress.current ?? "", deadline: CallDeadline.current) {
                     Self.depth.record(admission.inFlight)
                     defer { Self.depth.record(admission.inFlight - 1) }
                     return try await work()

@@ -21,8 +21,10 @@ struct UserServiceConfiguration: Sendable {
     var tokenLifetime: LiveSetting<Duration>
     var refreshLifetime: LiveSetting<Duration>
     var bcryptCost: Int
-    /// bcrypt works that may run or wait at once; beyond, calls are refused with `unavailable`.
+    /// bcrypt works that may run or wait at once, and the longest expected wait a call is queued for; beyond
+    /// either, or past its deadline, a call is refused at once with `unavailable`.
     var bcryptQueue: LiveSetting<Int>
+    var bcryptMaximumWait: LiveSetting<Duration>
     /// Failed logins per email and address before the next must wait, and the longest wait.
     var loginFreeFailures: LiveSetting<Int>
     var loginMaximumDelay: LiveSetting<Duration>
@@ -47,8 +49,11 @@ struct UserServiceConfiguration: Sendable {
         "Seconds a refresh token stays valid unused; each use gives a new one for as long again.")
     static let bcryptCost = Setting.integer("bcrypt.cost", default: 12, in: 4...16, "bcrypt cost.")
     static let bcryptQueue = Setting.integer(
-        "bcrypt.queue", default: System.coreCount, defaultText: "one per core", in: 1...10_000, reloads: true,
-        "bcrypt works that may run or wait at once; more are refused, to retry.")
+        "bcrypt.queue", default: 256, in: 1...10_000, reloads: true,
+        "bcrypt works (sign-ups, logins) that may run or wait at once; more are refused, to retry.")
+    static let bcryptMaximumWait = Setting.seconds(
+        "bcrypt.max.wait", default: .seconds(10), in: 0...600, reloads: true,
+        "The longest expected wait for which a sign-up or login is queued; longer, or past its deadline, it is refused.")
     static let loginFreeFailures = Setting.integer(
         "login.free.failures", default: 3, in: 0...1_000, reloads: true,
         "Failed logins per email and address before each next attempt must wait (0.5 s, doubling).")
@@ -57,7 +62,7 @@ struct UserServiceConfiguration: Sendable {
         "The longest wait after failed logins.")
     static let settings: [any SettingDescription] = [
         postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, refreshLifetime, bcryptCost, bcryptQueue,
-        loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL, SharedSettings.trustedGateways,
+        bcryptMaximumWait, loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL, SharedSettings.trustedGateways,
     ]
 }
 
@@ -77,10 +82,18 @@ extension UserServiceConfiguration {
             refreshLifetime: try settings.live(Self.refreshLifetime),
             bcryptCost: try settings.value(Self.bcryptCost),
             bcryptQueue: try settings.live(Self.bcryptQueue),
+            bcryptMaximumWait: try settings.live(Self.bcryptMaximumWait),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
             loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
             natsURL: try settings.value(SharedSettings.natsURL),
             trustedGateways: try settings.value(SharedSettings.trustedGateways))
+    }
+
+    /// The bcrypt admission's policy as configured now.
+    var admissionPolicy: @Sendable () -> AdmissionGate.Policy {
+        { [bcryptQueue, bcryptMaximumWait] in
+            AdmissionGate.Policy(queueLimit: bcryptQueue.value, maximumWait: bcryptMaximumWait.value)
+        }
     }
 
     /// The login throttle's policy as configured now.
@@ -151,8 +164,7 @@ struct UserServiceApp {
             lifetime: { configuration.tokenLifetime.value }
         )
         let hasher = try await PasswordHasher.start(
-            cost: UInt8(configuration.bcryptCost), threads: System.coreCount,
-            queueLimit: { configuration.bcryptQueue.value })
+            cost: UInt8(configuration.bcryptCost), threads: System.coreCount, admission: configuration.admissionPolicy)
         let keyFile = configuration.tokens.publicKeyFile.map {
             PublicKeyFileVerifier(
                 path: $0, issuer: configuration.tokens.issuer, audience: configuration.tokens.audience)
@@ -167,6 +179,7 @@ struct UserServiceApp {
         let assembly = ServiceAssembly(
             serving: User_UserService.descriptor, handler: handler, verifier: verifier,
             publicMethods: UserServiceHandler.publicMethods, trustedGateways: configuration.trustedGateways,
+            interceptors: [CallDeadlineInterceptor()],
             dependencies: dependencies + (keyFile.map { [.tokenKeys($0)] } ?? []) + [hashing],
             configuration: configuration.server, logger: logger)
         return UserServiceApp(

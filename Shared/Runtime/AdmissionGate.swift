@@ -1,42 +1,255 @@
+import GRPCCore
 import ShippyDomain
 import Synchronization
 
-/// Admits at most `limit` units of costly work at once (bcrypt hashes): beyond it a call fails at once with
-/// `unavailable` and a message to retry, instead of joining a queue that grows without bound while callers
-/// time out.
+/// Admits costly work (bcrypt hashes) to `workers` slots, one per thread that does it. A call that finds every
+/// slot taken waits in a bounded queue only when it can be served in time: when its expected wait (the works
+/// ahead of it, divided among the slots, times the measured time of one work) is within `maximumWait`, and its
+/// expected end is within its deadline. Otherwise it is refused at once with `unavailable` and a retry hint, and
+/// costs no work. A waiting call whose caller goes away (its deadline passes, it cancels) leaves the queue
+/// without doing its work.
+///
+/// The queue is fair between clients: each client (`run`'s `client`, an address) has a queue of its own, and
+/// free slots go round the clients in turn, so a flood from one client delays another by about one work per
+/// round, not by the flood's length.
 public final class AdmissionGate: Sendable {
-    private let currentLimit: @Sendable () -> Int
+    public struct Policy: Sendable {
+        /// Works that may run or wait at once; past it every call is refused.
+        public var queueLimit: Int
+        /// The longest a call may be expected to wait for a slot.
+        public var maximumWait: Duration
+
+        public init(queueLimit: Int, maximumWait: Duration) {
+            self.queueLimit = queueLimit
+            self.maximumWait = maximumWait
+        }
+    }
+
+    public let workers: Int
+    private let currentPolicy: @Sendable () -> Policy
     private let busyMessage: String
-    private let admitted = Mutex(0)
+    private let state: Mutex<State>
 
     /// - Parameters:
-    ///   - limit: read at each admission, so the configuration may change it while the service runs.
+    ///   - workers: works that run at once (the threads that do them).
+    ///   - policy: read at each admission, so the configuration may change it while the service runs.
+    ///   - expectedWorkTime: one work's time until the first is measured.
     ///   - busyMessage: what a refused caller is told.
-    public init(limit: @escaping @Sendable () -> Int, busyMessage: String) {
-        self.currentLimit = limit
+    public init(
+        workers: Int, policy: @escaping @Sendable () -> Policy, expectedWorkTime: Duration, busyMessage: String
+    ) {
+        self.workers = max(1, workers)
+        self.currentPolicy = policy
         self.busyMessage = busyMessage
+        self.state = Mutex(State(workTime: expectedWorkTime))
     }
 
-    public convenience init(limit: Int, busyMessage: String) {
-        self.init(limit: { limit }, busyMessage: busyMessage)
-    }
-
-    public var limit: Int { currentLimit() }
-
-    /// Runs `work` once admitted.
-    /// - Throws: `ShippyError` `.unavailable` with `busyMessage` when `limit` works already run or wait.
-    public func run<T: Sendable>(_ work: () async throws -> T) async throws -> T {
-        let limit = self.limit
-        let entered = admitted.withLock { count in
-            guard count < limit else { return false }
-            count += 1
-            return true
-        }
-        guard entered else { throw ShippyError.unavailable(busyMessage) }
-        defer { admitted.withLock { $0 -= 1 } }
+    /// Runs `work` once admitted, measuring how long it takes.
+    /// - Parameters:
+    ///   - client: whose call it is; the queue is fair between clients.
+    ///   - deadline: when the caller stops waiting for the answer; `nil` for no deadline.
+    /// - Throws: `ShippyError` `.unavailable` (with `retryAfter`) when the call cannot be served in time, or
+    ///   `.deadlineExceeded` when its deadline passed or its caller went away while it waited.
+    public func run<T: Sendable>(
+        client: String, deadline: ContinuousClock.Instant?, _ work: () async throws -> T
+    ) async throws -> T {
+        try await enter(client: client, deadline: deadline)
+        let started = ContinuousClock.now
+        defer { leave(took: ContinuousClock.now - started) }
         return try await work()
     }
 
-    /// How many works run or wait now.
-    public var inFlight: Int { admitted.withLock { $0 } }
+    /// Works running or waiting now.
+    public var inFlight: Int { state.withLock { $0.running + $0.waiting } }
+
+    /// The measured time of one work (a moving average).
+    public var workTime: Duration { state.withLock { $0.workTime } }
+
+    private func enter(client: String, deadline: ContinuousClock.Instant?) async throws {
+        let id = state.withLock { $0.arrive() }
+        let withdraw: @Sendable () -> Void = { [self] in
+            state.withLock { $0.withdraw(id) }?.resume(throwing: Self.gone)
+        }
+        try await withTaskCancellationHandler {
+            try await withRPCCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                    let admission = state.withLock { state in
+                        state.admit(
+                            Waiter(id: id, client: client, deadline: deadline, continuation: continuation),
+                            workers: workers, policy: currentPolicy(), now: .now)
+                    }
+                    switch admission {
+                    case .enter: continuation.resume()
+                    case .queued: break
+                    case .withdrawn: continuation.resume(throwing: Self.gone)
+                    case .refused(let wait):
+                        let seconds = max(1, Int(wait.milliseconds / 1000) + (wait.milliseconds % 1000 > 0 ? 1 : 0))
+                        continuation.resume(throwing: ShippyError(.unavailable, busyMessage, retryAfter: seconds))
+                    }
+                }
+            } onCancelRPC: {
+                withdraw()
+            }
+        } onCancel: {
+            withdraw()
+        }
+    }
+
+    /// Hands the slot to the next waiter in turn (refusing those whose deadline passed while they waited), or
+    /// frees it.
+    private func leave(took: Duration) {
+        let (next, expired) = state.withLock { state in
+            state.workTime = (state.workTime * 4 + took) / 5
+            return state.handOver(now: .now)
+        }
+        for waiter in expired { waiter.continuation.resume(throwing: Self.gone) }
+        next?.continuation.resume()
+    }
+
+    private static let gone = ShippyError(
+        .deadlineExceeded, "the call's deadline passed, or its caller went away, while it waited to be served")
+
+    private struct Waiter {
+        var id: UInt64
+        var client: String
+        var deadline: ContinuousClock.Instant?
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private enum Admission {
+        case enter, queued, withdrawn
+        /// Refused: the expected wait.
+        case refused(Duration)
+    }
+
+    /// A call between `arrive` and its admission is `arriving`, so that a cancellation in that instant is kept.
+    private enum Call {
+        case arriving, withdrawn
+        case waiting(Waiter)
+    }
+
+    private struct State {
+        var workTime: Duration
+        var running = 0
+        var waiting = 0
+        var nextID: UInt64 = 0
+        var calls: [UInt64: Call] = [:]
+        /// Each client's waiting calls, oldest first.
+        var queues: [String: [UInt64]] = [:]
+        /// The clients with waiting calls, in the order their turns come.
+        var turns: [String] = []
+
+        init(workTime: Duration) { self.workTime = workTime }
+
+        mutating func arrive() -> UInt64 {
+            nextID &+= 1
+            calls[nextID] = .arriving
+            return nextID
+        }
+
+        mutating func admit(_ waiter: Waiter, workers: Int, policy: Policy, now: ContinuousClock.Instant) -> Admission
+        {
+            guard case .arriving = calls.removeValue(forKey: waiter.id) else { return .withdrawn }
+            if running < workers && waiting == 0 {
+                running += 1
+                return .enter
+            }
+            // Round robin: before this call come the client's own waiting calls, and from every other client as
+            // many as this call's turn (one more than the client's own), at most what that client has waiting.
+            let own = queues[waiter.client]?.count ?? 0
+            let othersAhead = queues.reduce(0) { sum, entry in
+                entry.key == waiter.client ? sum : sum + min(entry.value.count, own + 1)
+            }
+            let rounds = (running + own + othersAhead - workers) / workers + 1
+            let expectedWait = workTime * max(1, rounds)
+            let tooLate = waiter.deadline.map { now + expectedWait + workTime > $0 } ?? false
+            guard running + waiting < policy.queueLimit, expectedWait <= policy.maximumWait, !tooLate else {
+                return .refused(expectedWait)
+            }
+            calls[waiter.id] = .waiting(waiter)
+            if queues[waiter.client] == nil { turns.append(waiter.client) }
+            queues[waiter.client, default: []].append(waiter.id)
+            waiting += 1
+            return .queued
+        }
+
+        /// Takes a call out: a waiting one is returned, to be resumed by the caller outside the lock.
+        mutating func withdraw(_ id: UInt64) -> CheckedContinuation<Void, any Error>? {
+            switch calls[id] {
+            case .arriving:
+                calls[id] = .withdrawn
+                return nil
+            case .waiting(let waiter):
+                calls[id] = nil
+                waiting -= 1
+                queues[waiter.client]?.removeAll { $0 == id }
+                if queues[waiter.client]?.isEmpty == true {
+                    queues[waiter.client] = nil
+                    turns.removeAll { $0 == waiter.client }
+                }
+                return waiter.continuation
+            case .withdrawn, nil:
+                return nil
+            }
+        }
+
+        /// The next waiter in turn, which takes the freed slot, and the waiters skipped because their deadline
+        /// has passed; with no one waiting, the slot is freed.
+        mutating func handOver(now: ContinuousClock.Instant) -> (next: Waiter?, expired: [Waiter]) {
+            var expired: [Waiter] = []
+            while !turns.isEmpty {
+                let client = turns.removeFirst()
+                let id = queues[client]!.removeFirst()
+                if queues[client]!.isEmpty { queues[client] = nil } else { turns.append(client) }
+                waiting -= 1
+                guard case .waiting(let waiter) = calls.removeValue(forKey: id) else { continue }
+                if let deadline = waiter.deadline, deadline <= now {
+                    expired.append(waiter)
+                    continue
+                }
+                return (waiter, expired)
+            }
+            running -= 1
+            return (nil, expired)
+        }
+    }
+}
+
+/// When the caller of the current call stops waiting: its gRPC deadline (`grpc-timeout`), from the instant the
+/// call arrived. Bound for the handler by `CallDeadlineInterceptor`.
+public enum CallDeadline {
+    @TaskLocal public static var current: ContinuousClock.Instant?
+
+    /// A `grpc-timeout` value (1 to 8 digits and a unit: H, M, S, m, u, n) as a duration; `nil` when malformed.
+    public static func timeout(_ text: String) -> Duration? {
+        let digits = text.dropLast()
+        guard let unit = text.last, (1...8).contains(digits.count), digits.allSatisfy({ ("0"..."9").contains($0) }),
+            let amount = Int64(digits)
+        else { return nil }
+        switch unit {
+        case "H": return .seconds(amount * 3600)
+        case "M": return .seconds(amount * 60)
+        case "S": return .seconds(amount)
+        case "m": return .milliseconds(amount)
+        case "u": return .microseconds(amount)
+        case "n": return .nanoseconds(amount)
+        default: return nil
+        }
+    }
+}
+
+/// Binds `CallDeadline.current` for the handler from the call's `grpc-timeout`.
+public struct CallDeadlineInterceptor: ServerInterceptor {
+    public init() {}
+
+    public func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(
+            CallDeadline.timeout)
+        guard let timeout else { return try await next(request, context) }
+        return try await CallDeadline.$current.withValue(.now + timeout) { try await next(request, context) }
+    }
 }

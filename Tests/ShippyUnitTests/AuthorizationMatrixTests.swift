@@ -179,7 +179,8 @@ import Testing
         _ body: @Sendable (User_UserService.Client<InProcessTransport.Client>) async throws -> T
     ) async throws -> T {
         let repository = InMemoryUserRepository()
-        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 8 })
+        let hasher = try await PasswordHasher.start(
+            cost: 4, threads: 1, admission: { .init(queueLimit: 8, maximumWait: .seconds(10)) })
         try await repository.create(
             Self.ann, passwordHash: try await hasher.hash(Self.password),
             event: OutboxEvent(id: UUID(), subject: "s", payload: []))

@@ -22,7 +22,7 @@ extension UserServiceConfiguration {
                 privateKeyPEM: key.pemRepresentation, privateKeyFile: nil, generateKey: false, publicKeyFile: nil),
             tokens: TokenConfiguration(issuer: "shippy-user-service", audience: "shippy"),
             tokenLifetime: LiveSetting(.seconds(3600)), refreshLifetime: LiveSetting(.seconds(86_400)), bcryptCost: 4,
-            bcryptQueue: LiveSetting(64),
+            bcryptQueue: LiveSetting(64), bcryptMaximumWait: LiveSetting(.seconds(10)),
             loginFreeFailures: LiveSetting(3), loginMaximumDelay: LiveSetting(.seconds(30)),
             natsURL: "unused")
     }

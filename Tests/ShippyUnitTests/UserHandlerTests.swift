@@ -149,7 +149,8 @@ import Testing
     }
 
     @Test func unknownEmailIsCheckedAgainstARealHash() async throws {
-        let hasher = try await PasswordHasher.start(cost: 4, threads: 1, queueLimit: { 1 })
+        let hasher = try await PasswordHasher.start(
+            cost: 4, threads: 1, admission: { .init(queueLimit: 1, maximumWait: .seconds(10)) })
         #expect(try await hasher.decoyHash.value.hasPrefix("$2b$04$"))
         #expect(try await hasher.verify("anything", hash: nil) == false)
         await hasher.shutdown()
