@@ -139,6 +139,32 @@ if alone and beside:
             a, b = alone["calls"][call]["p99"], beside["calls"][call]["p99"]
             target(f"{call} p99 while logins run at full speed", f"{b:.2f} ms (alone {a:.2f} ms) = {b / a:.2f}×",
                    "≤ 2×", b <= 2 * a, f"by {b / a / 2 - 1:.0%}")
+# Bursts (issue "The edge"): served within their deadlines, or refused at once.
+burst = runs.get("signup-burst")
+if burst:
+    signups = burst["calls"].get("Create (sign-up)", {"calls": 0, "errors": {}, "p999": 0})
+    served = signups["calls"] - sum(signups["errors"].values())
+    target("40 sign-ups at once with 60 s deadlines (`signup-burst`): all served",
+           f"{served} of {signups['calls']} served, the last after {signups['p999'] / 1000:.1f} s", "all 40",
+           served == 40 == signups["calls"], f"({signups['errors']})")
+flood = runs.get("login-flood")
+if flood:
+    calls = flood["calls"]
+    answered = sum(call["calls"] - sum(call["errors"].values()) for call in calls.values())
+    failed = {code: count for call in calls.values() for code, count in call["errors"].items()}
+    slowest = max(call["p999"] for call in calls.values())
+    served = calls.get("Auth", {}).get("calls", 0)
+    peak = flood["processes"].get("user-service", {}).get("residentMegabytesPeak")
+    target("300 logins at once with 2 s deadlines (`login-flood`): each served or refused within its deadline",
+           f"{served} served, {calls.get('Auth (refused at once)', {}).get('calls', 0)} refused at once, "
+           f"{sum(failed.values())} not answered in time; the slowest answer {slowest:.0f} ms; user-service "
+           f"{num(peak, 1)} MB resident at most", "each within 2,000 ms",
+           answered == 300 and slowest <= 2000, f"({failed})")
+quiet, beside = runs.get("auth"), runs.get("logins-beside-flood")
+if quiet and beside and "Auth" in quiet["calls"] and "Auth" in beside["calls"]:
+    a, b = quiet["calls"]["Auth"]["p99"], beside["calls"]["Auth"]["p99"]
+    target("A real login's p99 beside a flood of wrong ones from another client (`logins-beside-flood`)",
+           f"{b:.0f} ms (quiet, `auth`: {a:.0f} ms) = {b / a:.2f}×", "≤ 2×", b <= 2 * a, f"by {b / a / 2 - 1:.0%}")
 for service, (ms, rss) in sorted(startup.items()):
     target(f"{service}: SERVING after start, its database answering", f"{ms:.0f} ms", "≤ 200 ms", ms <= 200,
            f"by {ms - 200:.0f} ms")

@@ -97,6 +97,28 @@ struct ClientAddressMiddleware: RouterMiddleware {
     static let forwardedFor = HTTPField.Name("X-Forwarded-For")!
 }
 
+/// Trace context is taken only from inside the system: from a peer that is not a trusted proxy, `traceparent`,
+/// `tracestate` and `baggage` are dropped before the request's span starts, so the trace begins at the gateway
+/// and Shippy's own sampler decides it. Otherwise anyone on the internet could choose our trace ids, force every
+/// request of theirs to be sampled (the cost is ours), or turn tracing off for theirs.
+struct OutsideTraceContextMiddleware: RouterMiddleware {
+    typealias Context = GatewayContext
+    let trustedProxies: AddressSet
+
+    static let fields = ["traceparent", "tracestate", "baggage"].map { HTTPField.Name($0)! }
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard !trustedProxies.contains(context.remoteAddress?.ipAddress ?? ""),
+            Self.fields.contains(where: { request.headers[$0] != nil })
+        else { return try await next(request, context) }
+        var head = request.head
+        for field in Self.fields { head.headerFields[field] = nil }
+        return try await next(Request(head: head, body: request.body), context)
+    }
+}
+
 /// Sign-ups and log-ins per client address (`ClientAddress`): `limit` a minute, in bursts of up to `limit` (a
 /// token bucket per address). Over it, a 429 with `Retry-After`. A path is compared as the router matches it, by
 /// its components, so `/v1/sessions/` counts as `/v1/sessions`.

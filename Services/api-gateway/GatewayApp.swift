@@ -115,6 +115,7 @@ struct GatewayApp {
         // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
         // the services continue (no header recorded: the token stays out of traces; page tokens redacted).
         router.add(middleware: MetricsMiddleware())
+        router.add(middleware: OutsideTraceContextMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: TracingMiddleware(redactingQueryParameters: ["page_token"]))
         router.add(middleware: EdgeMiddleware())
         router.add(middleware: BodyLimitMiddleware(limit: bodyLimit))

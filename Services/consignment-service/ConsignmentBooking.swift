@@ -53,12 +53,15 @@ struct ConsignmentBooking: Sendable {
         let specification = try consignment.specification
         let id = key?.consignmentID(owner: caller.userID) ?? UUID().uuidString.lowercased()
         let proposed = consignment.booked(id: id, vesselID: "", owner: caller.userID)
-        // An unstructured task: a caller's cancellation must not stop a booking between its steps.
+        // An unstructured task, without the caller's deadline: neither its cancellation nor its deadline may stop
+        // a booking between its steps (MongoDB drops the work of a call whose deadline has passed).
         let outcome = await Task { () async -> Result<Consignment, ShippyError> in
-            do throws(ShippyError) {
-                return .success(try await book(proposed, specification: specification, credential: caller.token))
-            } catch {
-                return .failure(error)
+            await CallDeadline.$current.withValue(nil) {
+                do throws(ShippyError) {
+                    return .success(try await book(proposed, specification: specification, credential: caller.token))
+                } catch {
+                    return .failure(error)
+                }
             }
         }.value
         return try outcome.get()

@@ -44,12 +44,13 @@ struct Run: AsyncParsableCommand {
     @Option(help: "A scenario to leave out of the default list (repeatable).") var skip: [String] = []
 
     @Option(help: "HTTP/2 connections to each service.") var connections = 4
-    @Option(help: "Closed loop: calls in flight at once (default: the scenario's).") var concurrency: Int?
+    @Option(help: "Closed loop: calls in flight at once; a burst: its calls (default: the scenario's).")
+    var concurrency: Int?
     @Option(help: "Open loop: calls started per second, whatever the answers do.") var rate: Double?
     @Option(help: "Seconds each scenario is measured.") var duration: Double = 10
     @Option(help: "Instead of --duration: iterations each scenario is measured.") var count: Int?
     @Option(help: "Seconds of calls before measuring.") var warmUp: Double = 2
-    @Option(help: "Deadline of each call, in seconds.") var timeout: Double = 10
+    @Option(help: "Deadline of each call, in seconds (a burst scenario sets its own).") var timeout: Double = 10
     @Option(name: .customLong("process"), help: "NAME=PID of a process on this machine to account CPU and memory to.")
     var processes: [String] = []
     @Option(help: "bcrypt cost user-service hashes with (BCRYPT_COST), for the machine's ceiling.")
@@ -163,10 +164,16 @@ struct Run: AsyncParsableCommand {
         prefix: String, options: CallOptions
     ) async -> ScenarioResult {
         let cores = ProcessInfo.processInfo.activeProcessorCount
-        let pace: Pace =
-            if let rate { .open(perSecond: rate) } else if let concurrency { .closed(workers: concurrency) } else {
-                scenario.defaultPace(cores)
-            }
+        var pace = scenario.defaultPace(cores)
+        switch (pace, concurrency, rate) {
+        case (.burst, let calls?, _): pace = .burst(calls: calls)
+        case (.burst, nil, _): break
+        case (_, _, let rate?): pace = .open(perSecond: rate)
+        case (_, let workers?, nil): pace = .closed(workers: workers)
+        case (_, nil, nil): break
+        }
+        var options = options
+        if let timeout = scenario.timeout { options.timeout = timeout }
         let recorder = Recorder()
         let sampler = ProcessSampler(watched)
         let context = ScenarioContext(

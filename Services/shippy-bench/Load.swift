@@ -2,15 +2,18 @@ import Foundation
 import Synchronization
 
 /// How calls arrive: a fixed number of workers each waiting for its answer before the next call (closed
-/// loop), or calls started at a fixed rate whatever the answers do (open loop).
+/// loop), calls started at a fixed rate whatever the answers do (open loop), or a number of calls all started
+/// at once when the measuring starts (a burst; the run ends when they have all been answered).
 enum Pace: Sendable, CustomStringConvertible {
     case closed(workers: Int)
     case open(perSecond: Double)
+    case burst(calls: Int)
 
     var description: String {
         switch self {
         case .closed(let workers): "closed loop, \(workers) workers"
         case .open(let rate): "open loop, \(Int(rate)) calls/s"
+        case .burst(let calls): "a burst of \(calls) calls at once"
         }
     }
 }
@@ -29,12 +32,15 @@ enum RunLimit: Sendable {
 }
 
 /// Runs the streams together: a warm-up, then the measured interval, with a progress line on stderr every
-/// second. Returns the measured interval's length.
+/// second. With a burst among the streams, the measured interval lasts until every burst's calls have been
+/// answered, whatever `limit` says. Returns the measured interval's length.
 func runLoad(
     _ label: String, streams: [LoadStream], warmUp: Duration, limit: RunLimit, recorder: Recorder,
     sampler: ProcessSampler
 ) async -> Duration {
     let state = RunState()
+    let bursts = streams.filter { if case .burst = $0.pace { true } else { false } }.count
+    state.burstsLeft.store(bursts, ordering: .relaxed)
     return await withTaskGroup(of: Void.self) { group in
         for (index, stream) in streams.enumerated() {
             // Only the first stream's iterations count towards a `.count` limit.
@@ -71,6 +77,15 @@ func runLoad(
                         }
                     }
                 }
+            case .burst(let count):
+                group.addTask {
+                    while !state.measuring.load(ordering: .relaxed) { try? await Task.sleep(for: .milliseconds(1)) }
+                    let due = ContinuousClock.now
+                    await withDiscardingTaskGroup { calls in
+                        for iteration in 0..<count { calls.addTask { await stream.operation(iteration, due) } }
+                    }
+                    state.burstsLeft.subtract(1, ordering: .relaxed)
+                }
             }
         }
 
@@ -86,6 +101,7 @@ func runLoad(
             let now = ContinuousClock.now
             let done: Bool =
                 switch limit {
+                case _ where bursts > 0: state.burstsLeft.load(ordering: .relaxed) == 0
                 case .duration(let duration): now - started >= duration
                 case .count(let count): state.measuredIterations.load(ordering: .relaxed) >= count
                 }
@@ -110,6 +126,7 @@ private final class RunState: Sendable {
     let stopped = Atomic<Bool>(false)
     let measuring = Atomic<Bool>(false)
     let measuredIterations = Atomic<Int>(0)
+    let burstsLeft = Atomic<Int>(0)
 }
 
 private func printProgress(_ label: String, elapsed: Duration, completed: Int, rate: Double, failed: Int) {

@@ -25,16 +25,22 @@ final class Recorder: Sendable {
 
     /// Runs `call`, timing it from `since` (an open loop passes the instant the call was due, so that a slow
     /// server cannot hide its queue); a failure is counted by its status code and not rethrown.
+    /// - Parameter refusedAs: where a refusal the scenario expects (`unavailable`: busy, retry) is recorded, as
+    ///   an answer of its own rather than a failure.
     /// - Returns: the call's result, or nil when it failed.
     @discardableResult
     func measure<Result>(
-        _ name: String, since: ContinuousClock.Instant = .now, _ call: () async throws -> Result
+        _ name: String, since: ContinuousClock.Instant = .now, refusedAs: String? = nil,
+        _ call: () async throws -> Result
     ) async -> Result? {
+        var name = name
         var code: String?
         var message = ""
         var result: Result?
         do {
             result = try await call()
+        } catch let error as RPCError where error.code == .unavailable && refusedAs != nil {
+            name = refusedAs!
         } catch let error as RPCError {
             code = "\(error.code)"
             message = error.message

@@ -35,6 +35,8 @@ struct Scenario: Sendable {
     var needsAccounts = true
     /// Whether it hashes passwords: its report gives the machine's bcrypt ceiling beside its logins.
     var hashes = false
+    /// Each call's deadline when the scenario sets its own (the bursts); else `--timeout`.
+    var timeout: Duration?
     var streams: @Sendable (ScenarioContext, Pace) -> [LoadStream]
 
     /// One call repeated at `pace`.
@@ -139,21 +141,82 @@ struct Scenario: Sendable {
                 }
             ]
         },
+        Scenario(
+            name: "signup-burst", summary: "40 sign-ups at once, each with a 60 s deadline: every one to be served",
+            defaultPace: { _ in .burst(calls: 40) }, server: "user", needsAccounts: false, hashes: true,
+            timeout: .seconds(60)
+        ) { context, pace in
+            [
+                LoadStream(pace: pace) { iteration, due in
+                    await context.recorder.measure("Create (sign-up)", since: due) {
+                        try await context.users(iteration).create(
+                            .with {
+                                $0.name = "Bench"
+                                $0.email = Fixtures.email(context.prefix, "burst-\(UInt64.random(in: .min ... .max))")
+                                $0.password = "bench password \(iteration)"
+                            }, options: context.options)
+                    }
+                }
+            ]
+        },
+        Scenario(
+            name: "login-flood",
+            summary: "300 logins at once, each with a 2 s deadline: each served or refused at once, within it",
+            defaultPace: { _ in .burst(calls: 300) }, server: "user", hashes: true, timeout: .seconds(2)
+        ) { context, pace in
+            [
+                LoadStream(pace: pace) { iteration, due in
+                    await context.recorder.measure("Auth", since: due, refusedAs: "Auth (refused at once)") {
+                        try await logIn(context, iteration)
+                    }
+                }
+            ]
+        },
+        Scenario(
+            name: "logins-beside-flood",
+            summary:
+                "the reader's logins one at a time, beside 40 wrong logins/s from another client behind the gateway",
+            defaultPace: { _ in .closed(workers: 1) }, server: "user", hashes: true
+        ) { context, pace in
+            [
+                LoadStream(pace: pace) { iteration, due in
+                    await context.recorder.measure("Auth", since: due) { try await logIn(context, iteration) }
+                },
+                LoadStream(pace: .open(perSecond: 40)) { iteration, due in
+                    // Unknown emails (each checked against the decoy hash, none throttled), from one client that
+                    // a gateway names: user-service takes its word from a trusted gateway (make bench: 127.0.0.1).
+                    let metadata: Metadata = ["shippy-client-address": "192.0.2.66"]
+                    await context.recorder.measure(
+                        "Auth (the flood: wrong password)", since: due, refusedAs: "Auth (the flood: refused at once)"
+                    ) {
+                        try await expecting(.unauthenticated) {
+                            try await context.users(iteration).auth(
+                                .with {
+                                    $0.email = Fixtures.email(context.prefix, "flood-\(iteration)")
+                                    $0.password = "a wrong guess"
+                                }, metadata: metadata, options: context.options)
+                        }
+                    }
+                },
+            ]
+        },
     ]
+
+    static func logIn(_ context: ScenarioContext, _ iteration: Int) async throws -> User_Token {
+        let reader = context.fixtures.reader
+        return try await context.users(iteration).auth(
+            .with {
+                $0.email = reader.email
+                $0.password = reader.password
+            }, options: context.options)
+    }
 
     /// Logins of the run's reader, as many at once as user-service hashes; `auth-under-reads` runs it too.
     static let auth = Scenario.single(
         "auth", "user.UserService/Auth (bcrypt), as many at once as user-service hashes",
         server: "user", hashes: true, pace: { cores in .closed(workers: cores) }
     ) { context, iteration, due in
-        let reader = context.fixtures.reader
-        await context.recorder.measure("Auth", since: due) {
-            try await context.users(iteration).auth(
-                .with {
-                    $0.email = reader.email
-                    $0.password = reader.password
-                }, options: context.options)
-        }
+        await context.recorder.measure("Auth", since: due) { try await logIn(context, iteration) }
     }
 
     /// Runs a call that must fail with `code`: that failure is its success.

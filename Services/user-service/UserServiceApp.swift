@@ -53,7 +53,8 @@ struct UserServiceConfiguration: Sendable {
         "bcrypt works (sign-ups, logins) that may run or wait at once; more are refused, to retry.")
     static let bcryptMaximumWait = Setting.seconds(
         "bcrypt.max.wait", default: .seconds(10), in: 0...600, reloads: true,
-        "The longest expected wait for which a sign-up or login is queued; longer, or past its deadline, it is refused.")
+        "The longest expected wait for which a sign-up or login is queued; longer, or past its deadline, it is refused."
+    )
     static let loginFreeFailures = Setting.integer(
         "login.free.failures", default: 3, in: 0...1_000, reloads: true,
         "Failed logins per email and address before each next attempt must wait (0.5 s, doubling).")
@@ -179,7 +180,6 @@ struct UserServiceApp {
         let assembly = ServiceAssembly(
             serving: User_UserService.descriptor, handler: handler, verifier: verifier,
             publicMethods: UserServiceHandler.publicMethods, trustedGateways: configuration.trustedGateways,
-            interceptors: [CallDeadlineInterceptor()],
             dependencies: dependencies + (keyFile.map { [.tokenKeys($0)] } ?? []) + [hashing],
             configuration: configuration.server, logger: logger)
         return UserServiceApp(

@@ -23,6 +23,9 @@ public final class MongoClient: Sendable {
     private let maxTimeMS: Int64
     /// Operations waiting for a pool thread.
     private let waiting = Atomic(0)
+    /// Operations that may wait for a thread at once; past it an operation is refused at once (`unavailable`),
+    /// rather than joining a queue its caller would time out in.
+    public static let maximumQueue = 1_024
     private let queue = Gauge(label: "mongo_pool_queue_depth")
     private let queueWait = Metrics.Timer(label: "mongo_pool_wait_seconds")
 
@@ -326,11 +329,19 @@ public final class MongoClient: Sendable {
         _ body: @escaping @Sendable (OpaquePointer) throws -> T
     ) async throws(ShippyError) -> T {
         let submitted = ContinuousClock.now
-        queue.record(waiting.wrappingAdd(1, ordering: .relaxed).newValue)
+        let deadline = CallDeadline.current
+        let depth = waiting.wrappingAdd(1, ordering: .relaxed).newValue
+        guard depth <= Self.maximumQueue else {
+            waiting.wrappingSubtract(1, ordering: .relaxed)
+            throw .unavailable("too many MongoDB operations are waiting; retry in a moment")
+        }
+        queue.record(depth)
         do {
             return try await threads.runIfActive {
                 self.queueWait.recordNanoseconds((ContinuousClock.now - submitted).nanoseconds)
                 self.queue.record(self.waiting.wrappingSubtract(1, ordering: .relaxed).newValue)
+                // Its caller has stopped waiting: the operation is dropped, not done for no one.
+                if let deadline, ContinuousClock.now >= deadline { throw DroppedOperation() }
                 let client = mongoc_client_pool_pop(self.pool)!
                 defer { mongoc_client_pool_push(self.pool, client) }
                 return try body(client)
@@ -344,11 +355,16 @@ public final class MongoClient: Sendable {
                 ]
             )
             throw error.shippyError
+        } catch is DroppedOperation {
+            throw ShippyError(
+                .deadlineExceeded, "the call's deadline passed while its MongoDB operation waited; nothing was done")
         } catch {
             // The thread pool is shut down: the service is stopping.
             throw .unavailable("MongoDB client is shut down")
         }
     }
+
+    private struct DroppedOperation: Error {}
 
     private func withCollection<T>(
         _ client: OpaquePointer,

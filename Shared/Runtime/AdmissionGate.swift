@@ -147,8 +147,7 @@ public final class AdmissionGate: Sendable {
             return nextID
         }
 
-        mutating func admit(_ waiter: Waiter, workers: Int, policy: Policy, now: ContinuousClock.Instant) -> Admission
-        {
+        mutating func admit(_ waiter: Waiter, workers: Int, policy: Policy, now: ContinuousClock.Instant) -> Admission {
             guard case .arriving = calls.removeValue(forKey: waiter.id) else { return .withdrawn }
             if running < workers && waiting == 0 {
                 running += 1
@@ -212,44 +211,5 @@ public final class AdmissionGate: Sendable {
             running -= 1
             return (nil, expired)
         }
-    }
-}
-
-/// When the caller of the current call stops waiting: its gRPC deadline (`grpc-timeout`), from the instant the
-/// call arrived. Bound for the handler by `CallDeadlineInterceptor`.
-public enum CallDeadline {
-    @TaskLocal public static var current: ContinuousClock.Instant?
-
-    /// A `grpc-timeout` value (1 to 8 digits and a unit: H, M, S, m, u, n) as a duration; `nil` when malformed.
-    public static func timeout(_ text: String) -> Duration? {
-        let digits = text.dropLast()
-        guard let unit = text.last, (1...8).contains(digits.count), digits.allSatisfy({ ("0"..."9").contains($0) }),
-            let amount = Int64(digits)
-        else { return nil }
-        switch unit {
-        case "H": return .seconds(amount * 3600)
-        case "M": return .seconds(amount * 60)
-        case "S": return .seconds(amount)
-        case "m": return .milliseconds(amount)
-        case "u": return .microseconds(amount)
-        case "n": return .nanoseconds(amount)
-        default: return nil
-        }
-    }
-}
-
-/// Binds `CallDeadline.current` for the handler from the call's `grpc-timeout`.
-public struct CallDeadlineInterceptor: ServerInterceptor {
-    public init() {}
-
-    public func intercept<Input: Sendable, Output: Sendable>(
-        request: StreamingServerRequest<Input>,
-        context: ServerContext,
-        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
-    ) async throws -> StreamingServerResponse<Output> {
-        let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(
-            CallDeadline.timeout)
-        guard let timeout else { return try await next(request, context) }
-        return try await CallDeadline.$current.withValue(.now + timeout) { try await next(request, context) }
     }
 }

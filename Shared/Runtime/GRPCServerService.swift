@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import ShippyContracts
+import ShippyDomain
 import ShippyTelemetry
 
 /// The gRPC server as a swift-service-lifecycle `Service`, with the health service registered beside the
@@ -13,10 +14,18 @@ import ShippyTelemetry
 /// once the calls in flight have finished; the service group cancels them after its grace period.
 public struct GRPCServerService: Service {
     /// The largest request message a server reads. Above it grpc-swift resets the stream without a status,
-    /// so the ceiling sits well above every valid request (a consignment of the most containers with every
-    /// field at its longest is under 1 MiB): a message under it that breaks a field's limit gets
-    /// `invalidArgument` naming the field; only a message over it is cut off.
-    public static let maximumRequestBytes = 16 << 20
+    /// so the ceiling sits just above every valid request (a consignment of the most containers with every
+    /// field at its longest in 4-byte characters is about 2.4 MB): a message under it that breaks a field's
+    /// limit gets `invalidArgument` naming the field; only a message over it is cut off.
+    public static let maximumRequestBytes = 4 << 20
+
+    /// What one connection may hold: streams at once (HTTP/2 SETTINGS, as Go's server), how long it may sit
+    /// without a call and how long it may live (then it is closed gracefully, its calls given `maximumGrace`
+    /// to finish; clients reconnect at their next call). Bounds what one client can pin on a server.
+    public static let maximumStreamsPerConnection = 250
+    public static let maximumIdleTime = Duration.seconds(300)
+    public static let maximumConnectionAge = Duration.seconds(3600)
+    public static let maximumGrace = Duration.seconds(30)
 
     /// Where calls come in: a TCP socket, or an in-process transport (tests run the production wiring over it).
     public enum Listener: Sendable {
@@ -28,7 +37,8 @@ public struct GRPCServerService: Service {
     private let health: HealthService
     private let logger: Logger
 
-    /// - Parameter interceptors: run after the telemetry, the call log and the readiness gate that every server has.
+    /// - Parameter interceptors: run after the telemetry, the call log, the readiness gate and the deadline that every
+    ///   server has.
     public init(
         listener: Listener,
         services: [any RegistrableRPCService],
@@ -38,13 +48,18 @@ public struct GRPCServerService: Service {
     ) {
         let services = services + [health]
         let interceptors: [any ServerInterceptor] =
-            [ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health)] + interceptors
+            [ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health), CallDeadlineInterceptor()]
+            + interceptors
         switch listener {
         case .socket(let host, let port):
             let address: GRPCNIOTransportCore.SocketAddress =
                 host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
             let config = HTTP2ServerTransport.Posix.Config.defaults { config in
                 config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
+                config.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
+                config.connection.maxIdleTime = Self.maximumIdleTime
+                config.connection.maxAge = Self.maximumConnectionAge
+                config.connection.maxGraceTime = Self.maximumGrace
                 // Shippy's clients ping every couple of seconds to find a dead peer fast (ServiceTransport); the
                 // default would count those pings as abuse and close the connection.
                 config.connection.keepalive.clientBehavior = .init(
@@ -151,5 +166,20 @@ struct CallLog: ServerInterceptor {
             log("\(error.code)")
             throw error
         }
+    }
+}
+
+/// Binds `CallDeadline.current` for the handler from the call's `grpc-timeout`: bcrypt admission and MongoDB's
+/// queue drop work whose caller has stopped waiting.
+struct CallDeadlineInterceptor: ServerInterceptor {
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>,
+        context: ServerContext,
+        next: (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        let timeout = request.metadata[stringValues: "grpc-timeout"].first(where: { _ in true }).flatMap(
+            CallDeadline.timeout)
+        guard let timeout else { return try await next(request, context) }
+        return try await CallDeadline.$current.withValue(.now + timeout) { try await next(request, context) }
     }
 }

@@ -12,6 +12,9 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
     public typealias Status = Grpc_Health_V1_HealthCheckResponse.ServingStatus
     /// The name a liveness probe asks for.
     public static let liveness = "shippy.Liveness"
+    /// Watch streams served at once; each holds a task and a stream, so past it a Watch is refused
+    /// (`resourceExhausted`) and the client is told to poll with Check.
+    public static let maximumWatchers = 100
 
     private struct State {
         var statuses: [String: Status]
@@ -78,14 +81,16 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
         return .with { $0.status = status }
     }
 
-    /// Streams the status of the service now and on every change; SERVICE_UNKNOWN for unregistered names.
+    /// Streams the status of the service now and on every change; SERVICE_UNKNOWN for unregistered names. The
+    /// stream ends when the client goes away (gRPC cancels the call, not its task) or shutdown begins.
     public func watch(
         request: Grpc_Health_V1_HealthCheckRequest,
         response: RPCWriter<Grpc_Health_V1_HealthCheckResponse>,
         context: ServerContext
     ) async throws {
         let (updates, continuation) = AsyncStream.makeStream(of: Status.self, bufferingPolicy: .bufferingNewest(1))
-        let id = state.withLock { state in
+        let id = state.withLock { state -> Int? in
+            guard state.watchers.count < Self.maximumWatchers else { return nil }
             continuation.yield(state.statuses[request.service] ?? .serviceUnknown)
             if state.isShutDown {
                 continuation.finish()
@@ -96,11 +101,23 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol {
             state.watchers[id] = (request.service, continuation)
             return id
         }
+        guard let id else {
+            throw RPCError(
+                code: .resourceExhausted,
+                message: "too many Watch streams on this server (\(Self.maximumWatchers)); poll with Check instead")
+        }
         continuation.onTermination = { [weak self] _ in
             self?.state.withLock { _ = $0.watchers.removeValue(forKey: id) }
         }
-        for await status in updates {
-            try await response.write(.with { $0.status = status })
+        try await withRPCCancellationHandler {
+            for await status in updates {
+                try await response.write(.with { $0.status = status })
+            }
+        } onCancelRPC: {
+            continuation.finish()
         }
     }
+
+    /// Watch streams open now.
+    public var watchers: Int { state.withLock { $0.watchers.count } }
 }

@@ -26,7 +26,6 @@ public struct ServiceAssembly {
         verifier: (any TokenVerifying)?,
         publicMethods: Set<MethodDescriptor> = [],
         trustedGateways: AddressSet? = nil,
-        interceptors own: [any ServerInterceptor] = [],
         dependencies: [Dependency],
         configuration: ServerConfiguration,
         logger: Logger
@@ -34,7 +33,6 @@ public struct ServiceAssembly {
         health = HealthService(services: [healthName ?? service?.fullyQualifiedService].compactMap { $0 })
         var interceptors: [any ServerInterceptor] = []
         if let trustedGateways { interceptors.append(ClientAddressInterceptor(trustedGateways: trustedGateways)) }
-        interceptors += own
         if let service, let verifier {
             interceptors.append(AuthInterceptor(verifier: verifier, protecting: service, publicMethods: publicMethods))
         }

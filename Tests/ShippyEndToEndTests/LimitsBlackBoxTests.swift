@@ -36,7 +36,7 @@ import Testing
             try await vessel.withClient { client in
                 let vessels = Vessel_VesselService.Client(wrapping: client)
                 await #expect(throws: RPCError.self) {
-                    _ = try await vessels.create(.with { $0.name = String(repeating: "x", count: 17 << 20) })
+                    _ = try await vessels.create(.with { $0.name = String(repeating: "x", count: 5 << 20) })
                 }
                 _ = try await vessels.findAvailable(.with { $0.capacity = 1 })
             }
@@ -54,7 +54,7 @@ import Testing
             await ShippySystem.stopAll(everything)
         }) {
             for service in everything { try await service.waitUntilServing() }
-            let tenMiB = String(repeating: "x", count: 10 << 20)
+            let threeMiB = String(repeating: "x", count: 3 << 20)
 
             try await user.withClient { userClient in
                 let users = User_UserService.Client(wrapping: userClient)
@@ -62,7 +62,7 @@ import Testing
                     try await user.command(["grant-admin", Self.ada.email])
                 }
                 for (name, company) in [
-                    ("Eve\r\nBcc: x@example.com", ""), ("Eve", "Evil\r\nX-Header: 1"), ("Eve", tenMiB),
+                    ("Eve\r\nBcc: x@example.com", ""), ("Eve", "Evil\r\nX-Header: 1"), ("Eve", threeMiB),
                 ] {
                     do {
                         _ = try await users.create(
@@ -92,12 +92,12 @@ import Testing
                 try await consignment.withClient { shippingClient in
                     let shipping = Consignment_ShippingService.Client(wrapping: shippingClient)
                     var huge = sampleConsignment
-                    huge.description_p = tenMiB
+                    huge.description_p = threeMiB
                     do {
                         _ = try await shipping.createConsignment(huge, metadata: admin)
-                        Issue.record("a 10 MiB consignment was accepted")
+                        Issue.record("a 3 MiB consignment was accepted")
                     } catch let error as RPCError {
-                        print("a 10 MiB consignment: \(error.code): \(error.message.prefix(120))")
+                        print("a 3 MiB consignment: \(error.code): \(error.message.prefix(120))")
                         #expect(
                             error.code == .invalidArgument
                                 && error.message.contains("description must be at most 1000"),

@@ -205,6 +205,49 @@ import Testing
         }
     }
 
+    /// A `traceparent` from outside starts no trace of ours: the gateway's span begins a trace of its own (its
+    /// sampler decides), unless the peer is a trusted proxy, whose trace the gateway continues.
+    @Test func traceContextFromOutsideIsNotTakenAsIs() async throws {
+        let spansFile = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-spans-\(UUID())").path
+        let receiver = try ChildProcess(
+            URL(fileURLWithPath: try TestEnvironment.value("SHIPPY_TEST_PYTHON")),
+            arguments: [Self.receiverScript, spansFile])
+        try await cleaningUp({ await receiver.stop() }) {
+            let listening = await eventually(within: .seconds(20)) { receiver.output.hasPrefix("listening ") }
+            try #require(listening, "the OTLP receiver did not start: \(receiver.errorOutput)")
+            let port = receiver.output.split(separator: "\n")[0].dropFirst("listening ".count)
+            let tracing = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)", "OTEL_BSP_SCHEDULE_DELAY": "100"]
+            // The services are never called: /openapi.yaml is the gateway's own.
+            let addresses = ["USER_SERVICE_ADDRESS", "CONSIGNMENT_SERVICE_ADDRESS", "VESSEL_SERVICE_ADDRESS"]
+            let unused = Dictionary(uniqueKeysWithValues: addresses.map { ($0, "127.0.0.1:9") })
+            let outside = try ServiceProcess.start("api-gateway", environment: unused.merging(tracing) { $1 })
+            let behindProxy = try ServiceProcess.start(
+                "api-gateway",
+                environment: unused.merging(tracing) { $1 }.merging(["TRUSTED_PROXIES": "127.0.0.1"]) { $1 })
+            try await cleaningUp({ await ShippySystem.stopAll([outside, behindProxy]) }) {
+                let forged = "4bf92f3577b34da6a3ce929d0e0e4736"
+                let proxied = "0af7651916cd43dd8448eb211c80319c"
+                for (gateway, trace) in [(outside, forged), (behindProxy, proxied)] {
+                    let answered = await eventually(within: .seconds(30)) {
+                        let exchange = try? await http(
+                            "GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml",
+                            headers: ["traceparent": "00-\(trace)-00f067aa0ba902b7-01"])
+                        return exchange?.status == 200
+                    }
+                    try #require(answered, "the gateway did not answer: \(gateway.process.errorOutput)")
+                }
+                var spans: [Span] = []
+                let both = await eventually(within: .seconds(30)) {
+                    spans = Span.read(spansFile).filter { $0.service == "api-gateway" && $0.kind == Span.server }
+                    return spans.contains { $0.traceID == proxied } && spans.count >= 2
+                }
+                #expect(both, "gateway spans: \(spans)")
+                #expect(!spans.contains { $0.traceID == forged }, "a forged trace id was taken: \(spans)")
+                #expect(spans.contains { $0.traceID == proxied && $0.parentID == "00f067aa0ba902b7" })
+            }
+        }
+    }
+
     static let receiverScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Tools/otlp_receiver.py").path
 
