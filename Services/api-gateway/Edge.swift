@@ -6,7 +6,8 @@ import ShippyDomain
 import ShippyRuntime
 import Synchronization
 
-/// A request's context: Hummingbird's, and the peer's address for the rate limits.
+/// A request's context: Hummingbird's, and the TCP peer's address, from which `ClientAddressMiddleware` finds the
+/// client and `OutsideTraceContextMiddleware` decides whose trace context to take.
 struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?

@@ -99,8 +99,7 @@ struct ConsignmentServiceApp {
             .mongoDB(mongo, prepare: { try await repository.prepare() }), .tokenKeys(verifier),
         ]
         let booker = GRPCVesselBooker(
-            client: vesselClient.client, address: configuration.vesselServiceAddress,
-            timeout: configuration.vesselTimeout)
+            client: vesselClient.client, timeout: configuration.vesselTimeout)
         let booking = ConsignmentBooking(
             consignments: repository, vessels: booker, staleAfter: configuration.bookingRecoveryAfter, logger: logger)
         let app = build(

@@ -7,11 +7,10 @@ import ShippyStorage
 
 /// The gRPC implementation of the vessel-booking port (`VesselBooker`): calls `vessel.VesselService` with a
 /// deadline per call. `Book`, `Confirm` and `Release` are idempotent by consignment id and attempt, so they are
-/// retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`).
+/// retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`). Its errors name
+/// vessel-service but never its address: they reach clients, and where a service runs is the operator's to know.
 struct GRPCVesselBooker: VesselBooker {
     let client: GRPCClient<ServiceTransport>
-    /// The address as configured, for messages.
-    let address: String
     /// Bounds each call; the configuration file may change it while the service runs.
     let timeout: LiveSetting<Duration>
 
@@ -32,7 +31,7 @@ struct GRPCVesselBooker: VesselBooker {
                     $0.weight = specification.maxWeight
                 }, metadata: metadata)
         }
-        return try Booking(booking, from: address)
+        return try Booking(booking)
     }
 
     func confirm(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError) -> Booking {
@@ -43,7 +42,7 @@ struct GRPCVesselBooker: VesselBooker {
                     $0.attempt = attempt
                 }, metadata: metadata)
         }
-        return try Booking(booking, from: address)
+        return try Booking(booking)
     }
 
     func release(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError) {
@@ -67,7 +66,7 @@ struct GRPCVesselBooker: VesselBooker {
         let metadata: Metadata = ["authorization": "Bearer \(token)"]
         do {
             // Our own deadline: gRPC's call timeout does not bound the wait for a connection.
-            return try await withDeadline(timeout.value, unavailable: "vessel-service at \(address)") {
+            return try await withDeadline(timeout.value, unavailable: "vessel-service") {
                 try await body(vessels, metadata)
             }
         } catch var error as ShippyError {
@@ -84,19 +83,19 @@ struct GRPCVesselBooker: VesselBooker {
             case .unauthenticated: throw ShippyError(.unauthenticated, error.message)
             case .deadlineExceeded:
                 throw ShippyError(
-                    .deadlineExceeded, "vessel-service at \(address) did not answer in time",
+                    .deadlineExceeded, "vessel-service did not answer in time",
                     dependency: "vessel-service")
             case .cancelled:
                 throw ShippyError(
-                    .unavailable, "the call to vessel-service at \(address) was cancelled", dependency: "vessel-service"
+                    .unavailable, "the call to vessel-service was cancelled", dependency: "vessel-service"
                 )
             default:
                 throw ShippyError(
-                    .unavailable, "vessel-service at \(address) is unavailable: \(error.message)",
+                    .unavailable, "vessel-service is unavailable: \(error.message)",
                     dependency: "vessel-service")
             }
         } catch {
-            throw ShippyError(.unavailable, "vessel-service at \(address) is unavailable", dependency: "vessel-service")
+            throw ShippyError(.unavailable, "vessel-service is unavailable", dependency: "vessel-service")
         }
     }
 }
@@ -104,7 +103,7 @@ struct GRPCVesselBooker: VesselBooker {
 extension Booking {
     /// vessel-service's answer as a booking.
     /// - Throws: `ShippyError` `.internal` for a reserved or confirmed booking without a vessel.
-    init(_ proto: Vessel_Booking, from address: String) throws(ShippyError) {
+    init(_ proto: Vessel_Booking) throws(ShippyError) {
         let state: Booking.State =
             switch proto.state {
             case .confirmed: .confirmed
@@ -112,7 +111,7 @@ extension Booking {
             default: .reserved
             }
         guard state == .released || !proto.vesselID.isEmpty else {
-            throw ShippyError(.internal, "vessel-service at \(address) answered a booking without a vessel")
+            throw ShippyError(.internal, "vessel-service answered a booking without a vessel")
         }
         self.init(
             consignmentID: proto.consignmentID, vesselID: proto.vesselID, containers: proto.containers,

@@ -2,9 +2,10 @@ import Foundation
 import GRPCCore
 import ShippyConfiguration
 
-/// Who the client of a call is, by address: what login throttling, rate limits and logs count. Behind the gateway
-/// every call's peer is the gateway, so the gateway sends the address it served (`metadataKey`), and a service
-/// takes that word only from a peer in its trusted gateways: from anyone else the peer itself is the client.
+/// Who the client of a call is, by address: what login throttling, the gateway's rate limit and bcrypt's fair
+/// queue count. Behind the gateway every call's peer is the gateway, so the gateway sends the address it served
+/// (`metadataKey`), and a service takes that word only from a peer in its trusted gateways: from anyone else the
+/// peer itself is the client.
 public enum ClientAddress {
     /// The metadata the gateway sends the client's address in.
     public static let metadataKey = "shippy-client-address"

@@ -139,7 +139,9 @@ import Testing
             #expect(await vessel.process.waitForExit() == 0)
             let down = try await run("consignment-cli", [sample, annToken, "--timeout", "8"], environment: shipping)
             #expect(down.status == 69)
-            #expect(down.error.contains("vessel-service at 127.0.0.1:\(vessel.port)"), "\(down.error)")
+            // The dependency is named, its address is not: that is the operator's to know, not the client's.
+            #expect(down.error.contains("vessel-service"), "\(down.error)")
+            #expect(!down.error.contains(":\(vessel.port)"), "\(down.error)")
 
             // Started again on its port: the next call succeeds, nothing else restarted.
             vessel = try startVessel(database: database, port: vessel.port)

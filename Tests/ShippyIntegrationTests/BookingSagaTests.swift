@@ -64,7 +64,7 @@ import Testing
             let booking = ConsignmentBooking(
                 consignments: repository,
                 vessels: GRPCVesselBooker(
-                    client: vesselClient.client, address: "127.0.0.1:\(vessel.port)", timeout: LiveSetting(.seconds(5))),
+                    client: vesselClient.client, timeout: LiveSetting(.seconds(5))),
                 staleAfter: .seconds(1), logger: Logger(label: "test"))
             let app = ConsignmentServiceApp.build(
                 configuration: ServerConfiguration(port: 0), booking: booking,
