@@ -22,6 +22,9 @@ struct GatewayConfiguration: Sendable {
     var authenticationsPerMinute: Int
     /// The largest request body taken.
     var bodyLimit: Int
+    /// A connection that sends no complete request part for this long is closed: an idle keep-alive connection,
+    /// a head sent a byte at a time (slowloris), a body that stalls.
+    var idleTimeout: Duration
     /// Proxies in front of the gateway whose `Forwarded`/`X-Forwarded-For` is believed.
     var trustedProxies: AddressSet
 
@@ -30,9 +33,14 @@ struct GatewayConfiguration: Sendable {
     static let authenticationsPerMinute = Setting.integer(
         "rate.limit.auth", default: 20, in: 1...1_000_000,
         "Sign-ups and log-ins each client address may make a minute (429 past it).")
+    /// Above the largest valid consignment (1,000 containers with every field at its longest is about 2.4 MB as
+    /// protobuf, more as JSON with escapes): what the document allows is taken, anything larger is a 413.
     static let bodyLimit = Setting.integer(
-        "body.limit", default: 65_536, in: 1_024...16_777_216, "The largest request body taken, in bytes (413 past it)."
-    )
+        "body.limit", default: 4_194_304, in: 1_024...16_777_216,
+        "The largest request body taken, in bytes (413 past it).")
+    static let idleTimeout = Setting.seconds(
+        "http.idle.timeout", default: .seconds(30), in: 0.1...3_600,
+        "Seconds a connection may send no complete request part (a head, a piece of body) before it is closed.")
     static let trustedProxies = Setting.addresses(
         "trusted.proxies",
         "IP addresses and networks of the proxies in front of the gateway whose Forwarded or X-Forwarded-For names "
@@ -40,7 +48,7 @@ struct GatewayConfiguration: Sendable {
     static let settings: [any SettingDescription] = [
         SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
         SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
-        bodyLimit, trustedProxies,
+        bodyLimit, idleTimeout, trustedProxies,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
@@ -51,6 +59,7 @@ struct GatewayConfiguration: Sendable {
         timeout = try settings.value(Self.timeout)
         authenticationsPerMinute = try settings.value(Self.authenticationsPerMinute)
         bodyLimit = try settings.value(Self.bodyLimit)
+        idleTimeout = try settings.value(Self.idleTimeout)
         trustedProxies = try settings.value(Self.trustedProxies)
     }
 }
@@ -98,6 +107,7 @@ struct GatewayApp {
             bodyLimit: configuration.bodyLimit, trustedProxies: configuration.trustedProxies)
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds))),
             configuration: .init(
                 address: .hostname(configuration.server.host, port: configuration.server.port),
                 serverName: "shippy-api-gateway"),

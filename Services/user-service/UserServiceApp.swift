@@ -52,7 +52,7 @@ struct UserServiceConfiguration: Sendable {
         "bcrypt.queue", default: 256, in: 1...10_000, reloads: true,
         "bcrypt works (sign-ups, logins) that may run or wait at once; more are refused, to retry.")
     static let bcryptMaximumWait = Setting.seconds(
-        "bcrypt.max.wait", default: .seconds(10), in: 0...600, reloads: true,
+        "bcrypt.max.wait", default: .seconds(30), in: 0...600, reloads: true,
         "The longest expected wait for which a sign-up or login is queued; longer, or past its deadline, it is refused."
     )
     static let loginFreeFailures = Setting.integer(

@@ -67,6 +67,18 @@ public struct Consignment: Sendable, Hashable {
     }
 
     /// What the consignment needs from a vessel: a slot per container, and its weight.
+    /// About the bytes it takes in an answer (its text, and a little for each field's framing): what bounds a
+    /// page of consignments.
+    public var approximateBytes: Int {
+        let text = [id, description, vesselID, userID].reduce(0) { $0 + $1.utf8.count }
+        return containers.reduce(text + 32) { total, container in
+            total + 16
+                + [container.id, container.customerID, container.origin, container.userID].reduce(0) {
+                    $0 + $1.utf8.count
+                }
+        }
+    }
+
     public var specification: VesselSpecification {
         get throws(ShippyError) {
             try VesselSpecification(capacity: Int32(clamping: containers.count), maxWeight: weight)

@@ -6,6 +6,9 @@ public struct PageRequest: Sendable, Hashable {
     public static let defaultSize = 50
     /// The largest page a client may ask for; larger requests are refused rather than silently cut.
     public static let maximumSize = 500
+    /// The most bytes a page's items may take: under every client's 4 MiB message limit with room to spare. A
+    /// page of large items ends early, with a next token, rather than fail in the client as too large.
+    public static let maximumBytes = 2 << 20
 
     public var size: Int
     /// The decoded cursor of the previous page's `next_page_token`; empty for the first page.
@@ -40,11 +43,20 @@ public struct Page<Item: Sendable>: Sendable {
     }
 
     /// A page from `size + 1` items fetched in order: the extra item proves a next page exists, and the
-    /// cursor of the last item kept becomes its token.
-    public init(fetched: [Item], size: Int, cursor: (Item) -> [String]) {
-        let items = Array(fetched.prefix(size))
+    /// cursor of the last item kept becomes its token. With `bytes` (an item's encoded size, about), the page
+    /// also ends before its items pass `PageRequest.maximumBytes`, keeping at least one.
+    public init(fetched: [Item], size: Int, bytes: ((Item) -> Int)? = nil, cursor: (Item) -> [String]) {
+        var items = Array(fetched.prefix(size))
+        if let bytes {
+            var total = 0
+            let fitting = items.prefix { item in
+                total += bytes(item)
+                return total <= PageRequest.maximumBytes
+            }
+            items = Array(items.prefix(max(1, fitting.count)))
+        }
         self.items = items
-        self.nextToken = fetched.count > size ? items.last.map { PageToken.encode(cursor($0)) } ?? "" : ""
+        self.nextToken = fetched.count > items.count ? items.last.map { PageToken.encode(cursor($0)) } ?? "" : ""
     }
 
     /// The same page with each item transformed (the sort key a repository fetched beside it dropped).

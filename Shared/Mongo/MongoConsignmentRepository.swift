@@ -104,7 +104,9 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         for document in documents {
             fetched.append((document["seq"]?.int64Value ?? 0, try Consignment(document)))
         }
-        return Page(fetched: fetched, size: page.size) { [String($0.seq), $0.consignment.id] }.map(\.consignment)
+        return Page(fetched: fetched, size: page.size, bytes: \.consignment.approximateBytes) {
+            [String($0.seq), $0.consignment.id]
+        }.map(\.consignment)
     }
 }
 

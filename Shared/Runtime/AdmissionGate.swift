@@ -5,7 +5,7 @@ import Synchronization
 /// Admits costly work (bcrypt hashes) to `workers` slots, one per thread that does it. A call that finds every
 /// slot taken waits in a bounded queue only when it can be served in time: when its expected wait (the works
 /// ahead of it, divided among the slots, times the measured time of one work) is within `maximumWait`, and its
-/// expected end is within its deadline. Otherwise it is refused at once with `unavailable` and a retry hint, and
+/// expected end is within its deadline with a quarter of its time to spare. Otherwise it is refused at once with `unavailable` and a retry hint, and
 /// costs no work. A waiting call whose caller goes away (its deadline passes, it cancels) leaves the queue
 /// without doing its work.
 ///
@@ -161,7 +161,9 @@ public final class AdmissionGate: Sendable {
             }
             let rounds = (running + own + othersAhead - workers) / workers + 1
             let expectedWait = workTime * max(1, rounds)
-            let tooLate = waiter.deadline.map { now + expectedWait + workTime > $0 } ?? false
+            // A quarter of the call's time is kept as a margin: a hash takes longer while the flood that queues
+            // it also keeps the cores busy, and the measured time follows only after.
+            let tooLate = waiter.deadline.map { now + (expectedWait + workTime) * 4 / 3 > $0 } ?? false
             guard running + waiting < policy.queueLimit, expectedWait <= policy.maximumWait, !tooLate else {
                 return .refused(expectedWait)
             }

@@ -20,35 +20,18 @@ import re
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
+# The bounded waits and command runner of the system tests, shared rather than written twice.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "System"))
+from support import ROOT, run, wait_until  # noqa: E402
+
 STATE = ROOT / ".local" / "containers"
 PROJECT = "shippy-test"
 SERVICES = ("mongo", "postgres", "nats", "prometheus", "jaeger", "vessel", "user", "consignment", "email", "gateway")
 PASSWORD = "correct horse battery"
-
-
-def run(args, check=True, **kwargs):
-    result = subprocess.run(args, capture_output=True, text=True, **kwargs)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n"
-                             f"{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return result
-
-
-def wait_until(condition, within, what, every=1.0):
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within} s")
-        time.sleep(every)
 
 
 def compose(*args, **kwargs):
@@ -117,7 +100,8 @@ class Project:
         names += [container("vessel", replica) for replica in range(1, vessels + 1)]
         for name in names:
             try:
-                wait_until(lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 120, f"{name} healthy")
+                wait_until(lambda: inspect(name, "{{.State.Health.Status}}") == "healthy", 120, f"{name} healthy",
+                           every=1.0)
             except AssertionError:
                 print(run(["podman", "logs", "--tail", "20", name], check=False).stderr)
                 raise
@@ -192,7 +176,8 @@ def test_the_welcome_mail_is_in_the_email_services_log(project):
         logs = run(["podman", "logs", container("email")], check=False)
         return [line for line in (logs.stdout + logs.stderr).splitlines()
                 if "welcome mail sent" in line and project.email in line]
-    print("\n".join(wait_until(mailed, 30, f"a welcome mail to {project.email} in the email service's log")))
+    print("\n".join(wait_until(mailed, 30, f"a welcome mail to {project.email} in the email service's log",
+                                every=1.0)))
 
 
 def test_prometheus_scrapes_every_service_and_the_trace_crosses_both_services(project):
@@ -208,7 +193,8 @@ def test_prometheus_scrapes_every_service_and_the_trace_crosses_both_services(pr
                 return sorted({s["service"] + " " + s["name"] for s in spans_of_trace})
         return None
     print("the consignment's trace: " + ", ".join(
-        wait_until(trace, 30, "a CreateConsignment trace holding vessel-service's Book at the trace backend")))
+        wait_until(trace, 30, "a CreateConsignment trace holding vessel-service's Book at the trace backend",
+                         every=1.0)))
 
 
 def gateway(path, token):

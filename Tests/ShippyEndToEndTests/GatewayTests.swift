@@ -114,8 +114,9 @@ import Glibc
                     "POST", "\(base)/v1/users", headers: ["Content-Type": "application/json"],
                     body: Data("{\"name\": ".utf8)), 400, "not valid JSON")
             expectProblem(
-                try await http("POST", "\(base)/v1/users", json: ["name": String(repeating: "x", count: 70_000)]), 413,
-                "larger than 64 KiB")
+                try await http(
+                    "POST", "\(base)/v1/users", json: ["name": String(repeating: "x", count: 5 << 20)]), 413,
+                "larger than 4096 KiB")
 
             let session = try await http(
                 "POST", "\(base)/v1/sessions", json: ["email": shipper["email"]!, "password": password])
@@ -301,6 +302,74 @@ import Glibc
                 try await http("POST", "http://127.0.0.1:\(hanging.port)/v1/sessions", json: login), 504, "in time")
         }
     }
+
+    /// A client that sends its head a byte at a time (slowloris) or nothing at all holds a connection for the idle
+    /// timeout (here 1 s), not for ever; the gateway answers others meanwhile.
+    @Test func aConnectionThatSendsNoCompleteHeadIsClosed() async throws {
+        let unused = try SilentListener()
+        let gateway = try ServiceProcess.start(
+            "api-gateway",
+            environment: [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)", "HTTP_IDLE_TIMEOUT": "1",
+            ])
+        try await cleaningUp({ await gateway.process.stop() }) {
+            let live = await eventually(within: .seconds(30)) {
+                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
+            }
+            try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
+            let slow = try RawConnection(port: gateway.port)
+            let started = ContinuousClock.now
+            var closed = false
+            for byte in "GET /openapi.yaml HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ".utf8 {
+                guard slow.send([byte]) else {
+                    closed = true
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(200))
+                if ContinuousClock.now - started > .seconds(15) { break }
+            }
+            closed = closed || slow.isClosedByPeer
+            #expect(closed, "the slow head still held its connection after \(ContinuousClock.now - started)")
+            #expect((try await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml")).status == 200)
+        }
+    }
+}
+
+/// A TCP connection to 127.0.0.1 written a byte at a time, as a slow client does.
+final class RawConnection {
+    private let socket: Int32
+
+    init(port: Int) throws {
+        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard connected == 0 else {
+            close(socket)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    /// Whether the bytes went out; false once the peer has closed the connection.
+    func send(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
+    }
+
+    /// Whether the peer closed the connection: a read that does not wait sees its end (0 bytes).
+    var isClosedByPeer: Bool {
+        var byte: UInt8 = 0
+        return recv(socket, &byte, 1, Int32(MSG_DONTWAIT)) == 0
+    }
+
+    deinit { close(socket) }
 }
 
 extension Int {

@@ -128,6 +128,47 @@ import Testing
     }
 }
 
+/// A burst of sign-ups whose deadlines leave room is queued and served, every one.
+@Suite(.timeLimit(.minutes(2)), .dropsItsDatabases) struct SignUpBurstTests {
+    @Test func fortyConcurrentSignUpsWithAMinuteEachAreAllServed() async throws {
+        let system = try ShippySystem()
+        // A quarter of the default cost's work, so that 40 hashes take seconds in a debug build.
+        let service = try await system.startUser(extra: ["BCRYPT_COST": "10"])
+        try await cleaningUp({
+            await service.process.stop()
+        }) {
+            try await service.waitUntilServing()
+            let outcomes = try await service.withClient { client in
+                let users = User_UserService.Client(wrapping: client)
+                return await withTaskGroup(of: String.self) { group in
+                    for index in 0..<40 {
+                        group.addTask {
+                            var options = CallOptions.defaults
+                            options.timeout = .seconds(60)
+                            do {
+                                _ = try await users.create(
+                                    .with {
+                                        $0.name = "Burst \(index)"; $0.email = "burst\(index)@example.com"
+                                        $0.password = "burst password \(index)"
+                                    }, options: options)
+                                return "ok"
+                            } catch let error as RPCError {
+                                return "\(error.code): \(error.message)"
+                            } catch {
+                                return "\(error)"
+                            }
+                        }
+                    }
+                    var outcomes: [String: Int] = [:]
+                    for await outcome in group { outcomes[outcome, default: 0] += 1 }
+                    return outcomes
+                }
+            }
+            #expect(outcomes == ["ok": 40], "before, all but two were refused as busy: \(outcomes)")
+        }
+    }
+}
+
 /// A flood of wrong logins is refused at once beyond what user-service hashes, and a real user still gets in
 /// (retrying on `unavailable`, as user-cli does). How long that takes is a figure of `make bench`
 /// (`auth-under-reads`), not an assertion here.

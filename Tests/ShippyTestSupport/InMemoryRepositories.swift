@@ -59,7 +59,9 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
         }
         let after = page.cursor.first.flatMap(Int.init) ?? -1
         let fetched = owned.filter { $0.offset > after }.prefix(page.size + 1)
-        return Page(fetched: Array(fetched), size: page.size) { [String($0.offset)] }.map(\.element.consignment)
+        return Page(fetched: Array(fetched), size: page.size, bytes: \.element.consignment.approximateBytes) {
+            [String($0.offset)]
+        }.map(\.element.consignment)
     }
 
     /// Every record, for tests that check the store's invariant.

@@ -374,4 +374,25 @@ extension ConsignmentHandlerTests {
             containers: Array(repeating: Container(customerID: "c", origin: "o"), count: 4))
         #expect(try consignment.specification == (try VesselSpecification(capacity: 4, maxWeight: 900)))
     }
+
+    /// A page ends before its items pass `PageRequest.maximumBytes` (always keeping one), with a token for the rest,
+    /// so that no answer outgrows a client's 4 MiB message limit however large the consignments are.
+    @Test func aPageOfLargeItemsEndsBeforeItsBytesPassTheBound() {
+        let third = PageRequest.maximumBytes / 3 + 1
+        let page = Page(fetched: Array(0..<10), size: 5, bytes: { _ in third }) { [String($0)] }
+        #expect(page.items == [0, 1] && page.nextToken == PageToken.encode(["1"]))
+        let huge = Page(fetched: [0, 1], size: 5, bytes: { _ in PageRequest.maximumBytes * 2 }) { [String($0)] }
+        #expect(huge.items == [0] && huge.nextToken == PageToken.encode(["0"]), "one item at least")
+        let small = Page(fetched: [0, 1, 2], size: 5, bytes: { _ in 10 }) { [String($0)] }
+        #expect(small.items == [0, 1, 2] && small.nextToken.isEmpty)
+
+        // The largest valid consignment counts its containers' text: five of them pass the bound.
+        let longest = String(repeating: "é", count: Consignment.maximumFieldLength)
+        let largest = Consignment(
+            description: "d", weight: 1,
+            containers: Array(
+                repeating: Container(customerID: longest, origin: longest), count: Consignment.maximumContainers))
+        #expect(largest.approximateBytes > 800_000)
+        #expect(largest.approximateBytes * 5 > PageRequest.maximumBytes)
+    }
 }

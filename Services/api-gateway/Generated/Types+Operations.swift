@@ -120,7 +120,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/users/post(signUp)/responses/413`.
             ///
@@ -410,7 +410,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/post(logIn)/responses/413`.
             ///
@@ -700,7 +700,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)/responses/413`.
             ///
@@ -928,7 +928,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/logout/post(logOut)/responses/413`.
             ///
@@ -1668,7 +1668,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/413`.
             ///
@@ -2216,7 +2216,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// The body is larger than the gateway takes (64 KiB).
+            /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/413`.
             ///
