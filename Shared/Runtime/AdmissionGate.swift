@@ -1,13 +1,14 @@
-import GRPCCore
 import ShippyDomain
 import Synchronization
 
 /// Admits costly work (bcrypt hashes) to `workers` slots, one per thread that does it. A call that finds every
 /// slot taken waits in a bounded queue only when it can be served in time: when its expected wait (the works
 /// ahead of it, divided among the slots, times the measured time of one work) is within `maximumWait`, and its
-/// expected end is within its deadline with a quarter of its time to spare. Otherwise it is refused at once with `unavailable` and a retry hint, and
-/// costs no work. A waiting call whose caller goes away (its deadline passes, it cancels) leaves the queue
-/// without doing its work.
+/// expected end is within its deadline with a quarter of its time to spare. Otherwise it is refused at once with
+/// `unavailable` and a retry hint, and costs no work. A waiting call whose turn comes too late to end within its
+/// deadline (the works ahead took longer than measured) is refused then, as busy, still without work; one whose
+/// task is cancelled leaves the queue at once. (gRPC also signals an RPC's cancellation when the server begins
+/// to shut down, when its calls in flight must still be served, so that signal is not listened to.)
 ///
 /// The queue is fair between clients: each client (`run`'s `client`, an address) has a queue of its own, and
 /// free slots go round the clients in turn, so a flood from one client delays another by about one work per
@@ -49,7 +50,7 @@ public final class AdmissionGate: Sendable {
     ///   - client: whose call it is; the queue is fair between clients.
     ///   - deadline: when the caller stops waiting for the answer; `nil` for no deadline.
     /// - Throws: `ShippyError` `.unavailable` (with `retryAfter`) when the call cannot be served in time, or
-    ///   `.deadlineExceeded` when its deadline passed or its caller went away while it waited.
+    ///   `.deadlineExceeded` when its task was cancelled while it waited.
     public func run<T: Sendable>(
         client: String, deadline: ContinuousClock.Instant?, _ work: () async throws -> T
     ) async throws -> T {
@@ -67,52 +68,57 @@ public final class AdmissionGate: Sendable {
 
     private func enter(client: String, deadline: ContinuousClock.Instant?) async throws {
         let id = state.withLock { $0.arrive() }
+        let arrived = ContinuousClock.now
+        let mustEnd = deadline.map { arrived + ($0 - arrived) * 3 / 4 }
         let withdraw: @Sendable () -> Void = { [self] in
             state.withLock { $0.withdraw(id) }?.resume(throwing: Self.gone)
         }
         try await withTaskCancellationHandler {
-            try await withRPCCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                    let admission = state.withLock { state in
-                        state.admit(
-                            Waiter(id: id, client: client, deadline: deadline, continuation: continuation),
-                            workers: workers, policy: currentPolicy(), now: .now)
-                    }
-                    switch admission {
-                    case .enter: continuation.resume()
-                    case .queued: break
-                    case .withdrawn: continuation.resume(throwing: Self.gone)
-                    case .refused(let wait):
-                        let seconds = max(1, Int(wait.milliseconds / 1000) + (wait.milliseconds % 1000 > 0 ? 1 : 0))
-                        continuation.resume(throwing: ShippyError(.unavailable, busyMessage, retryAfter: seconds))
-                    }
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let admission = state.withLock { state in
+                    state.admit(
+                        Waiter(id: id, client: client, mustEnd: mustEnd, continuation: continuation),
+                        workers: workers, policy: currentPolicy(), now: .now)
                 }
-            } onCancelRPC: {
-                withdraw()
+                switch admission {
+                case .enter: continuation.resume()
+                case .queued: break
+                case .withdrawn: continuation.resume(throwing: Self.gone)
+                case .refused(let wait): continuation.resume(throwing: busy(wait))
+                }
             }
         } onCancel: {
             withdraw()
         }
     }
 
-    /// Hands the slot to the next waiter in turn (refusing those whose deadline passed while they waited), or
-    /// frees it.
+    /// The refusal of a call that cannot be served in time, with the expected wait as its retry hint.
+    private func busy(_ wait: Duration) -> ShippyError {
+        let seconds = max(1, Int(wait.milliseconds / 1000) + (wait.milliseconds % 1000 > 0 ? 1 : 0))
+        return ShippyError(.unavailable, busyMessage, retryAfter: seconds)
+    }
+
+    /// Hands the slot to the next waiter in turn (refusing, as busy, those that could no longer end within their
+    /// deadline), or frees it.
     private func leave(took: Duration) {
-        let (next, expired) = state.withLock { state in
+        let (next, late, workTime) = state.withLock { state in
             state.workTime = (state.workTime * 4 + took) / 5
-            return state.handOver(now: .now)
+            let (next, late) = state.handOver(now: .now)
+            return (next, late, state.workTime)
         }
-        for waiter in expired { waiter.continuation.resume(throwing: Self.gone) }
+        for waiter in late { waiter.continuation.resume(throwing: busy(workTime)) }
         next?.continuation.resume()
     }
 
-    private static let gone = ShippyError(
-        .deadlineExceeded, "the call's deadline passed, or its caller went away, while it waited to be served")
+    private static let gone = ShippyError(.deadlineExceeded, "the call was cancelled while it waited to be served")
 
     private struct Waiter {
         var id: UInt64
         var client: String
-        var deadline: ContinuousClock.Instant?
+        /// When its work must end: three quarters of the way from its arrival to its deadline. The last quarter is
+        /// kept for what the estimate does not see: a hash slows while the flood that queues it keeps the cores
+        /// busy, and the call reached us later than its caller sent it.
+        var mustEnd: ContinuousClock.Instant?
         var continuation: CheckedContinuation<Void, any Error>
     }
 
@@ -161,9 +167,7 @@ public final class AdmissionGate: Sendable {
             }
             let rounds = (running + own + othersAhead - workers) / workers + 1
             let expectedWait = workTime * max(1, rounds)
-            // A quarter of the call's time is kept as a margin: a hash takes longer while the flood that queues
-            // it also keeps the cores busy, and the measured time follows only after.
-            let tooLate = waiter.deadline.map { now + (expectedWait + workTime) * 4 / 3 > $0 } ?? false
+            let tooLate = waiter.mustEnd.map { now + expectedWait + workTime > $0 } ?? false
             guard running + waiting < policy.queueLimit, expectedWait <= policy.maximumWait, !tooLate else {
                 return .refused(expectedWait)
             }
@@ -194,24 +198,24 @@ public final class AdmissionGate: Sendable {
             }
         }
 
-        /// The next waiter in turn, which takes the freed slot, and the waiters skipped because their deadline
-        /// has passed; with no one waiting, the slot is freed.
-        mutating func handOver(now: ContinuousClock.Instant) -> (next: Waiter?, expired: [Waiter]) {
-            var expired: [Waiter] = []
+        /// The next waiter in turn, which takes the freed slot, and the waiters skipped because their work would
+        /// end past their deadline; with no one waiting, the slot is freed.
+        mutating func handOver(now: ContinuousClock.Instant) -> (next: Waiter?, late: [Waiter]) {
+            var late: [Waiter] = []
             while !turns.isEmpty {
                 let client = turns.removeFirst()
                 let id = queues[client]!.removeFirst()
                 if queues[client]!.isEmpty { queues[client] = nil } else { turns.append(client) }
                 waiting -= 1
                 guard case .waiting(let waiter) = calls.removeValue(forKey: id) else { continue }
-                if let deadline = waiter.deadline, deadline <= now {
-                    expired.append(waiter)
+                if let mustEnd = waiter.mustEnd, now + workTime > mustEnd {
+                    late.append(waiter)
                     continue
                 }
-                return (waiter, expired)
+                return (waiter, late)
             }
             running -= 1
-            return (nil, expired)
+            return (nil, late)
         }
     }
 }

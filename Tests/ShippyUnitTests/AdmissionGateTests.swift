@@ -109,7 +109,7 @@ import Testing
         #expect(gate.inFlight == 0)
     }
 
-    @Test func aCallWhoseCallerGoesAwayLeavesTheQueueWithoutDoingItsWork() async throws {
+    @Test func aCallCancelledOrTooLateLeavesTheQueueWithoutDoingItsWork() async throws {
         let gate = Self.gate()
         let works = Works()
         let first = await Self.start("first", of: "a", on: gate, works: works)
@@ -122,12 +122,12 @@ import Testing
         #expect(gone?.code == .deadlineExceeded)
         #expect(gate.inFlight == 2, "the cancelled call left the queue at once")
 
-        // The deadline passes while the call waits: when its turn comes it is dropped, not run.
+        // The deadline passes while the call waits: when its turn comes it is refused as busy, not run.
         try await Task.sleep(until: .now + .milliseconds(400))
         await works.release("first")
         try await first.value
-        let expired = await Self.refusal { try await expiring.value }
-        #expect(expired?.code == .deadlineExceeded)
+        let late = await Self.refusal { try await expiring.value }
+        #expect(late?.code == .unavailable && late?.message == "busy")
         #expect(works.started == ["first"])
         #expect(gate.inFlight == 0)
 
