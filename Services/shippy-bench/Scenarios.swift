@@ -161,12 +161,12 @@ struct Scenario: Sendable {
         },
         Scenario(
             name: "login-flood",
-            summary: "300 logins at once, each with a 2 s deadline: each served or refused at once, within it",
+            summary: "300 logins at once, each with a 2 s deadline: each served or refused (busy) within it",
             defaultPace: { _ in .burst(calls: 300) }, server: "user", hashes: true, timeout: .seconds(2)
         ) { context, pace in
             [
                 LoadStream(pace: pace) { iteration, due in
-                    await context.recorder.measure("Auth", since: due, refusedAs: "Auth (refused at once)") {
+                    await context.recorder.measure("Auth", since: due, refusedAs: "Auth (refused: busy)") {
                         try await logIn(context, iteration)
                     }
                 }
@@ -187,7 +187,7 @@ struct Scenario: Sendable {
                     // a gateway names: user-service takes its word from a trusted gateway (make bench: 127.0.0.1).
                     let metadata: Metadata = ["shippy-client-address": "192.0.2.66"]
                     await context.recorder.measure(
-                        "Auth (the flood: wrong password)", since: due, refusedAs: "Auth (the flood: refused at once)"
+                        "Auth (the flood, wrong password)", since: due, refusedAs: "Auth (the flood, refused: busy)"
                     ) {
                         try await expecting(.unauthenticated) {
                             try await context.users(iteration).auth(

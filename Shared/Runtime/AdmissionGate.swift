@@ -10,9 +10,9 @@ import Synchronization
 /// task is cancelled leaves the queue at once. (gRPC also signals an RPC's cancellation when the server begins
 /// to shut down, when its calls in flight must still be served, so that signal is not listened to.)
 ///
-/// The queue is fair between clients: each client (`run`'s `client`, an address) has a queue of its own, and
-/// free slots go round the clients in turn, so a flood from one client delays another by about one work per
-/// round, not by the flood's length.
+/// The queue is fair between clients: each client (`run`'s `client`, an address) has a queue of its own, and a
+/// freed slot goes to the waiting client with the fewest works running, the earliest in turn among equals. So a
+/// flood from one client, however long, delays another client's call only until the next slot frees.
 public final class AdmissionGate: Sendable {
     public struct Policy: Sendable {
         /// Works that may run or wait at once; past it every call is refused.
@@ -56,7 +56,7 @@ public final class AdmissionGate: Sendable {
     ) async throws -> T {
         try await enter(client: client, deadline: deadline)
         let started = ContinuousClock.now
-        defer { leave(took: ContinuousClock.now - started) }
+        defer { leave(client, took: ContinuousClock.now - started) }
         return try await work()
     }
 
@@ -100,9 +100,10 @@ public final class AdmissionGate: Sendable {
 
     /// Hands the slot to the next waiter in turn (refusing, as busy, those that could no longer end within their
     /// deadline), or frees it.
-    private func leave(took: Duration) {
+    private func leave(_ client: String, took: Duration) {
         let (next, late, workTime) = state.withLock { state in
             state.workTime = (state.workTime * 4 + took) / 5
+            state.finished(client)
             let (next, late) = state.handOver(now: .now)
             return (next, late, state.workTime)
         }
@@ -137,6 +138,8 @@ public final class AdmissionGate: Sendable {
     private struct State {
         var workTime: Duration
         var running = 0
+        /// Works running, by client (only clients with some).
+        var active: [String: Int] = [:]
         var waiting = 0
         var nextID: UInt64 = 0
         var calls: [UInt64: Call] = [:]
@@ -157,6 +160,7 @@ public final class AdmissionGate: Sendable {
             guard case .arriving = calls.removeValue(forKey: waiter.id) else { return .withdrawn }
             if running < workers && waiting == 0 {
                 running += 1
+                active[waiter.client, default: 0] += 1
                 return .enter
             }
             // Round robin: before this call come the client's own waiting calls, and from every other client as
@@ -198,12 +202,18 @@ public final class AdmissionGate: Sendable {
             }
         }
 
+        mutating func finished(_ client: String) {
+            active[client, default: 1] -= 1
+            if active[client] == 0 { active[client] = nil }
+        }
+
         /// The next waiter in turn, which takes the freed slot, and the waiters skipped because their work would
         /// end past their deadline; with no one waiting, the slot is freed.
         mutating func handOver(now: ContinuousClock.Instant) -> (next: Waiter?, late: [Waiter]) {
             var late: [Waiter] = []
             while !turns.isEmpty {
-                let client = turns.removeFirst()
+                let fewest = turns.indices.min { active[turns[$0], default: 0] < active[turns[$1], default: 0] }!
+                let client = turns.remove(at: fewest)
                 let id = queues[client]!.removeFirst()
                 if queues[client]!.isEmpty { queues[client] = nil } else { turns.append(client) }
                 waiting -= 1
@@ -212,6 +222,7 @@ public final class AdmissionGate: Sendable {
                     late.append(waiter)
                     continue
                 }
+                active[client, default: 0] += 1
                 return (waiter, late)
             }
             running -= 1

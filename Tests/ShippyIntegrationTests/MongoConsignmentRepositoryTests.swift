@@ -87,4 +87,50 @@ import Testing
             #expect(try await repository.record(id: "legacy")?.status == .booked)
         }
     }
+
+    /// An operation whose call's deadline has passed by the time a thread takes it is dropped, not done for no
+    /// one: nothing is written, and the caller is told so. Without a deadline (background work, the booking),
+    /// the same operation is done.
+    @Test func anOperationPastItsCallsDeadlineIsDroppedAndNothingIsWritten() async throws {
+        try await withRepository { _, client in
+            let collection = "deadlines"
+            await #expect {
+                try await CallDeadline.$current.withValue(.now - .seconds(1)) {
+                    try await client.insertOne(["_id": "late"], into: collection)
+                }
+            } throws: { error in
+                (error as? ShippyError)?.code == .deadlineExceeded
+                    && (error as? ShippyError)?.message.contains("nothing was done") == true
+            }
+            try await CallDeadline.$current.withValue(.now + .seconds(30)) {
+                try await client.insertOne(["_id": "in time"], into: collection)
+            }
+            try await client.insertOne(["_id": "no deadline"], into: collection)
+            #expect(try await client.count(in: collection) == 2)
+            #expect(try await client.count(in: collection, filter: ["_id": "late"]) == 0)
+        }
+    }
+
+    /// A page of consignments ends before its items pass `PageRequest.maximumBytes`, and the next page goes on
+    /// where it ended.
+    @Test func aPageOfLargeConsignmentsEndsBeforeItsBytesPassTheBound() async throws {
+        try await withRepository { repository, _ in
+            let longest = String(repeating: "é", count: Consignment.maximumFieldLength)
+            var large = Self.consignment("", owner: "ann")
+            large.containers = Array(
+                repeating: Container(customerID: longest, origin: longest, userID: "ann"),
+                count: Consignment.maximumContainers)
+            for index in 0..<3 {
+                large.id = "large-\(index)"
+                _ = try await Self.book(large, in: repository)
+            }
+            let first = try await repository.consignments(ownedBy: "ann", page: PageRequest(size: 10))
+            #expect(first.items.count == PageRequest.maximumBytes / large.approximateBytes)
+            #expect(!first.nextToken.isEmpty)
+            let rest = try await repository.consignments(
+                ownedBy: "ann", page: PageRequest(size: 10, cursor: try PageToken.decode(first.nextToken)))
+            #expect((first.items + rest.items).map(\.id) == (0..<3).map { "large-\($0)" })
+            #expect(rest.nextToken.isEmpty)
+        }
+    }
 }

@@ -77,6 +77,25 @@ import Testing
         #expect(gate.inFlight == 0)
     }
 
+    /// With two slots both held by one client's flood, another client's call takes the next slot that frees,
+    /// ahead of the flood's waiting calls.
+    @Test func theNextSlotGoesToTheClientWithTheFewestWorksRunning() async throws {
+        let gate = AdmissionGate(
+            workers: 2, policy: { .init(queueLimit: 100, maximumWait: .seconds(3600)) },
+            expectedWorkTime: .milliseconds(1), busyMessage: "busy")
+        let works = Works()
+        var calls: [Task<Void, any Error>] = []
+        for name in ["A0", "A1", "A2", "A3"] { calls.append(await Self.start(name, of: "a", on: gate, works: works)) }
+        calls.append(await Self.start("B1", of: "b", on: gate, works: works))
+        #expect(works.started == ["A0", "A1"])
+        await works.release("A0")
+        #expect(await eventually(within: .seconds(10)) { works.started.count == 3 })
+        #expect(works.started.last == "B1", "b had nothing running; a had A1")
+        for name in ["A1", "B1", "A2", "A3"] { await works.release(name) }
+        for call in calls { try await call.value }
+        #expect(gate.inFlight == 0)
+    }
+
     @Test func aCallThatCannotBeServedInTimeIsRefusedAtOnceAndCostsNoWork() async throws {
         let policy = Policy()
         let gate = Self.gate(workTime: .seconds(1), policy: policy)
