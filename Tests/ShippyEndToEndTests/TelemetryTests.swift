@@ -134,7 +134,13 @@ import Testing
         }
     }
 
-    @Test func oneConsignmentIsOneTraceAcrossServicesAndTheWelcomeMailJoinsTheSignUp() async throws {
+    /// Runs `body` with a real OTLP/gRPC receiver: the settings that send a process's spans to it (in batches
+    /// every 100 ms), and the file it writes them to.
+    func withTraceReceiver(
+        _ body: (_ tracing: [String: String], _ spansFile: String) async throws -> Void
+    )
+        async throws
+    {
         let spansFile = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-spans-\(UUID())").path
         let receiver = try ChildProcess(
             URL(fileURLWithPath: try TestEnvironment.value("SHIPPY_TEST_PYTHON")),
@@ -143,9 +149,15 @@ import Testing
             let listening = await eventually(within: .seconds(20)) { receiver.output.hasPrefix("listening ") }
             try #require(listening, "the OTLP receiver did not start: \(receiver.errorOutput)")
             let port = receiver.output.split(separator: "\n")[0].dropFirst("listening ".count)
-            let story = try await Story.start(extra: [
-                "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)", "OTEL_BSP_SCHEDULE_DELAY": "100",
-            ])
+            try await body(
+                ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)", "OTEL_BSP_SCHEDULE_DELAY": "100"], spansFile
+            )
+        }
+    }
+
+    @Test func oneConsignmentIsOneTraceAcrossServicesAndTheWelcomeMailJoinsTheSignUp() async throws {
+        try await withTraceReceiver { tracing, spansFile in
+            let story = try await Story.start(extra: tracing)
             try await cleaningUp({ await story.stop() }) {
                 for service in story.services { try await service.waitUntilServing() }
                 let (password, token) = try await story.shipAsAnn(sample: sample)
@@ -208,15 +220,7 @@ import Testing
     /// A `traceparent` from outside starts no trace of ours: the gateway's span begins a trace of its own (its
     /// sampler decides), unless the peer is a trusted proxy, whose trace the gateway continues.
     @Test func traceContextFromOutsideIsNotTakenAsIs() async throws {
-        let spansFile = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-spans-\(UUID())").path
-        let receiver = try ChildProcess(
-            URL(fileURLWithPath: try TestEnvironment.value("SHIPPY_TEST_PYTHON")),
-            arguments: [Self.receiverScript, spansFile])
-        try await cleaningUp({ await receiver.stop() }) {
-            let listening = await eventually(within: .seconds(20)) { receiver.output.hasPrefix("listening ") }
-            try #require(listening, "the OTLP receiver did not start: \(receiver.errorOutput)")
-            let port = receiver.output.split(separator: "\n")[0].dropFirst("listening ".count)
-            let tracing = ["OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:\(port)", "OTEL_BSP_SCHEDULE_DELAY": "100"]
+        try await withTraceReceiver { tracing, spansFile in
             // The services are never called: /openapi.yaml is the gateway's own.
             let addresses = ["USER_SERVICE_ADDRESS", "CONSIGNMENT_SERVICE_ADDRESS", "VESSEL_SERVICE_ADDRESS"]
             let unused = Dictionary(uniqueKeysWithValues: addresses.map { ($0, "127.0.0.1:9") })
