@@ -48,7 +48,7 @@ final class LoginThrottle: Sendable {
             return entry.nextAllowed - now
         }
         if let wait {
-            let seconds = max(1, Int((Double(wait.milliseconds) / 1000).rounded(.up)))
+            let seconds = wait.wholeSecondsRoundedUp
             throw ShippyError(
                 .resourceExhausted, "too many failed logins for this email from your address; retry in \(seconds) s",
                 retryAfter: seconds)

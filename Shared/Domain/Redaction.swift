@@ -12,6 +12,13 @@ extension Duration {
         components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
     }
 
+    /// Whole seconds, rounded up and at least 1: a wait as a retry hint (`Retry-After`, "retry in N s") that never
+    /// tells a client to come back before it should.
+    public var wholeSecondsRoundedUp: Int {
+        let (seconds, attoseconds) = components
+        return max(1, Int(seconds) + (attoseconds > 0 ? 1 : 0))
+    }
+
     /// Whole nanoseconds, for timers.
     public var nanoseconds: Int64 {
         components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000

@@ -63,9 +63,6 @@ public final class AdmissionGate: Sendable {
     /// Works running or waiting now.
     public var inFlight: Int { state.withLock { $0.running + $0.waiting } }
 
-    /// The measured time of one work (a moving average).
-    public var workTime: Duration { state.withLock { $0.workTime } }
-
     private func enter(client: String, deadline: ContinuousClock.Instant?) async throws {
         let id = state.withLock { $0.arrive() }
         let arrived = ContinuousClock.now
@@ -94,8 +91,7 @@ public final class AdmissionGate: Sendable {
 
     /// The refusal of a call that cannot be served in time, with the expected wait as its retry hint.
     private func busy(_ wait: Duration) -> ShippyError {
-        let seconds = max(1, Int(wait.milliseconds / 1000) + (wait.milliseconds % 1000 > 0 ? 1 : 0))
-        return ShippyError(.unavailable, busyMessage, retryAfter: seconds)
+        ShippyError(.unavailable, busyMessage, retryAfter: wait.wholeSecondsRoundedUp)
     }
 
     /// Hands the slot to the next waiter in turn (refusing, as busy, those that could no longer end within their
@@ -136,7 +132,9 @@ public final class AdmissionGate: Sendable {
     }
 
     private struct State {
+        /// The measured time of one work (a moving average).
         var workTime: Duration
+        /// Works running: always the sum of `active`'s values, kept as a count so that admission is O(1).
         var running = 0
         /// Works running, by client (only clients with some).
         var active: [String: Int] = [:]

@@ -168,4 +168,12 @@ import Testing
             #expect(CallDeadline.timeout(bad) == nil, "\(bad)")
         }
     }
+
+    /// A retry hint never sends a client back before the wait is over, and is never 0.
+    @Test func aWaitIsHintedInWholeSecondsRoundedUp() {
+        let cases: [(Duration, Int)] = [
+            (.zero, 1), (.milliseconds(1), 1), (.seconds(1), 1), (.milliseconds(1_001), 2), (.seconds(59.5), 60),
+        ]
+        for (wait, seconds) in cases { #expect(wait.wholeSecondsRoundedUp == seconds, "\(wait)") }
+    }
 }
