@@ -6,15 +6,18 @@ import ShippyDomain
 import ShippyRuntime
 import Synchronization
 
-/// A request's context: Hummingbird's, and the TCP peer's address, from which `ClientAddressMiddleware` finds the
-/// client and `OutsideTraceContextMiddleware` decides whose trace context to take.
+/// A request's context: Hummingbird's, the TCP peer's address, from which `ClientAddressMiddleware` finds the
+/// client and `OutsideTraceContextMiddleware` decides whose trace context to take, and the connection, which
+/// `BodyMiddleware` closes after a body too slow to wait for.
 struct GatewayContext: RequestContext, RemoteAddressRequestContext {
     var coreContext: CoreRequestContextStorage
     let remoteAddress: SocketAddress?
+    let channel: any Channel
 
     init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
+        channel = source.channel
     }
 }
 
@@ -56,24 +59,46 @@ struct EdgeMiddleware: RouterMiddleware {
     }
 }
 
-/// Request bodies of at most `limit` bytes: a larger one is a 413 before any of it is decoded.
-struct BodyLimitMiddleware: RouterMiddleware {
+/// Request bodies of at most `limit` bytes, in full within `readTimeout`: a larger one is a 413 before any of it is
+/// decoded. A body still arriving after `readTimeout` is a 408, and its connection is closed once the answer is
+/// written: the idle timeout alone would let a client that trickles a body (a byte within each idle period) hold
+/// its connection and a task for ever.
+struct BodyMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
     let limit: Int
+    let readTimeout: Duration
 
     func handle(
         _ request: Request, context: Context, next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let tooLarge = Problem(.contentTooLarge, "the body is larger than \(limit / 1024) KiB")
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit { throw tooLarge }
-        var request = request
-        let buffer: ByteBuffer
-        do {
-            buffer = try await request.body.collect(upTo: limit)
-        } catch {
-            throw tooLarge
+        let body = request.body
+        let collected = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                do {
+                    return try await body.collect(upTo: limit)
+                } catch is CancellationError {
+                    return nil
+                } catch {
+                    throw tooLarge
+                }
+            }
+            group.addTask {
+                try? await Task.sleep(for: readTimeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? nil
         }
-        request.body = .init(buffer: buffer)
+        guard let collected else {
+            // Hummingbird closes a connection told to quiesce once its response in flight is written.
+            let channel = context.channel
+            channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+            throw Problem(.requestTimeout, "the body did not arrive within \(readTimeout.wholeSecondsRoundedUp) s")
+        }
+        var request = request
+        request.body = .init(buffer: collected)
         return try await next(request, context)
     }
 }

@@ -25,6 +25,9 @@ struct GatewayConfiguration: Sendable {
     /// A connection that sends no complete request part for this long is closed: an idle keep-alive connection,
     /// a head sent a byte at a time (slowloris), a body that stalls.
     var idleTimeout: Duration
+    /// A request's body that has not arrived in full this long after its head is a 408 (a body trickled a byte at a
+    /// time never trips the idle timeout).
+    var readTimeout: Duration
     /// Proxies in front of the gateway whose `Forwarded`/`X-Forwarded-For` is believed.
     var trustedProxies: AddressSet
 
@@ -41,6 +44,9 @@ struct GatewayConfiguration: Sendable {
     static let idleTimeout = Setting.seconds(
         "http.idle.timeout", default: .seconds(30), in: 0.1...3_600,
         "Seconds a connection may send no complete request part (a head, a piece of body) before it is closed.")
+    static let readTimeout = Setting.seconds(
+        "http.read.timeout", default: .seconds(60), in: 0.1...3_600,
+        "Seconds a request's body may take to arrive in full after its head (408 past it).")
     static let trustedProxies = Setting.addresses(
         "trusted.proxies",
         "IP addresses and networks of the proxies in front of the gateway whose Forwarded or X-Forwarded-For names "
@@ -48,7 +54,7 @@ struct GatewayConfiguration: Sendable {
     static let settings: [any SettingDescription] = [
         SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
         SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
-        bodyLimit, idleTimeout, trustedProxies,
+        bodyLimit, idleTimeout, readTimeout, trustedProxies,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
@@ -60,6 +66,7 @@ struct GatewayConfiguration: Sendable {
         authenticationsPerMinute = try settings.value(Self.authenticationsPerMinute)
         bodyLimit = try settings.value(Self.bodyLimit)
         idleTimeout = try settings.value(Self.idleTimeout)
+        readTimeout = try settings.value(Self.readTimeout)
         trustedProxies = try settings.value(Self.trustedProxies)
     }
 }
@@ -104,7 +111,8 @@ struct GatewayApp {
             timeout: configuration.timeout)
         let router = try makeRouter(
             handler: handler, limiter: RateLimiter(perMinute: configuration.authenticationsPerMinute),
-            bodyLimit: configuration.bodyLimit, trustedProxies: configuration.trustedProxies)
+            body: BodyMiddleware(limit: configuration.bodyLimit, readTimeout: configuration.readTimeout),
+            trustedProxies: configuration.trustedProxies)
         let app = Application(
             router: router,
             server: .http1(configuration: .init(idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds))),
@@ -119,7 +127,7 @@ struct GatewayApp {
 
     /// The routes: the generated API, /openapi.yaml, and the web app's files at /.
     static func makeRouter(
-        handler: APIHandler, limiter: RateLimiter, bodyLimit: Int, trustedProxies: AddressSet
+        handler: APIHandler, limiter: RateLimiter, body: BodyMiddleware, trustedProxies: AddressSet
     ) throws -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self, options: .autoGenerateHeadEndpoints)
         // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
@@ -128,7 +136,7 @@ struct GatewayApp {
         router.add(middleware: OutsideTraceContextMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: TracingMiddleware(redactingQueryParameters: ["page_token"]))
         router.add(middleware: EdgeMiddleware())
-        router.add(middleware: BodyLimitMiddleware(limit: bodyLimit))
+        router.add(middleware: body)
         router.add(middleware: ClientAddressMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: RateLimitMiddleware(limiter: limiter, paths: ["/v1/users", "/v1/sessions"]))
         router.add(middleware: BearerToken.Middleware())

@@ -335,41 +335,41 @@ import Glibc
             #expect((try await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml")).status == 200)
         }
     }
-}
 
-/// A TCP connection to 127.0.0.1 written a byte at a time, as a slow client does.
-final class RawConnection {
-    private let socket: Int32
-
-    init(port: Int) throws {
-        socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    @Test func aBodyTrickledPastTheReadTimeoutIsA408AndItsConnectionIsClosed() async throws {
+        let unused = try SilentListener()
+        let gateway = try ServiceProcess.start(
+            "api-gateway",
+            environment: [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)", "HTTP_IDLE_TIMEOUT": "2",
+                "HTTP_READ_TIMEOUT": "1",
+            ])
+        try await cleaningUp({ await gateway.process.stop() }) {
+            let live = await eventually(within: .seconds(30)) {
+                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
             }
+            try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
+            let slow = try RawConnection(port: gateway.port)
+            let head =
+                "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                + "Content-Length: 1000\r\n\r\n"
+            #expect(slow.send(Array(head.utf8)))
+            // A byte every 200 ms: never idle for the 2 s idle timeout, never done within the 1 s read timeout.
+            let started = ContinuousClock.now
+            var closed = false
+            while !closed, ContinuousClock.now - started < .seconds(15) {
+                closed = !slow.send(Array("{".utf8)) || slow.isClosedByPeer
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            let answer = String(decoding: slow.received, as: UTF8.self)
+            #expect(closed, "the trickled body still held its connection after \(ContinuousClock.now - started)")
+            #expect(answer.hasPrefix("HTTP/1.1 408"), "answered: \(answer)")
+            #expect(answer.contains("did not arrive within 1 s"), "answered: \(answer)")
+            #expect((try await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml")).status == 200)
         }
-        guard connected == 0 else {
-            close(socket)
-            throw POSIXError(.ECONNREFUSED)
-        }
     }
-
-    /// Whether the bytes went out; false once the peer has closed the connection.
-    func send(_ bytes: [UInt8]) -> Bool {
-        bytes.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) } == bytes.count
-    }
-
-    /// Whether the peer closed the connection: a read that does not wait sees its end (0 bytes).
-    var isClosedByPeer: Bool {
-        var byte: UInt8 = 0
-        return recv(socket, &byte, 1, Int32(MSG_DONTWAIT)) == 0
-    }
-
-    deinit { close(socket) }
 }
 
 extension Int {

@@ -120,6 +120,29 @@ internal enum Operations {
                     }
                 }
             }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/users/post(signUp)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/users/post(signUp)/responses/413`.
@@ -405,6 +428,29 @@ internal enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "unauthorized",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/sessions/post(logIn)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
                             response: self
                         )
                     }
@@ -700,6 +746,29 @@ internal enum Operations {
                     }
                 }
             }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/sessions/refresh/post(refreshSession)/responses/413`.
@@ -923,6 +992,29 @@ internal enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "badRequest",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/sessions/logout/post(logOut)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
                             response: self
                         )
                     }
@@ -1668,6 +1760,29 @@ internal enum Operations {
                     }
                 }
             }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
+                            response: self
+                        )
+                    }
+                }
+            }
             /// The body is larger than the gateway takes (4 MiB by default).
             ///
             /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/413`.
@@ -2211,6 +2326,29 @@ internal enum Operations {
                     default:
                         try throwUnexpectedResponseStatus(
                             expectedStatus: "conflict",
+                            response: self
+                        )
+                    }
+                }
+            }
+            /// The body did not arrive in full within the gateway's read timeout (60 s by default); the connection is closed after this answer. Send it again at once, on a new connection.
+            ///
+            /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/408`.
+            ///
+            /// HTTP response code: `408 requestTimeout`.
+            case requestTimeout(Components.Responses.SlowBody)
+            /// The associated value of the enum case if `self` is `.requestTimeout`.
+            ///
+            /// - Throws: An error if `self` is not `.requestTimeout`.
+            /// - SeeAlso: `.requestTimeout`.
+            internal var requestTimeout: Components.Responses.SlowBody {
+                get throws {
+                    switch self {
+                    case let .requestTimeout(response):
+                        return response
+                    default:
+                        try throwUnexpectedResponseStatus(
+                            expectedStatus: "requestTimeout",
                             response: self
                         )
                     }
