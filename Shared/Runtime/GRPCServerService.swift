@@ -19,13 +19,27 @@ public struct GRPCServerService: Service {
     /// limit gets `invalidArgument` naming the field; only a message over it is cut off.
     public static let maximumRequestBytes = 4 << 20
 
-    /// What one connection may hold: streams at once (HTTP/2 SETTINGS, as Go's server), how long it may sit
-    /// without a call and how long it may live (then it is closed gracefully, its calls given `maximumGrace`
-    /// to finish; clients reconnect at their next call). Bounds what one client can pin on a server.
-    public static let maximumStreamsPerConnection = 250
-    public static let maximumIdleTime = Duration.seconds(300)
-    public static let maximumConnectionAge = Duration.seconds(3600)
-    public static let maximumGrace = Duration.seconds(30)
+    /// What one connection may hold: streams at once (HTTP/2 SETTINGS, as Go's server; a stream past it is
+    /// refused), how long it may sit without a call and how long it may live (then it is closed gracefully, its
+    /// calls given `grace` to finish; clients reconnect at their next call). Bounds what one client can pin.
+    public struct ConnectionLimits: Sendable {
+        public var streams: Int
+        public var idleTime: Duration
+        public var age: Duration
+        public var grace: Duration
+
+        public init(
+            streams: Int = 250, idleTime: Duration = .seconds(300), age: Duration = .seconds(3600),
+            grace: Duration = .seconds(30)
+        ) {
+            self.streams = streams
+            self.idleTime = idleTime
+            self.age = age
+            self.grace = grace
+        }
+
+        public static let standard = ConnectionLimits()
+    }
 
     /// Where calls come in: a TCP socket, or an in-process transport (tests run the production wiring over it).
     public enum Listener: Sendable {
@@ -44,6 +58,7 @@ public struct GRPCServerService: Service {
         services: [any RegistrableRPCService],
         health: HealthService,
         interceptors: [any ServerInterceptor] = [],
+        limits: ConnectionLimits = .standard,
         logger: Logger
     ) {
         let services = services + [health]
@@ -56,10 +71,10 @@ public struct GRPCServerService: Service {
                 host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
             let config = HTTP2ServerTransport.Posix.Config.defaults { config in
                 config.rpc.maxRequestPayloadSize = Self.maximumRequestBytes
-                config.http2.maxConcurrentStreams = Self.maximumStreamsPerConnection
-                config.connection.maxIdleTime = Self.maximumIdleTime
-                config.connection.maxAge = Self.maximumConnectionAge
-                config.connection.maxGraceTime = Self.maximumGrace
+                config.http2.maxConcurrentStreams = limits.streams
+                config.connection.maxIdleTime = limits.idleTime
+                config.connection.maxAge = limits.age
+                config.connection.maxGraceTime = limits.grace
                 // Shippy's clients ping every couple of seconds to find a dead peer fast (ServiceTransport); the
                 // default would count those pings as abuse and close the connection.
                 config.connection.keepalive.clientBehavior = .init(
