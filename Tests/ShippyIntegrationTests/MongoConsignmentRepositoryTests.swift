@@ -133,4 +133,15 @@ import Testing
             #expect(rest.nextToken.isEmpty)
         }
     }
+
+    /// A token the service did not issue is `invalidArgument`, whatever it holds: never a query of MongoDB's.
+    @Test(arguments: [["1"], ["not a number", "id"], ["1", "id", "extra"]])
+    func aCraftedPageTokenIsInvalidArgument(cursor: [String]) async throws {
+        try await withRepository { repository, _ in
+            let error = await #expect(throws: ShippyError.self) {
+                try await repository.consignments(ownedBy: "ann", page: PageRequest(size: 2, cursor: cursor))
+            }
+            #expect(error == PageToken.notIssued, "\(String(describing: error))")
+        }
+    }
 }
