@@ -33,6 +33,27 @@ import Glibc
         return gateway
     }
 
+    /// A gateway whose services never answer (the edge's own behaviour needs none), live for `body`, then stopped.
+    func withGatewayAlone(
+        _ environment: [String: String], _ body: (ServiceProcess) async throws -> Void
+    ) async throws {
+        let silent = try SilentListener()
+        let gateway = try ServiceProcess.start(
+            "api-gateway",
+            environment: [
+                "USER_SERVICE_ADDRESS": "127.0.0.1:\(silent.port)",
+                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(silent.port)",
+                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(silent.port)",
+            ].merging(environment) { $1 })
+        try await cleaningUp({ await gateway.process.stop() }) {
+            let live = await eventually(within: .seconds(30)) {
+                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
+            }
+            try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
+            try await body(gateway)
+        }
+    }
+
     /// A problem+json answer with `status` whose detail holds `detail`.
     func expectProblem(
         _ exchange: HTTPExchange, _ status: Int, _ detail: String, sourceLocation: SourceLocation = #_sourceLocation
@@ -306,19 +327,7 @@ import Glibc
     /// A client that sends its head a byte at a time (slowloris) or nothing at all holds a connection for the idle
     /// timeout (here 1 s), not for ever; the gateway answers others meanwhile.
     @Test func aConnectionThatSendsNoCompleteHeadIsClosed() async throws {
-        let unused = try SilentListener()
-        let gateway = try ServiceProcess.start(
-            "api-gateway",
-            environment: [
-                "USER_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
-                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
-                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)", "HTTP_IDLE_TIMEOUT": "1",
-            ])
-        try await cleaningUp({ await gateway.process.stop() }) {
-            let live = await eventually(within: .seconds(30)) {
-                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
-            }
-            try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
+        try await withGatewayAlone(["HTTP_IDLE_TIMEOUT": "1"]) { gateway in
             let slow = try RawConnection(port: gateway.port)
             let started = ContinuousClock.now
             var closed = false
@@ -337,20 +346,7 @@ import Glibc
     }
 
     @Test func aBodyTrickledPastTheReadTimeoutIsA408AndItsConnectionIsClosed() async throws {
-        let unused = try SilentListener()
-        let gateway = try ServiceProcess.start(
-            "api-gateway",
-            environment: [
-                "USER_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
-                "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)",
-                "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(unused.port)", "HTTP_IDLE_TIMEOUT": "2",
-                "HTTP_READ_TIMEOUT": "1",
-            ])
-        try await cleaningUp({ await gateway.process.stop() }) {
-            let live = await eventually(within: .seconds(30)) {
-                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
-            }
-            try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
+        try await withGatewayAlone(["HTTP_IDLE_TIMEOUT": "2", "HTTP_READ_TIMEOUT": "1"]) { gateway in
             let slow = try RawConnection(port: gateway.port)
             let head =
                 "POST /v1/sessions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

@@ -9,6 +9,14 @@ import Testing
 /// past the limit loses its connection, without harm to other clients; a connection idle too long, or older than
 /// its age, is sent GOAWAY and closed.
 @Suite(.timeLimit(.minutes(1))) struct ConnectionLimitsTests {
+    /// A serving health service behind the limits, for `body`.
+    private func withServer(limits: GRPCServerService.ConnectionLimits, _ body: (Int) async throws -> Void) async throws
+    {
+        let health = HealthService(services: [])
+        health.setServing(true)
+        try await withHealthServerOnSocket(health, limits: limits, body)
+    }
+
     @Test func aClientPastTheStreamLimitLosesItsConnectionAndOthersAreServed() async throws {
         try await withServer(limits: .standard) { port in
             let greedy = try HTTP2Connection(port: port)
@@ -62,27 +70,27 @@ import Testing
             #expect(ContinuousClock.now - started < .seconds(10), "closed after \(ContinuousClock.now - started)")
         }
     }
+}
 
-    /// A server with only the health service, on a free port of 127.0.0.1, for the length of `body`.
-    private func withServer(
-        limits: GRPCServerService.ConnectionLimits, _ body: (Int) async throws -> Void
-    ) async throws {
-        let health = HealthService(services: [])
-        health.setServing(true)
-        let server = GRPCServerService(
-            listener: .socket(host: "127.0.0.1", port: 0), services: [], health: health, limits: limits,
-            logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await server.run() }
-            defer { tasks.cancelAll() }
-            var port: Int?
-            let listening = await eventually(within: .seconds(10)) {
-                port = try? await server.listeningAddress?.ipv4?.port
-                return port != nil
-            }
-            try #require(listening)
-            try await body(try #require(port))
+/// A gRPC server with only the health service, `health`, on a free port of 127.0.0.1 (a real socket), for the length
+/// of `body`, which gets the port.
+func withHealthServerOnSocket(
+    _ health: HealthService, limits: GRPCServerService.ConnectionLimits = .standard,
+    _ body: (Int) async throws -> Void
+) async throws {
+    let server = GRPCServerService(
+        listener: .socket(host: "127.0.0.1", port: 0), services: [], health: health, limits: limits,
+        logger: Logger(label: "test"))
+    try await withThrowingTaskGroup(of: Void.self) { tasks in
+        tasks.addTask { try await server.run() }
+        defer { tasks.cancelAll() }
+        var port: Int?
+        let listening = await eventually(within: .seconds(10)) {
+            port = try? await server.listeningAddress?.ipv4?.port
+            return port != nil
         }
+        try #require(listening)
+        try await body(try #require(port))
     }
 }
 

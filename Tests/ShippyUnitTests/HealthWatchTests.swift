@@ -13,18 +13,8 @@ import Testing
     @Test func aWatchEndsWithItsClientAndTheirNumberIsBounded() async throws {
         let health = HealthService(services: [])
         health.setServing(true)
-        let server = GRPCServerService(
-            listener: .socket(host: "127.0.0.1", port: 0), services: [], health: health, logger: Logger(label: "test"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await server.run() }
-            defer { tasks.cancelAll() }
-            var port: Int?
-            let listening = await eventually(within: .seconds(10)) {
-                port = try? await server.listeningAddress?.ipv4?.port
-                return port != nil
-            }
-            try #require(listening)
-            let target = try ServiceAddress.target("127.0.0.1:\(try #require(port))", key: "test")
+        try await withHealthServerOnSocket(health) { port in
+            let target = try ServiceAddress.target("127.0.0.1:\(port)", key: "test")
             try await withGRPCClient(transport: try ServiceTransport(main: target)) { client in
                 let watches = Grpc_Health_V1_Health.Client(wrapping: client)
                 let watching = Task {
