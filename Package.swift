@@ -13,6 +13,8 @@ let nioCore = Target.Dependency.product(name: "NIOCore", package: "swift-nio")
 let postgres = Target.Dependency.product(name: "PostgresNIO", package: "postgres-nio")
 let jwt = Target.Dependency.product(name: "JWTKit", package: "jwt-kit")
 let crypto = Target.Dependency.product(name: "Crypto", package: "swift-crypto")
+let x509 = Target.Dependency.product(name: "X509", package: "swift-certificates")
+let asn1 = Target.Dependency.product(name: "SwiftASN1", package: "swift-asn1")
 let bcrypt = Target.Dependency.product(name: "HummingbirdBcrypt", package: "hummingbird-auth")
 let configuration = Target.Dependency.product(name: "Configuration", package: "swift-configuration")
 let metrics = Target.Dependency.product(name: "Metrics", package: "swift-metrics")
@@ -51,6 +53,9 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // Service identities: the common name of a peer's verified certificate; test authorities and certificates.
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(
             url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
@@ -150,7 +155,7 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
                 "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
-                lifecycle,
+                lifecycle, x509,
             ],
             path: "Shared/Runtime"
         ),
@@ -240,7 +245,8 @@ let package = Package(
             name: "ShippyTestSupport",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
-                grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres,
+                "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres, crypto, x509,
+                asn1,
             ],
             path: "Tests/ShippyTestSupport"
         ),

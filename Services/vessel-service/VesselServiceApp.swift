@@ -80,7 +80,8 @@ struct VesselServiceApp {
             handler: VesselServiceHandler(
                 repository: repository, reservationLifetime: bookings.reservationLifetime, logger: logger),
             verifier: VerifiedTokenCache(verifier), publicMethods: VesselServiceHandler.publicMethods,
-            dependencies: dependencies, configuration: configuration, logger: logger)
+            restricted: VesselServiceHandler.restricted, dependencies: dependencies, configuration: configuration,
+            logger: logger)
         let sweeper = BookingSweeper.service(repository: repository, interval: bookings.sweepInterval, logger: logger)
         return VesselServiceApp(
             health: assembly.health, server: assembly.server,

@@ -19,6 +19,14 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
     /// Methods callable without a token: the original contract's read-only query.
     static let publicMethods: Set<MethodDescriptor> = [Vessel_VesselService.Method.FindAvailable.descriptor]
 
+    /// Room is booked, confirmed and released by consignment-service alone, for the consignments it stores: over TLS
+    /// a user's token is not enough to call these behind its back.
+    static let restricted: [MethodDescriptor: Set<String>] = [
+        Vessel_VesselService.Method.Book.descriptor: ["consignment-service"],
+        Vessel_VesselService.Method.Confirm.descriptor: ["consignment-service"],
+        Vessel_VesselService.Method.Release.descriptor: ["consignment-service"],
+    ]
+
     /// Returns the smallest available vessel with room left for the specification. Public; reads only.
     /// - Throws: `invalidArgument` for a negative capacity or weight, `resourceExhausted` when no vessel
     ///   has room (the message names the specification), `unavailable` when MongoDB is down.

@@ -33,20 +33,27 @@ public struct ServiceTransport: ClientTransport {
     ///   - canary: a second version of the service, which gets `canaryShare()` of the calls (0…1, read per call
     ///     so that a live setting can change it).
     ///   - serviceConfig: per-method timeouts and retry policies; the balancing is always round-robin.
+    ///   - tls: this client's identity and the authorities the servers' certificates must come from; `nil`:
+    ///     plaintext.
     public init(
         main: any ResolvableTarget, zone: (any ResolvableTarget)? = nil, canary: (any ResolvableTarget)? = nil,
-        canaryShare: @escaping @Sendable () -> Double = { 0 }, serviceConfig: ServiceConfig = ServiceConfig()
+        canaryShare: @escaping @Sendable () -> Double = { 0 }, serviceConfig: ServiceConfig = ServiceConfig(),
+        tls: TLSFiles? = nil
     ) throws {
         var serviceConfig = serviceConfig
         serviceConfig.loadBalancingConfig = [.roundRobin]
-        self.main = try Self.connections(to: main, serviceConfig: serviceConfig)
-        self.zone = try zone.map { try Self.connections(to: $0, serviceConfig: serviceConfig) }
-        self.canary = try canary.map { try Self.connections(to: $0, serviceConfig: serviceConfig) }
+        let security = tls?.client ?? .plaintext
+        self.main = try Self.connections(to: main, security: security, serviceConfig: serviceConfig)
+        self.zone = try zone.map { try Self.connections(to: $0, security: security, serviceConfig: serviceConfig) }
+        self.canary = try canary.map {
+            try Self.connections(to: $0, security: security, serviceConfig: serviceConfig)
+        }
         self.canarySplit = CanarySplit(share: canaryShare)
     }
 
     private static func connections(
-        to target: any ResolvableTarget, serviceConfig: ServiceConfig
+        to target: any ResolvableTarget, security: HTTP2ClientTransport.Posix.TransportSecurity,
+        serviceConfig: ServiceConfig
     ) throws -> HTTP2ClientTransport.Posix {
         var config = HTTP2ClientTransport.Posix.Config.defaults
         // Reconnect within a second of the peer coming back (the default backoff grows to two minutes).
@@ -68,7 +75,7 @@ public struct ServiceTransport: ClientTransport {
         var resolvers = NameResolverRegistry.defaults
         resolvers.registerFactory(DiscoveredNameResolvers())
         return try HTTP2ClientTransport.Posix(
-            target: target, transportSecurity: .plaintext, config: config, resolverRegistry: resolvers,
+            target: target, transportSecurity: security, config: config, resolverRegistry: resolvers,
             serviceConfig: serviceConfig)
     }
 

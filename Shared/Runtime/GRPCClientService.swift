@@ -15,10 +15,12 @@ public struct GRPCClientService: Service {
         client = GRPCClient(transport: transport, interceptors: [ClientCallTelemetry()] + interceptors)
     }
 
-    /// - Parameter target: where the service is (`ServiceAddress.target`); calls follow `RetryPolicies`.
-    public init(target: any ResolvableTarget, interceptors: [any ClientInterceptor] = []) throws {
+    /// - Parameters:
+    ///   - target: where the service is (`ServiceAddress.target`); calls follow `RetryPolicies`.
+    ///   - tls: this process's identity (`ServerConfiguration.tls`); `nil`: plaintext.
+    public init(target: any ResolvableTarget, tls: TLSFiles?, interceptors: [any ClientInterceptor] = []) throws {
         self.init(
-            transport: try ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig()),
+            transport: try ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: tls),
             interceptors: interceptors)
     }
 

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import ShippyContracts
+import ShippyDiscovery
 import ShippyDomain
 import ShippyTelemetry
 
@@ -41,9 +42,10 @@ public struct GRPCServerService: Service {
         public static let standard = ConnectionLimits()
     }
 
-    /// Where calls come in: a TCP socket, or an in-process transport (tests run the production wiring over it).
+    /// Where calls come in: a TCP socket (mutual TLS with `tls`, else plaintext), or an in-process transport (tests
+    /// run the production wiring over it).
     public enum Listener: Sendable {
-        case socket(host: String, port: Int)
+        case socket(host: String, port: Int, tls: TLSFiles? = nil)
         case inProcess(InProcessTransport.Server)
     }
 
@@ -51,22 +53,30 @@ public struct GRPCServerService: Service {
     private let health: HealthService
     private let logger: Logger
 
-    /// - Parameter interceptors: run after the telemetry, the call log, the readiness gate and the deadline that every
-    ///   server has.
+    /// - Parameters:
+    ///   - restricted: methods only some callers may call, by the identity their certificate names
+    ///     (`CallerIdentity`); enforced over TLS only, where there is an identity to check.
+    ///   - interceptors: run after the telemetry, the call log, the readiness gate, the caller's identity and the
+    ///     deadline that every server has.
     public init(
         listener: Listener,
         services: [any RegistrableRPCService],
         health: HealthService,
+        restricted: [MethodDescriptor: Set<String>] = [:],
         interceptors: [any ServerInterceptor] = [],
         limits: ConnectionLimits = .standard,
         logger: Logger
     ) {
         let services = services + [health]
+        var identity = CallerIdentityInterceptor(restricted: [:])
+        if case .socket(_, _, .some) = listener { identity = CallerIdentityInterceptor(restricted: restricted) }
         let interceptors: [any ServerInterceptor] =
-            [ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health), CallDeadlineInterceptor()]
-            + interceptors
+            [
+                ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health), identity,
+                CallDeadlineInterceptor(),
+            ] + interceptors
         switch listener {
-        case .socket(let host, let port):
+        case .socket(let host, let port, let tls):
             let address: GRPCNIOTransportCore.SocketAddress =
                 host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
             let config = HTTP2ServerTransport.Posix.Config.defaults { config in
@@ -81,7 +91,8 @@ public struct GRPCServerService: Service {
                     minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
             }
             server = GRPCServer(
-                transport: .http2NIOPosix(address: address, transportSecurity: .plaintext, config: config),
+                transport: .http2NIOPosix(
+                    address: address, transportSecurity: tls?.server ?? .plaintext, config: config),
                 services: services, interceptors: interceptors)
         case .inProcess(let transport):
             server = GRPCServer(transport: transport, services: services, interceptors: interceptors)

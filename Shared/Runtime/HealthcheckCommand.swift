@@ -27,9 +27,12 @@ public struct HealthcheckCommand<Identity: ServiceIdentity>: AsyncParsableComman
     public init() {}
 
     public func run() async throws {
-        let port = try await Settings.load().value(ServerSettings.port(default: Identity.defaultPort))
+        let settings = try await Settings.load()
+        let port = try settings.value(ServerSettings.port(default: Identity.defaultPort))
         let target = try ServiceAddress.target(address ?? "127.0.0.1:\(port)", key: "--address")
-        let status = await HealthProbe.check(target: target, service: service, timeout: .seconds(timeout))
+        // The service's own certificate (its settings are the probe's) is a client certificate its server takes.
+        let status = await HealthProbe.check(
+            target: target, service: service, timeout: .seconds(timeout), tls: try TLSFiles.configured(in: settings))
         print(status.description)
         if case .serving = status { return }
         throw ExitCode.failure
@@ -52,9 +55,11 @@ public enum HealthProbe {
         }
     }
 
-    public static func check(target: any ResolvableTarget, service: String = "", timeout: Duration) async -> Outcome {
+    public static func check(
+        target: any ResolvableTarget, service: String = "", timeout: Duration, tls: TLSFiles? = nil
+    ) async -> Outcome {
         do {
-            return try await withGRPCClient(transport: try ServiceTransport(main: target)) { client in
+            return try await withGRPCClient(transport: try ServiceTransport(main: target, tls: tls)) { client in
                 let health = Grpc_Health_V1_Health.Client(wrapping: client)
                 var options = CallOptions.defaults
                 options.timeout = timeout

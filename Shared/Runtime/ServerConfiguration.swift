@@ -1,6 +1,7 @@
 import GRPCInProcessTransport
 import Logging
 import ShippyConfiguration
+import ShippyDiscovery
 import ShippyTelemetry
 
 /// What every service needs to run: where to listen, how to log, how long to wait at start and at stop.
@@ -20,12 +21,15 @@ public struct ServerConfiguration: Sendable {
     public var startupTimeout: Duration
     /// How long in-flight calls may run after SIGTERM/SIGINT before they are cancelled.
     public var shutdownGrace: Duration
+    /// The process's certificate, key and authorities: its server takes mutual TLS only, and its clients to other
+    /// services present the same identity. `nil`: plaintext.
+    public var tls: TLSFiles?
     /// Set by tests: the server takes calls over this in-process transport instead of a socket.
     public var inProcess: InProcessTransport.Server?
 
     /// Where the gRPC server takes calls.
     public var listener: GRPCServerService.Listener {
-        inProcess.map { .inProcess($0) } ?? .socket(host: host, port: port)
+        inProcess.map { .inProcess($0) } ?? .socket(host: host, port: port, tls: tls)
     }
 
     public init(
@@ -35,7 +39,8 @@ public struct ServerConfiguration: Sendable {
         logLevel: LiveSetting<Logger.Level> = LiveSetting(.info),
         logFormat: LogFormat = .text,
         startupTimeout: Duration = .seconds(60),
-        shutdownGrace: Duration = .seconds(10)
+        shutdownGrace: Duration = .seconds(10),
+        tls: TLSFiles? = nil
     ) {
         self.host = host
         self.port = port
@@ -44,6 +49,7 @@ public struct ServerConfiguration: Sendable {
         self.logFormat = logFormat
         self.startupTimeout = startupTimeout
         self.shutdownGrace = shutdownGrace
+        self.tls = tls
     }
 
     /// The server settings of a service whose port is `defaultPort` unless configured.
@@ -55,7 +61,8 @@ public struct ServerConfiguration: Sendable {
             logLevel: try settings.live(ServerSettings.logLevel),
             logFormat: try settings.value(ServerSettings.logFormat),
             startupTimeout: try settings.value(ServerSettings.startupTimeout),
-            shutdownGrace: try settings.value(ServerSettings.shutdownGrace)
+            shutdownGrace: try settings.value(ServerSettings.shutdownGrace),
+            tls: try TLSFiles.configured(in: settings)
         )
     }
 }
@@ -82,7 +89,7 @@ public enum ServerSettings {
             Settings.configFile, host, port(default: defaultPort),
             TelemetrySettings.metricsPort(default: defaultMetricsPort),
             logLevel, logFormat, startupTimeout, shutdownGrace,
-        ]
+        ] + TLSFiles.settings
     }
 }
 

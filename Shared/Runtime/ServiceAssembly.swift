@@ -17,6 +17,7 @@ public struct ServiceAssembly {
     ///   - service: the service the handler serves, whose methods need a valid token (except `publicMethods`);
     ///     `nil` with a health name for a process that serves health only.
     ///   - verifier: checks the tokens of `service`'s calls.
+    ///   - restricted: methods only some programs may call, by their certificate's identity (over TLS).
     ///   - trustedGateways: peers whose word about the client's address (`ClientAddress`) is taken; with none
     ///     given, `ClientAddress.current` is not set.
     public init(
@@ -25,6 +26,7 @@ public struct ServiceAssembly {
         handler: (any RegistrableRPCService)?,
         verifier: (any TokenVerifying)?,
         publicMethods: Set<MethodDescriptor> = [],
+        restricted: [MethodDescriptor: Set<String>] = [:],
         trustedGateways: AddressSet? = nil,
         dependencies: [Dependency],
         configuration: ServerConfiguration,
@@ -38,7 +40,7 @@ public struct ServiceAssembly {
         }
         server = GRPCServerService(
             listener: configuration.listener, services: handler.map { [$0] } ?? [], health: health,
-            interceptors: interceptors, logger: logger)
+            restricted: restricted, interceptors: interceptors, logger: logger)
         readiness = ReadinessService(
             dependencies: dependencies, retry: StartupRetry(deadline: configuration.startupTimeout), health: health,
             logger: logger)

@@ -1,5 +1,6 @@
 import GRPCCore
 import Logging
+import ShippyDiscovery
 import ShippyRuntime
 import ShippyTestSupport
 import Testing
@@ -72,15 +73,15 @@ import Testing
     }
 }
 
-/// A gRPC server with only the health service, `health`, on a free port of 127.0.0.1 (a real socket), for the length
-/// of `body`, which gets the port.
+/// A gRPC server with only the health service, `health`, on a free port of 127.0.0.1 (a real socket; mutual TLS
+/// with `tls`), for the length of `body`, which gets the port.
 func withHealthServerOnSocket(
-    _ health: HealthService, limits: GRPCServerService.ConnectionLimits = .standard,
-    _ body: (Int) async throws -> Void
+    _ health: HealthService, tls: TLSFiles? = nil, restricted: [MethodDescriptor: Set<String>] = [:],
+    limits: GRPCServerService.ConnectionLimits = .standard, _ body: (Int) async throws -> Void
 ) async throws {
     let server = GRPCServerService(
-        listener: .socket(host: "127.0.0.1", port: 0), services: [], health: health, limits: limits,
-        logger: Logger(label: "test"))
+        listener: .socket(host: "127.0.0.1", port: 0, tls: tls), services: [], health: health, restricted: restricted,
+        limits: limits, logger: Logger(label: "test"))
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await server.run() }
         defer { tasks.cancelAll() }
