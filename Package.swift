@@ -245,7 +245,8 @@ let package = Package(
             name: "ShippyTestSupport",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
-                "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt, postgres, crypto, x509,
+                "ShippyDiscovery", "ShippyConfiguration", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt,
+                postgres, crypto, x509,
                 asn1,
             ],
             path: "Tests/ShippyTestSupport"

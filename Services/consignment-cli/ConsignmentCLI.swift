@@ -62,7 +62,8 @@ struct ConsignmentCLI: AsyncParsableCommand {
             // Run again with the same --idempotency-key after a failure, and the consignment is booked once.
             create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
             try await withGRPCClient(
-                transport: ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig())
+                transport: ServiceTransport(
+                    main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: try CLISettings.tls())
             ) {
                 client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)

@@ -226,7 +226,9 @@ struct ServingTime: AsyncParsableCommand {
         options.waitForReady = false
         // A new connection for each attempt: one client would wait out gRPC's reconnect backoff (a second).
         while ContinuousClock.now < deadline {
-            let serving = try? await withGRPCClient(transport: try ServiceTransport(main: target)) { client in
+            let serving = try? await withGRPCClient(
+                transport: try ServiceTransport(main: target, tls: try CLISettings.tls())
+            ) { client in
                 try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init(), options: options).status
                     == .serving
             }

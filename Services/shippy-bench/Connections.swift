@@ -1,4 +1,5 @@
 import GRPCCore
+import ShippyCLI
 import ShippyConfiguration
 import ShippyDiscovery
 
@@ -17,11 +18,12 @@ func withConnections<Result: Sendable>(
     to addresses: [String: String], count: Int, _ body: @Sendable ([String: Connections]) async throws -> Result
 ) async throws -> Result {
     var opened: [String: Connections] = [:]
+    let tls = try CLISettings.tls()
     for (name, address) in addresses {
         let target = try ServiceAddress.target(address, key: "--\(name)")
         opened[name] = Connections(
             clients: try (0..<count).map { _ in
-                Client(transport: try ServiceTransport(main: target))
+                Client(transport: try ServiceTransport(main: target, tls: tls))
             })
     }
     let all = opened.values.flatMap(\.clients)

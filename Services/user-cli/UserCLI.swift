@@ -52,7 +52,8 @@ struct ConnectionOptions: ParsableArguments {
             let target = try ServiceAddress.target(address, key: "--address")
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
-            let transport = try ServiceTransport(main: target, serviceConfig: Self.retryBusyLogins)
+            let transport = try ServiceTransport(
+                main: target, serviceConfig: Self.retryBusyLogins, tls: try CLISettings.tls())
             try await withGRPCClient(transport: transport) { client in
                 try await body(User_UserService.Client(wrapping: client), options, address)
             }

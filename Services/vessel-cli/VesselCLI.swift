@@ -57,7 +57,8 @@ struct VesselConnection: ParsableArguments {
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
             try await withGRPCClient(
-                transport: ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig())
+                transport: ServiceTransport(
+                    main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: try CLISettings.tls())
             ) {
                 client in
                 try await body(

@@ -43,7 +43,7 @@ public struct CLIFailure: Error, CustomStringConvertible {
         case .unavailable where Self.namesDependency(error), .deadlineExceeded where Self.namesDependency(error):
             self.init(status: Self.unavailable, error.message)
         case .unavailable:
-            self.init(status: Self.unavailable, "\(service) is unavailable (\(error.message)); is it running?")
+            self.init(status: Self.unavailable, "\(service) is unavailable (\(error.message)); \(Self.hint(error))")
         case .deadlineExceeded:
             self.init(status: Self.unavailable, "\(service) did not answer in time (\(error.message))")
         case .alreadyExists:
@@ -55,6 +55,17 @@ public struct CLIFailure: Error, CustomStringConvertible {
         default:
             self.init(status: Self.software, "\(service) failed: \(error.code): \(error.message)")
         }
+    }
+
+    /// What to check when a service cannot be reached: a server that hangs up before HTTP/2 begins, or a failed
+    /// handshake, takes mutual TLS that this call did not offer or the two do not trust each other's authority.
+    private static func hint(_ error: RPCError) -> String {
+        let message = error.message.lowercased()
+        if message.contains("preface") || message.contains("handshake") || message.contains("certificate") {
+            return "is it running, and does it take TLS? Set TLS_CERTIFICATE, TLS_KEY and TLS_CA to a certificate "
+                + "from its authority"
+        }
+        return "is it running?"
     }
 
     /// Whether the service said the failure is one of its dependencies'.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ShippyConfiguration
+import ShippyDiscovery
 
 /// The settings the CLIs read from the environment; an option of the command (`--address`) wins.
 public enum CLISettings {
@@ -19,6 +20,13 @@ public enum CLISettings {
     private static func sentence(_ summary: String) -> String {
         let text = summary.hasSuffix(".") ? summary.dropLast() : Substring(summary)
         return text.prefix(1).uppercased() + text.dropFirst()
+    }
+
+    /// The CLI's certificate, key and authorities from the environment (`TLS_CERTIFICATE`, `TLS_KEY`, `TLS_CA`), for
+    /// services that take mutual TLS; `nil` when none is set.
+    /// - Throws: `ConfigurationError` (exit 64 through `runCLI`) when only some are set.
+    public static func tls() throws -> TLSFiles? {
+        try TLSFiles.configured(in: Settings.environment())
     }
 
     /// The option's value, else the environment's, else the default.

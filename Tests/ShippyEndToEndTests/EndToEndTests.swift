@@ -13,18 +13,8 @@ import Testing
     let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("consignment.json").path
 
-    struct Run {
-        var status: Int32?
-        var output: String
-        var error: String
-    }
-
-    func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> Run {
-        let process = try ChildProcess(
-            try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
-        let status = await process.waitForExit(timeout: .seconds(60))
-        await process.stop()
-        return Run(status: status, output: process.output, error: process.errorOutput)
+    func run(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ToolRun {
+        try await runTool(tool, arguments, environment: environment)
     }
 
     func startVessel(database: String, port: Int? = nil) throws -> ServiceProcess {

@@ -132,3 +132,19 @@ package func cleaningUp<T>(_ cleanup: () async -> Void, _ body: () async throws 
     await cleanup()
     return result
 }
+
+/// What one run of a command-line tool did.
+package struct ToolRun: Sendable {
+    package var status: Int32?
+    package var output: String
+    package var error: String
+}
+
+/// Runs one of Shippy's executables (a CLI) to its end, a minute at most.
+package func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ToolRun
+{
+    let process = try ChildProcess(try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
+    let status = await process.waitForExit(timeout: .seconds(60))
+    await process.stop()
+    return ToolRun(status: status, output: process.output, error: process.errorOutput)
+}

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
 import ShippyContracts
+import ShippyDiscovery
 import ShippyRuntime
 import Testing
 
@@ -49,8 +50,17 @@ package struct ServiceProcess {
 
     package var target: any ResolvableTarget { .ipv4(host: "127.0.0.1", port: port) }
 
+    /// Its own certificate when it was started with one (`TestAuthority.environment`): it probes itself with it, as
+    /// its `healthcheck` command does.
+    package var tls: TLSFiles? {
+        guard let certificate = environment["TLS_CERTIFICATE"], let key = environment["TLS_KEY"],
+            let authorities = environment["TLS_CA"]
+        else { return nil }
+        return TLSFiles(certificate: certificate, key: key, authorities: authorities)
+    }
+
     package func health() async -> HealthProbe.Outcome {
-        await HealthProbe.check(target: target, timeout: .seconds(2))
+        await HealthProbe.check(target: target, timeout: .seconds(2), tls: tls)
     }
 
     package func isServing() async -> Bool {
@@ -64,11 +74,13 @@ package struct ServiceProcess {
         try #require(serving, "service never reported SERVING; its log:\n\(process.errorOutput)")
     }
 
+    /// A client over one connection, presenting `identity` (mutual TLS) or plaintext when `nil`.
     package func withClient<T: Sendable>(
-        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
+        as identity: TLSFiles? = nil, _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> T
     ) async throws -> T {
         try await withGRPCClient(
-            transport: .http2NIOPosix(target: target, transportSecurity: .plaintext), handleClient: body)
+            transport: .http2NIOPosix(target: target, transportSecurity: identity?.client ?? .plaintext),
+            handleClient: body)
     }
 }
 

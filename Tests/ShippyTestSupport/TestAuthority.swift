@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import ShippyConfiguration
 import ShippyDiscovery
 import SwiftASN1
 import X509
@@ -60,5 +61,15 @@ package struct TestAuthority {
 
     private static func fileName(_ name: String) -> String {
         String(name.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" })
+    }
+}
+
+extension TLSFiles {
+    /// The settings that give a process these files, as environment variables.
+    package var environment: [String: String] {
+        [
+            TLSFiles.certificateSetting.environmentName: certificate, TLSFiles.keySetting.environmentName: key,
+            TLSFiles.authoritiesSetting.environmentName: authorities,
+        ]
     }
 }
