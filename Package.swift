@@ -56,6 +56,9 @@ let package = Package(
         // Service identities: the common name of a peer's verified certificate; test authorities and certificates.
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        // Certificates re-read while a service runs (rotation without a restart).
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         .package(
             url: "https://github.com/apple/swift-configuration.git", from: "1.4.0",
@@ -134,7 +137,8 @@ let package = Package(
         .target(
             name: "ShippyCLI",
             dependencies: [
-                "ShippyDomain", "ShippyConfiguration", "ShippyContracts", "ShippyDiscovery", grpcCore, argumentParser,
+                "ShippyDomain", "ShippyConfiguration", "ShippyContracts", "ShippyDiscovery", grpcCore, grpcHTTP2,
+                argumentParser,
             ],
             path: "Shared/CLI"),
         // Metrics (Prometheus text on its own HTTP port, served by SwiftNIO), traces (OTLP when configured), gRPC call
@@ -155,7 +159,8 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
                 "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
-                lifecycle, x509,
+                lifecycle, x509, metrics, .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
             ],
             path: "Shared/Runtime"
         ),
@@ -278,7 +283,7 @@ let package = Package(
             dependencies: [
                 "ShippyTestSupport", "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage",
                 "ShippyMongo",
-                "ShippyRuntime", grpcCore, grpcHTTP2, jwt,
+                "ShippyRuntime", "ShippyDiscovery", grpcCore, grpcHTTP2, jwt,
             ],
             path: "Tests/ShippyEndToEndTests"
         ),

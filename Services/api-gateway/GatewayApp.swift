@@ -99,7 +99,8 @@ struct GatewayApp {
         func client(_ address: String, _ setting: Setting<String>) throws -> GRPCClientService {
             // Each call carries the client's address; a service trusts it from its configured gateways only.
             try GRPCClientService(
-                target: try ServiceAddress.target(address, key: setting.displayName), tls: configuration.server.tls,
+                target: try ServiceAddress.target(address, key: setting.displayName),
+                security: configuration.server.clientSecurity,
                 interceptors: [ClientAddressForwarding()])
         }
         let users = try client(configuration.userServiceAddress, SharedSettings.userServiceAddress)

@@ -63,7 +63,7 @@ struct ConsignmentCLI: AsyncParsableCommand {
             create.addString(idempotencyKey ?? UUID().uuidString.lowercased(), forKey: "idempotency-key")
             try await withGRPCClient(
                 transport: ServiceTransport(
-                    main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: try CLISettings.tls())
+                    main: target, serviceConfig: RetryPolicies.serviceConfig(), security: try CLISettings.security())
             ) {
                 client in
                 let shipping = Consignment_ShippingService.Client(wrapping: client)

@@ -78,7 +78,7 @@ extension ConsignmentServiceConfiguration {
             zone: try target(vesselZoneAddress, Self.vesselZoneAddress),
             canary: try target(vesselCanaryAddress, Self.vesselCanaryAddress),
             canaryShare: { Double(percent.value) / 100 },
-            serviceConfig: GRPCVesselBooker.serviceConfig, tls: server.tls)
+            serviceConfig: GRPCVesselBooker.serviceConfig, security: server.clientSecurity)
     }
 }
 

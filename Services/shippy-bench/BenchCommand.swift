@@ -227,7 +227,7 @@ struct ServingTime: AsyncParsableCommand {
         // A new connection for each attempt: one client would wait out gRPC's reconnect backoff (a second).
         while ContinuousClock.now < deadline {
             let serving = try? await withGRPCClient(
-                transport: try ServiceTransport(main: target, tls: try CLISettings.tls())
+                transport: try ServiceTransport(main: target, security: try CLISettings.security())
             ) { client in
                 try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init(), options: options).status
                     == .serving

@@ -18,12 +18,12 @@ func withConnections<Result: Sendable>(
     to addresses: [String: String], count: Int, _ body: @Sendable ([String: Connections]) async throws -> Result
 ) async throws -> Result {
     var opened: [String: Connections] = [:]
-    let tls = try CLISettings.tls()
+    let security = try CLISettings.security()
     for (name, address) in addresses {
         let target = try ServiceAddress.target(address, key: "--\(name)")
         opened[name] = Connections(
             clients: try (0..<count).map { _ in
-                Client(transport: try ServiceTransport(main: target, tls: tls))
+                Client(transport: try ServiceTransport(main: target, security: security))
             })
     }
     let all = opened.values.flatMap(\.clients)

@@ -47,7 +47,7 @@ struct Spread: AsyncParsableCommand {
             main: try ServiceAddress.target(vesselService, key: "--vessel-service"),
             zone: try zone.map { try ServiceAddress.target($0, key: "--zone") },
             canary: try canary.map { try ServiceAddress.target($0, key: "--canary") }, canaryShare: { share },
-            serviceConfig: RetryPolicies.serviceConfig(waitForReady: true), tls: try CLISettings.tls())
+            serviceConfig: RetryPolicies.serviceConfig(waitForReady: true), security: try CLISettings.security())
         let tally = Tally()
         let client = GRPCClient(transport: transport, interceptors: [tally])
         let options = CallOptions.withTimeout(seconds: timeout)

@@ -53,7 +53,7 @@ struct ConnectionOptions: ParsableArguments {
             var options = CallOptions.defaults
             options.timeout = .milliseconds(Int64(timeout * 1000))
             let transport = try ServiceTransport(
-                main: target, serviceConfig: Self.retryBusyLogins, tls: try CLISettings.tls())
+                main: target, serviceConfig: Self.retryBusyLogins, security: try CLISettings.security())
             try await withGRPCClient(transport: transport) { client in
                 try await body(User_UserService.Client(wrapping: client), options, address)
             }

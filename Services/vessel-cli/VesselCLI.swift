@@ -58,7 +58,7 @@ struct VesselConnection: ParsableArguments {
             options.timeout = .milliseconds(Int64(timeout * 1000))
             try await withGRPCClient(
                 transport: ServiceTransport(
-                    main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: try CLISettings.tls())
+                    main: target, serviceConfig: RetryPolicies.serviceConfig(), security: try CLISettings.security())
             ) {
                 client in
                 try await body(

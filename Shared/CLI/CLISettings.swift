@@ -1,4 +1,5 @@
 import ArgumentParser
+import GRPCNIOTransportHTTP2
 import ShippyConfiguration
 import ShippyDiscovery
 
@@ -22,11 +23,11 @@ public enum CLISettings {
         return text.prefix(1).uppercased() + text.dropFirst()
     }
 
-    /// The CLI's certificate, key and authorities from the environment (`TLS_CERTIFICATE`, `TLS_KEY`, `TLS_CA`), for
-    /// services that take mutual TLS; `nil` when none is set.
+    /// How the CLI dials: mutual TLS with the certificate, key and authorities the environment names
+    /// (`TLS_CERTIFICATE`, `TLS_KEY`, `TLS_CA`), else plaintext.
     /// - Throws: `ConfigurationError` (exit 64 through `runCLI`) when only some are set.
-    public static func tls() throws -> TLSFiles? {
-        try TLSFiles.configured(in: Settings.environment())
+    public static func security() throws -> HTTP2ClientTransport.Posix.TransportSecurity {
+        try TLSFiles.configured(in: Settings.environment())?.client ?? .plaintext
     }
 
     /// The option's value, else the environment's, else the default.

@@ -64,7 +64,9 @@ public struct SavedSession: Codable, Sendable, Equatable {
     public func freshToken(timeout: Duration) async throws -> String {
         if expiresAt > Int64(Date().timeIntervalSince1970) + 60 { return token }
         let target = try ServiceAddress.target(userService, key: "the saved login's user-service")
-        let next = try await withGRPCClient(transport: try ServiceTransport(main: target, tls: try CLISettings.tls())) {
+        let next = try await withGRPCClient(
+            transport: try ServiceTransport(main: target, security: try CLISettings.security())
+        ) {
             client in
             var options = CallOptions.defaults
             options.timeout = timeout

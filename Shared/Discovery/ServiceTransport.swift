@@ -33,16 +33,15 @@ public struct ServiceTransport: ClientTransport {
     ///   - canary: a second version of the service, which gets `canaryShare()` of the calls (0…1, read per call
     ///     so that a live setting can change it).
     ///   - serviceConfig: per-method timeouts and retry policies; the balancing is always round-robin.
-    ///   - tls: this client's identity and the authorities the servers' certificates must come from; `nil`:
-    ///     plaintext.
+    ///   - security: plaintext, or mutual TLS with this client's certificate (`TLSFiles.client`, or a service's
+    ///     rotating one).
     public init(
         main: any ResolvableTarget, zone: (any ResolvableTarget)? = nil, canary: (any ResolvableTarget)? = nil,
         canaryShare: @escaping @Sendable () -> Double = { 0 }, serviceConfig: ServiceConfig = ServiceConfig(),
-        tls: TLSFiles? = nil
+        security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext
     ) throws {
         var serviceConfig = serviceConfig
         serviceConfig.loadBalancingConfig = [.roundRobin]
-        let security = tls?.client ?? .plaintext
         self.main = try Self.connections(to: main, security: security, serviceConfig: serviceConfig)
         self.zone = try zone.map { try Self.connections(to: $0, security: security, serviceConfig: serviceConfig) }
         self.canary = try canary.map {

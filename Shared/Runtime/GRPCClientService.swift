@@ -17,10 +17,14 @@ public struct GRPCClientService: Service {
 
     /// - Parameters:
     ///   - target: where the service is (`ServiceAddress.target`); calls follow `RetryPolicies`.
-    ///   - tls: this process's identity (`ServerConfiguration.tls`); `nil`: plaintext.
-    public init(target: any ResolvableTarget, tls: TLSFiles?, interceptors: [any ClientInterceptor] = []) throws {
+    ///   - security: the process's (`ServerConfiguration.clientSecurity`).
+    public init(
+        target: any ResolvableTarget, security: HTTP2ClientTransport.Posix.TransportSecurity,
+        interceptors: [any ClientInterceptor] = []
+    ) throws {
         self.init(
-            transport: try ServiceTransport(main: target, serviceConfig: RetryPolicies.serviceConfig(), tls: tls),
+            transport: try ServiceTransport(
+                main: target, serviceConfig: RetryPolicies.serviceConfig(), security: security),
             interceptors: interceptors)
     }
 

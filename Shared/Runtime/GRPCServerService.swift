@@ -4,7 +4,6 @@ import GRPCNIOTransportHTTP2
 import Logging
 import ServiceLifecycle
 import ShippyContracts
-import ShippyDiscovery
 import ShippyDomain
 import ShippyTelemetry
 
@@ -45,7 +44,7 @@ public struct GRPCServerService: Service {
     /// Where calls come in: a TCP socket (mutual TLS with `tls`, else plaintext), or an in-process transport (tests
     /// run the production wiring over it).
     public enum Listener: Sendable {
-        case socket(host: String, port: Int, tls: TLSFiles? = nil)
+        case socket(host: String, port: Int, tls: CertificateRotation? = nil)
         case inProcess(InProcessTransport.Server)
     }
 

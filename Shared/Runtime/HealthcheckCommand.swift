@@ -59,7 +59,8 @@ public enum HealthProbe {
         target: any ResolvableTarget, service: String = "", timeout: Duration, tls: TLSFiles? = nil
     ) async -> Outcome {
         do {
-            return try await withGRPCClient(transport: try ServiceTransport(main: target, tls: tls)) { client in
+            let transport = try ServiceTransport(main: target, security: tls?.client ?? .plaintext)
+            return try await withGRPCClient(transport: transport) { client in
                 let health = Grpc_Health_V1_Health.Client(wrapping: client)
                 var options = CallOptions.defaults
                 options.timeout = timeout

@@ -1,4 +1,5 @@
 import GRPCInProcessTransport
+import GRPCNIOTransportHTTP2
 import Logging
 import ShippyConfiguration
 import ShippyDiscovery
@@ -24,12 +25,17 @@ public struct ServerConfiguration: Sendable {
     /// The process's certificate, key and authorities: its server takes mutual TLS only, and its clients to other
     /// services present the same identity. `nil`: plaintext.
     public var tls: TLSFiles?
+    /// `tls` as it is used while the process runs, re-read when its files change (`ServiceRunner` makes it).
+    public var certificates: CertificateRotation?
     /// Set by tests: the server takes calls over this in-process transport instead of a socket.
     public var inProcess: InProcessTransport.Server?
 
+    /// How the process's clients dial other services: with its certificate, or plaintext.
+    public var clientSecurity: HTTP2ClientTransport.Posix.TransportSecurity { certificates?.client ?? .plaintext }
+
     /// Where the gRPC server takes calls.
     public var listener: GRPCServerService.Listener {
-        inProcess.map { .inProcess($0) } ?? .socket(host: host, port: port, tls: tls)
+        inProcess.map { .inProcess($0) } ?? .socket(host: host, port: port, tls: certificates)
     }
 
     public init(

@@ -36,7 +36,7 @@ public enum ServiceRunner {
         LoggingSetup.install()
         let logger = Logger(label: Identity.name)
         let settings = try await Settings.load(arguments: flags.values, logger: ConfigurationFileLog.logger(logger))
-        let server = try ServerConfiguration(
+        var server = try ServerConfiguration(
             settings, defaultPort: Identity.defaultPort, defaultMetricsPort: Identity.defaultMetricsPort)
         LoggingSetup.configure(format: server.logFormat, level: server.logLevel)
         // Before anything makes a metric; the trace exporter starts before the services and stops after them, so
@@ -50,8 +50,14 @@ public enum ServiceRunner {
             throw ConfigurationError(key: "OTEL_*", problem: "\(error)")
         }
         let metrics = MetricsEndpoint(host: server.host, port: server.metricsPort, logger: logger)
+        server.certificates = try server.tls.map { try CertificateRotation(files: $0, logger: logger) }
+        let certificates: [(name: String, service: any Service)] =
+            server.certificates.map { [("certificates", $0)] } ?? []
+        if server.certificates == nil {
+            logger.warning("plaintext: no TLS_CERTIFICATE, TLS_KEY and TLS_CA; calls and tokens travel unencrypted")
+        }
         let services =
-            settings.services(logger: logger) + [("metrics", metrics)]
+            settings.services(logger: logger) + [("metrics", metrics)] + certificates
             + (try await Identity.services(settings, server: server, logger: logger))
         try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
         await tracing?.stop(within: TraceExporter.flushLimit)

@@ -31,7 +31,8 @@ package struct TestAuthority {
             },
             issuerPrivateKey: .init(key))
         bundle = directory.appendingPathComponent("\(Self.fileName(name)).pem").path
-        try certificate.serializeAsPEM().pemString.write(toFile: bundle, atomically: true, encoding: .utf8)
+        try certificate.serializeAsPEM().pemString.appending("\n").write(
+            toFile: bundle, atomically: true, encoding: .utf8)
     }
 
     /// The files of a certificate naming `identity`, for 127.0.0.1 and localhost, signed by this authority and valid
@@ -54,8 +55,10 @@ package struct TestAuthority {
             },
             issuerPrivateKey: .init(key))
         let base = directory.appendingPathComponent("\(Self.fileName(name))-\(Self.fileName(identity))").path
-        try leaf.serializeAsPEM().pemString.write(toFile: "\(base).pem", atomically: true, encoding: .utf8)
-        try leafKey.pemRepresentation.write(toFile: "\(base)-key.pem", atomically: true, encoding: .utf8)
+        try leaf.serializeAsPEM().pemString.appending("\n").write(
+            toFile: "\(base).pem", atomically: true, encoding: .utf8)
+        try leafKey.pemRepresentation.appending("\n").write(
+            toFile: "\(base)-key.pem", atomically: true, encoding: .utf8)
         return TLSFiles(certificate: "\(base).pem", key: "\(base)-key.pem", authorities: bundle)
     }
 

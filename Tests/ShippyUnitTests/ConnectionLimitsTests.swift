@@ -74,24 +74,32 @@ import Testing
 }
 
 /// A gRPC server with only the health service, `health`, on a free port of 127.0.0.1 (a real socket; mutual TLS
-/// with `tls`), for the length of `body`, which gets the port.
+/// with `tls`, re-read every `rotation`), for the length of `body`, which gets the port.
 func withHealthServerOnSocket(
-    _ health: HealthService, tls: TLSFiles? = nil, restricted: [MethodDescriptor: Set<String>] = [:],
-    limits: GRPCServerService.ConnectionLimits = .standard, _ body: (Int) async throws -> Void
+    _ health: HealthService, tls: TLSFiles? = nil, rotation: Duration = .seconds(5),
+    restricted: [MethodDescriptor: Set<String>] = [:], limits: GRPCServerService.ConnectionLimits = .standard,
+    logger: Logger = Logger(label: "test"), _ body: (Int) async throws -> Void
 ) async throws {
+    let certificates = try tls.map { try CertificateRotation(files: $0, interval: rotation, logger: logger) }
     let server = GRPCServerService(
-        listener: .socket(host: "127.0.0.1", port: 0, tls: tls), services: [], health: health, restricted: restricted,
-        limits: limits, logger: Logger(label: "test"))
+        listener: .socket(host: "127.0.0.1", port: 0, tls: certificates), services: [], health: health,
+        restricted: restricted, limits: limits, logger: logger)
     try await withThrowingTaskGroup(of: Void.self) { tasks in
         tasks.addTask { try await server.run() }
+        if let certificates { tasks.addTask { try await certificates.run() } }
         defer { tasks.cancelAll() }
         var port: Int?
         let listening = await eventually(within: .seconds(10)) {
             port = try? await server.listeningAddress?.ipv4?.port
             return port != nil
         }
-        try #require(listening)
-        try await body(try #require(port))
+        guard listening, let port else {
+            tasks.cancelAll()
+            while try await tasks.next() != nil {}  // throws why the server stopped
+            Issue.record("the server never listened")
+            return
+        }
+        try await body(port)
     }
 }
 
