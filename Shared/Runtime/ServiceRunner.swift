@@ -53,12 +53,13 @@ public enum ServiceRunner {
         server.certificates = try server.tls.map { try CertificateRotation(files: $0, logger: logger) }
         let certificates: [(name: String, service: any Service)] =
             server.certificates.map { [("certificates", $0)] } ?? []
-        if server.certificates == nil {
-            logger.warning("plaintext: no TLS_CERTIFICATE, TLS_KEY and TLS_CA; calls and tokens travel unencrypted")
-        }
         let services =
             settings.services(logger: logger) + [("metrics", metrics)] + certificates
             + (try await Identity.services(settings, server: server, logger: logger))
+        // Once every setting has been read: a bad one is the only line a failed start prints.
+        if server.certificates == nil {
+            logger.warning("plaintext: no TLS_CERTIFICATE, TLS_KEY and TLS_CA; calls and tokens travel unencrypted")
+        }
         try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
         await tracing?.stop(within: TraceExporter.flushLimit)
         // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still held. Releasing
