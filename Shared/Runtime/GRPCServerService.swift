@@ -19,9 +19,10 @@ public struct GRPCServerService: Service {
     /// limit gets `invalidArgument` naming the field; only a message over it is cut off.
     public static let maximumRequestBytes = 4 << 20
 
-    /// What one connection may hold: streams at once (HTTP/2 SETTINGS, as Go's server; a stream past it is
-    /// refused), how long it may sit without a call and how long it may live (then it is closed gracefully, its
-    /// calls given `grace` to finish; clients reconnect at their next call). Bounds what one client can pin.
+    /// What one connection may hold: streams at once (HTTP/2 SETTINGS, as Go's server; a client that opens more
+    /// loses its connection, as swift-nio-http2 answers GOAWAY), how long it may sit without a call and how long it
+    /// may live (then it is closed gracefully, its calls given `grace` to finish; clients reconnect at their next
+    /// call). Bounds what one client can pin.
     public struct ConnectionLimits: Sendable {
         public var streams: Int
         public var idleTime: Duration
@@ -67,13 +68,12 @@ public struct GRPCServerService: Service {
         logger: Logger
     ) {
         let services = services + [health]
-        var identity = CallerIdentityInterceptor(restricted: [:])
-        if case .socket(_, _, .some) = listener { identity = CallerIdentityInterceptor(restricted: restricted) }
+        // Only over TLS is there an identity to bind or check: in plaintext, no call pays for the interceptor.
+        var identity: [any ServerInterceptor] = []
+        if case .socket(_, _, .some) = listener { identity = [CallerIdentityInterceptor(restricted: restricted)] }
         let interceptors: [any ServerInterceptor] =
-            [
-                ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health), identity,
-                CallDeadlineInterceptor(),
-            ] + interceptors
+            [ServerCallTelemetry(), CallLog(logger: logger), ReadinessGate(health: health)] + identity
+            + [CallDeadlineInterceptor()] + interceptors
         switch listener {
         case .socket(let host, let port, let tls):
             let address: GRPCNIOTransportCore.SocketAddress =
