@@ -41,8 +41,9 @@ public struct TLSFiles: Sendable, Hashable {
         return TLSFiles(certificate: certificate, key: key, authorities: authorities)
     }
 
-    /// A short-lived client's security (a CLI's; a service's clients use its `CertificateRotation`): its certificate for the server, and the server's verified against the authorities and
-    /// the address dialled (a name or an IP address the certificate must list).
+    /// A short-lived client's security (a CLI's; a service's clients use its `CertificateRotation`): its
+    /// certificate for the server, and the server's verified against the authorities and the address dialled (a
+    /// name or an IP address the certificate must list).
     public var client: HTTP2ClientTransport.Posix.TransportSecurity {
         .mTLS(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem)) {
             $0.trustRoots = .certificates([.file(path: authorities, format: .pem)])
