@@ -159,7 +159,8 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
                 "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
-                lifecycle, x509, metrics, .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                lifecycle, x509, metrics, nioCore, .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
             ],
             path: "Shared/Runtime"
@@ -229,6 +230,9 @@ let package = Package(
                 grpcCore, argumentParser, logging, lifecycle, nioCore, nioPosix,
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
             ],
@@ -249,10 +253,9 @@ let package = Package(
         .target(
             name: "ShippyTestSupport",
             dependencies: [
-                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyRuntime",
-                "ShippyDiscovery", "ShippyConfiguration", grpcCore, grpcHTTP2, grpcInProcess, logging, lifecycle, jwt,
-                postgres, crypto, x509,
-                asn1,
+                "ShippyContracts", "ShippyDomain", "ShippyIdentity", "ShippyStorage", "ShippyMongo", "ShippyPostgres",
+                "ShippyRuntime", "ShippyDiscovery", "ShippyConfiguration", grpcCore, grpcHTTP2, grpcInProcess, logging,
+                lifecycle, jwt, postgres, crypto, x509, asn1,
             ],
             path: "Tests/ShippyTestSupport"
         ),

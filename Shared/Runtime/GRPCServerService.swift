@@ -88,6 +88,12 @@ public struct GRPCServerService: Service {
                 // default would count those pings as abuse and close the connection.
                 config.connection.keepalive.clientBehavior = .init(
                     minPingIntervalWithoutCalls: .seconds(1), allowWithoutCalls: true)
+                // The transport's one hook into an accepted connection's pipeline: where a refused handshake
+                // can be seen, counted and logged.
+                if tls != nil {
+                    let refusals = HandshakeRefusals(logger: logger)
+                    config.channelDebuggingCallbacks.onAcceptTCPConnection = { refusals.watch($0) }
+                }
             }
             server = GRPCServer(
                 transport: .http2NIOPosix(

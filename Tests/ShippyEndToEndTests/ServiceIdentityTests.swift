@@ -9,7 +9,8 @@ import Testing
 /// consignment-service and vessel-service as executables over mutual TLS, each with a certificate from the test's
 /// authority: a consignment shipped through consignment-cli (its own certificate) books its room over TLS end to
 /// end; vessel-service's booking methods answer consignment-service's identity only, whatever token comes with
-/// the call; and a client without a certificate from the authority gets no call through at all.
+/// the call; and a client without a certificate from the authority gets no call through at all: its handshake is
+/// counted by reason, and logged once for its address in the minute.
 @Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct ServiceIdentityTests {
     let sample = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("consignment.json").path
@@ -79,6 +80,16 @@ import Testing
                     })
                 #expect(outcome == nil, "\(String(describing: identity))")
             }
+            // Each refused handshake is counted by its reason; the log has one line for the peer this minute.
+            let scrape = Scrape(try await vessel.metrics())
+            for reason in ["not_tls", "refused_by_peer"] {
+                let refused = scrape["tls_handshake_refusals_total{reason=\"\(reason)\"}"] ?? 0
+                #expect(refused >= 1, "\(reason): \(scrape.values.filter { $0.key.hasPrefix("tls_handshake") })")
+            }
+            let logged = vessel.process.errorOutput.split(separator: "\n").filter {
+                $0.contains("TLS handshake refused")
+            }
+            #expect(logged.count == 1 && logged[0].contains("peer=127.0.0.1"), "\(logged)")
             #expect(await vessel.isServing())
             #expect(await consignment.isServing())
         }

@@ -5,15 +5,26 @@ import Glibc
 public final class RawConnection {
     private let socket: Int32
 
-    public init(port: Int) throws {
+    /// - Parameter source: the client's address; another loopback address (127.0.0.2, …) is another client.
+    public init(port: Int, from source: String = "127.0.0.1") throws {
         socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        func address(_ host: String, _ port: Int) -> sockaddr_in {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr(host)
+            address.sin_port = UInt16(port).bigEndian
+            return address
+        }
+        var local = address(source, 0)
+        var remote = address("127.0.0.1", port)
+        let connected = withUnsafePointer(to: &local) { local in
+            withUnsafePointer(to: &remote) { remote in
+                local.withMemoryRebound(to: sockaddr.self, capacity: 1) { local in
+                    remote.withMemoryRebound(to: sockaddr.self, capacity: 1) { remote in
+                        let size = socklen_t(MemoryLayout<sockaddr_in>.size)
+                        return bind(socket, local, size) == 0 ? connect(socket, remote, size) : -1
+                    }
+                }
             }
         }
         guard connected == 0 else {

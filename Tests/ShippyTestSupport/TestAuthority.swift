@@ -54,7 +54,9 @@ package struct TestAuthority {
                 ])
             },
             issuerPrivateKey: .init(key))
-        let base = directory.appendingPathComponent("\(Self.fileName(name))-\(Self.fileName(identity))").path
+        // A file of its own each time: a second certificate for the same identity never replaces a first in use.
+        let unique = UUID().uuidString.prefix(8)
+        let base = directory.appendingPathComponent("\(Self.fileName(name))-\(Self.fileName(identity))-\(unique)").path
         try leaf.serializeAsPEM().pemString.appending("\n").write(
             toFile: "\(base).pem", atomically: true, encoding: .utf8)
         try leafKey.pemRepresentation.appending("\n").write(
