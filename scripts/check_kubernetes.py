@@ -3,8 +3,8 @@
 release (kubernetes-validate, strict: unknown fields fail), a policy scan (checkov) with no finding left but those
 skipped in the manifest with their reason, and what docs/many-machines.md promises of them: at least two replicas, rolling
 updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
-SHUTDOWN_GRACE and the cancellation, and a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
-Deployment. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
+SHUTDOWN_GRACE and the cancellation, a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
+Deployment, and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
 import glob
 import json
 import os
@@ -68,6 +68,16 @@ for name, deployment in kinds["Deployment"].items():
 for name in ("vessel", "user", "consignment"):
     if kinds["Service"][name]["spec"].get("clusterIP") != "None":
         problems.append(f"{name}: its Service is not headless, so clients cannot balance over its pods")
+
+# The way in is HTTPS: the Ingress to the gateway terminates TLS for every host it routes.
+ingress = kinds.get("Ingress", {}).get("gateway")
+if not ingress:
+    problems.append("gateway: no Ingress")
+else:
+    hosts = {rule["host"] for rule in ingress["spec"]["rules"]}
+    secured = {host for tls in ingress["spec"].get("tls", []) if tls.get("secretName") for host in tls["hosts"]}
+    if hosts - secured:
+        problems.append(f"gateway's Ingress: no TLS Secret for {sorted(hosts - secured)}")
 
 if problems:
     print("check-kubernetes: FAILED:\n  " + "\n  ".join(problems), file=sys.stderr)

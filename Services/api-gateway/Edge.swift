@@ -25,6 +25,8 @@ struct GatewayContext: RequestContext, RemoteAddressRequestContext {
 /// (a strict Content-Security-Policy: the web app runs only its own module scripts, no inline script or style).
 struct EdgeMiddleware: RouterMiddleware {
     typealias Context = GatewayContext
+    /// `Strict-Transport-Security` for every answer, when the gateway serves HTTPS.
+    var strictTransportSecurity: String?
 
     static let securityHeaders: HTTPFields = [
         .contentSecurityPolicy:
@@ -54,6 +56,7 @@ struct EdgeMiddleware: RouterMiddleware {
             response = problem.response()
         }
         response.headers.append(contentsOf: Self.securityHeaders)
+        if let strictTransportSecurity { response.headers[.strictTransportSecurity] = strictTransportSecurity }
         if request.uri.path.hasPrefix("/v1/") { response.headers[.cacheControl] = "no-store" }
         return response
     }

@@ -3,6 +3,7 @@ import GRPCCore
 import HTTPTypes
 import Hummingbird
 import Logging
+import NIOSSL
 import OpenAPIHummingbird
 import OpenAPIRuntime
 import ServiceLifecycle
@@ -30,6 +31,10 @@ struct GatewayConfiguration: Sendable {
     var readTimeout: Duration
     /// Proxies in front of the gateway whose `Forwarded`/`X-Forwarded-For` is believed.
     var trustedProxies: AddressSet
+    /// The certificate and key HTTPS is served with; `nil`: plain HTTP (behind a proxy that terminates TLS).
+    var https: (certificate: String, key: String)?
+    /// How long browsers keep to HTTPS once answered over it (`Strict-Transport-Security`); 0: no header.
+    var strictTransportSecurity: Int
 
     static let timeout = Setting.seconds(
         "request.timeout", default: .seconds(10), in: 0.1...300, "Seconds each call to a service may take.")
@@ -51,10 +56,18 @@ struct GatewayConfiguration: Sendable {
         "trusted.proxies",
         "IP addresses and networks of the proxies in front of the gateway whose Forwarded or X-Forwarded-For names "
             + "the client (comma-separated); from any other peer, the peer is the client.")
+    static let httpsCertificate = Setting<String?>.optionalText(
+        "https.certificate",
+        "PEM file of the certificate chain HTTPS is served with (for the name browsers use; re-read when it "
+            + "changes); none: plain HTTP, for a proxy that terminates TLS.")
+    static let httpsKey = Setting<String?>.optionalText("https.key", "PEM file of the HTTPS certificate's private key.")
+    static let strictTransportSecurity = Setting.integer(
+        "https.hsts.max.age", default: 31_536_000, in: 0...63_072_000,
+        "Seconds browsers keep to HTTPS once answered over it (Strict-Transport-Security); 0 sends none.")
     static let settings: [any SettingDescription] = [
         SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
         SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
-        bodyLimit, idleTimeout, readTimeout, trustedProxies,
+        bodyLimit, idleTimeout, readTimeout, trustedProxies, httpsCertificate, httpsKey, strictTransportSecurity,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
@@ -68,6 +81,19 @@ struct GatewayConfiguration: Sendable {
         idleTimeout = try settings.value(Self.idleTimeout)
         readTimeout = try settings.value(Self.readTimeout)
         trustedProxies = try settings.value(Self.trustedProxies)
+        switch (try settings.value(Self.httpsCertificate), try settings.value(Self.httpsKey)) {
+        case (let certificate?, let key?): https = (certificate, key)
+        case (nil, nil): https = nil
+        case (_, nil): throw Self.needed(Self.httpsKey)
+        case (nil, _): throw Self.needed(Self.httpsCertificate)
+        }
+        strictTransportSecurity = try settings.value(Self.strictTransportSecurity)
+    }
+
+    private static func needed(_ setting: Setting<String?>) -> ConfigurationError {
+        ConfigurationError(
+            key: setting.environmentName, flag: setting.flagName,
+            problem: "is needed with the other HTTPS setting (both, or neither)")
     }
 }
 
@@ -110,25 +136,39 @@ struct GatewayApp {
         let handler = APIHandler(
             users: users.client, consignments: consignments.client, vessels: vessels.client,
             timeout: configuration.timeout)
+        var services: [(name: String, service: any Service)] = [
+            ("user-client", users), ("consignment-client", consignments), ("vessel-client", vessels),
+        ]
+        var https: TLSConfiguration?
+        var strictTransportSecurity: String?
+        if let files = configuration.https {
+            let certificate = try CertificateRotation(
+                certificate: (files.certificate, GatewayConfiguration.httpsCertificate),
+                key: (files.key, GatewayConfiguration.httpsKey), use: "https", logger: logger)
+            https = try certificate.httpsConfiguration()
+            services.append(("https-certificate", certificate))
+            // Sent over HTTPS only: browsers ignore it over plain HTTP (RFC 6797).
+            if configuration.strictTransportSecurity > 0 {
+                strictTransportSecurity = "max-age=\(configuration.strictTransportSecurity)"
+            }
+        }
         let router = try makeRouter(
             handler: handler, limiter: RateLimiter(perMinute: configuration.authenticationsPerMinute),
             body: BodyMiddleware(limit: configuration.bodyLimit, readTimeout: configuration.readTimeout),
-            trustedProxies: configuration.trustedProxies)
+            trustedProxies: configuration.trustedProxies, strictTransportSecurity: strictTransportSecurity)
         let app = Application(
-            router: router,
-            server: .http1(configuration: .init(idleTimeout: .nanoseconds(configuration.idleTimeout.nanoseconds))),
+            router: router, server: try httpServer(idleTimeout: configuration.idleTimeout, tls: https),
             configuration: .init(
                 address: .hostname(configuration.server.host, port: configuration.server.port),
                 serverName: "shippy-api-gateway"),
             logger: logger)
-        return GatewayApp(services: [
-            ("user-client", users), ("consignment-client", consignments), ("vessel-client", vessels), ("http", app),
-        ])
+        return GatewayApp(services: services + [("http", app)])
     }
 
     /// The routes: the generated API, /openapi.yaml, and the web app's files at /.
     static func makeRouter(
-        handler: APIHandler, limiter: RateLimiter, body: BodyMiddleware, trustedProxies: AddressSet
+        handler: APIHandler, limiter: RateLimiter, body: BodyMiddleware, trustedProxies: AddressSet,
+        strictTransportSecurity: String? = nil
     ) throws -> Router<GatewayContext> {
         let router = Router(context: GatewayContext.self, options: .autoGenerateHeadEndpoints)
         // hb_requests / hb_request_duration by route and status, and a server span per request that the calls to
@@ -136,7 +176,7 @@ struct GatewayApp {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: OutsideTraceContextMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: TracingMiddleware(redactingQueryParameters: ["page_token"]))
-        router.add(middleware: EdgeMiddleware())
+        router.add(middleware: EdgeMiddleware(strictTransportSecurity: strictTransportSecurity))
         router.add(middleware: body)
         router.add(middleware: ClientAddressMiddleware(trustedProxies: trustedProxies))
         router.add(middleware: RateLimitMiddleware(limiter: limiter, paths: ["/v1/users", "/v1/sessions"]))

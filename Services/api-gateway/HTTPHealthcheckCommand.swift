@@ -2,11 +2,12 @@ import ArgumentParser
 import Foundation
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ShippyConfiguration
 import ShippyRuntime
 
 /// `api-gateway healthcheck`: exits 0 when `GET /readyz` (or `--path`) on the gateway answers 200, 1 otherwise;
-/// for compose health checks (the image has no curl).
+/// for compose health checks (the image has no curl). Over HTTPS when the gateway serves it (`HTTPS_CERTIFICATE`).
 struct HTTPHealthcheckCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "healthcheck",
@@ -19,12 +20,15 @@ struct HTTPHealthcheckCommand: AsyncParsableCommand {
     var timeout: Double = 3
 
     func run() async throws {
-        let port = try await Settings.load().value(ServerSettings.port(default: APIGatewayCommand.defaultPort))
+        let settings = try await Settings.load()
+        let port = try settings.value(ServerSettings.port(default: APIGatewayCommand.defaultPort))
+        let https = try settings.value(GatewayConfiguration.httpsCertificate) != nil
         let limit = Duration.milliseconds(Int64(timeout * 1000))
         // The answer within `timeout`, or none: a gateway that takes the connection and never answers is not healthy.
         let status = await withTaskGroup(of: Int?.self) { group in
             group.addTask {
-                try? await Self.status(port: port, path: path, timeout: .milliseconds(Int64(timeout * 1000)))
+                try? await Self.status(
+                    port: port, path: path, https: https, timeout: .milliseconds(Int64(timeout * 1000)))
             }
             group.addTask {
                 try? await Task.sleep(for: limit)
@@ -39,13 +43,21 @@ struct HTTPHealthcheckCommand: AsyncParsableCommand {
         throw ExitCode.failure
     }
 
-    /// The status code of one `GET path` over HTTP/1.0 to 127.0.0.1:port.
-    static func status(port: Int, path: String, timeout: TimeAmount) async throws -> Int? {
+    /// The status code of one `GET path` over HTTP/1.0 to 127.0.0.1:port, in TLS with `https`. The certificate is
+    /// not verified: it names the host browsers use, this asks its own process, and it sends nothing secret.
+    static func status(port: Int, path: String, https: Bool, timeout: TimeAmount) async throws -> Int? {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        let context = try NIOSSLContext(configuration: tls)
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    if https {
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
+                    return try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in

@@ -34,8 +34,9 @@ import Glibc
     }
 
     /// A gateway whose services never answer (the edge's own behaviour needs none), live for `body`, then stopped.
+    /// - Parameter https: the authority's bundle when the gateway serves HTTPS (then curl asks whether it is live).
     func withGatewayAlone(
-        _ environment: [String: String], _ body: (ServiceProcess) async throws -> Void
+        _ environment: [String: String], https: String? = nil, _ body: (ServiceProcess) async throws -> Void
     ) async throws {
         let silent = try SilentListener()
         let gateway = try ServiceProcess.start(
@@ -47,7 +48,11 @@ import Glibc
             ].merging(environment) { $1 })
         try await cleaningUp({ await gateway.process.stop() }) {
             let live = await eventually(within: .seconds(30)) {
-                (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
+                guard let https else {
+                    return (try? await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml"))?.status == 200
+                }
+                let url = "https://127.0.0.1:\(gateway.port)/openapi.yaml"
+                return (try? await curl(["--cacert", https, "-o", "/dev/null", url]))?.status == 0
             }
             try #require(live, "the gateway did not start: \(gateway.process.errorOutput)")
             try await body(gateway)
@@ -93,6 +98,7 @@ import Glibc
                 #expect(policy.contains("script-src 'self'") && !policy.contains("unsafe-inline"), "\(policy)")
                 #expect(exchange.headers["x-content-type-options"] == "nosniff")
                 #expect(exchange.headers["referrer-policy"] == "no-referrer")
+                #expect(exchange.headers["strict-transport-security"] == nil, "HSTS over HTTPS only")
             }
             expectProblem(try await http("GET", "\(base)/v1/nowhere"), 404, "not found")
             // A method the path does not have: 405, and what it has; HEAD wherever GET.
@@ -365,6 +371,35 @@ import Glibc
             #expect(answer.contains("did not arrive within 1 s"), "answered: \(answer)")
             #expect((try await http("GET", "http://127.0.0.1:\(gateway.port)/openapi.yaml")).status == 200)
         }
+    }
+}
+
+extension GatewayTests {
+    /// Given a certificate, the gateway serves HTTPS only, with Strict-Transport-Security on every answer: curl
+    /// trusting the authority gets the document; curl trusting another refuses the certificate; plain HTTP to the
+    /// port gets no answer; and the gateway's healthcheck asks over HTTPS.
+    @Test func givenACertificateTheGatewayServesHTTPSWithStrictTransportSecurity() async throws {
+        let authority = try TestAuthority()
+        let certificate = try authority.issue("shippy.example")
+        try await withGatewayAlone(
+            ["HTTPS_CERTIFICATE": certificate.certificate, "HTTPS_KEY": certificate.key], https: authority.bundle
+        ) { gateway in
+            let url = "https://127.0.0.1:\(gateway.port)/openapi.yaml"
+            let answer = try await curl(["--cacert", authority.bundle, "-D", "-", "-o", "/dev/null", url])
+            #expect(answer.status == 0 && answer.output.hasPrefix("HTTP/1.1 200"), "\(answer)")
+            #expect(answer.output.lowercased().contains("strict-transport-security: max-age=31536000"), "\(answer)")
+            let distrusted = try await curl(["-o", "/dev/null", url])
+            #expect(distrusted.status == 60, "curl's 'certificate problem': \(distrusted)")
+            let plain = try await curl(["-o", "/dev/null", "http://127.0.0.1:\(gateway.port)/openapi.yaml"])
+            #expect(plain.status != 0, "plain HTTP answered: \(plain)")
+            let health = try await gateway.command(["healthcheck", "--path", "/healthz"])
+            #expect(health.contains("HTTP 200"), "\(health)")
+        }
+    }
+
+    /// curl (Debian's, installed by `make test`), quiet but for errors, 5 s at most.
+    func curl(_ arguments: [String]) async throws -> ToolRun {
+        try await runCommand(URL(fileURLWithPath: "/usr/bin/curl"), ["-sS", "--max-time", "5"] + arguments)
     }
 }
 

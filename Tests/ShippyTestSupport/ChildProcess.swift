@@ -143,7 +143,14 @@ package struct ToolRun: Sendable {
 /// Runs one of Shippy's executables (a CLI) to its end, a minute at most.
 package func runTool(_ tool: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> ToolRun
 {
-    let process = try ChildProcess(try TestEnvironment.executable(tool), arguments: arguments, environment: environment)
+    try await runCommand(try TestEnvironment.executable(tool), arguments, environment: environment)
+}
+
+/// Runs a command (`/usr/bin/curl`, say) to its end, a minute at most.
+package func runCommand(
+    _ executable: URL, _ arguments: [String], environment: [String: String] = [:]
+) async throws -> ToolRun {
+    let process = try ChildProcess(executable, arguments: arguments, environment: environment)
     let status = await process.waitForExit(timeout: .seconds(60))
     await process.stop()
     return ToolRun(status: status, output: process.output, error: process.errorOutput)
