@@ -27,7 +27,8 @@ calls = int(os.environ.get("SHIPPY_BENCH_CALLS", "20000"))
 rounds = int(os.environ.get("SHIPPY_BENCH_ROUNDS", "3"))
 ports = {"CONSIGNMENT": 50451, "VESSEL": 50452, "USER": 50453, "EMAIL": 50454}
 gateway = 8451
-env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1", SHIPPY_BUILD_CONFIGURATION="release",
+# In plaintext, explicitly: h2load calls consignment-service straight, and has no client certificate.
+env = dict(os.environ, SWIFT_DETERMINISTIC_HASHING="1", SHIPPY_BUILD_CONFIGURATION="release", SHIPPY_PLAINTEXT="1",
            SHIPPY_RUN_DIR=str(run / "run"), SHIPPY_SERVERS_DIR=str(run / "run/servers"), SHIPPY_PROMETHEUS_PORT="0",
            SHIPPY_GATEWAY_PORT=str(gateway), SHIPPY_GATEWAY_METRICS_PORT="9455",
            **{f"SHIPPY_{name}_PORT": str(port) for name, port in ports.items()},

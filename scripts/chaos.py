@@ -151,7 +151,8 @@ class System:
             self.services.append(Service(name, os.path.join(self.bin, binary), port, environment, grpc))
 
         # user-service first: it writes the key pair that the others verify with.
-        service("user-service", "user-service", ports["user"], POSTGRES_URL=postgres, NATS_URL=nats,
+        nats_ca = self.servers_env["SHIPPY_NATS_CA"]
+        service("user-service", "user-service", ports["user"], POSTGRES_URL=postgres, NATS_URL=nats, NATS_CA=nats_ca,
                 JWT_GENERATE_KEY="true", JWT_PRIVATE_KEY_FILE=f"{keys}/signing.pem", BCRYPT_COST="4",
                 **public_key)
         for index in (1, 2):
@@ -161,7 +162,7 @@ class System:
             service(f"consignment-service-{index}", "consignment-service", ports[f"consignment-{index}"],
                     MONGO_URL=mongo, VESSEL_SERVICE_ADDRESS=vessels, VESSEL_TIMEOUT="2",
                     BOOKING_RECOVERY_AFTER="5", **public_key)
-        service("email-service", "email-service", ports["email"], NATS_URL=nats, MAILER="files",
+        service("email-service", "email-service", ports["email"], NATS_URL=nats, NATS_CA=nats_ca, MAILER="files",
                 MAIL_DIR=self.mail)
         service("api-gateway", "api-gateway", ports["gateway"], grpc=False,
                 USER_SERVICE_ADDRESS=f"127.0.0.1:{ports['user']}", CONSIGNMENT_SERVICE_ADDRESS=consignments,

@@ -3,7 +3,9 @@
 #
 #   scripts/servers.sh start    install what is missing, start PostgreSQL, nats-server and a MongoDB-compatible
 #                               server (mongod when on PATH, else secantusdb from PyPI), wait until each answers,
-#                               and write their URLs to .local/servers/env
+#                               and write their URLs to .local/servers/env. PostgreSQL takes TLS only, with a
+#                               certificate of a development authority (scripts/certificates.sh, in tls/), and
+#                               so does NATS (with a password): SHIPPY_NATS_CA is the authority's file
 #   scripts/servers.sh stop     stop the processes that `start` started (by the PIDs it recorded), nothing else
 #   scripts/servers.sh status   say what is running
 #   scripts/servers.sh install  only install what is missing
@@ -89,18 +91,37 @@ start_postgres() {
             --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
         rm -f "$dir/pwfile"
     fi
+    # TLS only over TCP, with a certificate of the development authority for 127.0.0.1: clients verify it
+    # (sslmode=verify-full), and a plaintext client finds no pg_hba.conf entry. The socket stays for psql here.
+    "$root/scripts/certificates.sh" "$state/tls" postgres
+    install -m 600 "$state/tls/postgres.pem" "$dir/server.pem"
+    install -m 600 "$state/tls/postgres-key.pem" "$dir/server-key.pem"
+    printf 'local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n' >"$dir/pg_hba.conf"
+    [ "$(id -u)" -ne 0 ] || chown postgres: "$dir/server.pem" "$dir/server-key.pem" "$dir/pg_hba.conf"
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir" start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server-key.pem -c hba_file=$dir/pg_hba.conf" \
+        start >/dev/null || { tail -n 20 "$dir/postgres.log" >&2; die "PostgreSQL did not start"; }
     head -n 1 "$dir/data/postmaster.pid" >"$state/postgres.pid"
     if ! as_pg psql -h "$dir" -p "$port" -U shippy -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'shippy'" | grep -q 1; then
         as_pg psql -h "$dir" -p "$port" -U shippy -d postgres -qc "CREATE DATABASE shippy" >/dev/null
     fi
 }
 
+# TLS only, with a certificate of the development authority, and a password of its own: clients dial
+# tls://shippy:…@127.0.0.1 and verify the certificate against the authority (NATS_CA).
 start_nats() {
     local port=$1
     mkdir -p "$state/nats"
-    nats-server -a 127.0.0.1 -p "$port" -js -sd "$state/nats" >"$state/nats.log" 2>&1 &
+    "$root/scripts/certificates.sh" "$state/tls" nats
+    [ -f "$state/nats.password" ] || (umask 077 && openssl rand -hex 16 >"$state/nats.password")
+    cat >"$state/nats.conf" <<CONF
+listen: "127.0.0.1:$port"
+jetstream { store_dir: "$state/nats" }
+tls { cert_file: "$state/tls/nats.pem", key_file: "$state/tls/nats-key.pem" }
+authorization { user: shippy, password: "$(cat "$state/nats.password")" }
+CONF
+    chmod 600 "$state/nats.conf"
+    nats-server -c "$state/nats.conf" >"$state/nats.log" 2>&1 &
     echo $! >"$state/nats.pid"
     wait_port nats-server "$port" "$state/nats.log"
 }
@@ -140,15 +161,17 @@ start() {
     trap - ERR
     {
         echo "SHIPPY_MONGO_URL=mongodb://127.0.0.1:$mongo_port"
-        echo "SHIPPY_POSTGRES_URL=postgres://shippy:$(cat "$state/postgres.password")@127.0.0.1:$pg_port/shippy"
-        echo "SHIPPY_NATS_URL=nats://127.0.0.1:$nats_port"
+        # Quoted: the file is sourced, and `&` would end the line.
+        echo "SHIPPY_POSTGRES_URL=\"postgres://shippy:$(cat "$state/postgres.password")@127.0.0.1:$pg_port/shippy?sslmode=verify-full&sslrootcert=$state/tls/ca.pem\""
+        echo "SHIPPY_NATS_URL=tls://shippy:$(cat "$state/nats.password")@127.0.0.1:$nats_port"
+        echo "SHIPPY_NATS_CA=$state/tls/ca.pem"
         echo "SHIPPY_MONGOD=\"$(mongo_command)\""
         echo "SHIPPY_PG_BIN=$(pg_bin)"
     } >"$state/env"
     chmod 600 "$state/env"
     log "MongoDB    mongodb://127.0.0.1:$mongo_port   (log: $state/mongo.log)"
-    log "NATS       nats://127.0.0.1:$nats_port        (log: $state/nats.log)"
-    log "PostgreSQL postgres://shippy:***@127.0.0.1:$pg_port/shippy (log: $(pg_root)/postgres.log)"
+    log "NATS       tls://shippy:***@127.0.0.1:$nats_port, TLS only (log: $state/nats.log)"
+    log "PostgreSQL postgres://shippy:***@127.0.0.1:$pg_port/shippy, TLS only (log: $(pg_root)/postgres.log)"
     log "URLs written to $state/env"
 }
 

@@ -9,7 +9,10 @@
 #   scripts/system.sh grant-admin EMAIL   make a signed-up user an admin (user-service grant-admin, the operator's
 #                                         command, against the running system's database); revoke-admin EMAIL undoes it
 #
-# State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it).
+# State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it). Every gRPC hop is
+# mutual TLS: a development authority and a certificate per program (its identity) are made once under
+# .local/run/tls (scripts/certificates.sh); the CLIs take theirs from .local/run/tls/cli.env (`. .local/run/tls/cli.env`).
+# SHIPPY_PLAINTEXT=1 runs every hop in plaintext instead, explicitly.
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
 # SHIPPY_EMAIL_PORT (50054, health only); the HTTP API and web app (api-gateway): SHIPPY_GATEWAY_PORT (8080).
 # Their /metrics ports: SHIPPY_CONSIGNMENT_METRICS_PORT (9051),
@@ -62,12 +65,22 @@ need_port() {
 # The variable prefix of a service's ports: vessel-service → SHIPPY_VESSEL, api-gateway → SHIPPY_GATEWAY.
 variable() { local name=${1%-service}; name=${name#api-}; printf 'SHIPPY_%s' "${name^^}"; }
 
+# identity NAME: the TLS settings that give a program its certificate (its identity) and the authority, one a line;
+# none with SHIPPY_PLAINTEXT=1 (the benchmarks' baseline: each service then warns that it runs in plaintext).
+identity() {
+    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && return 0
+    printf '%s\n' "TLS_CERTIFICATE=$run/tls/$1.pem" "TLS_KEY=$run/tls/$1-key.pem" "TLS_CA=$run/tls/ca.pem"
+}
+
 start_service() {
     local name=$1 port=$2 metrics_port=${metrics_ports[$1]}
     shift 2
     need_port "$port" "$name" "$(variable "$name")_PORT"
     need_port "$metrics_port" "$name's metrics" "$(variable "$name")_METRICS_PORT"
-    env "$@" HOST=127.0.0.1 PORT="$port" METRICS_PORT="$metrics_port" "$(bin)/$name" >"$run/logs/$name.log" 2>&1 &
+    local tls
+    mapfile -t tls < <(identity "$name")
+    env "$@" "${tls[@]}" HOST=127.0.0.1 PORT="$port" METRICS_PORT="$metrics_port" "$(bin)/$name" \
+        >"$run/logs/$name.log" 2>&1 &
     echo $! >"$run/$name.pid"
 }
 
@@ -104,12 +117,15 @@ wait_prometheus() {
 }
 
 wait_serving() {
-    local name=$1 port=$2
+    local name=$1 port=$2 tls
+    mapfile -t tls < <(identity "$name")
     for _ in $(seq 1 600); do
         # api-gateway's healthcheck asks its /readyz on PORT; the services' take the address.
         if [ "$name" = api-gateway ]; then
             PORT=$port "$(bin)/$name" healthcheck >/dev/null 2>&1 && return 0
-        elif "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then return 0; fi
+        elif env "${tls[@]}" "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then
+            return 0
+        fi
         # Only whether the PID lives: started a moment ago, it may not have exec'd yet (its command line is
         # still this shell's, and its log not yet truncated), and it cannot have been reused.
         kill -0 "$(head -n 1 "$run/$name.pid")" 2>/dev/null \
@@ -146,6 +162,8 @@ start() {
     stop quiet
     mkdir -p "$run/logs" "$run/keys"
     "$root/scripts/install.sh"
+    "$root/scripts/certificates.sh" "$run/tls" "${services[@]}" shippy-cli
+    identity shippy-cli | sed 's/^/export /' >"$run/tls/cli.env"
     build
     "$root/scripts/servers.sh" start
     set -a
@@ -154,9 +172,11 @@ start() {
     set +a
     trap 'say "start failed; stopping what was started" >&2; stop quiet' ERR
     start_service vessel-service "$vessel_port" MONGO_URL="$SHIPPY_MONGO_URL" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
-    start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" MAILER=files MAIL_DIR="$run/mail"
+    start_service email-service "$email_port" NATS_URL="$SHIPPY_NATS_URL" NATS_CA="$SHIPPY_NATS_CA" MAILER=files \
+        MAIL_DIR="$run/mail"
     # The gateway runs here too: its word about each client's address is taken (TRUSTED_GATEWAYS).
-    start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" JWT_GENERATE_KEY=true \
+    start_service user-service "$user_port" POSTGRES_URL="$SHIPPY_POSTGRES_URL" NATS_URL="$SHIPPY_NATS_URL" \
+        NATS_CA="$SHIPPY_NATS_CA" JWT_GENERATE_KEY=true \
         TRUSTED_GATEWAYS="${TRUSTED_GATEWAYS:-127.0.0.1}" \
         JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
@@ -184,6 +204,7 @@ start() {
         say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
     fi
     say "  logs                 $run/logs/"
+    say "Every gRPC hop is mutual TLS; for the CLIs: . $run/tls/cli.env"
     say "Try it: make demo, or see the README's quickstart."
 }
 
@@ -230,6 +251,9 @@ demo() {
     running || start
     local email password token cli
     cli=$(bin)
+    # The CLIs' identity: every service takes mutual TLS only.
+    # shellcheck disable=SC1091
+    . "$run/tls/cli.env"
     email="demo-$(date +%s)-$RANDOM@example.com"
     password="demo-password-$RANDOM"
     say ""

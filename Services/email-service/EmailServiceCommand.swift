@@ -3,6 +3,7 @@ import Logging
 import ServiceLifecycle
 import ShippyConfiguration
 import ShippyContracts
+import ShippyMessaging
 import ShippyRuntime
 
 /// `email-service`: welcomes new users, from the `user.created` events on NATS.
@@ -13,7 +14,7 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let defaultMetricsPort = 9054
     static let settings =
         ServerSettings.all(defaultPort: defaultPort, defaultMetricsPort: defaultMetricsPort)
-        + [SharedSettings.natsURL, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
+        + [SharedSettings.natsURL, SharedSettings.natsAuthorities, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
     static let configuration = serviceCommand(
         abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.")
@@ -51,7 +52,10 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
                 LogMailer(logger: logger)
             }
         return WelcomeMailService.services(
-            natsURL: try settings.value(SharedSettings.natsURL), mailer: mailer, policy: policy, server: server,
+            nats: NATSEndpoint(
+                url: try settings.value(SharedSettings.natsURL),
+                authorities: try settings.value(SharedSettings.natsAuthorities)),
+            mailer: mailer, policy: policy, server: server,
             logger: logger
         ).services
     }

@@ -94,18 +94,18 @@ final class MailConsumerConnection: Sendable {
         var subscription: NATSPullSubscription
     }
     private let parts = Mutex<Parts?>(nil)
-    let natsURL: String
+    let nats: NATSEndpoint
     let logger: Logger
 
-    init(natsURL: String, logger: Logger) {
-        self.natsURL = natsURL
+    init(nats: NATSEndpoint, logger: Logger) {
+        self.nats = nats
         self.logger = logger
     }
 
     /// One attempt; the startup retry repeats it. Idempotent: a second call after success does nothing.
     func connect() async throws {
         guard parts.withLock({ $0 == nil }) else { return }
-        let nats = try await UserEvents.connect(url: natsURL, name: "email-service")
+        let nats = try await UserEvents.connect(self.nats, name: "email-service")
         do {
             let mailed = try await nats.keyValue(bucket: Self.mailedBucket, ttl: Self.mailedMemory)
             let subscription = try await subscribe(nats)
@@ -119,7 +119,7 @@ final class MailConsumerConnection: Sendable {
     /// Fails while the connection to NATS is down (for readiness).
     func probe() throws(ShippyError) {
         guard parts.withLock({ $0?.nats.isConnected }) == true else {
-            throw .unavailable("NATS at \(NATSClient.redact(natsURL)) is not connected")
+            throw .unavailable("NATS at \(nats.redacted) is not connected")
         }
     }
 
@@ -179,15 +179,15 @@ struct WelcomeMailService: Service {
     /// The email service's services, in start order, for `main` and the tests alike: readiness (NATS, the
     /// bucket, the subscription), the consumer, and the gRPC server that answers health.
     static func services(
-        natsURL: String,
+        nats: NATSEndpoint,
         mailer: any Mailer,
         policy: DeliveryPolicy,
         server: ServerConfiguration,
         logger: Logger
     ) -> (health: HealthService, services: [(name: String, service: any Service)]) {
-        let connection = MailConsumerConnection(natsURL: natsURL, logger: logger)
+        let connection = MailConsumerConnection(nats: nats, logger: logger)
         let nats = Dependency(
-            name: "NATS at \(NATSClient.redact(natsURL))", connect: { try await connection.connect() },
+            name: "NATS at \(nats.redacted)", connect: { try await connection.connect() },
             close: { await connection.close() }, probe: { try connection.probe() })
         let assembly = ServiceAssembly(
             serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: [nats],

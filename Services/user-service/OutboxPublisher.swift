@@ -14,7 +14,7 @@ import ShippyTelemetry
 struct OutboxPublisher: Service {
     static let retention = UserEvents.retention
 
-    let natsURL: String
+    let nats: NATSEndpoint
     let outbox: any OutboxRepository
     /// Opens once PostgreSQL is connected and the schema exists; publishing starts then.
     let ready: ReadinessSignal
@@ -57,8 +57,8 @@ struct OutboxPublisher: Service {
     private func connect() async throws -> NATSClient {
         let retry = StartupRetry(deadline: .seconds(Int64.max / 2), maximumDelay: .seconds(2))
         var client: NATSClient?
-        try await retry.run("NATS at \(NATSClient.redact(natsURL))", logger: logger) {
-            client = try await UserEvents.connect(url: natsURL, name: "user-service")
+        try await retry.run("NATS at \(nats.redacted)", logger: logger) {
+            client = try await UserEvents.connect(nats, name: "user-service")
         }
         return client!
     }

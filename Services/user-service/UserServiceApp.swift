@@ -7,6 +7,7 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
+import ShippyMessaging
 import ShippyPostgres
 import ShippyRuntime
 import ShippyStorage
@@ -29,12 +30,14 @@ struct UserServiceConfiguration: Sendable {
     var loginFreeFailures: LiveSetting<Int>
     var loginMaximumDelay: LiveSetting<Duration>
     /// Where `user.created` events go.
-    var natsURL: String
+    var nats: NATSEndpoint
     /// The gateways whose word about a client's address is taken (for the login throttle).
     var trustedGateways = AddressSet()
 
     static let postgresURL = Setting.text(
-        "postgres.url", secret: true, "postgres://user:password@host:port/database; secret (no flag, never logged).")
+        "postgres.url", secret: true,
+        "postgres://user:password@host:port/database[?sslmode=…&sslrootcert=FILE], over TLS verified for the host "
+            + "unless sslmode says otherwise; secret (no flag, never logged).")
     static let privateKeyFile = Setting<String?>.optionalText(
         "jwt.private.key.file", "PEM file of the ES256 signing key (or JWT_PRIVATE_KEY with the PEM itself).")
     static let privateKey = Setting<String?>.optionalText(
@@ -63,7 +66,8 @@ struct UserServiceConfiguration: Sendable {
         "The longest wait after failed logins.")
     static let settings: [any SettingDescription] = [
         postgresURL, privateKeyFile, privateKey, generateKey, tokenLifetime, refreshLifetime, bcryptCost, bcryptQueue,
-        bcryptMaximumWait, loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL, SharedSettings.trustedGateways,
+        bcryptMaximumWait, loginFreeFailures, loginMaximumDelay, SharedSettings.natsURL, SharedSettings.natsAuthorities,
+        SharedSettings.trustedGateways,
     ]
 }
 
@@ -86,7 +90,9 @@ extension UserServiceConfiguration {
             bcryptMaximumWait: try settings.live(Self.bcryptMaximumWait),
             loginFreeFailures: try settings.live(Self.loginFreeFailures),
             loginMaximumDelay: try settings.live(Self.loginMaximumDelay),
-            natsURL: try settings.value(SharedSettings.natsURL),
+            nats: NATSEndpoint(
+                url: try settings.value(SharedSettings.natsURL),
+                authorities: try settings.value(SharedSettings.natsAuthorities)),
             trustedGateways: try settings.value(SharedSettings.trustedGateways))
     }
 
@@ -134,7 +140,7 @@ struct UserServiceApp {
         var app = try await build(
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
-            natsURL: configuration.natsURL, outbox: repository, ready: app.ready, logger: logger)
+            nats: configuration.nats, outbox: repository, ready: app.ready, logger: logger)
         let backlog = PeriodicWork("the outbox's backlog", logger: logger) {
             let backlog = try await repository.backlog()
             Gauge(label: "outbox_pending_events").record(backlog.pending)

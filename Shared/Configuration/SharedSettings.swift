@@ -16,4 +16,8 @@ public enum SharedSettings {
     public static let natsURL = Setting.text(
         "nats.url", default: "nats://127.0.0.1:4222",
         "NATS server with JetStream: user-service publishes its events there, email-service reads them.")
+    public static let natsAuthorities = Setting<String?>.optionalText(
+        "nats.ca",
+        "PEM file of the authorities NATS' certificate must come from; with it (or a tls:// URL) the connection is "
+            + "TLS, verified for the host dialled.")
 }

@@ -5,6 +5,22 @@ import NIOPosix
 import ShippyDomain
 import Synchronization
 
+/// Where NATS is, and whom its certificate must come from. A `tls://` URL, or `authorities` given, makes the
+/// connection TLS: the server's certificate from one of `authorities` (a PEM file; else the system's) and naming the
+/// host dialled. Credentials go in the URL (`nats://user:password@host:4222`).
+public struct NATSEndpoint: Sendable, Hashable {
+    public var url: String
+    public var authorities: String?
+
+    public init(url: String, authorities: String? = nil) {
+        self.url = url
+        self.authorities = authorities
+    }
+
+    /// The URL without credentials, for logs and messages.
+    public var redacted: String { NATSClient.redact(url) }
+}
+
 /// A connection to NATS with JetStream, over the NATS C client. Every blocking C call runs on a small
 /// thread pool of its own, never on Swift's cooperative executor. The C client reconnects by itself after
 /// the server restarts (without limit, every half second).
@@ -24,8 +40,9 @@ public final class NATSClient: Sendable {
 
     /// Connects once; callers retry with `StartupRetry`.
     /// - Throws: `ShippyError` `.unavailable` when the server does not answer, `.invalidArgument` for a bad URL.
-    public static func connect(url: String, name: String) async throws(ShippyError) -> NATSClient {
-        let redacted = redact(url)
+    public static func connect(_ endpoint: NATSEndpoint, name: String) async throws(ShippyError) -> NATSClient {
+        let url = endpoint.url
+        let redacted = endpoint.redacted
         let threads = NIOThreadPool(numberOfThreads: 2)
         threads.start()
         do {
@@ -34,6 +51,12 @@ public final class NATSClient: Sendable {
                 try check(natsOptions_Create(&options), "NATS options")
                 defer { natsOptions_Destroy(options) }
                 try check(natsOptions_SetURL(options, url), "NATS URL \(redacted)", code: .invalidArgument)
+                if let authorities = endpoint.authorities {
+                    try check(natsOptions_SetSecure(options, true), "NATS TLS")
+                    try check(
+                        natsOptions_LoadCATrustedCertificates(options, authorities), "NATS_CA \(authorities)",
+                        code: .invalidArgument)
+                }
                 _ = natsOptions_SetName(options, name)
                 _ = natsOptions_SetMaxReconnect(options, -1)
                 _ = natsOptions_SetReconnectWait(options, 500)
@@ -457,7 +480,11 @@ private func payloadBytes(of message: OpaquePointer) -> [UInt8] {
 /// Throws `ShippyError` for a failed C call, with the C client's text for the status.
 private func check(_ status: natsStatus, _ what: String, code: ShippyError.Code = .unavailable) throws(ShippyError) {
     guard status != NATS_OK else { return }
-    throw ShippyError(code, "\(what): \(String(cString: natsStatus_GetText(status)))")
+    // The thread's last error says more than the status ("SSL handshake error: certificate verify failed"); it
+    // holds no credentials (the URL's are never in it).
+    let detail = nats_GetLastError(nil).map { String(cString: $0) } ?? ""
+    let text = String(cString: natsStatus_GetText(status))
+    throw ShippyError(code, "\(what): \(detail.isEmpty || detail == text ? text : "\(text) (\(detail))")")
 }
 
 /// Runs `body` with C copies of `strings` that live exactly as long as it runs.

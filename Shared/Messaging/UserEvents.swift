@@ -19,8 +19,8 @@ public enum UserEvents {
     /// Connects and makes sure the stream exists (either side may start first); closes the connection
     /// when the stream cannot be made.
     /// - Throws: `ShippyError` `.unavailable`, `.invalidArgument` for a bad URL.
-    public static func connect(url: String, name: String) async throws(ShippyError) -> NATSClient {
-        let nats = try await NATSClient.connect(url: url, name: name)
+    public static func connect(_ endpoint: NATSEndpoint, name: String) async throws(ShippyError) -> NATSClient {
+        let nats = try await NATSClient.connect(endpoint, name: name)
         do {
             try await nats.ensureStream(
                 name: stream, subjects: subjects, duplicateWindow: duplicateWindow, maxAge: retention)

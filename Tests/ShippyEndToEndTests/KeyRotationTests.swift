@@ -21,6 +21,7 @@ import Testing
                     "POSTGRES_URL": database, "BCRYPT_COST": "4", "JWT_GENERATE_KEY": "true",
                     "JWT_PRIVATE_KEY_FILE": "\(folder)/private/\(key).pem", "JWT_PUBLIC_KEY_FILE": publicKeys,
                     "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+                    "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
                 ])
         }
         let vessel = try ServiceProcess.start(

@@ -40,7 +40,8 @@ import Testing
                 }
                 _ = try await vessels.findAvailable(.with { $0.capacity = 1 })
             }
-            #expect(await vessel.isServing())
+            // A health check over a new connection; a loaded machine (CI beside a build) may need a second try.
+            #expect(await eventually(within: .seconds(10)) { await vessel.isServing() })
         }
     }
 

@@ -18,6 +18,41 @@ import Testing
 @Suite(.timeLimit(.minutes(3)), .dropsItsDatabases) struct EventsTests {
     let keys = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-events-\(UUID().uuidString)").path
 
+    /// The harness's NATS takes TLS and its password only, as a production one should: a client that verifies its
+    /// certificate against the authority (`NATS_CA`) and gives the password gets in; a `nats://` URL, the system's
+    /// authorities, another authority and a wrong password are each refused with what was wrong, never the password.
+    @Test func theHarnessNATSTakesVerifiedTLSAndItsPasswordOnly() async throws {
+        let url = try TestEnvironment.value("SHIPPY_NATS_URL")
+        let authorities = try TestEnvironment.value("SHIPPY_NATS_CA")
+        #expect(url.hasPrefix("tls://"))
+        let client = try await UserEvents.connect(.init(url: url, authorities: authorities), name: "test-tls")
+        await client.close()
+        var wrongPassword = try #require(URLComponents(string: url))
+        wrongPassword.password = "not-the-password-25"
+        let password = try #require(URLComponents(string: url)?.password)
+        // A nats:// URL gets TLS too (the server requires it), verified against the system's authorities.
+        let refused: [(String, NATSEndpoint, because: String)] = [
+            ("nats://", .init(url: url.replacingOccurrences(of: "tls://", with: "nats://")), "SSL handshake error"),
+            ("the system's authorities", .init(url: url), "SSL handshake error"),
+            (
+                "another authority", .init(url: url, authorities: try TestAuthority(name: "Another CA").bundle),
+                "SSL handshake error"
+            ),
+            (
+                "a wrong password", .init(url: try #require(wrongPassword.string), authorities: authorities),
+                "Authorization Violation"
+            ),
+        ]
+        for (kind, endpoint, because) in refused {
+            let error = await #expect(throws: ShippyError.self, "\(kind)") {
+                _ = try await NATSClient.connect(endpoint, name: "test-refused")
+            }
+            let text = "\(String(describing: error))"
+            #expect(text.contains(because), "\(kind): \(text)")
+            #expect(!text.contains(password) && !text.contains("not-the-password-25"), "\(kind): \(text)")
+        }
+    }
+
     func startUserService(nats: NATSServer) async throws -> ServiceProcess {
         let service = try ServiceProcess.start(
             "user-service",
@@ -59,7 +94,9 @@ import Testing
     /// Whether email-service's consumer has every event of the stream acknowledged (or terminated): none pending,
     /// none awaiting an acknowledgement, so none can be delivered again.
     func everyEventAcknowledged(_ nats: NATSServer) async -> Bool {
-        guard let watcher = try? await NATSClient.connect(url: nats.url, name: "test-watcher") else { return false }
+        guard let watcher = try? await NATSClient.connect(.init(url: nats.url), name: "test-watcher") else {
+            return false
+        }
         let state = try? await watcher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
         await watcher.close()
         return state.map { $0.pending == 0 && $0.acknowledgementsPending == 0 } ?? false
@@ -76,7 +113,7 @@ import Testing
         let user = try await startUserService(nats: nats)
         let email = try await startEmailService(nats: nats, mailDirectory: directory)
         // The event as JetStream stored it, read through a consumer of the test's own.
-        let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+        let watcher = try await NATSClient.connect(.init(url: nats.url), name: "test-watcher")
 
         let password = "sekrit-password-42"
         try await signUp("ann@example.com", password: password, at: user)
@@ -145,7 +182,7 @@ import Testing
                 $0.name = "Twice"
                 $0.email = "twice@example.com"
             }
-            let publisher = try await NATSClient.connect(url: nats.url, name: "test-publisher")
+            let publisher = try await NATSClient.connect(.init(url: nats.url), name: "test-publisher")
             // Two deliveries of one event: distinct message ids, so JetStream keeps both, as after a publisher crash.
             for _ in 0..<2 {
                 try await publisher.publish(
@@ -166,7 +203,7 @@ import Testing
     @Test func racingDeliveriesClaimAnEventOnceAndAStaleClaimIsTakenOver() async throws {
         let nats = NATSServer(port: try freePort())
         try await nats.start()
-        let client = try await NATSClient.connect(url: nats.url, name: "test-claims")
+        let client = try await NATSClient.connect(.init(url: nats.url), name: "test-claims")
         let bucket = try await client.keyValue(bucket: "TEST_MAILED", ttl: .seconds(600))
         try await cleaningUp({
             await bucket.close()
@@ -199,7 +236,7 @@ import Testing
         try await nats.start()
         let url = try await PostgresTestDatabase.create()
         let postgres = PostgresClient(configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
-        let publisher = try await UserEvents.connect(url: nats.url, name: "test-outbox")
+        let publisher = try await UserEvents.connect(.init(url: nats.url), name: "test-outbox")
         try await cleaningUp({
             await publisher.close()
             await nats.destroy()
@@ -273,7 +310,7 @@ import Testing
             email.process.signal(SIGTERM)  // right after the mail: its acknowledgement is what is at stake
             #expect(await email.process.waitForExit() == 0)
 
-            let watcher = try await NATSClient.connect(url: nats.url, name: "test-watcher")
+            let watcher = try await NATSClient.connect(.init(url: nats.url), name: "test-watcher")
             let state = try await watcher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
             await watcher.close()
             #expect(state.pending == 0 && state.acknowledgementsPending == 0, "\(state)")
@@ -299,13 +336,13 @@ import Testing
             let logs = LogCapture()
             let mailer = FileMailer(directory: "/dev/null/mail", logger: logs.logger())
             let email = WelcomeMailService.services(
-                natsURL: nats.url, mailer: mailer,
+                nats: .init(url: nats.url), mailer: mailer,
                 policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
                 server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
             let group = ServiceRunner.makeGroup(email.services, shutdownGrace: .seconds(5), logger: logs.logger())
             try await withThrowingTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { try await group.run() }
-                let publisher = try await UserEvents.connect(url: nats.url, name: "test-publisher")
+                let publisher = try await UserEvents.connect(.init(url: nats.url), name: "test-publisher")
                 let event = Shippy_Events_UserCreated.with {
                     $0.eventID = "doomed"; $0.userID = "u"; $0.name = "Doomed"; $0.email = "doomed@example.com"
                 }

@@ -305,10 +305,51 @@ let quietLogger: Logger = {
         }
     }
 
+    /// The harness's PostgreSQL takes TLS only, as a production one should: its URL's `verify-full` (with the
+    /// development authority) connects encrypted, and so does `require` (unverified, as libpq's); plaintext, and
+    /// a certificate checked against another authority, get no connection.
+    @Test func theConnectionIsVerifiedTLSAndNeitherPlaintextNorAnotherAuthorityGetsIn() async throws {
+        let url = try await PostgresTestDatabase.create()
+        #expect(url.contains("sslmode=verify-full"), "the harness's URL: \(PostgresURL.redact(url))")
+        var components = try #require(URLComponents(string: url))
+        func with(_ parameters: [String: String]) -> String {
+            components.queryItems = parameters.map { URLQueryItem(name: $0.key, value: $0.value) }
+            return components.string ?? ""
+        }
+        func withClient<T>(_ url: String, _ body: (PostgresClient) async throws -> T) async throws -> T {
+            let client = PostgresClient(
+                configuration: try PostgresURL.configuration(url), backgroundLogger: quietLogger)
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { await client.run() }
+                defer { group.cancelAll() }
+                return try await body(client)
+            }
+        }
+        for accepted in [url, with(["sslmode": "require"])] {
+            let encrypted = try await withClient(accepted) { client in
+                let rows = try await client.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                return try await rows.decode(Bool.self).first { _ in true }
+            }
+            #expect(encrypted == true, "\(PostgresURL.redact(accepted))")
+        }
+        let stranger = try TestAuthority(name: "Another CA")
+        for refused in [
+            with(["sslmode": "disable"]), with(["sslmode": "verify-full", "sslrootcert": stranger.bundle]),
+            with(["sslmode": "require", "sslrootcert": stranger.bundle]),
+        ] {
+            try await withClient(refused) { client in
+                let repository = PostgresUserRepository(client: client, logger: quietLogger, timeout: .seconds(2))
+                await #expect(throws: ShippyError.self, "\(PostgresURL.redact(refused))") {
+                    try await repository.ping()
+                }
+            }
+        }
+    }
+
     @Test func malformedURLsAreRejectedWithoutEchoingThePassword() {
         for url in [
             "mysql://u:secret@h/db", "postgres://:secret@h/db", "postgres://u:secret@/db",
-            "postgres://u:secret@h/db?sslmode=maybe",
+            "postgres://u:secret@h/db?sslmode=maybe", "postgres://u:secret@h/db?sslrootcert=/nowhere/ca.pem",
         ] {
             #expect {
                 _ = try PostgresURL.configuration(url)

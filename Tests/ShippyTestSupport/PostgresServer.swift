@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import PostgresNIO
+import ShippyPostgres
 import Testing
 
 /// Databases for tests: one fresh database per test on the harness's PostgreSQL.
@@ -18,15 +19,13 @@ package enum PostgresTestDatabase {
         }
         TestDatabases.madePostgres(name)
         components.path = "/\(name)"
-        return try #require(components.string) + "?sslmode=disable"
+        return try #require(components.string)
     }
 
     package static func withAdminClient<T>(_ url: String, _ body: (PostgresClient) async throws -> T) async throws -> T
     {
-        var configuration = try PostgresClient.Configuration(
-            host: "127.0.0.1", port: try #require(URLComponents(string: url)?.port),
-            username: "shippy", password: try #require(URLComponents(string: url)?.password),
-            database: String(try #require(URLComponents(string: url)?.path.dropFirst())), tls: .disable)
+        // Over TLS, as the URL says (the harness's PostgreSQL takes nothing else).
+        var configuration = try PostgresURL.configuration(url)
         configuration.options.connectTimeout = .seconds(5)
         let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test-admin"))
         return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -66,6 +66,7 @@ package struct ShippySystem {
                 "POSTGRES_URL": try await PostgresTestDatabase.create(),
                 "JWT_PRIVATE_KEY_FILE": privateKeyFile, "JWT_PUBLIC_KEY_FILE": "\(folder)/published.pem",
                 "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+                "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
             ].merging(extra) { $1 })
     }
 

@@ -1,5 +1,6 @@
 import JWTKit
 import ShippyConfiguration
+import ShippyMessaging
 import ShippyRuntime
 import ShippyTestSupport
 
@@ -24,6 +25,6 @@ extension UserServiceConfiguration {
             tokenLifetime: LiveSetting(.seconds(3600)), refreshLifetime: LiveSetting(.seconds(86_400)), bcryptCost: 4,
             bcryptQueue: LiveSetting(64), bcryptMaximumWait: LiveSetting(.seconds(10)),
             loginFreeFailures: LiveSetting(3), loginMaximumDelay: LiveSetting(.seconds(30)),
-            natsURL: "unused")
+            nats: .init(url: "unused"))
     }
 }

@@ -57,7 +57,7 @@ actor MailedEventsInMemory: MailedEvents {
 
     var service: WelcomeMailService {
         WelcomeMailService(
-            connection: MailConsumerConnection(natsURL: "nats://127.0.0.1:1", logger: Logger(label: "test")),
+            connection: MailConsumerConnection(nats: .init(url: "nats://127.0.0.1:1"), logger: Logger(label: "test")),
             ready: ReadinessSignal(), mailer: mailer, policy: DeliveryPolicy(), logger: Logger(label: "test"))
     }
 

@@ -1,9 +1,12 @@
 """The native run as a user meets it: `start` in the background, a second `start` says it runs, `demo` prints a
-consignment booked on a vessel, the Prometheus it started scrapes every service as up with the alert rules
+consignment booked on a vessel (its CLIs over mutual TLS), a CLI without the certificate is refused and told what
+to set, no service runs in plaintext, the Prometheus it started scrapes every service as up with the alert rules
 loaded, and `stop` leaves none of the processes it started alive."""
+import os
 import re
+import subprocess
 
-from support import ROOT, NativeSystem, alive, run
+from support import ROOT, NativeSystem, alive, bin_dir, run
 
 
 def test_start_demo_and_stop_leave_nothing_running():
@@ -21,6 +24,16 @@ def test_start_demo_and_stop_leave_nothing_running():
         assert re.search(r"/mail/.*\.eml$", demo, re.M), f"no welcome mail:\n{demo}"
         assert re.search(r"^  vessel003  .*  9/12 containers", demo, re.M), f"vessel003's room not taken:\n{demo}"
         assert '"vessel_id" : "vessel003"' in demo, f"the gateway does not list the consignment:\n{demo}"
+
+        # Every gRPC hop is mutual TLS: a CLI in plaintext gets no call, and is told what to set.
+        plain = subprocess.run([os.path.join(bin_dir(), "vessel-cli"), "list", "--timeout", "3"], text=True,
+                               capture_output=True, env=dict(system.env, SHIPPY_TOKEN="none",
+                                                             VESSEL_SERVICE_ADDRESS=f"127.0.0.1:{system.env['SHIPPY_VESSEL_PORT']}"))
+        assert plain.returncode == 69 and "TLS_CERTIFICATE" in plain.stderr, f"{plain.returncode}: {plain.stderr}"
+        services = ("vessel-service", "user-service", "consignment-service", "email-service", "api-gateway")
+        logs = {name: (ROOT / system.state / "logs" / f"{name}.log").read_text() for name in services}
+        plaintext = [name for name, text in logs.items() if "plaintext" in text]
+        assert not plaintext, f"services that run in plaintext: {plaintext}"
 
         # Prometheus scrapes every 5 s: within 30 s each of the four services and the gateway is up.
         targets = run(["python3", str(ROOT / "scripts/prometheus_targets.py"),

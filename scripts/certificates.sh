@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Development certificates, made with openssl: an authority of its own, and a certificate per name it signs.
+#
+#   scripts/certificates.sh DIR NAME…   in DIR: the authority (ca.pem, ca-key.pem), made once, and for each NAME
+#                                       NAME.pem and NAME-key.pem: a certificate whose common name is NAME (a
+#                                       service's identity), for 127.0.0.1 and localhost (and NAME as a host name),
+#                                       for servers and clients alike, made once
+#
+# ECDSA P-256 keys; the authority lasts ten years, a certificate two. For development and tests only: in production
+# the certificates come from your authority (cert-manager, say; docs/security.md).
+set -euo pipefail
+
+[ $# -ge 1 ] || { echo "usage: $0 DIR NAME…" >&2; exit 64; }
+dir=$1
+shift
+mkdir -p "$dir"
+umask 077
+
+if [ ! -f "$dir/ca.pem" ]; then
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -sha256 -days 3650 \
+        -subj "/CN=Shippy development CA" -keyout "$dir/ca-key.pem" -out "$dir/ca.pem" \
+        -addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    chmod 644 "$dir/ca.pem"
+fi
+
+for name in "$@"; do
+    [ -f "$dir/$name.pem" ] && continue
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=$name" \
+        -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" 2>/dev/null
+    openssl x509 -req -sha256 -days 730 -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
+        -set_serial "0x$(openssl rand -hex 16)" -out "$dir/$name.pem" -extfile <(
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:%s\n' "$name"
+            printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\n'
+            printf 'extendedKeyUsage=serverAuth,clientAuth\n'
+        ) 2>/dev/null
+    rm -f "$dir/$name.csr"
+    chmod 644 "$dir/$name.pem"
+done
