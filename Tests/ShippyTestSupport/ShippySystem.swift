@@ -60,14 +60,19 @@ package struct ShippySystem {
         if !FileManager.default.fileExists(atPath: privateKeyFile) {
             try keys.privateKey.pemRepresentation.write(toFile: privateKeyFile, atomically: true, encoding: .utf8)
         }
+        // The harness's NATS (TLS, its authority), unless `extra` names a NATS of the test's own.
+        let nats =
+            extra["NATS_URL"] == nil
+            ? [
+                "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+                "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
+            ] : [:]
         return try ServiceProcess.start(
             "user-service",
             environment: [
                 "POSTGRES_URL": try await PostgresTestDatabase.create(),
                 "JWT_PRIVATE_KEY_FILE": privateKeyFile, "JWT_PUBLIC_KEY_FILE": "\(folder)/published.pem",
-                "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
-                "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
-            ].merging(extra) { $1 })
+            ].merging(nats) { $1 }.merging(extra) { $1 })
     }
 
     /// Reads the database the services share, as the test's own MongoDB client.
