@@ -186,11 +186,11 @@ struct WelcomeMailService: Service {
         logger: Logger
     ) -> (health: HealthService, services: [(name: String, service: any Service)]) {
         let connection = MailConsumerConnection(nats: nats, logger: logger)
-        let nats = Dependency(
+        let broker = Dependency(
             name: "NATS at \(nats.redacted)", connect: { try await connection.connect() },
             close: { await connection.close() }, probe: { try connection.probe() })
         let assembly = ServiceAssembly(
-            serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: [nats],
+            serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: [broker],
             configuration: server, logger: logger)
         let consumer = WelcomeMailService(
             connection: connection, ready: assembly.readiness.ready, mailer: mailer, policy: policy, logger: logger)
