@@ -46,14 +46,13 @@ struct HTTPHealthcheckCommand: AsyncParsableCommand {
     /// The status code of one `GET path` over HTTP/1.0 to 127.0.0.1:port, in TLS with `https`. The certificate is
     /// not verified: it names the host browsers use, this asks its own process, and it sends nothing secret.
     static func status(port: Int, path: String, https: Bool, timeout: TimeAmount) async throws -> Int? {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.certificateVerification = .none
-        let context = try NIOSSLContext(configuration: tls)
+        // Made only for HTTPS: compose runs this every few seconds against a gateway that mostly serves plain HTTP.
+        let context = try https ? Self.unverifiedTLS() : nil
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if https {
+                    if let context {
                         try channel.pipeline.syncOperations.addHandler(
                             NIOSSLClientHandler(context: context, serverHostname: nil))
                     }
@@ -71,5 +70,11 @@ struct HTTPHealthcheckCommand: AsyncParsableCommand {
             let parts = head.prefix { $0 != "\r" }.split(separator: " ")
             return parts.count >= 2 ? Int(parts[1]) : nil
         }
+    }
+
+    private static func unverifiedTLS() throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.certificateVerification = .none
+        return try NIOSSLContext(configuration: tls)
     }
 }

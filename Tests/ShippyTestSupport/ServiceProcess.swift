@@ -53,8 +53,9 @@ package struct ServiceProcess {
     /// Its own certificate when it was started with one (`TestAuthority.environment`): it probes itself with it, as
     /// its `healthcheck` command does.
     package var tls: TLSFiles? {
-        guard let certificate = environment["TLS_CERTIFICATE"], let key = environment["TLS_KEY"],
-            let authorities = environment["TLS_CA"]
+        guard let certificate = environment[TLSFiles.certificateSetting.environmentName],
+            let key = environment[TLSFiles.keySetting.environmentName],
+            let authorities = environment[TLSFiles.authoritiesSetting.environmentName]
         else { return nil }
         return TLSFiles(certificate: certificate, key: key, authorities: authorities)
     }
