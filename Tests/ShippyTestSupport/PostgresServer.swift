@@ -24,8 +24,10 @@ package enum PostgresTestDatabase {
 
     package static func withAdminClient<T>(_ url: String, _ body: (PostgresClient) async throws -> T) async throws -> T
     {
-        // Over TLS, as the URL says (the harness's PostgreSQL takes nothing else).
-        var configuration = try PostgresURL.configuration(url)
+        // Over TLS, as the URL says (the harness's PostgreSQL takes nothing else). CREATE and DROP DATABASE wait for
+        // a checkpoint, which on a loaded machine outlasts the services' 5 s statement timeout (CI once cancelled five
+        // drops at once).
+        var configuration = try PostgresURL.configuration(url, statementTimeout: .seconds(120))
         configuration.options.connectTimeout = .seconds(5)
         let client = PostgresClient(configuration: configuration, backgroundLogger: Logger(label: "test-admin"))
         return try await withThrowingTaskGroup(of: Void.self) { group in

@@ -66,7 +66,7 @@ package final class TestDatabases: Sendable {
                     }
                 }
             } catch {
-                Issue.record("test database \(name) could not be dropped: \(error)")
+                Issue.record("test database \(name) could not be dropped: \(String(reflecting: error))")
             }
         }
     }
