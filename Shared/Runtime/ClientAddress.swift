@@ -4,11 +4,15 @@ import ShippyConfiguration
 
 /// Who the client of a call is, by address: what login throttling, the gateway's rate limit and bcrypt's fair
 /// queue count. Behind the gateway every call's peer is the gateway, so the gateway sends the address it served
-/// (`metadataKey`), and a service takes that word only from a peer in its trusted gateways: from anyone else the
-/// peer itself is the client.
+/// (`metadataKey`), and a service takes that word only from the gateway: over TLS, from a caller whose certificate
+/// names it (`gatewayIdentity`); in plaintext, from a peer in its trusted gateways. From anyone else the peer itself
+/// is the client.
 public enum ClientAddress {
     /// The metadata the gateway sends the client's address in.
     public static let metadataKey = "shippy-client-address"
+
+    /// The identity (`CallerIdentity`) of the gateway's certificate.
+    public static let gatewayIdentity = "api-gateway"
 
     /// The current call's client address: set by `ClientAddressInterceptor` on a server, by the gateway's edge
     /// for a request.
@@ -28,10 +32,12 @@ public enum ClientAddress {
         return String(text)
     }
 
-    /// The client of a call from `peer` that says `sent`: `sent` when the peer is trusted and it is an address,
-    /// else the peer.
-    public static func resolve(peer: String, sent: String?, trusted: AddressSet) -> String {
-        guard let sent, trusted.contains(peer), AddressSet.isAddress(sent) else { return peer }
+    /// The client of a call from `peer` that says `sent`: `sent` when the caller is the gateway and it is an
+    /// address, else the peer. Over TLS (`identity` is the caller's certificate's) the gateway is who the
+    /// certificate names, wherever it calls from, and `trusted` is not asked; in plaintext it is a peer in `trusted`.
+    public static func resolve(peer: String, identity: String? = nil, sent: String?, trusted: AddressSet) -> String {
+        let isGateway = identity.map { $0 == gatewayIdentity } ?? trusted.contains(peer)
+        guard let sent, isGateway, AddressSet.isAddress(sent) else { return peer }
         return sent
     }
 
@@ -69,8 +75,8 @@ public enum ClientAddress {
     }
 }
 
-/// Binds `ClientAddress.current` for the handler: the gateway's word when the call comes from one of
-/// `trustedGateways`, else the peer.
+/// Binds `ClientAddress.current` for the handler: the gateway's word when the call comes from the gateway (by its
+/// certificate over TLS, as `CallerIdentityInterceptor` bound it; else from one of `trustedGateways`), else the peer.
 public struct ClientAddressInterceptor: ServerInterceptor {
     let trustedGateways: AddressSet
 
@@ -83,7 +89,8 @@ public struct ClientAddressInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         let sent = request.metadata[stringValues: ClientAddress.metadataKey].first(where: { _ in true })
         let client = ClientAddress.resolve(
-            peer: ClientAddress.host(ofPeer: context.remotePeer), sent: sent, trusted: trustedGateways)
+            peer: ClientAddress.host(ofPeer: context.remotePeer), identity: CallerIdentity.current, sent: sent,
+            trusted: trustedGateways)
         return try await ClientAddress.$current.withValue(client) { try await next(request, context) }
     }
 }

@@ -94,4 +94,52 @@ import Testing
             #expect(await consignment.isServing())
         }
     }
+
+    /// user-service over mutual TLS counts a login by the client address the gateway sends only when the caller's
+    /// certificate names the gateway: any other program's word is not taken, even from an address that
+    /// `TRUSTED_GATEWAYS` lists (over TLS the certificate, not the address, says who the gateway is).
+    @Test func userServiceTakesTheClientsAddressFromTheGatewaysIdentityOnly() async throws {
+        let system = try ShippySystem()
+        let authority = try TestAuthority()
+        let user = try await system.startUser(
+            extra: try authority.issue("user-service").environment.merging([
+                "TRUSTED_GATEWAYS": "127.0.0.1", "LOGIN_FREE_FAILURES": "0",
+            ]) { $1 })
+        try await cleaningUp({ await user.process.stop() }) {
+            try await user.waitUntilServing()
+            let email = "ann-\(UUID().uuidString.prefix(8))@example.com"
+            let password = "correct horse battery"
+            // A wrong password said to come from 192.0.2.1, then the right one said to come from 192.0.2.2.
+            func guessThenLogIn(as identity: TLSFiles) async throws {
+                try await user.withClient(as: identity) { client in
+                    let users = User_UserService.Client(wrapping: client)
+                    await expectStatus(.unauthenticated, "wrong email or password") {
+                        _ = try await users.auth(
+                            .with {
+                                $0.email = email; $0.password = "wrong password"
+                            },
+                            metadata: ["shippy-client-address": "192.0.2.1"])
+                    }
+                    _ = try await users.auth(
+                        .with {
+                            $0.email = email; $0.password = password
+                        },
+                        metadata: ["shippy-client-address": "192.0.2.2"])
+                }
+            }
+            let gateway = try authority.issue("api-gateway")
+            _ = try await user.withClient(as: gateway) { client in
+                try await User_UserService.Client(wrapping: client).create(
+                    .with {
+                        $0.name = "Ann"; $0.email = email; $0.password = password
+                    })
+            }
+            // The gateway's two clients are two clients: the guess at one does not delay the other's login.
+            try await guessThenLogIn(as: gateway)
+            // Another program's word is not taken: both attempts are its own address's, and the login waits.
+            await expectStatus(.resourceExhausted, "too many failed logins") {
+                try await guessThenLogIn(as: try authority.issue("user-cli"))
+            }
+        }
+    }
 }

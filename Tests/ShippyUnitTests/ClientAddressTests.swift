@@ -37,6 +37,16 @@ import Testing
         #expect(ClientAddress.resolve(peer: "10.0.0.5", sent: nil, trusted: gateways) == "10.0.0.5")
     }
 
+    @Test func overTLSTheGatewayIsWhoItsCertificateNamesWhereverItCallsFrom() throws {
+        let gateways = try AddressSet(["10.0.0.5"])
+        func client(_ peer: String, _ identity: String) -> String {
+            ClientAddress.resolve(peer: peer, identity: identity, sent: "203.0.113.7", trusted: gateways)
+        }
+        #expect(client("10.0.0.9", "api-gateway") == "203.0.113.7")
+        #expect(client("10.0.0.5", "consignment-cli") == "10.0.0.5")
+        #expect(client("10.0.0.5", "") == "10.0.0.5")
+    }
+
     @Test func behindProxiesTheClientIsTheNearestHopThatIsNoProxy() throws {
         let proxies = try AddressSet(["10.0.0.0/8"])
         func client(_ peer: String, forwarded: [String] = [], forwardedFor: [String] = []) -> String {
