@@ -69,7 +69,9 @@ class Service:
 
     def start(self):
         env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "MONGOC_DISABLE_SHM": "1",
-               "HOST": "127.0.0.1", "PORT": str(self.port), "METRICS_PORT": str(free_port())}
+               "HOST": "127.0.0.1", "PORT": str(self.port), "METRICS_PORT": str(free_port()),
+               # Plaintext, explicitly: the faults injected here are processes and servers, not the wire.
+               "PLAINTEXT": "true"}
         env.update(self.environment)
         with open(self.log, "a") as log:
             self.process = subprocess.Popen([self.binary], env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -66,9 +66,10 @@ need_port() {
 variable() { local name=${1%-service}; name=${name#api-}; printf 'SHIPPY_%s' "${name^^}"; }
 
 # identity NAME: the TLS settings that give a program its certificate (its identity) and the authority, one a line;
-# none with SHIPPY_PLAINTEXT=1 (the benchmarks' baseline: each service then warns that it runs in plaintext).
+# PLAINTEXT=true instead with SHIPPY_PLAINTEXT=1 (the benchmarks' baseline: each service then warns that it runs in
+# plaintext; a service given neither does not start).
 identity() {
-    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && return 0
+    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && { echo PLAINTEXT=true; return 0; }
     printf '%s\n' "TLS_CERTIFICATE=$run/tls/$1.pem" "TLS_KEY=$run/tls/$1-key.pem" "TLS_CA=$run/tls/ca.pem"
 }
 

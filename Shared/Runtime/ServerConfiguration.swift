@@ -59,6 +59,8 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// The server settings of a service whose port is `defaultPort` unless configured.
+    /// - Throws: `ConfigurationError` also when neither TLS nor `PLAINTEXT` is set, or both are: a service runs
+    ///   in plaintext only when told so.
     public init(_ settings: Settings, defaultPort: Int, defaultMetricsPort: Int) throws(ConfigurationError) {
         self.init(
             host: try settings.value(ServerSettings.host),
@@ -70,6 +72,20 @@ public struct ServerConfiguration: Sendable {
             shutdownGrace: try settings.value(ServerSettings.shutdownGrace),
             tls: try TLSFiles.configured(in: settings)
         )
+        let plaintext = ServerSettings.plaintext
+        switch (tls, try settings.value(plaintext)) {
+        case (nil, false):
+            let certificate = TLSFiles.certificateSetting
+            throw ConfigurationError(
+                key: certificate.environmentName, flag: certificate.flagName,
+                problem: "is not set: a service takes calls over mutual TLS only, given TLS_CERTIFICATE, TLS_KEY and "
+                    + "TLS_CA (docs/security.md), unless \(plaintext.environmentName)=true says to run unencrypted")
+        case (.some, true):
+            throw ConfigurationError(
+                key: plaintext.environmentName, flag: plaintext.flagName,
+                problem: "is true but TLS_CERTIFICATE, TLS_KEY and TLS_CA are set too: choose one")
+        default: break
+        }
     }
 }
 
@@ -86,6 +102,9 @@ public enum ServerSettings {
     public static let startupTimeout = Setting.seconds(
         "startup.timeout", default: .seconds(60), in: 0...86_400,
         "Seconds to keep retrying dependencies at start before exiting 1.")
+    public static let plaintext = Setting.toggle(
+        "plaintext", default: false,
+        "Run without TLS: calls and tokens travel unencrypted. Needed, and allowed, only without the TLS settings.")
     public static let shutdownGrace = Setting.seconds(
         "shutdown.grace", default: .seconds(10), in: 0...3_600, "Seconds in-flight calls get to finish on SIGTERM.")
 
@@ -95,7 +114,7 @@ public enum ServerSettings {
             Settings.configFile, host, port(default: defaultPort),
             TelemetrySettings.metricsPort(default: defaultMetricsPort),
             logLevel, logFormat, startupTimeout, shutdownGrace,
-        ] + TLSFiles.settings
+        ] + TLSFiles.settings + [plaintext]
     }
 }
 

@@ -58,7 +58,7 @@ public enum ServiceRunner {
             + (try await Identity.services(settings, server: server, logger: logger))
         // Once every setting has been read: a bad one is the only line a failed start prints.
         if server.certificates == nil {
-            logger.warning("plaintext: no TLS_CERTIFICATE, TLS_KEY and TLS_CA; calls and tokens travel unencrypted")
+            logger.warning("plaintext (PLAINTEXT=true): calls and tokens travel unencrypted")
         }
         try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
         await tracing?.stop(within: TraceExporter.flushLimit)

@@ -188,7 +188,9 @@ import Testing
     @Test func missingSigningKeyIsOneClearLine() async throws {
         let process = try ChildProcess(
             try TestEnvironment.executable("user-service"),
-            environment: ["POSTGRES_URL": "postgres://u:secret@127.0.0.1:1/db", "PORT": "\(try freePort())"])
+            environment: [
+                "POSTGRES_URL": "postgres://u:secret@127.0.0.1:1/db", "PORT": "\(try freePort())", "PLAINTEXT": "true",
+            ])
         let status = await process.waitForExit()
         await process.stop()
         #expect(status == 1)

@@ -162,7 +162,9 @@ import Testing
         ("MONGO_TIMEOUT", "0"), ("RESERVATION_LIFETIME", "forever"), ("JWT_PUBLIC_KEY_FILE", ""),
     ])
     func badConfigurationExitsWithOneLineNamingTheKey(key: String, value: String) async throws {
-        var environment = ["MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile]
+        var environment = [
+            "MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, "PLAINTEXT": "true",
+        ]
         environment[key] = value
         if key != "PORT" { environment["PORT"] = "\(try freePort())" }
         let process = try ChildProcess(try TestEnvironment.executable("vessel-service"), environment: environment)
@@ -172,6 +174,26 @@ import Testing
         let lines = process.errorOutput.split(separator: "\n")
         #expect(lines.count == 1, "expected one line, got: \(process.errorOutput)")
         #expect(lines.first?.contains("invalid configuration: \(key)") == true)
+    }
+
+    /// Plaintext is a choice said out loud: with neither a certificate nor `PLAINTEXT=true` a service does not
+    /// start, and with both it does not either; each is one line naming what to set.
+    @Test func withoutTLSAServiceStartsOnlyWhenToldToRunInPlaintext() async throws {
+        let base = ["MONGO_URL": "mongodb://127.0.0.1:1", "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile]
+        let identity = try TestAuthority().issue("vessel-service").environment
+        for (extra, expected) in [
+            ([:], "invalid configuration: TLS_CERTIFICATE (--tls-certificate): is not set"),
+            (["PLAINTEXT": "false"], "unless PLAINTEXT=true says to run unencrypted"),
+            (identity.merging(["PLAINTEXT": "true"]) { $1 }, "invalid configuration: PLAINTEXT (--plaintext): is true"),
+        ] {
+            let environment = base.merging(extra) { $1 }.merging(["PORT": "\(try freePort())"]) { $1 }
+            let process = try ChildProcess(try TestEnvironment.executable("vessel-service"), environment: environment)
+            let status = await process.waitForExit()
+            await process.stop()
+            #expect(status == 1)
+            let lines = process.errorOutput.split(separator: "\n")
+            #expect(lines.count == 1 && lines[0].contains(expected), "\(extra.keys.sorted()): \(process.errorOutput)")
+        }
     }
 
     @Test func malformedRequestBytesGetAStatusCodeAndTheServiceKeepsServing() async throws {

@@ -17,12 +17,16 @@ package struct ServiceProcess {
     package let environment: [String: String]
 
     /// Starts `executable` with `environment` (plus HOST, PORT: `port` or a free one, and METRICS_PORT: a free one).
+    /// Without a certificate in `environment` (`TestAuthority.environment`), it runs in plaintext, explicitly
+    /// (PLAINTEXT=true) as a service does only when told so.
     package static func start(
         _ executable: String, environment: [String: String], port: Int? = nil
     ) throws -> ServiceProcess {
         let port = try port ?? freePort()
         let metricsPort = try freePort()
-        let environment = environment.merging(
+        let plaintext = ServerSettings.plaintext.environmentName
+        let security = environment[TLSFiles.certificateSetting.environmentName] == nil ? [plaintext: "true"] : [:]
+        let environment = security.merging(environment) { $1 }.merging(
             ["HOST": "127.0.0.1", "PORT": "\(port)", "METRICS_PORT": "\(metricsPort)"]) { $1 }
         let process = try ChildProcess(try TestEnvironment.executable(executable), environment: environment)
         return ServiceProcess(

@@ -16,7 +16,7 @@ import Testing
 @Suite struct ConfigurationTests {
     @Test func defaultsApplyWhenNothingIsSet() throws {
         let configuration = try ServerConfiguration(
-            Settings.environment([:]), defaultPort: 50052, defaultMetricsPort: 9052)
+            Settings.environment(["PLAINTEXT": "true"]), defaultPort: 50052, defaultMetricsPort: 9052)
         #expect(configuration.host == "127.0.0.1")
         #expect(configuration.port == 50052)
         #expect(configuration.metricsPort == 9052)
@@ -32,7 +32,10 @@ import Testing
             #"{"port": 7000, "log": {"format": "json"}, "startup": {"timeout": 0.5}, "host": "10.0.0.1"}"#
         ) { path in
             let settings = try await Settings.load(
-                arguments: ["--port", "6000"], environment: ["CONFIG_FILE": path, "PORT": "5000", "HOST": "0.0.0.0"])
+                arguments: ["--port", "6000"],
+                environment: [
+                    "CONFIG_FILE": path, "PORT": "5000", "HOST": "0.0.0.0", "PLAINTEXT": "true",
+                ])
             let configuration = try ServerConfiguration(settings, defaultPort: 1, defaultMetricsPort: 2)
             #expect(configuration.port == 6000)
             #expect(configuration.host == "0.0.0.0")
@@ -43,7 +46,7 @@ import Testing
 
     @Test func aYAMLFileIsReadToo() async throws {
         try await withConfigFile(name: "settings.yaml", "log:\n  level: debug\nmongo:\n  threads: 8\n") { path in
-            let settings = try await Settings.load(environment: ["CONFIG_FILE": path])
+            let settings = try await Settings.load(environment: ["CONFIG_FILE": path, "PLAINTEXT": "true"])
             #expect(try ServerConfiguration(settings, defaultPort: 1, defaultMetricsPort: 2).logLevel.value == .debug)
             #expect(try MongoConfiguration(settings).threads == 8)
         }

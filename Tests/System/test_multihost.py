@@ -186,6 +186,8 @@ class Replicas:
             "HOST": address(host), "PORT": str(PORT), "METRICS_PORT": "9052", "MONGO_URL": f"mongodb://{CORE}:27017",
             "MONGO_DATABASE": "shippy_multihost", "JWT_PUBLIC_KEY_FILE": os.path.join(work, "public.pem"),
             "SHUTDOWN_GRACE": "5", "LOG_LEVEL": "warning",
+            # Plaintext, explicitly: what this test is about is the replicas' names and addresses, not TLS.
+            "PLAINTEXT": "true",
             # No libmongoc counters in /dev/shm: this test kills replicas, which would leave their files behind.
             "MONGOC_DISABLE_SHM": "1"})
 
