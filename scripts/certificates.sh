@@ -5,6 +5,8 @@
 #                                       NAME.pem and NAME-key.pem: a certificate whose common name is NAME (a
 #                                       service's identity), for 127.0.0.1 and localhost (and NAME as a host name),
 #                                       for servers and clients alike, made once
+#   NAME=HOST,HOST…                     the same, for these host names too (the name clients dial: a Kubernetes
+#                                       Service's, `vessel-service=vessel,vessel.shippy.svc`)
 #
 # ECDSA P-256 keys; the authority lasts ten years, a certificate two. For development and tests only: in production
 # the certificates come from your authority (cert-manager, say; docs/security.md).
@@ -23,13 +25,16 @@ if [ ! -f "$dir/ca.pem" ]; then
     chmod 644 "$dir/ca.pem"
 fi
 
-for name in "$@"; do
+for argument in "$@"; do
+    name=${argument%%=*}
+    hosts=DNS:$name
+    [ "$argument" != "$name" ] && extra=${argument#*=} && hosts+=",DNS:${extra//,/,DNS:}"
     [ -f "$dir/$name.pem" ] && continue
     openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=$name" \
         -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" 2>/dev/null
     openssl x509 -req -sha256 -days 730 -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
         -set_serial "0x$(openssl rand -hex 16)" -out "$dir/$name.pem" -extfile <(
-            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:%s\n' "$name"
+            printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,%s\n' "$hosts"
             printf 'basicConstraints=critical,CA:false\nkeyUsage=critical,digitalSignature\n'
             printf 'extendedKeyUsage=serverAuth,clientAuth\n'
         ) 2>/dev/null

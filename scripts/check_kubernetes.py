@@ -4,7 +4,8 @@ release (kubernetes-validate, strict: unknown fields fail), a policy scan (check
 skipped in the manifest with their reason, and what docs/many-machines.md promises of them: at least two replicas, rolling
 updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
 SHUTDOWN_GRACE and the cancellation, a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
-Deployment, and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
+Deployment, each with its identity (TLS_* from its Secret shippy-NAME-tls, probed by its own healthcheck, never
+PLAINTEXT), and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
 import glob
 import json
 import os
@@ -56,8 +57,24 @@ for name, deployment in kinds["Deployment"].items():
     if spec["strategy"]["rollingUpdate"]["maxUnavailable"] != 0:
         problems.append(f"{name}: a rolling update may go below the wanted count")
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        if not ({"grpc", "httpGet"} & set(container.get(probe, {}))):
-            problems.append(f"{name}: no gRPC or HTTP {probe}")
+        check = container.get(probe, {})
+        # A gRPC service's own `healthcheck` (the kubelet's gRPC probe speaks no TLS), or the gateway's HTTP.
+        if check.get("exec", {}).get("command", [None])[0] == container["command"][0]:
+            if check["exec"]["command"][1] != "healthcheck" or check.get("timeoutSeconds", 1) < 4:
+                problems.append(f"{name}: its {probe} runs something else than its healthcheck, or within 1 s")
+        elif "httpGet" not in check:
+            problems.append(f"{name}: no healthcheck or HTTP {probe}")
+    # Its identity: mutual TLS on every gRPC hop, from a Secret in cert-manager's shape; never plaintext.
+    env = {item["name"]: item.get("value") for item in container.get("env", [])}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    secrets = {volume["name"]: volume["secret"]["secretName"] for volume in pod["volumes"] if "secret" in volume}
+    identity = [volume for volume, secret in secrets.items() if secret == f"shippy-{name}-tls"]
+    folder = mounts.get(identity[0]) if identity else None
+    wanted = {"TLS_CERTIFICATE": "tls.crt", "TLS_KEY": "tls.key", "TLS_CA": "ca.crt"}
+    if not folder or any(env.get(key) != f"{folder}/{file}" for key, file in wanted.items()):
+        problems.append(f"{name}: TLS_CERTIFICATE, TLS_KEY and TLS_CA are not the files of its Secret shippy-{name}-tls")
+    if "PLAINTEXT" in env or "PLAINTEXT" in kinds["ConfigMap"]["shippy-config"]["data"]:
+        problems.append(f"{name}: PLAINTEXT is set")
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
     # preStop, then SHUTDOWN_GRACE for calls in flight, 5 s for cancelled calls (ServiceRunner), 5 s to spare.
     if pod["terminationGracePeriodSeconds"] != pre_stop + grace + 10:

@@ -2,11 +2,16 @@
 and the checks of the sources: the compose file, the Dockerfile against the built executables, the Kubernetes
 manifests, the module dependencies, the generated gRPC code, Prometheus' configuration, shellcheck and
 swift-format."""
+import os
 import re
+import shutil
 import subprocess
 import sys
+import uuid
 
-from support import ROOT, bin_dir, run
+import yaml
+
+from support import ROOT, SCRIPTS, bin_dir, free_port, run, wait_until
 
 PACKAGE = (ROOT / "Package.swift").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -67,6 +72,45 @@ def test_the_prometheus_configuration_and_its_alert_rules_are_valid():
 def test_the_kubernetes_manifests_validate_and_pass_the_policy_scan():
     # The checkers live in a venv of their own (checkov pins dependencies of its own); `install.sh tests` makes it.
     print(run([str(ROOT / ".local/k8s-venv/bin/python"), "scripts/check_kubernetes.py"]).stdout)
+
+
+def test_the_kubernetes_probes_pass_over_mutual_tls_with_a_secret_in_cert_managers_shape(tmp_path):
+    """What a pod of vessel.yaml does, short of a cluster: vessel-service with its manifest's TLS settings, their
+    folder laid out as its Secret is mounted (tls.crt, tls.key, ca.crt: the certificate scripts/certificates.sh makes
+    for the Service's name and 127.0.0.1), passes each of its probes' commands; without the identity, a probe fails."""
+    manifest = next(d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/vessel.yaml").read_text())
+                    if d and d["kind"] == "Deployment")
+    container = manifest["spec"]["template"]["spec"]["containers"][0]
+    made, secret = tmp_path / "made", tmp_path / "tls"
+    run([str(SCRIPTS / "certificates.sh"), str(made), "vessel-service=vessel"])
+    secret.mkdir()
+    for source, target in (("vessel-service.pem", "tls.crt"), ("vessel-service-key.pem", "tls.key"), ("ca.pem", "ca.crt")):
+        shutil.copy(made / source, secret / target)
+    tls = {item["name"]: item["value"].replace("/tls/", f"{secret}/") for item in container["env"]
+           if item["name"].startswith("TLS_")}
+    run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "signing.pem")])
+    run(["openssl", "ec", "-in", str(tmp_path / "signing.pem"), "-pubout", "-out", str(tmp_path / "public.pem")])
+    base = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "MONGOC_DISABLE_SHM": "1",
+            "PORT": str(free_port()), "METRICS_PORT": "0", "MONGO_URL": os.environ["SHIPPY_MONGO_URL"],
+            "MONGO_DATABASE": f"k8s_probes_{uuid.uuid4().hex[:8]}", "JWT_PUBLIC_KEY_FILE": str(tmp_path / "public.pem")}
+    env = {**base, **tls}
+    probes = [container[probe]["exec"]["command"] for probe in ("startupProbe", "readinessProbe", "livenessProbe")]
+    service = subprocess.Popen([f"{bin_dir()}/{container['command'][0]}"], env=env, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp_path / "vessel-service.log", "w"))
+
+    def probe(command, env):
+        return subprocess.run([f"{bin_dir()}/{command[0]}", *command[1:]], env=env, capture_output=True, text=True)
+    try:
+        wait_until(lambda: probe(probes[0], env).returncode == 0, 60, "the startup probe")
+        for command in probes[1:]:
+            answer = probe(command, env)
+            assert answer.returncode == 0, f"{command}: {answer.stdout}{answer.stderr}"
+        refused = probe(probes[1], {**base, "PLAINTEXT": "true"})
+        assert refused.returncode == 1, f"a probe without the identity: {refused.stdout}{refused.stderr}"
+    finally:
+        service.terminate()
+        service.wait(30)
+    print((tmp_path / "vessel-service.log").read_text()[-1500:])
 
 
 def test_shellcheck_passes_on_every_shell_script():
