@@ -1,4 +1,5 @@
 import Foundation
+import ShippyDiscovery
 import Synchronization
 import Testing
 
@@ -82,17 +83,29 @@ package final class MongoServer: Sendable {
 
     package var url: String { "mongodb://127.0.0.1:\(port)" }
 
-    /// Starts the server the harness uses (`SHIPPY_MONGOD`) on `port` with a fresh storage folder.
-    package init(port: Int) throws {
+    /// Starts the server the harness uses (`SHIPPY_MONGOD`) on `port` with a fresh storage folder; with `tls`, it
+    /// takes TLS only, from clients with a certificate of the same authorities.
+    package init(port: Int, tls: TLSFiles? = nil) throws {
         let command = try TestEnvironment.value("SHIPPY_MONGOD").split(separator: " ").map(String.init)
         let storage = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mongo-\(UUID().uuidString)")
-        let storageFlag = command[0].hasSuffix("mongod") ? "--dbpath" : "--storage-path"
+        let isMongod = command[0].hasSuffix("mongod")
         try FileManager.default.createDirectory(at: storage, withIntermediateDirectories: true)
+        var arguments = Array(command.dropFirst()) + ["--port", "\(port)", isMongod ? "--dbpath" : "--storage-path"]
+        arguments.append(storage.path)
+        if let tls {
+            arguments +=
+                isMongod
+                ? [
+                    "--tlsMode", "requireTLS", "--tlsCertificateKeyFile", try tls.combined(in: storage.path),
+                    "--tlsCAFile", tls.authorities,
+                ]
+                : [
+                    "--tls-cert-file", tls.certificate, "--tls-key-file", tls.key, "--tls-ca-file", tls.authorities,
+                    "--tls-require-client-cert",
+                ]
+        }
         self.port = port
-        self.process = try ChildProcess(
-            URL(fileURLWithPath: command[0]),
-            arguments: Array(command.dropFirst()) + ["--port", "\(port)", storageFlag, storage.path]
-        )
+        self.process = try ChildProcess(URL(fileURLWithPath: command[0]), arguments: arguments)
     }
 
     /// Waits until the server accepts TCP connections.
@@ -154,4 +167,15 @@ package func runCommand(
     let status = await process.waitForExit(timeout: .seconds(60))
     await process.stop()
     return ToolRun(status: status, output: process.output, error: process.errorOutput)
+}
+
+extension TLSFiles {
+    /// The certificate and its key in one PEM file, in `folder`: the form libmongoc and mongod take.
+    package func combined(in folder: String) throws -> String {
+        let path = "\(folder)/\(UUID().uuidString.prefix(8))-combined.pem"
+        let pem =
+            try String(contentsOfFile: certificate, encoding: .utf8) + String(contentsOfFile: key, encoding: .utf8)
+        try pem.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
 }
