@@ -266,7 +266,7 @@ let package = Package(
                 "ShippyTestSupport", "VesselService", "UserService", "ConsignmentService", "ConsignmentCLI",
                 "EmailService", "ShippyMessaging", "ShippyIdentity", "ShippyContracts", "ShippyDomain", "ShippyStorage",
                 "ShippyMongo", "ShippyRuntime", "ShippyConfiguration", "ShippyCLI", "ShippyDiscovery", grpcCore,
-                grpcHTTP2, grpcInProcess, logging, jwt, .product(name: "Yams", package: "Yams"),
+                grpcHTTP2, grpcInProcess, lifecycle, logging, jwt, .product(name: "Yams", package: "Yams"),
             ],
             path: "Tests/ShippyUnitTests"
         ),

@@ -16,21 +16,23 @@ export SHIPPY_RUN_DIR=$root/.local/bench
 export SHIPPY_SERVERS_DIR=$SHIPPY_RUN_DIR/servers
 export SHIPPY_BUILD_CONFIGURATION=release
 # In plaintext, explicitly: h2load (Health/Check beside the greeter) has no client certificate, and the figures
-# compare with the earlier reports. What TLS costs is not yet a scenario (docs/security.md).
+# compare with the earlier reports. What mutual TLS costs is measured at the end, beside a vessel-service over TLS.
 export SHIPPY_PLAINTEXT=1
 # Ports of their own, so that a running `make up` is left alone; no Prometheus scraping during the figures.
 export SHIPPY_CONSIGNMENT_PORT=50151 SHIPPY_VESSEL_PORT=50152 SHIPPY_USER_PORT=50153 SHIPPY_EMAIL_PORT=50154
 export SHIPPY_CONSIGNMENT_METRICS_PORT=9151 SHIPPY_VESSEL_METRICS_PORT=9152 SHIPPY_USER_METRICS_PORT=9153 \
     SHIPPY_EMAIL_METRICS_PORT=9154 SHIPPY_PROMETHEUS_PORT=0 SHIPPY_GATEWAY_PORT=8151 SHIPPY_GATEWAY_METRICS_PORT=9155
-greeter_port=50159
+greeter_port=50159 tls_vessel_port=50162
 prefix="bench-$(date +%s)-"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
 say() { printf '%s\n' "$*" >&2; }
 
-greeter_pid=""
+greeter_pid="" tls_vessel_pid=""
 finish() {
-    if [ -n "$greeter_pid" ]; then kill "$greeter_pid" 2>/dev/null || true; fi
+    for pid in "$greeter_pid" "$tls_vessel_pid"; do
+        if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
+    done
     "$root/scripts/system.sh" stop quiet
 }
 trap finish EXIT
@@ -119,6 +121,35 @@ CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \
     "${greeter_args[@]}" --json "$run/results/scenarios.json" ${SHIPPY_BENCH_ARGS:-} \
     | tee "$run/results/scenarios.txt" \
     || say "   some calls failed: the table counts them"
+
+# What mutual TLS costs per call: Health/Check on the plaintext vessel-service and on a second one that takes mutual
+# TLS only (same settings and database; the development identities system.sh made), interleaved, three rounds.
+# Connections are made once, so this is TLS's cost per call; a handshake is a connection's, not measured here.
+say "== Health/Check in plaintext and over mutual TLS (3 interleaved rounds)"
+plain_vessel_pid=$(cat "$run/vessel-service.pid")
+mapfile -d '' environment <"/proc/$plain_vessel_pid/environ"
+tls_environment=()
+for setting in "${environment[@]}"; do
+    case $setting in PLAINTEXT=* | PORT=* | METRICS_PORT=*) ;; *) tls_environment+=("$setting") ;; esac
+done
+env -i "${tls_environment[@]}" PORT="$tls_vessel_port" METRICS_PORT=0 TLS_CERTIFICATE="$run/tls/vessel-service.pem" \
+    TLS_KEY="$run/tls/vessel-service-key.pem" TLS_CA="$run/tls/ca.pem" "$bin/vessel-service" \
+    >"$run/logs/vessel-service-tls.log" 2>&1 &
+tls_vessel_pid=$!
+client_tls=(TLS_CERTIFICATE="$run/tls/shippy-cli.pem" TLS_KEY="$run/tls/shippy-cli-key.pem" TLS_CA="$run/tls/ca.pem")
+env "${client_tls[@]}" "$bin/shippy-bench" serving-time --pid "$tls_vessel_pid" --address "127.0.0.1:$tls_vessel_port" \
+    >/dev/null
+for round in 1 2 3; do
+    for security in plaintext tls; do
+        port=$SHIPPY_VESSEL_PORT pid=$plain_vessel_pid settings=()
+        if [ "$security" = tls ]; then port=$tls_vessel_port pid=$tls_vessel_pid settings=("${client_tls[@]}"); fi
+        # health-vessel calls vessel-service only; the other addresses name the same server and stay unused.
+        env "${settings[@]}" "$bin/shippy-bench" health-vessel --vessel-service "127.0.0.1:$port" \
+            --user-service "127.0.0.1:$port" --consignment-service "127.0.0.1:$port" --process "vessel-service=$pid" \
+            --duration "${SHIPPY_BENCH_DURATION:-10}" --json "$run/results/tls-$security-$round.json" >/dev/null
+        say "   round $round, $security: done"
+    done
+done
 
 python3 "$root/scripts/bench_report.py" --results "$run/results" --commit "$(git rev-parse --short HEAD)" \
     >"$root/BENCHMARKS.md"

@@ -198,6 +198,30 @@ if h2load:
         lines.append(f"| {name} | {rate:,.0f} | {rate / go_rate:.2f}× |" if go_rate else f"| {name} | {rate:,.0f} | – |")
     lines.append("")
 
+# What mutual TLS costs per call (scripts/bench.sh's last step): the same Health/Check on two vessel-services.
+tls = {}
+for path in sorted(args.results.glob("tls-*-*.json")):
+    security = path.name.split("-")[1]
+    for run in json.loads(path.read_text()):
+        figures = run["calls"]["Health/Check"]
+        tls.setdefault(security, []).append((run["cpuMicrosecondsPerCall"].get("vessel-service"),
+                                             figures["callsPerSecond"], figures["p50"]))
+if {"plaintext", "tls"} <= tls.keys():
+    lines += ["## What mutual TLS costs per call", "",
+              "Health/Check on vessel-service in plaintext and on a second vessel-service that takes mutual TLS only",
+              "(its development identity; shippy-bench presents one too), three interleaved rounds, the median.",
+              "Connections are made once, so this is the cost per call of encrypting; a handshake is paid per",
+              "connection and is not in it.", "",
+              "| | calls/s | p50 ms | vessel-service CPU µs per call |", "|---|---|---|---|"]
+    median = {security: [statistics.median(v[i] for v in values if v[i] is not None) for i in range(3)]
+              for security, values in tls.items()}
+    for security in ("plaintext", "tls"):
+        cpu_us, rate, p50 = median[security]
+        lines.append(f"| {'mutual TLS' if security == 'tls' else 'plaintext'} | {rate:,.0f} | {p50:.2f} | {cpu_us:,.1f} |")
+    extra = median["tls"][0] - median["plaintext"][0]
+    lines += ["", f"Mutual TLS adds {extra:,.1f} µs of vessel-service's CPU per call "
+              f"({extra / median['plaintext'][0]:+.0%}).", ""]
+
 lines += ["## Targets", "",
           "Each missed target, and why, is taken up under \"Where the time goes, and what is missed\" below.", "",
           "| target | this run | limit | |", "|---|---|---|---|", *targets, ""]

@@ -4,7 +4,8 @@
 #   scripts/certificates.sh DIR NAME…   in DIR: the authority (ca.pem, ca-key.pem), made once, and for each NAME
 #                                       NAME.pem and NAME-key.pem: a certificate whose common name is NAME (a
 #                                       service's identity), for 127.0.0.1 and localhost (and NAME as a host name),
-#                                       for servers and clients alike, made once
+#                                       for servers and clients alike, made once and again when it has less
+#                                       than 30 days left (services re-read theirs within 5 s)
 #   NAME=HOST,HOST…                     the same, for these host names too (the name clients dial: a Kubernetes
 #                                       Service's, `vessel-service=vessel,vessel.shippy.svc`)
 #
@@ -29,7 +30,8 @@ for argument in "$@"; do
     name=${argument%%=*}
     hosts=DNS:$name
     [ "$argument" != "$name" ] && extra=${argument#*=} && hosts+=",DNS:${extra//,/,DNS:}"
-    [ -f "$dir/$name.pem" ] && continue
+    [ -f "$dir/$name.pem" ] && openssl x509 -checkend $((30 * 86400)) -noout -in "$dir/$name.pem" >/dev/null &&
+        continue
     openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=$name" \
         -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" 2>/dev/null
     openssl x509 -req -sha256 -days 730 -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \

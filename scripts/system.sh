@@ -164,7 +164,10 @@ start() {
     mkdir -p "$run/logs" "$run/keys"
     "$root/scripts/install.sh"
     "$root/scripts/certificates.sh" "$run/tls" "${services[@]}" shippy-cli
-    identity shippy-cli | sed 's/^/export /' >"$run/tls/cli.env"
+    # Quoted for the shell that sources it (a checkout's path may hold spaces); the CLIs need no PLAINTEXT.
+    identity shippy-cli | while IFS= read -r setting; do
+        [ "$setting" = PLAINTEXT=true ] || printf 'export %s=%q\n' "${setting%%=*}" "${setting#*=}"
+    done >"$run/tls/cli.env"
     build
     "$root/scripts/servers.sh" start
     set -a

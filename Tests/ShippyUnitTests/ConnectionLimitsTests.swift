@@ -1,5 +1,6 @@
 import GRPCCore
 import Logging
+import ServiceLifecycle
 import ShippyDiscovery
 import ShippyRuntime
 import ShippyTestSupport
@@ -84,22 +85,25 @@ func withHealthServerOnSocket(
     let server = GRPCServerService(
         listener: .socket(host: "127.0.0.1", port: 0, tls: certificates), services: [], health: health,
         restricted: restricted, limits: limits, logger: logger)
+    let services = (certificates.map { [("certificates", $0 as any Service)] } ?? []) + [("grpc-server", server)]
+    let group = ServiceRunner.makeGroup(services, shutdownGrace: .seconds(5), logger: logger)
     try await withThrowingTaskGroup(of: Void.self) { tasks in
-        tasks.addTask { try await server.run() }
-        if let certificates { tasks.addTask { try await certificates.run() } }
-        defer { tasks.cancelAll() }
-        var port: Int?
-        let listening = await eventually(within: .seconds(10)) {
-            port = try? await server.listeningAddress?.ipv4?.port
-            return port != nil
+        tasks.addTask { try await group.run() }
+        // Stopped gracefully, as a service is, never by cancelling its serving task: a connection accepted just
+        // then would be dropped unserved, and NIO traps on that (swift-nio#2637; a fuzzed peer once hit it here).
+        try await cleaningUp({ await group.triggerGracefulShutdown() }) {
+            var port: Int?
+            let listening = await eventually(within: .seconds(10)) {
+                port = try? await server.listeningAddress?.ipv4?.port
+                return port != nil
+            }
+            guard listening, let port else {
+                Issue.record("the server never listened")
+                return
+            }
+            try await body(port)
         }
-        guard listening, let port else {
-            tasks.cancelAll()
-            while try await tasks.next() != nil {}  // throws why the server stopped
-            Issue.record("the server never listened")
-            return
-        }
-        try await body(port)
+        try await tasks.waitForAll()  // throws why the server stopped, if it did not start
     }
 }
 
