@@ -208,7 +208,11 @@ start() {
         say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
     fi
     say "  logs                 $run/logs/"
-    say "Every gRPC hop is mutual TLS; for the CLIs: . $run/tls/cli.env"
+    if [ "${SHIPPY_PLAINTEXT:-}" = 1 ]; then
+        say "Every gRPC hop is plaintext (SHIPPY_PLAINTEXT=1): calls and tokens travel unencrypted."
+    else
+        say "Every gRPC hop is mutual TLS; for the CLIs: . $run/tls/cli.env"
+    fi
     say "Try it: make demo, or see the README's quickstart."
 }
 
