@@ -47,6 +47,10 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Closed loop: calls in flight at once; a burst: its calls (default: the scenario's).")
     var concurrency: Int?
     @Option(help: "Open loop: calls started per second, whatever the answers do.") var rate: Double?
+    /// `reads`' own rate, and the default of the reads beside `auth-under-reads`' logins.
+    static let readsRate = 150.0
+    @Option(help: "Open loop: calls started per second by the reads beside `auth-under-reads`' logins.")
+    var readsBesideLogins = Run.readsRate
     @Option(help: "Seconds each scenario is measured.") var duration: Double = 10
     @Option(help: "Instead of --duration: iterations each scenario is measured.") var count: Int?
     @Option(help: "Seconds of calls before measuring.") var warmUp: Double = 2
@@ -73,6 +77,7 @@ struct Run: AsyncParsableCommand {
         guard connections > 0 else { throw ValidationError("--connections must be at least 1") }
         if let concurrency, concurrency <= 0 { throw ValidationError("--concurrency must be at least 1") }
         if let rate, rate <= 0 { throw ValidationError("--rate must be greater than 0") }
+        guard readsBesideLogins > 0 else { throw ValidationError("--reads-beside-logins must be greater than 0") }
         if let count, count <= 0 { throw ValidationError("--count must be at least 1") }
         guard duration > 0, warmUp >= 0, timeout > 0 else {
             throw ValidationError("--duration and --timeout must be greater than 0, --warm-up not negative")
@@ -177,7 +182,8 @@ struct Run: AsyncParsableCommand {
         let recorder = Recorder()
         let sampler = ProcessSampler(watched)
         let context = ScenarioContext(
-            connections: connections, fixtures: fixtures, recorder: recorder, options: options, prefix: prefix)
+            connections: connections, fixtures: fixtures, recorder: recorder, options: options, prefix: prefix,
+            readsBesideLogins: readsBesideLogins)
         FileHandle.standardError.write(Data("\(scenario.name) (\(pace))…\n".utf8))
         let elapsed = await runLoad(
             scenario.name, streams: scenario.streams(context, pace), warmUp: .milliseconds(Int64(warmUp * 1000)),

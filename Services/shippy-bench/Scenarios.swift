@@ -11,6 +11,8 @@ struct ScenarioContext: Sendable {
     var options: CallOptions
     /// Names the users the run signs up, so that they are its own.
     var prefix: String
+    /// Calls/s of the reads that `auth-under-reads` runs beside its logins.
+    var readsBesideLogins: Double
 
     func users(_ worker: Int) -> User_UserService.Client<ServiceTransport> {
         .init(wrapping: connections["user"]!.client(worker))
@@ -109,13 +111,14 @@ struct Scenario: Sendable {
         auth,
         Scenario(
             name: "reads", summary: "ValidateToken, FindAvailable, GetConsignments in turn, at a steady rate",
-            defaultPace: { _ in .open(perSecond: 150) }, server: "user"
+            defaultPace: { _ in .open(perSecond: Run.readsRate) }, server: "user"
         ) { context, pace in [reads(context, pace)] },
         Scenario(
-            name: "auth-under-reads", summary: "auth at full speed while `reads` runs at its rate beside it",
+            name: "auth-under-reads",
+            summary: "auth at full speed while `reads` runs beside it (--reads-beside-logins)",
             defaultPace: { cores in .closed(workers: cores) }, server: "user", hashes: true
         ) { context, pace in
-            auth.streams(context, pace) + [reads(context, .open(perSecond: 150))]
+            auth.streams(context, pace) + [reads(context, .open(perSecond: context.readsBesideLogins))]
         },
         Scenario(
             name: "shippers",

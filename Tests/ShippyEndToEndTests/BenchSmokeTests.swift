@@ -29,9 +29,12 @@ import Testing
         try await cleaningUp({ await ShippySystem.stopAll(Array(services.values)) }) {
             for service in services.values { try await service.waitUntilServing() }
             let apart = ["shippers", "signup-burst", "login-flood", "logins-beside-flood"]
+            // The reads beside the logins are an open loop: at make bench's 150 calls/s, in a debug build beside
+            // the other end-to-end tests, the services fell behind, and the calls waiting grew until they passed
+            // their deadlines (CI, once). A fifth of that still runs all three reads beside the hashing.
             let scenarios = try await bench(
                 services,
-                ["--prefix", "smoke-1-", "--count", "200", "--admin-token", adminToken]
+                ["--prefix", "smoke-1-", "--count", "200", "--admin-token", adminToken, "--reads-beside-logins", "30"]
                     + apart.flatMap { ["--skip", $0] })
             // A shipper makes twelve calls (sign-up and log-in, then five times ship and list).
             let shippers = try await bench(
