@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import GRPCCore
 import ShippyConfiguration
+import ShippyDiscovery
 import ShippyDomain
 
 /// A command-line tool's failure: one line on stderr and a documented exit status (sysexits.h values).
@@ -62,8 +63,8 @@ public struct CLIFailure: Error, CustomStringConvertible {
     private static func hint(_ error: RPCError) -> String {
         let message = error.message.lowercased()
         if message.contains("preface") || message.contains("handshake") || message.contains("certificate") {
-            return "is it running, and does it take TLS? Set TLS_CERTIFICATE, TLS_KEY and TLS_CA to a certificate "
-                + "from its authority"
+            return "is it running, and does it take TLS? Set \(TLSFiles.environmentNames) to a certificate from its "
+                + "authority"
         }
         return "is it running?"
     }

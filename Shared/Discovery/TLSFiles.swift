@@ -22,6 +22,11 @@ public struct TLSFiles: Sendable, Hashable {
     public static let authoritiesSetting = Setting<String?>.optionalText(
         "tls.ca", "PEM file of the certificate authorities whose certificates peers must present.")
     public static let settings: [any SettingDescription] = [certificateSetting, keySetting, authoritiesSetting]
+    /// "TLS_CERTIFICATE, TLS_KEY and TLS_CA": how errors and hints name the three together.
+    public static let environmentNames: String = {
+        let names = settings.map(\.environmentName)
+        return names.dropLast().joined(separator: ", ") + " and " + names.last!
+    }()
 
     /// The configured files; `nil` when none is set (plaintext). Some but not all set is a mistake, not plaintext.
     /// - Throws: `ConfigurationError` naming the first missing key when only some are set.

@@ -78,12 +78,12 @@ public struct ServerConfiguration: Sendable {
             let certificate = TLSFiles.certificateSetting
             throw ConfigurationError(
                 key: certificate.environmentName, flag: certificate.flagName,
-                problem: "is not set: a service takes calls over mutual TLS only, given TLS_CERTIFICATE, TLS_KEY and "
-                    + "TLS_CA (docs/security.md), unless \(plaintext.environmentName)=true says to run unencrypted")
+                problem: "is not set: a service takes calls over mutual TLS only, given \(TLSFiles.environmentNames) "
+                    + "(docs/security.md), unless \(plaintext.environmentName)=true says to run unencrypted")
         case (.some, true):
             throw ConfigurationError(
                 key: plaintext.environmentName, flag: plaintext.flagName,
-                problem: "is true but TLS_CERTIFICATE, TLS_KEY and TLS_CA are set too: choose one")
+                problem: "is true but \(TLSFiles.environmentNames) are set too: choose one")
         default: break
         }
     }
