@@ -27,6 +27,16 @@ prefix="bench-$(date +%s)-"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
 say() { printf '%s\n' "$*" >&2; }
+# Sets the array `environment` to the environment process PID runs with, less the settings named after PID.
+environment_of() {
+    local pid=$1 setting all
+    shift
+    mapfile -d '' all <"/proc/$pid/environ"
+    environment=()
+    for setting in "${all[@]}"; do
+        case " $* " in *" ${setting%%=*} "*) ;; *) environment+=("$setting") ;; esac
+    done
+}
 
 greeter_pid="" tls_vessel_pid=""
 finish() {
@@ -66,7 +76,7 @@ declare -A ports=([vessel-service]=$SHIPPY_VESSEL_PORT [user-service]=$SHIPPY_US
 : >"$run/results/startup.txt"
 for service in vessel-service user-service consignment-service email-service; do
     pid=$(cat "$run/$service.pid")
-    mapfile -d '' environment <"/proc/$pid/environ"
+    environment_of "$pid"
     mapfile -d '' command <"/proc/$pid/cmdline"
     kill -TERM "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
@@ -127,12 +137,8 @@ CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \
 # Connections are made once, so this is TLS's cost per call; a handshake is a connection's, not measured here.
 say "== Health/Check in plaintext and over mutual TLS (3 interleaved rounds)"
 plain_vessel_pid=$(cat "$run/vessel-service.pid")
-mapfile -d '' environment <"/proc/$plain_vessel_pid/environ"
-tls_environment=()
-for setting in "${environment[@]}"; do
-    case $setting in PLAINTEXT=* | PORT=* | METRICS_PORT=*) ;; *) tls_environment+=("$setting") ;; esac
-done
-env -i "${tls_environment[@]}" PORT="$tls_vessel_port" METRICS_PORT=0 TLS_CERTIFICATE="$run/tls/vessel-service.pem" \
+environment_of "$plain_vessel_pid" PLAINTEXT PORT METRICS_PORT
+env -i "${environment[@]}" PORT="$tls_vessel_port" METRICS_PORT=0 TLS_CERTIFICATE="$run/tls/vessel-service.pem" \
     TLS_KEY="$run/tls/vessel-service-key.pem" TLS_CA="$run/tls/ca.pem" "$bin/vessel-service" \
     >"$run/logs/vessel-service-tls.log" 2>&1 &
 tls_vessel_pid=$!
