@@ -5,7 +5,8 @@
 #                                       NAME.pem and NAME-key.pem: a certificate whose common name is NAME (a
 #                                       service's identity), for 127.0.0.1 and localhost (and NAME as a host name),
 #                                       for servers and clients alike, made once and again when it has less
-#                                       than 30 days left (services re-read theirs within 5 s)
+#                                       than 30 days left or lacks a host name asked for (services re-read
+#                                       theirs within 5 s)
 #   NAME=HOST,HOST…                     the same, for these host names too (the name clients dial: a Kubernetes
 #                                       Service's, `vessel-service=vessel,vessel.shippy.svc`)
 #
@@ -26,12 +27,21 @@ if [ ! -f "$dir/ca.pem" ]; then
     chmod 644 "$dir/ca.pem"
 fi
 
+# Whether certificate $1 lasts 30 days more and names every host in $2 (DNS:a,DNS:b).
+current() {
+    local pem=$1 host names
+    [ -f "$pem" ] && openssl x509 -checkend $((30 * 86400)) -noout -in "$pem" >/dev/null || return 1
+    names=$(openssl x509 -noout -ext subjectAltName -in "$pem" | tail -n +2 | tr -d ' ')
+    for host in ${2//,/ }; do
+        [[ ",$names," == *",$host,"* ]] || return 1
+    done
+}
+
 for argument in "$@"; do
     name=${argument%%=*}
     hosts=DNS:$name
     [ "$argument" != "$name" ] && extra=${argument#*=} && hosts+=",DNS:${extra//,/,DNS:}"
-    [ -f "$dir/$name.pem" ] && openssl x509 -checkend $((30 * 86400)) -noout -in "$dir/$name.pem" >/dev/null &&
-        continue
+    current "$dir/$name.pem" "$hosts" && continue
     openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -subj "/CN=$name" \
         -keyout "$dir/$name-key.pem" -out "$dir/$name.csr" 2>/dev/null
     openssl x509 -req -sha256 -days 730 -in "$dir/$name.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca-key.pem" \
