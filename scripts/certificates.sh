@@ -29,10 +29,11 @@ fi
 
 # Whether certificate $1 lasts 30 days more and names every host in $2 (DNS:a,DNS:b).
 current() {
-    local pem=$1 host names
+    local pem=$1 host names wanted
     [ -f "$pem" ] && openssl x509 -checkend $((30 * 86400)) -noout -in "$pem" >/dev/null || return 1
     names=$(openssl x509 -noout -ext subjectAltName -in "$pem" | tail -n +2 | tr -d ' ')
-    for host in ${2//,/ }; do
+    IFS=, read -ra wanted <<<"$2"
+    for host in "${wanted[@]}"; do
         [[ ",$names," == *",$host,"* ]] || return 1
     done
 }
