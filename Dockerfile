@@ -9,7 +9,8 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 ENV SWIFT_DETERMINISTIC_HASHING=1
-# Package.swift names these folders (the test target's too), so all are needed to resolve the package.
+# Package.swift names these folders (the Swift test targets' too), so all are needed to resolve the package; the
+# Python tests and tools are left out (.dockerignore), so that changing one does not rebuild this stage.
 COPY Package.swift ./
 COPY Shared ./Shared
 COPY Services ./Services
@@ -28,20 +29,27 @@ RUN for product in vessel-service user-service consignment-service email-service
 RUN strip /out/*
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
-# libraries excluded as they are static). scripts/check-deployment.sh checks this list against `readelf -d`
+# libraries excluded as they are static). Tests/System/test_deployment.py checks this list against `readelf -d`
 # of the native binaries, so keep the line below and the apt-get line in step:
 # runtime-packages: libmongoc-1.0-0 libbson-1.0-0 libnats3.4 libstdc++6 libgcc-s1 zlib1g libc6
+# openssl is for shippy-certificates (scripts/certificates.sh), compose's one-shot `certificates` service.
+# The folders compose mounts volumes on are made here, owned by shippy, so that each new volume is too: /tls in
+# every service (its identity, read-only), /certificates/NAME where `certificates` writes each identity, and
+# /certificates/authority, the development authority's own.
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libmongoc-1.0-0 libbson-1.0-0 libnats3.4 libstdc++6 libgcc-s1 zlib1g libc6 ca-certificates tzdata \
+        libmongoc-1.0-0 libbson-1.0-0 libnats3.4 libstdc++6 libgcc-s1 zlib1g libc6 ca-certificates tzdata openssl \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin shippy \
-    && mkdir -p /keys/private /keys/public /work \
-    && chown shippy: /keys/private /keys/public \
-    && chmod 700 /keys/private
+    && mkdir -p /keys/private /keys/public /work /tls /certificates/authority /certificates/vessel-service \
+        /certificates/user-service /certificates/consignment-service /certificates/email-service \
+        /certificates/api-gateway /certificates/shippy-cli /certificates/nats \
+    && chown shippy: /keys/private /keys/public /tls /certificates/* \
+    && chmod 700 /keys/private /certificates/*
 COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /out/api-gateway /usr/local/bin/
 COPY --from=build /resources/ /usr/local/bin/
+COPY scripts/certificates.sh /usr/local/bin/shippy-certificates
 USER shippy
 ENV HOST=0.0.0.0
 # No libmongoc counters in /dev/shm: a file per process, left behind by one that is killed.

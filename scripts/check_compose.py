@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
-"""Checks docker-compose.yml as `make test` requires: every long-running service has a healthcheck,
-and every depends_on waits for service_healthy. Prints what it checked; exits 1 on the first problem."""
+"""Checks docker-compose.yml as `make test` requires: every long-running service has a healthcheck and waits for
+its dependencies' health, or for a one-shot service (no healthcheck) to complete; only the services clients outside
+call publish ports; and every Shippy program runs over mutual TLS with an identity of its own: the TLS settings
+pointing into /tls, a volume mounted there read-only that no other service mounts, written by `certificates` for
+that program's name (a service's identity is its program's), and no PLAINTEXT; a server that takes TLS (NATS)
+mounts its own identity the same way, and every URL of it says tls://. Prints what it checked; exits 1 listing every problem."""
 import sys
 
 import yaml
@@ -12,14 +16,19 @@ with open(path, encoding="utf-8") as file:
 # The services clients outside the compose network call, and the two consoles people open; every other port
 # stays internal.
 PUBLIC = {"gateway", "user", "consignment", "prometheus", "jaeger"}
+# Where each Shippy program finds its identity, the shape of a Kubernetes Secret from cert-manager.
+TLS = {"TLS_CERTIFICATE": "/tls/tls.crt", "TLS_KEY": "/tls/tls.key", "TLS_CA": "/tls/ca.crt"}
+CERTIFICATES = "certificates"
 
 problems = []
 services = compose.get("services") or {}
 if not services:
     problems.append("no services")
+one_shot = {name for name, service in services.items() if not (service.get("healthcheck") or {}).get("test")}
 for name, service in services.items():
-    one_shot = "cli" in (service.get("profiles") or [])
-    if not one_shot and not (service.get("healthcheck") or {}).get("test"):
+    cli = "cli" in (service.get("profiles") or [])
+    if name in one_shot and not cli and not any(
+            dependency == name for other in services.values() for dependency in (other.get("depends_on") or {})):
         problems.append(f"{name}: no healthcheck")
     if service.get("ports") and name not in PUBLIC:
         problems.append(f"{name}: publishes ports, but only {', '.join(sorted(PUBLIC))} are for clients outside")
@@ -30,11 +39,66 @@ for name, service in services.items():
     for dependency, condition in depends.items():
         if dependency not in services:
             problems.append(f"{name}: depends on unknown service {dependency}")
-        if (condition or {}).get("condition") != "service_healthy":
-            problems.append(f"{name}: depends_on {dependency} does not wait for service_healthy")
+        wanted = "service_completed_successfully" if dependency in one_shot else "service_healthy"
+        if (condition or {}).get("condition") != wanted:
+            problems.append(f"{name}: depends_on {dependency} does not wait for {wanted}")
+
+
+def mounts(service):
+    """The service's named volumes: {target: (volume, read-only)}."""
+    found = {}
+    for entry in service.get("volumes") or []:
+        source, target, *mode = entry.split(":")
+        found[target] = (source, mode == ["ro"])
+    return found
+
+
+# Every program of the Shippy image, but the one that makes the certificates, runs with its identity.
+certificates = services.get(CERTIFICATES)
+written = {}  # volume -> the identity `certificates` writes into it
+if certificates is None:
+    problems.append(f"no {CERTIFICATES} service")
+else:
+    command = certificates.get("command") or []
+    root = command[command.index("--folders") + 1] if "--folders" in command else None
+    names = {argument.split("=")[0] for argument in command[command.index("--folders") + 3:]} if root else set()
+    for target, (volume, _) in mounts(certificates).items():
+        if root and target.startswith(root + "/") and target.removeprefix(root + "/") in names:
+            written[volume] = target.removeprefix(root + "/")
+identity_volumes = {}
+for name, service in services.items():
+    environment = service.get("environment") or {}
+    if "NATS_URL" in environment and not environment["NATS_URL"].startswith("tls://"):
+        problems.append(f"{name}: NATS_URL is not tls://, and NATS serves TLS only")
+    shippy = service.get("image") == "shippy:latest"
+    if name == CERTIFICATES or not (shippy or "/tls" in mounts(service)):
+        continue
+    for key, value in TLS.items() if shippy else ():
+        if environment.get(key) != value:
+            problems.append(f"{name}: {key} is {environment.get(key)!r}, not {value}")
+    if "PLAINTEXT" in environment:
+        problems.append(f"{name}: sets PLAINTEXT")
+    volume, read_only = mounts(service).get("/tls", (None, False))
+    if volume not in written:
+        problems.append(f"{name}: /tls is not a volume that {CERTIFICATES} writes an identity into")
+        continue
+    if not read_only:
+        problems.append(f"{name}: mounts its identity writable")
+    program = (service.get("command") or [None])[0] if shippy else name
+    if program and written[volume] != program:
+        problems.append(f"{name}: runs {program} with the identity of {written[volume]}")
+    identity_volumes.setdefault(volume, set()).add(name)
+    if "cli" not in (service.get("profiles") or []) and CERTIFICATES not in (service.get("depends_on") or {}):
+        problems.append(f"{name}: does not wait for {CERTIFICATES}")
+for volume, users in identity_volumes.items():
+    # The CLIs share one identity; a service's is its own.
+    if len(users) > 1 and not all("cli" in (services[user].get("profiles") or []) for user in users):
+        problems.append(f"{', '.join(sorted(users))}: share the identity in {volume}")
 
 if problems:
     print("check_compose: " + "; ".join(problems), file=sys.stderr)
     sys.exit(1)
-print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; "
-      "every depends_on waits for service_healthy; only the gateway, user, consignment and the two consoles publish ports")
+print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; every depends_on waits "
+      "for health, or for a one-shot service to complete; only the gateway, user, consignment and the two consoles "
+      f"publish ports; {len(identity_volumes)} identities from {CERTIFICATES}, each program's TLS settings in /tls, "
+      "read-only, a service's its own and named after its program; NATS over TLS")

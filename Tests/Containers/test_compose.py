@@ -2,11 +2,12 @@
 README on the unchanged docker-compose.yml, run by podman-compose, in order:
 
 1. `up`: every service reports healthy;
-2. the user story with the CLIs as compose runs them: sign up, log in, ship consignment.json (on stdin, the form
+2. the user story with the CLIs as compose runs them, every gRPC hop over mutual TLS (the identities made first by
+   the one-shot `certificates`; a plaintext client at a published port refused and counted): sign up, log in, ship consignment.json (on stdin, the form
    docs/containers.md gives, which works whoever may read the checkout's folder), list the fleet; the welcome
    mail in the email service's log; Prometheus scrapes the five targets with the alert rules loaded; the trace
    backend (Jaeger's stand-in, which logs the spans it receives) holds the consignment's trace across both
-   services; the gateway lists the consignment over HTTP with the CLI's token;
+   services; the gateway lists the consignment over HTTPS with the CLI's token;
 3. the services run as the image's non-root user;
 4. `down` and `up --scale vessel=3`: the old token still works (the signing key survived), the user logs in and
    the consignment is still listed (the volumes persist); listings through the gateway reach each of the three
@@ -17,6 +18,8 @@ import json
 import pathlib
 import random
 import re
+import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -93,6 +96,10 @@ class Project:
 
     def up(self, vessels):
         self.vessels = vessels
+        # The identities first, as Docker's compose orders it (`service_completed_successfully`); podman-compose
+        # here ignores the condition (see HealthChecks).
+        made = compose("run", "--rm", "-T", "certificates", check=False)
+        assert made.returncode == 0, f"the certificates service:\n{made.stdout}{made.stderr}"
         result = compose("up", "-d", "--scale", f"vessel={vessels}", check=False)
         (STATE / "compose-up.log").write_text(result.stdout + result.stderr)
         assert result.returncode == 0, f"compose up:\n{result.stderr[-3000:]}"
@@ -197,9 +204,16 @@ def test_prometheus_scrapes_every_service_and_the_trace_crosses_both_services(pr
                          every=1.0)))
 
 
+def authority():
+    """The development authority `certificates` made, from the CLIs' identity volume."""
+    folder = run(["podman", "volume", "inspect", "--format", "{{.Mountpoint}}", f"{PROJECT}_tls-cli"]).stdout.strip()
+    return ssl.create_default_context(cafile=f"{folder}/ca.crt")
+
+
 def gateway(path, token):
-    request = urllib.request.Request("http://127.0.0.1:8080" + path, headers={"Authorization": "Bearer " + token})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    """The gateway over HTTPS, its certificate verified against the development authority for 127.0.0.1."""
+    request = urllib.request.Request("https://127.0.0.1:8080" + path, headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(request, timeout=10, context=authority()) as response:
         return json.load(response)
 
 
@@ -207,7 +221,45 @@ def test_the_gateway_lists_the_consignment(project):
     page = gateway("/v1/consignments", project.token)
     listed = [c["id"] + " on " + c["vessel_id"] for c in page["consignments"]]
     assert listed, "the gateway lists no consignment"
-    print(f"the gateway (http://127.0.0.1:8080) lists: {', '.join(listed)}")
+    print(f"the gateway (https://127.0.0.1:8080) lists: {', '.join(listed)}")
+
+
+def metric(address, port, pattern):
+    """The sum of the samples matching `pattern` (a regular expression of the sample's name and labels) in a
+    service's /metrics."""
+    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(n) for n in re.findall(rf"^{pattern} (\S+)", text, re.M))
+
+
+def test_every_grpc_hop_is_mutual_tls_and_a_plaintext_client_is_refused(project):
+    # The user story above went over TLS: the CLIs with their identity, consignment-service to vessel-service, the
+    # gateway to each. No service started in plaintext, and each loaded the certificate of its own name.
+    for service, identity in (("vessel", "vessel-service"), ("user", "user-service"),
+                              ("consignment", "consignment-service"), ("email", "email-service"),
+                              ("gateway", "api-gateway")):
+        logs = run(["podman", "logs", container(service)], check=False)
+        text = logs.stdout + logs.stderr
+        assert "PLAINTEXT" not in text, f"{service} runs in plaintext:\n{text[-2000:]}"
+        assert re.search(rf"subject=CN={identity} .*certificate loaded", text), \
+            f"{service} logged no certificate of {identity}:\n{text[-2000:]}"
+    # A plaintext HTTP/2 client at user-service's published port: no HTTP/2 answer, counted as not TLS.
+    address = inspect(container("user"), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    refusals = r'tls_handshake_refusals_total\{reason="not_tls"\}'
+    before = metric(address, 9053, refusals)
+    with socket.create_connection(("127.0.0.1", 50053), timeout=10) as plaintext:
+        plaintext.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        answer = b""
+        try:
+            while chunk := plaintext.recv(4096):
+                answer += chunk
+        except (ConnectionResetError, TimeoutError):
+            pass
+    # A TLS server answers bytes it cannot read with at most an alert record (0x15), never an HTTP/2 frame.
+    assert not answer or answer[0] == 0x15, f"a plaintext client was answered: {answer[:40]!r}"
+    wait_until(lambda: metric(address, 9053, refusals) > before, 10, "the refusal counted as not_tls")
+    print(f"every service over mutual TLS with its own identity; a plaintext client refused ({len(answer)} bytes "
+          "back) and counted as not_tls")
 
 
 def test_the_services_run_as_the_images_user(project):
@@ -233,10 +285,7 @@ def test_after_down_and_up_with_three_vessels_everything_is_kept(project):
                  for r in (1, 2, 3)]
 
     def listed(address):
-        with urllib.request.urlopen(f"http://{address}:9052/metrics", timeout=5) as response:
-            text = response.read().decode()
-        return sum(float(n) for n in re.findall(
-            r'^grpc_server_handled_total\{[^}]*grpc_method="List"[^}]*\} (\S+)', text, re.M))
+        return metric(address, 9052, r'grpc_server_handled_total\{[^}]*grpc_method="List"[^}]*\}')
     before = [listed(a) for a in addresses]
     calls = 0
 

@@ -4,7 +4,6 @@ manifests, the module dependencies, the generated gRPC code, Prometheus' configu
 swift-format."""
 import os
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -81,11 +80,9 @@ def test_the_kubernetes_probes_pass_over_mutual_tls_with_a_secret_in_cert_manage
     manifest = next(d for d in yaml.safe_load_all((ROOT / "deploy/kubernetes/vessel.yaml").read_text())
                     if d and d["kind"] == "Deployment")
     container = manifest["spec"]["template"]["spec"]["containers"][0]
-    made, secret = tmp_path / "made", tmp_path / "tls"
-    run([str(SCRIPTS / "certificates.sh"), str(made), "vessel-service=vessel"])
-    secret.mkdir()
-    for source, target in (("vessel-service.pem", "tls.crt"), ("vessel-service-key.pem", "tls.key"), ("ca.pem", "ca.crt")):
-        shutil.copy(made / source, secret / target)
+    run([str(SCRIPTS / "certificates.sh"), "--folders", str(tmp_path / "secrets"), str(tmp_path / "made"),
+         "vessel-service=vessel"])
+    secret = tmp_path / "secrets" / "vessel-service"
     tls = {item["name"]: item["value"].replace("/tls/", f"{secret}/") for item in container["env"]
            if item["name"].startswith("TLS_")}
     run(["openssl", "ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", str(tmp_path / "signing.pem")])
