@@ -5,7 +5,7 @@ skipped in the manifest with their reason, and what docs/many-machines.md promis
 updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
 SHUTDOWN_GRACE and the cancellation, a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
 Deployment, each with its identity (TLS_* from its Secret shippy-NAME-tls, probed by its own healthcheck, never
-PLAINTEXT), and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
+PLAINTEXT), NATS over TLS only with its own identity, and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
 import glob
 import json
 import os
@@ -85,6 +85,19 @@ for name, deployment in kinds["Deployment"].items():
 for name in ("vessel", "user", "consignment"):
     if kinds["Service"][name]["spec"].get("clusterIP") != "None":
         problems.append(f"{name}: its Service is not headless, so clients cannot balance over its pods")
+
+# NATS takes TLS only, with its identity from its Secret, and its clients verify it; no URL of it says nats://.
+nats = kinds["StatefulSet"]["nats"]["spec"]["template"]["spec"]
+nats_container = nats["containers"][0]
+args = " ".join(nats_container.get("args", []))
+nats_mounts = {mount["name"]: mount["mountPath"] for mount in nats_container.get("volumeMounts", [])}
+nats_identity = [v["name"] for v in nats.get("volumes", []) if v.get("secret", {}).get("secretName") == "shippy-nats-tls"]
+if "--tls --tlscert /tls/tls.crt --tlskey /tls/tls.key" not in args or not nats_identity \
+        or nats_mounts.get(nats_identity[0]) != "/tls":
+    problems.append("nats: does not take TLS with the identity of its Secret shippy-nats-tls at /tls")
+config = kinds["ConfigMap"]["shippy-config"]["data"]
+if config.get("NATS_CA") != "/tls/ca.crt" or not config.get("NATS_URL", "tls://").startswith("tls://"):
+    problems.append("shippy-config: NATS's clients do not verify it against their identity's authority over tls://")
 
 # The way in is HTTPS: the Ingress to the gateway terminates TLS for every host it routes.
 ingress = kinds.get("Ingress", {}).get("gateway")
