@@ -22,7 +22,7 @@ export SHIPPY_PLAINTEXT=1
 export SHIPPY_CONSIGNMENT_PORT=50151 SHIPPY_VESSEL_PORT=50152 SHIPPY_USER_PORT=50153 SHIPPY_EMAIL_PORT=50154
 export SHIPPY_CONSIGNMENT_METRICS_PORT=9151 SHIPPY_VESSEL_METRICS_PORT=9152 SHIPPY_USER_METRICS_PORT=9153 \
     SHIPPY_EMAIL_METRICS_PORT=9154 SHIPPY_PROMETHEUS_PORT=0 SHIPPY_GATEWAY_PORT=8151 SHIPPY_GATEWAY_METRICS_PORT=9155
-greeter_port=50159 tls_vessel_port=50162
+greeter_port=50159 tls_vessel_port=50162 openssl_port=50163
 prefix="bench-$(date +%s)-"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
@@ -38,9 +38,9 @@ environment_of() {
     done
 }
 
-greeter_pid="" tls_vessel_pid=""
+greeter_pid="" tls_vessel_pid="" openssl_pid=""
 finish() {
-    for pid in "$greeter_pid" "$tls_vessel_pid"; do
+    for pid in "$greeter_pid" "$tls_vessel_pid" "$openssl_pid"; do
         if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
     done
     "$root/scripts/system.sh" stop quiet
@@ -134,7 +134,7 @@ CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \
 
 # What mutual TLS costs per call: Health/Check on the plaintext vessel-service and on a second one that takes mutual
 # TLS only (same settings and database; the development identities system.sh made), interleaved, three rounds.
-# Connections are made once, so this is TLS's cost per call; a handshake is a connection's, not measured here.
+# Connections are made once, so this is TLS's cost per call; a handshake, a connection's, is measured next.
 say "== Health/Check in plaintext and over mutual TLS (3 interleaved rounds)"
 plain_vessel_pid=$(cat "$run/vessel-service.pid")
 environment_of "$plain_vessel_pid" PLAINTEXT PORT METRICS_PORT
@@ -156,6 +156,29 @@ for round in 1 2 3; do
         say "   round $round, $security: done"
     done
 done
+
+# What a mutual TLS handshake costs a server: new connections for a while (openssl s_time: each a full handshake with
+# the CLI's certificate, then closed), and the server's CPU from /proc before and after. Beside the TLS
+# vessel-service, openssl s_server with the same certificates: the same handshake in another TLS library.
+say "== Mutual TLS handshakes: vessel-service, and openssl s_server beside it"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+handshakes() {  # NAME PID PORT
+    local before made after
+    before=$(cpu_ticks "$2")
+    made=$(openssl s_time -connect "127.0.0.1:$3" -cert "$run/tls/shippy-cli.pem" -key "$run/tls/shippy-cli-key.pem" \
+        -CAfile "$run/tls/ca.pem" -new -time "${SHIPPY_BENCH_DURATION:-10}" 2>/dev/null \
+        | awk '/connections in .* real seconds/ {print $1}')
+    after=$(cpu_ticks "$2")
+    printf '{"server": "%s", "handshakes": %d, "cpuSeconds": %s}\n' "$1" "${made:-0}" \
+        "$(awk -v ticks=$((after - before)) -v hz="$(getconf CLK_TCK)" 'BEGIN {print ticks / hz}')" \
+        >"$run/results/handshakes-$1.json"
+}
+handshakes vessel-service "$tls_vessel_pid" "$tls_vessel_port"
+openssl s_server -accept "$openssl_port" -cert "$run/tls/vessel-service.pem" -key "$run/tls/vessel-service-key.pem" \
+    -CAfile "$run/tls/ca.pem" -Verify 1 -quiet </dev/null >"$run/logs/openssl-s_server.log" 2>&1 &
+openssl_pid=$!
+wait_port "openssl s_server" "$openssl_port" "$run/logs/openssl-s_server.log"
+handshakes openssl-s_server "$openssl_pid" "$openssl_port"
 
 python3 "$root/scripts/bench_report.py" --results "$run/results" --commit "$(git rev-parse --short HEAD)" \
     >"$root/BENCHMARKS.md"

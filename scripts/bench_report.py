@@ -211,7 +211,7 @@ if {"plaintext", "tls"} <= tls.keys():
               "Health/Check on vessel-service in plaintext and on a second vessel-service that takes mutual TLS only",
               "(its development identity; shippy-bench presents one too), three interleaved rounds, the median.",
               "Connections are made once, so this is the cost per call of encrypting; a handshake is paid per",
-              "connection and is not in it.", "",
+              "connection and is not in it (it is below).", "",
               "| | calls/s | p50 ms | vessel-service CPU µs per call |", "|---|---|---|---|"]
     median = {security: [statistics.median(v[i] for v in values if v[i] is not None) for i in range(3)]
               for security, values in tls.items()}
@@ -221,6 +221,21 @@ if {"plaintext", "tls"} <= tls.keys():
     extra = median["tls"][0] - median["plaintext"][0]
     lines += ["", f"Mutual TLS adds {extra:,.1f} µs of vessel-service's CPU per call "
               f"({extra / median['plaintext'][0]:+.0%}).", ""]
+
+# What a mutual TLS handshake costs a server (scripts/bench.sh's last step): new connections, each a full handshake.
+handshakes = [json.loads(path.read_text()) for path in sorted(args.results.glob("handshakes-*.json"))]
+if any(h["handshakes"] for h in handshakes):
+    lines += ["## What a mutual TLS handshake costs", "",
+              "New connections for the scenarios' duration (`openssl s_time -new`: each a full handshake with the",
+              "CLI's certificate, then closed), to the vessel-service that takes mutual TLS and to `openssl s_server`",
+              "with the same certificates; the server's CPU, from /proc, per connection: its handshake and the",
+              "connection's own setup (for vessel-service an HTTP/2 connection, which gRPC's setup adds to). A",
+              "connection is made once and carries many calls, so this is paid per connection, not per call.", "",
+              "| server | handshakes | CPU ms per connection |", "|---|---|---|"]
+    for h in sorted(handshakes, key=lambda h: h["server"] != "vessel-service"):
+        per = f"{1000 * h['cpuSeconds'] / h['handshakes']:.2f}" if h["handshakes"] else "–"
+        lines.append(f"| {h['server']} | {h['handshakes']:,} | {per} |")
+    lines.append("")
 
 lines += ["## Targets", "",
           "Each missed target, and why, is taken up under \"Where the time goes, and what is missed\" below.", "",

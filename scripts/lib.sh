@@ -6,6 +6,18 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# wait_port NAME PORT LOGFILE: until something accepts connections on 127.0.0.1:PORT (at most 60 s).
+wait_port() {
+    local name=$1 port=$2 logfile=$3
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    printf '%s did not answer on 127.0.0.1:%s within 60 s; its log (%s) ends:\n' "$name" "$port" "$logfile" >&2
+    tail -n 20 "$logfile" >&2 || true
+    return 1
+}
+
 # recorded_alive PIDFILE PATTERN: the process recorded in PIDFILE runs and is still that program (its
 # command line holds PATTERN: after a crash the PID may belong to another program).
 recorded_alive() {

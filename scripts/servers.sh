@@ -36,18 +36,6 @@ install_missing() {
     "$root/scripts/install.sh"
 }
 
-# wait_port NAME PORT LOGFILE: until something accepts connections on 127.0.0.1:PORT (at most 60 s).
-wait_port() {
-    local name=$1 port=$2 logfile=$3
-    for _ in $(seq 1 600); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    log "$name did not answer on 127.0.0.1:$port within 60 s; its log ($logfile) ends:"
-    tail -n 20 "$logfile" >&2 || true
-    return 1
-}
-
 # The running postmaster of our cluster, from PostgreSQL's own postmaster.pid (it outlives our records when
 # a run was cut short), or nothing.
 postgres_pid() {
