@@ -4,7 +4,8 @@ its dependencies' health, or for a one-shot service (no healthcheck) to complete
 call publish ports; and every Shippy program runs over mutual TLS with an identity of its own: the TLS settings
 pointing into /tls, a volume mounted there read-only that no other service mounts, written by `certificates` for
 that program's name (a service's identity is its program's), and no PLAINTEXT; a server that takes TLS (NATS)
-mounts its own identity the same way, and every URL of it says tls://. Prints what it checked; exits 1 listing every problem."""
+mounts its own identity the same way, and every URL of it says tls://. Prints what it checked; exits 1 listing
+every problem."""
 import sys
 
 import yaml

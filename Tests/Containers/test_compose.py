@@ -3,8 +3,9 @@ README on the unchanged docker-compose.yml, run by podman-compose, in order:
 
 1. `up`: every service reports healthy;
 2. the user story with the CLIs as compose runs them, every gRPC hop over mutual TLS (the identities made first by
-   the one-shot `certificates`; a plaintext client at a published port refused and counted): sign up, log in, ship consignment.json (on stdin, the form
-   docs/containers.md gives, which works whoever may read the checkout's folder), list the fleet; the welcome
+   the one-shot `certificates`; a plaintext client at a published port refused and counted): sign up, log in,
+   ship consignment.json (on stdin, the form docs/containers.md gives, which works whoever may read the
+   checkout's folder), list the fleet; the welcome
    mail in the email service's log; Prometheus scrapes the five targets with the alert rules loaded; the trace
    backend (Jaeger's stand-in, which logs the spans it receives) holds the consignment's trace across both
    services; the gateway lists the consignment over HTTPS with the CLI's token;
