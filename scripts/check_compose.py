@@ -72,14 +72,15 @@ for name, service in services.items():
     if "NATS_URL" in environment and not environment["NATS_URL"].startswith("tls://"):
         problems.append(f"{name}: NATS_URL is not tls://, and NATS serves TLS only")
     shippy = service.get("image") == "shippy:latest"
-    if name == CERTIFICATES or not (shippy or "/tls" in mounts(service)):
+    service_mounts = mounts(service)
+    if name == CERTIFICATES or not (shippy or "/tls" in service_mounts):
         continue
     for key, value in TLS.items() if shippy else ():
         if environment.get(key) != value:
             problems.append(f"{name}: {key} is {environment.get(key)!r}, not {value}")
     if "PLAINTEXT" in environment:
         problems.append(f"{name}: sets PLAINTEXT")
-    volume, read_only = mounts(service).get("/tls", (None, False))
+    volume, read_only = service_mounts.get("/tls", (None, False))
     if volume not in written:
         problems.append(f"{name}: /tls is not a volume that {CERTIFICATES} writes an identity into")
         continue
