@@ -12,7 +12,8 @@
 # State (PIDs, logs, the development JWT key) lives under .local/run (SHIPPY_RUN_DIR moves it). Every gRPC hop is
 # mutual TLS: a development authority and a certificate per program (its identity) are made once under
 # .local/run/tls (scripts/certificates.sh); the CLIs take theirs from .local/run/tls/cli.env (`. .local/run/tls/cli.env`).
-# SHIPPY_PLAINTEXT=1 runs every hop in plaintext instead, explicitly.
+# The gateway serves HTTPS with its own (for 127.0.0.1 and localhost): trust .local/run/tls/ca.pem to verify it
+# (`curl --cacert`, or import it in a browser). SHIPPY_PLAINTEXT=1 runs every hop in plaintext instead, explicitly.
 # Service ports: SHIPPY_CONSIGNMENT_PORT (50051), SHIPPY_VESSEL_PORT (50052), SHIPPY_USER_PORT (50053),
 # SHIPPY_EMAIL_PORT (50054, health only); the HTTP API and web app (api-gateway): SHIPPY_GATEWAY_PORT (8080).
 # Their /metrics ports: SHIPPY_CONSIGNMENT_METRICS_PORT (9051),
@@ -73,6 +74,22 @@ identity() {
     printf '%s\n' "TLS_CERTIFICATE=$run/tls/$1.pem" "TLS_KEY=$run/tls/$1-key.pem" "TLS_CA=$run/tls/ca.pem"
 }
 
+# gateway_https: the gateway's HTTPS settings, one a line: its identity serves the web app and the HTTP API too.
+# No Strict-Transport-Security: a browser would keep every port of localhost to HTTPS for a year. None with
+# SHIPPY_PLAINTEXT=1 (plain HTTP, as every other hop).
+gateway_https() {
+    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && return 0
+    printf '%s\n' "HTTPS_CERTIFICATE=$run/tls/api-gateway.pem" "HTTPS_KEY=$run/tls/api-gateway-key.pem" \
+        HTTPS_HSTS_MAX_AGE=0
+}
+
+# The gateway's address, as a browser or curl takes it.
+gateway_url() {
+    local scheme=https
+    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && scheme=http
+    printf '%s://127.0.0.1:%s' "$scheme" "$gateway_port"
+}
+
 start_service() {
     local name=$1 port=$2 metrics_port=${metrics_ports[$1]}
     shift 2
@@ -118,12 +135,14 @@ wait_prometheus() {
 }
 
 wait_serving() {
-    local name=$1 port=$2 tls
+    local name=$1 port=$2 tls https
     mapfile -t tls < <(identity "$name")
+    mapfile -t https < <(gateway_https)
     for _ in $(seq 1 600); do
-        # api-gateway's healthcheck asks its /readyz on PORT; the services' take the address.
+        # api-gateway's healthcheck asks its /readyz on PORT (over HTTPS when it serves that); the services' take
+        # the address.
         if [ "$name" = api-gateway ]; then
-            PORT=$port "$(bin)/$name" healthcheck >/dev/null 2>&1 && return 0
+            env "${https[@]}" PORT="$port" "$(bin)/$name" healthcheck >/dev/null 2>&1 && return 0
         elif env "${tls[@]}" "$(bin)/$name" healthcheck --address "127.0.0.1:$port" >/dev/null 2>&1; then
             return 0
         fi
@@ -185,8 +204,11 @@ start() {
         JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
         JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+    local https
+    mapfile -t https < <(gateway_https)
     start_service api-gateway "$gateway_port" USER_SERVICE_ADDRESS="127.0.0.1:$user_port" \
-        CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+        CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" \
+        "${https[@]}"
     start_prometheus
     wait_serving vessel-service "$vessel_port"
     wait_serving user-service "$user_port"
@@ -197,13 +219,13 @@ start() {
     trap - ERR
     say ""
     say "Shippy is running:"
-    say "  the web app and the HTTP API: http://127.0.0.1:$gateway_port (its OpenAPI document: /openapi.yaml)"
+    say "  the web app and the HTTP API: $(gateway_url) (its OpenAPI document: /openapi.yaml)"
     say "  (gRPC address, then Prometheus endpoint)"
     say "  consignment-service  127.0.0.1:$consignment_port  http://127.0.0.1:${metrics_ports[consignment-service]}/metrics"
     say "  vessel-service       127.0.0.1:$vessel_port  http://127.0.0.1:${metrics_ports[vessel-service]}/metrics"
     say "  user-service         127.0.0.1:$user_port  http://127.0.0.1:${metrics_ports[user-service]}/metrics"
     say "  email-service        127.0.0.1:$email_port  http://127.0.0.1:${metrics_ports[email-service]}/metrics (gRPC for health only; mail in $run/mail/)"
-    say "  api-gateway          (HTTP)  http://127.0.0.1:${metrics_ports[api-gateway]}/metrics"
+    say "  api-gateway          (no gRPC)  http://127.0.0.1:${metrics_ports[api-gateway]}/metrics"
     if [ "$prometheus_port" != 0 ]; then
         say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
     fi
@@ -212,6 +234,7 @@ start() {
         say "Every gRPC hop is plaintext (SHIPPY_PLAINTEXT=1): calls and tokens travel unencrypted."
     else
         say "Every gRPC hop is mutual TLS; for the CLIs: . $run/tls/cli.env"
+        say "The gateway serves HTTPS: its authority, for curl --cacert or a browser, is $run/tls/ca.pem"
     fi
     say "Try it: make demo, or see the README's quickstart."
 }
@@ -280,8 +303,10 @@ demo() {
     say "\$ vessel-cli list \"\$TOKEN\""
     VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" "$cli/vessel-cli" list "$token"
     say ""
-    say "\$ curl -H \"Authorization: Bearer \$TOKEN\" http://127.0.0.1:$gateway_port/v1/consignments   # the same, over HTTP"
-    curl -sS -H "Authorization: Bearer $token" "http://127.0.0.1:$gateway_port/v1/consignments?page_size=1"
+    local trust=()
+    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] || trust=(--cacert "$run/tls/ca.pem")
+    say "\$ curl ${trust[*]} -H \"Authorization: Bearer \$TOKEN\" $(gateway_url)/v1/consignments   # the same, through the HTTP API"
+    curl -sS "${trust[@]}" -H "Authorization: Bearer $token" "$(gateway_url)/v1/consignments?page_size=1"
     say ""
     say ""
     say "The welcome mail (email-service, from the user.created event):"

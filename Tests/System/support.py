@@ -2,6 +2,7 @@
 import os
 import pathlib
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -70,7 +71,19 @@ class NativeSystem:
 
     @property
     def gateway(self):
-        return f"http://127.0.0.1:{self.env['SHIPPY_GATEWAY_PORT']}"
+        """The gateway's address: HTTPS with the gateway's own identity, as `make start` serves it (plain HTTP only
+        with SHIPPY_PLAINTEXT=1)."""
+        scheme = "http" if self.env.get("SHIPPY_PLAINTEXT") == "1" else "https"
+        return f"{scheme}://127.0.0.1:{self.env['SHIPPY_GATEWAY_PORT']}"
+
+    @property
+    def authority(self):
+        """The development authority's certificate, which signed every identity of the system."""
+        return os.path.join(self.state, "tls", "ca.pem")
+
+    def tls(self):
+        """A client TLS context that trusts the system's authority and nothing else (and checks the host name)."""
+        return ssl.create_default_context(cafile=self.authority)
 
     def system(self, *args, check=True):
         return run([SYSTEM, *args], env=self.env, check=check)

@@ -1,10 +1,14 @@
 """The native run as a user meets it: `start` in the background, a second `start` says it runs, `demo` prints a
-consignment booked on a vessel (its CLIs over mutual TLS), a CLI without the certificate is refused and told what
-to set, no service runs in plaintext, the Prometheus it started scrapes every service as up with the alert rules
-loaded, and `stop` leaves none of the processes it started alive."""
+consignment booked on a vessel (its CLIs over mutual TLS, curl to the gateway over HTTPS), the gateway serves HTTPS
+only, a CLI without the certificate is refused and told what to set, no service runs in plaintext, the Prometheus it
+started scrapes every service as up with the alert rules loaded, and `stop` leaves none of the processes it started
+alive."""
+import http.client
 import os
 import re
 import subprocess
+import urllib.error
+import urllib.request
 
 from support import ROOT, NativeSystem, alive, bin_dir, run
 
@@ -24,6 +28,17 @@ def test_start_demo_and_stop_leave_nothing_running():
         assert re.search(r"/mail/.*\.eml$", demo, re.M), f"no welcome mail:\n{demo}"
         assert re.search(r"^  vessel003  .*  9/12 containers", demo, re.M), f"vessel003's room not taken:\n{demo}"
         assert '"vessel_id" : "vessel003"' in demo, f"the gateway does not list the consignment:\n{demo}"
+
+        # The gateway serves HTTPS with its identity, which the authority verifies; plain HTTP gets no page.
+        gateway = system.gateway
+        assert gateway.startswith("https://"), gateway
+        with urllib.request.urlopen(gateway + "/readyz", timeout=10, context=system.tls()) as ready:
+            assert ready.status == 200, ready.status
+        try:
+            urllib.request.urlopen(gateway.replace("https://", "http://") + "/readyz", timeout=10)
+            raise AssertionError("the gateway answered plain HTTP")
+        except (urllib.error.URLError, http.client.HTTPException, ConnectionError):
+            pass
 
         # Every gRPC hop is mutual TLS: a CLI in plaintext gets no call, and is told what to set.
         plain = subprocess.run([os.path.join(bin_dir(), "vessel-cli"), "list", "--timeout", "3"], text=True,

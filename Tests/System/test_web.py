@@ -1,4 +1,5 @@
-"""The web edge as people and tools meet it, against the real gateway and services started natively:
+"""The web edge as people and tools meet it, against the real gateway and services started natively (the gateway
+over HTTPS with its own identity, as `make start` serves it; every client verifies it):
 
 1. the web app in a real browser (Debian's chromium and chromium-driver, driven by Selenium): sign up, a wrong
    password's message, log in, ship the sample consignment with the form, see it listed with its vessel, ship
@@ -13,6 +14,8 @@
    of cases per operation (40) with a fixed seed, so what it covers does not depend on the machine's speed; its
    summary is printed and its log kept beside the screenshots.
 """
+import base64
+import hashlib
 import http.client
 import json
 import os
@@ -40,29 +43,44 @@ def clean_output():
         old.unlink()
 
 
-def post(base, path, body, token=None):
+def post(system, path, body, token=None):
+    """A POST to the system's gateway over HTTPS, verified against the system's authority."""
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers=headers)
-    with urllib.request.urlopen(request, timeout=30) as response:
+    request = urllib.request.Request(system.gateway + path, data=json.dumps(body).encode(), headers=headers)
+    with urllib.request.urlopen(request, timeout=30, context=system.tls()) as response:
         return json.load(response)
 
 
-def post_status(base, path, body):
+def post_status(system, path, body):
     """The HTTP status of a POST, error statuses included."""
     try:
-        post(base, path, body)
+        post(system, path, body)
         return 200
     except urllib.error.HTTPError as error:
         return error.code
+
+
+def public_key_pin(certificate):
+    """The base64 SHA-256 of a certificate's public key (SPKI), the form Chromium's
+    --ignore-certificate-errors-spki-list takes."""
+    key = subprocess.run(["openssl", "x509", "-in", certificate, "-pubkey", "-noout"], capture_output=True,
+                         check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=key, capture_output=True,
+                         check=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
 def test_the_web_app_in_a_browser(running_system):
     base = running_system.gateway
     options = Options()
     options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+    # The browser trusts the gateway's own key and no other certificate: the development authority is not in its
+    # store (chromedriver's fresh profile), as it is not in a new user's.
+    gateway_key = public_key_pin(os.path.join(running_system.state, "tls", "api-gateway.pem"))
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000",
+                     f"--ignore-certificate-errors-spki-list={gateway_key}"):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
@@ -90,6 +108,9 @@ def test_the_web_app_in_a_browser(running_system):
         password = "correct horse battery"
         driver.get(base + "/")
         shot("start")
+        if not driver.find_elements(By.ID, "signup-form"):
+            raise AssertionError(f"the browser did not show the app at {base} (its certificate refused?): "
+                                 f"{driver.title!r}")
         type_into("signup-name", "Ewan Valentine")
         type_into("signup-email", email)
         type_into("signup-company", "BBC")
@@ -171,7 +192,7 @@ def test_the_web_app_in_a_browser(running_system):
         # Logging out revokes the login on the server: its refresh token no longer gets a token.
         driver.find_element(By.ID, "logout").click()
         message_says("Logged out.")
-        status = post_status(base, "/v1/sessions/refresh", {"refresh_token": refresh_after})
+        status = post_status(running_system, "/v1/sessions/refresh", {"refresh_token": refresh_after})
         if status != 401:
             raise AssertionError(f"after logging out, its refresh token still answers {status}, not 401")
         errors = [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
@@ -189,12 +210,12 @@ def test_the_web_app_in_a_browser(running_system):
 def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
     base = running_system.gateway
     admin = f"schemathesis-{os.getpid()}@example.com"
-    post(base, "/v1/users", {"name": "Schemathesis", "email": admin, "password": "correct horse battery"})
+    post(running_system, "/v1/users", {"name": "Schemathesis", "email": admin, "password": "correct horse battery"})
     # The operator's command makes it an admin, so that it may add vessels.
     running_system.system("grant-admin", admin)
-    token = post(base, "/v1/sessions", {"email": admin, "password": "correct horse battery"})["token"]
+    token = post(running_system, "/v1/sessions", {"email": admin, "password": "correct horse battery"})["token"]
     # The user of the document's examples, so that its log-in example logs in.
-    post(base, "/v1/users", {"name": "Ewan Valentine", "email": "ewan@example.com", "company": "BBC",
+    post(running_system, "/v1/users", {"name": "Ewan Valentine", "email": "ewan@example.com", "company": "BBC",
                              "password": "correct horse battery"})
     # Every check and every phase (the document's examples, its coverage of each rule's edges, fuzzing, and the
     # stateful chains its links declare), valid and invalid data, a fixed seed and a fixed number of cases per
@@ -202,6 +223,7 @@ def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
     run = subprocess.run(
         [str(VENV_BIN / "schemathesis"), "--config-file", str(ROOT / "Tests/System/schemathesis.toml"), "run",
          str(ROOT / "Services/api-gateway/openapi.yaml"), "--url", base,
+         "--tls-verify", running_system.authority,
          "--header", f"Authorization: Bearer {token}", "--checks", "all", "--phases",
          "examples,coverage,fuzzing,stateful", "--mode", "all", "--max-examples", "40", "--seed", "1",
          "--continue-on-failure", "--request-timeout", "20"],
@@ -213,10 +235,11 @@ def test_schemathesis_finds_nothing_with_a_fixed_seed(running_system):
                                  f"{output / 'schemathesis.log'}:\n" + run.stdout[-4000:])
 
 
-def log_in_from(base, source, email, password, forwarded_for=None):
+def log_in_from(system, source, email, password, forwarded_for=None):
     """POST /v1/sessions from the loopback address `source` (127.0.0.x are all this machine: distinct clients)."""
-    port = int(base.rsplit(":", 1)[1])
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=(source, 0))
+    port = int(system.gateway.rsplit(":", 1)[1])
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, source_address=(source, 0),
+                                             context=system.tls())
     headers = {"Content-Type": "application/json"}
     if forwarded_for:
         headers["X-Forwarded-For"] = forwarded_for
@@ -232,13 +255,12 @@ def test_each_client_is_itself_a_guesser_never_delays_the_owner(running_system):
     """user-service throttles failed logins per email and client address, and behind the gateway the client is
     the one the gateway served (user-service trusts the gateway's word, TRUSTED_GATEWAYS=127.0.0.1 as `make start`
     sets it), or behind a trusted proxy (TRUSTED_PROXIES=127.0.0.1 here) the one its X-Forwarded-For names."""
-    base = running_system.gateway
     email, password = f"owner-{os.getpid()}@example.com", "correct horse battery"
-    post(base, "/v1/users", {"name": "Owner", "email": email, "password": password})
+    post(running_system, "/v1/users", {"name": "Owner", "email": email, "password": password})
 
     def guess_until_throttled(source, forwarded_for=None):
         for attempt in range(1, 13):
-            status, problem = log_in_from(base, source, email, "a wrong guess", forwarded_for)
+            status, problem = log_in_from(running_system, source, email, "a wrong guess", forwarded_for)
             if status == 429:
                 return attempt, problem["detail"]
             assert status == 401, (status, problem)
@@ -247,12 +269,12 @@ def test_each_client_is_itself_a_guesser_never_delays_the_owner(running_system):
     # A guesser at 127.0.0.12, even one claiming to be the owner's address (it is no trusted proxy), is throttled
     # as itself; the owner at 127.0.0.14 logs in at once.
     attempts, detail = guess_until_throttled("127.0.0.12", forwarded_for="127.0.0.14")
-    status, session = log_in_from(base, "127.0.0.14", email, password)
+    status, session = log_in_from(running_system, "127.0.0.14", email, password)
     assert status == 200 and session.get("token"), (status, session)
     # Behind the trusted proxy (127.0.0.1), the client is the address it forwards: one client's guesses do not
     # delay another's login through the same proxy.
     guess_until_throttled("127.0.0.1", forwarded_for="198.51.100.7")
-    status, session = log_in_from(base, "127.0.0.1", email, password, forwarded_for="198.51.100.8")
+    status, session = log_in_from(running_system, "127.0.0.1", email, password, forwarded_for="198.51.100.8")
     assert status == 200 and session.get("token"), (status, session)
     print(f"a guesser throttled after {attempts} tries ({detail}); the owner logged in from another address, and "
           "through the trusted proxy as another client")

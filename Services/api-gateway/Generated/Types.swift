@@ -222,7 +222,7 @@ internal enum Servers {
         /// make up
         internal static func url() throws -> Foundation.URL {
             try Foundation.URL(
-                validatingOpenAPIServerURL: "http://127.0.0.1:8080",
+                validatingOpenAPIServerURL: "https://127.0.0.1:8080",
                 variables: []
             )
         }
@@ -231,7 +231,7 @@ internal enum Servers {
     @available(*, deprecated, renamed: "Servers.Server1.url")
     internal static func server1() throws -> Foundation.URL {
         try Foundation.URL(
-            validatingOpenAPIServerURL: "http://127.0.0.1:8080",
+            validatingOpenAPIServerURL: "https://127.0.0.1:8080",
             variables: []
         )
     }
