@@ -44,7 +44,8 @@ RUN apt-get update \
     && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin shippy \
     && mkdir -p /keys/private /keys/public /work /tls /certificates/authority /certificates/vessel-service \
         /certificates/user-service /certificates/consignment-service /certificates/email-service \
-        /certificates/api-gateway /certificates/shippy-cli /certificates/nats \
+        /certificates/api-gateway /certificates/shippy-cli /certificates/nats /certificates/postgres \
+        /certificates/mongo \
     && chown shippy: /keys/private /keys/public /tls /certificates/* \
     && chmod 700 /keys/private /certificates/*
 COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /out/api-gateway /usr/local/bin/

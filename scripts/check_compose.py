@@ -3,8 +3,9 @@
 its dependencies' health, or for a one-shot service (no healthcheck) to complete; only the services clients outside
 call publish ports; and every Shippy program runs over mutual TLS with an identity of its own: the TLS settings
 pointing into /tls, a volume mounted there read-only that no other service mounts, written by `certificates` for
-that program's name (a service's identity is its program's), and no PLAINTEXT; a server that takes TLS (NATS)
-mounts its own identity the same way, and every URL of it says tls://. Prints what it checked; exits 1 listing
+that program's name (a service's identity is its program's), and no PLAINTEXT; a server that takes TLS (NATS,
+PostgreSQL, MongoDB) mounts its own identity the same way, every NATS URL says tls://, every PostgreSQL URL asks
+for sslmode=verify-full with the authority, and every MongoDB URL for TLS with the authority and credentials. Prints what it checked; exits 1 listing
 every problem."""
 import sys
 
@@ -71,6 +72,14 @@ for name, service in services.items():
     environment = service.get("environment") or {}
     if "NATS_URL" in environment and not environment["NATS_URL"].startswith("tls://"):
         problems.append(f"{name}: NATS_URL is not tls://, and NATS serves TLS only")
+    postgres_url = environment.get("POSTGRES_URL", "")
+    if postgres_url and not ("sslmode=verify-full" in postgres_url and "sslrootcert=/tls/ca.crt" in postgres_url):
+        problems.append(f"{name}: POSTGRES_URL does not verify PostgreSQL's certificate "
+                        "(sslmode=verify-full&sslrootcert=/tls/ca.crt)")
+    mongo_url = environment.get("MONGO_URL", "")
+    if mongo_url and not ("tls=true" in mongo_url and "tlsCAFile=/tls/ca.crt" in mongo_url and "@" in mongo_url):
+        problems.append(f"{name}: MONGO_URL does not log in over TLS verified against the authority "
+                        "(user:password@…?tls=true&tlsCAFile=/tls/ca.crt)")
     shippy = service.get("image") == "shippy:latest"
     service_mounts = mounts(service)
     if name == CERTIFICATES or not (shippy or "/tls" in service_mounts):
@@ -103,4 +112,5 @@ if problems:
 print(f"check_compose: {len(services)} services; every long-running one has a healthcheck; every depends_on waits "
       "for health, or for a one-shot service to complete; only the gateway, user, consignment and the two consoles "
       f"publish ports; {len(identity_volumes)} identities from {CERTIFICATES}, each program's TLS settings in /tls, "
-      "read-only, a service's its own and named after its program; NATS over TLS")
+      "read-only, a service's its own and named after its program; NATS over TLS; PostgreSQL over verified TLS; MongoDB "
+      "over verified TLS with a password")

@@ -5,7 +5,8 @@ skipped in the manifest with their reason, and what docs/many-machines.md promis
 updates that never go below them, probes on the services' own health, a termination grace that covers preStop,
 SHUTDOWN_GRACE and the cancellation, a PodDisruptionBudget, an autoscaler and a NetworkPolicy for each
 Deployment, each with its identity (TLS_* from its Secret shippy-NAME-tls, probed by its own healthcheck, never
-PLAINTEXT), NATS over TLS only with its own identity, and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
+PLAINTEXT), NATS and MongoDB over TLS only (MongoDB with a login) and PostgreSQL over TLS, each with its own
+identity, and an Ingress that serves the gateway over TLS only. Run with the venv that has the two tools (scripts/test.sh makes it, .local/k8s-venv)."""
 import glob
 import json
 import os
@@ -86,15 +87,31 @@ for name in ("vessel", "user", "consignment"):
     if kinds["Service"][name]["spec"].get("clusterIP") != "None":
         problems.append(f"{name}: its Service is not headless, so clients cannot balance over its pods")
 
+
+
+def serves_its_identity(server, arguments):
+    """Whether the StatefulSet `server` is given `arguments` and mounts its Secret shippy-SERVER-tls at /tls."""
+    spec = kinds["StatefulSet"][server]["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    mounts = {mount["name"]: mount["mountPath"] for mount in container.get("volumeMounts", [])}
+    identity = [volume["name"] for volume in spec.get("volumes", [])
+                if volume.get("secret", {}).get("secretName") == f"shippy-{server}-tls"]
+    return arguments in " ".join(container.get("args", [])) and identity and mounts.get(identity[0]) == "/tls"
+
+
 # NATS takes TLS only, with its identity from its Secret, and its clients verify it; no URL of it says nats://.
-nats = kinds["StatefulSet"]["nats"]["spec"]["template"]["spec"]
-nats_container = nats["containers"][0]
-args = " ".join(nats_container.get("args", []))
-nats_mounts = {mount["name"]: mount["mountPath"] for mount in nats_container.get("volumeMounts", [])}
-nats_identity = [v["name"] for v in nats.get("volumes", []) if v.get("secret", {}).get("secretName") == "shippy-nats-tls"]
-if "--tls --tlscert /tls/tls.crt --tlskey /tls/tls.key" not in args or not nats_identity \
-        or nats_mounts.get(nats_identity[0]) != "/tls":
+# PostgreSQL serves TLS with its own (user-service's URL, in a Secret, verifies it: many-machines.md).
+if not serves_its_identity("nats", "--tls --tlscert /tls/tls.crt --tlskey /tls/tls.key"):
     problems.append("nats: does not take TLS with the identity of its Secret shippy-nats-tls at /tls")
+if not serves_its_identity("postgres", "-c ssl=on -c ssl_cert_file=/tls/tls.crt -c ssl_key_file=/tls/tls.key"):
+    problems.append("postgres: does not serve TLS with the identity of its Secret shippy-postgres-tls at /tls")
+# MongoDB takes TLS only, and a login: the official image requires one once it has made its root user.
+if not serves_its_identity("mongo", "--tlsMode requireTLS --tlsCertificateKeyFile /pem/mongo.pem --tlsCAFile /tls/ca.crt"):
+    problems.append("mongo: does not take TLS only with the identity of its Secret shippy-mongo-tls at /tls")
+mongo_environment = {variable["name"] for variable in
+                     kinds["StatefulSet"]["mongo"]["spec"]["template"]["spec"]["containers"][0].get("env", [])}
+if not {"MONGO_INITDB_ROOT_USERNAME", "MONGO_INITDB_ROOT_PASSWORD_FILE"} <= mongo_environment:
+    problems.append("mongo: makes no root user from a Secret, so it requires no login")
 config = kinds["ConfigMap"]["shippy-config"]["data"]
 if config.get("NATS_CA") != "/tls/ca.crt" or not config.get("NATS_URL", "tls://").startswith("tls://"):
     problems.append("shippy-config: NATS's clients do not verify it against their identity's authority over tls://")

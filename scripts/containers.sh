@@ -6,7 +6,8 @@
 #   scripts/containers.sh test-install  prove scripts/install.sh: run `install.sh tests` (what make test runs)
 #                                       in a fresh container of that base image with the repository mounted,
 #                                       then check every header, library, server and test tool is there
-#   scripts/containers.sh images        make the stand-ins of the other images the files name (containers/*)
+#   scripts/containers.sh images        make the stand-ins of the other images the files name (containers/*), again
+#                                       when their folder changed
 #   scripts/containers.sh build         build shippy:latest from the unchanged Dockerfile, with the Swift
 #                                       package mirror mounted where the swift stand-in's git looks for it
 #   scripts/containers.sh test          the user story on the unchanged docker-compose.yml (podman-compose),
@@ -113,8 +114,9 @@ images() {
         folder=${image#*=}
         # Docker Hub's official images live under library/.
         [[ $name == */* ]] && name=docker.io/$name || name=docker.io/library/$name
-        podman image exists "$name" && continue
-        log "making the stand-in $name (containers/$folder)"
+        # Built every time: podman's layer cache makes that a no-op for a folder that did not change (the same
+        # image, so shippy:latest's cached layers on swift stay valid), and a changed one is rebuilt.
+        log "the stand-in $name (containers/$folder): building, or unchanged in podman's cache"
         local extra=()
         case $folder in
             swift) extra=(-v /opt/swift:/toolchain:ro) ;;

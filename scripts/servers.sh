@@ -5,7 +5,9 @@
 #                               server (mongod when on PATH, else secantusdb from PyPI), wait until each answers,
 #                               and write their URLs to .local/servers/env. PostgreSQL takes TLS only, with a
 #                               certificate of a development authority (scripts/certificates.sh, in tls/), and
-#                               so does NATS (with a password): SHIPPY_NATS_CA is the authority's file
+#                               so does NATS (with a password): SHIPPY_NATS_CA is the authority's file. With
+#                               SHIPPY_MONGO_TLS=1 (`make up` sets it) MongoDB takes TLS only too; the tests'
+#                               stays plaintext on 127.0.0.1 (secantusdb's TLS handshakes are slow, one at a time)
 #   scripts/servers.sh stop     stop the processes that `start` started (by the PIDs it recorded), nothing else
 #   scripts/servers.sh status   say what is running
 #   scripts/servers.sh install  only install what is missing
@@ -119,14 +121,35 @@ mongo_command() {
     if command -v mongod >/dev/null; then echo "mongod --bind_ip 127.0.0.1"; else echo "$venv/bin/secantusd-py --host 127.0.0.1 --standalone"; fi
 }
 
+# Whether this set's MongoDB takes TLS only: asked at `start`, kept for `start-server` (a marker in the state).
+mongo_tls() { [ -f "$state/mongo.tls" ]; }
+
+# The MongoDB URL, over TLS verified against the authority when the server takes TLS (no client certificate).
+mongo_url() {
+    if mongo_tls; then printf 'mongodb://127.0.0.1:%s/?tls=true&tlsCAFile=%s' "$1" "$state/tls/ca.pem"
+    else printf 'mongodb://127.0.0.1:%s' "$1"; fi
+}
+
 start_mongo() {
-    local port=$1
+    local port=$1 tls=()
     mkdir -p "$state/mongo"
+    if mongo_tls; then
+        # The server's certificate and key in one file, as both servers take it.
+        "$root/scripts/certificates.sh" "$state/tls" mongo
+        (umask 077 && cat "$state/tls/mongo.pem" "$state/tls/mongo-key.pem" >"$state/tls/mongo-server.pem")
+        if command -v mongod >/dev/null; then
+            tls=(--tlsMode requireTLS --tlsCertificateKeyFile "$state/tls/mongo-server.pem" --tlsCAFile "$state/tls/ca.pem"
+                --tlsAllowConnectionsWithoutCertificates)
+        else
+            tls=(--tls-cert-file "$state/tls/mongo-server.pem" --tls-key-file "$state/tls/mongo-server.pem"
+                --tls-ca-file "$state/tls/ca.pem")
+        fi
+    fi
     if command -v mongod >/dev/null; then
-        mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$state/mongo" >"$state/mongo.log" 2>&1 &
+        mongod --bind_ip 127.0.0.1 --port "$port" --dbpath "$state/mongo" "${tls[@]}" >"$state/mongo.log" 2>&1 &
     else
         "$venv/bin/secantusd-py" --host 127.0.0.1 --port "$port" --storage-path "$state/mongo" --standalone \
-            >"$state/mongo.log" 2>&1 &
+            "${tls[@]}" >"$state/mongo.log" 2>&1 &
     fi
     echo $! >"$state/mongo.pid"
     wait_port MongoDB "$port" "$state/mongo.log"
@@ -143,13 +166,14 @@ start() {
     install_missing
     local mongo_port=${SHIPPY_MONGO_PORT:-$(free_port)} pg_port=${SHIPPY_POSTGRES_PORT:-$(free_port)} nats_port=${SHIPPY_NATS_PORT:-$(free_port)}
     trap 'log "start failed; stopping what was started"; stop quiet' ERR
+    if [ "${SHIPPY_MONGO_TLS:-}" = 1 ]; then touch "$state/mongo.tls"; else rm -f "$state/mongo.tls"; fi
     start_mongo "$mongo_port"
     start_nats "$nats_port"
     start_postgres "$pg_port"
     trap - ERR
     {
-        echo "SHIPPY_MONGO_URL=mongodb://127.0.0.1:$mongo_port"
         # Quoted: the file is sourced, and `&` would end the line.
+        echo "SHIPPY_MONGO_URL=\"$(mongo_url "$mongo_port")\""
         echo "SHIPPY_POSTGRES_URL=\"postgres://shippy:$(cat "$state/postgres.password")@127.0.0.1:$pg_port/shippy?sslmode=verify-full&sslrootcert=$state/tls/ca.pem\""
         echo "SHIPPY_NATS_URL=tls://shippy:$(cat "$state/nats.password")@127.0.0.1:$nats_port"
         echo "SHIPPY_NATS_CA=$state/tls/ca.pem"
@@ -157,7 +181,7 @@ start() {
         echo "SHIPPY_PG_BIN=$(pg_bin)"
     } >"$state/env"
     chmod 600 "$state/env"
-    log "MongoDB    mongodb://127.0.0.1:$mongo_port   (log: $state/mongo.log)"
+    log "MongoDB    $(mongo_url "$mongo_port")$(mongo_tls && echo ", TLS only")   (log: $state/mongo.log)"
     log "NATS       tls://shippy:***@127.0.0.1:$nats_port, TLS only (log: $state/nats.log)"
     log "PostgreSQL postgres://shippy:***@127.0.0.1:$pg_port/shippy, TLS only (log: $(pg_root)/postgres.log)"
     log "URLs written to $state/env"

@@ -30,6 +30,8 @@ export SHIPPY_SERVERS_DIR=${SHIPPY_SERVERS_DIR:-$run/servers}
 export SWIFT_DETERMINISTIC_HASHING=1
 # No libmongoc counters in /dev/shm: a file per process, which one that is killed leaves behind.
 export MONGOC_DISABLE_SHM=1
+# MongoDB takes TLS only, as PostgreSQL and NATS do (scripts/servers.sh), unless every hop is plaintext.
+[ "${SHIPPY_PLAINTEXT:-}" = 1 ] || export SHIPPY_MONGO_TLS=1
 consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
 vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}

@@ -8,7 +8,8 @@ README on the unchanged docker-compose.yml, run by podman-compose, in order:
    checkout's folder), list the fleet; the welcome
    mail in the email service's log; Prometheus scrapes the five targets with the alert rules loaded; the trace
    backend (Jaeger's stand-in, which logs the spans it receives) holds the consignment's trace across both
-   services; the gateway lists the consignment over HTTPS with the CLI's token;
+   services; the gateway lists the consignment over HTTPS with the CLI's token; user-service's sessions with
+   PostgreSQL are TLS, which it verifies; MongoDB takes TLS only, and a login;
 3. the services run as the image's non-root user;
 4. `down` and `up --scale vessel=3`: the old token still works (the signing key survived), the user logs in and
    the consignment is still listed (the volumes persist); listings through the gateway reach each of the three
@@ -21,6 +22,7 @@ import random
 import re
 import socket
 import ssl
+import struct
 import subprocess
 import sys
 import threading
@@ -261,6 +263,52 @@ def test_every_grpc_hop_is_mutual_tls_and_a_plaintext_client_is_refused(project)
     wait_until(lambda: metric(address, 9053, refusals) > before, 10, "the refusal counted as not_tls")
     print(f"every service over mutual TLS with its own identity; a plaintext client refused ({len(answer)} bytes "
           "back) and counted as not_tls")
+
+
+def test_user_service_talks_to_postgresql_over_verified_tls(project):
+    # PostgreSQL serves TLS with the identity `certificates` made for it, and user-service's URL says verify-full
+    # with the authority: had the certificate not named postgres, or come from another authority, user-service
+    # would not have started. Every session from the network is encrypted (pg_stat_ssl).
+    assert run(["podman", "exec", container("postgres"), "psql", "-U", "shippy", "-d", "shippy", "-Atc",
+                "show ssl"]).stdout.strip() == "on"
+    query = ("select count(*) filter (where s.ssl), count(*) filter (where not s.ssl) from pg_stat_ssl s "
+             "join pg_stat_activity a using (pid) where a.usename = 'shippy' and a.client_addr is not null")
+    counts = run(["podman", "exec", container("postgres"), "psql", "-U", "shippy", "-d", "shippy", "-Atc", query])
+    encrypted, plaintext = map(int, counts.stdout.strip().split("|"))
+    assert encrypted > 0 and plaintext == 0, f"{encrypted} sessions over TLS, {plaintext} in plaintext"
+    print(f"PostgreSQL: ssl on; user-service's {encrypted} sessions all over TLS")
+
+
+def mongo_command(address, command, collection, tls=None):
+    """The reply to one MongoDB command ({command: collection, $db: "shippy"}, an OP_MSG) at address:27017, over TLS
+    when given a context (verified for the name mongo); the raw reply, or what the connection did instead."""
+    def text(name, value):
+        encoded = value.encode() + b"\x00"
+        return b"\x02" + name.encode() + b"\x00" + struct.pack("<i", len(encoded)) + encoded
+    body = text(command, collection) + text("$db", "shippy")
+    document = struct.pack("<i", len(body) + 5) + body + b"\x00"
+    payload = struct.pack("<I", 0) + b"\x00" + document
+    message = struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload
+    try:
+        with socket.create_connection((address, 27017), timeout=10) as plain:
+            connection = tls.wrap_socket(plain, server_hostname="mongo") if tls else plain
+            connection.sendall(message)
+            reply = connection.recv(65536)
+    except (OSError, ssl.SSLError) as error:
+        return f"{type(error).__name__}: {error}".encode()
+    return reply
+
+
+def test_mongodb_takes_tls_only_and_a_password(project):
+    # The services' URLs log in over TLS, which the user story above used. A client in plaintext gets nothing; one
+    # over TLS without credentials is told to log in.
+    address = inspect(container("mongo"), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    plaintext = mongo_command(address, "count", "vessels")
+    answered = len(plaintext) >= 16 and struct.unpack("<i", plaintext[12:16])[0] == 2013  # an OP_MSG reply
+    assert not answered, f"MongoDB answered plaintext: {plaintext[:80]!r}"
+    anonymous = mongo_command(address, "count", "vessels", tls=authority())
+    assert b"requires authentication" in anonymous, f"MongoDB answered without a login: {anonymous[:200]!r}"
+    print(f"MongoDB: plaintext refused ({plaintext[:40]!r}); over TLS without a password: requires authentication")
 
 
 def test_the_services_run_as_the_images_user(project):

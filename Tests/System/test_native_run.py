@@ -1,14 +1,17 @@
 """The native run as a user meets it: `start` in the background, a second `start` says it runs, `demo` prints a
 consignment booked on a vessel (its CLIs over mutual TLS, curl to the gateway over HTTPS), the gateway serves HTTPS
-only, a CLI without the certificate is refused and told what to set, no service runs in plaintext, the Prometheus it
-started scrapes every service as up with the alert rules loaded, and `stop` leaves none of the processes it started
-alive."""
+only, MongoDB takes TLS only, a CLI without the certificate is refused and told what to set, no service runs in
+plaintext, the Prometheus it started scrapes every service as up with the alert rules loaded, and `stop` leaves none
+of the processes it started alive."""
 import http.client
 import os
 import re
 import subprocess
 import urllib.error
 import urllib.request
+
+import pymongo
+import pytest
 
 from support import ROOT, NativeSystem, alive, bin_dir, run
 
@@ -45,6 +48,16 @@ def test_start_demo_and_stop_leave_nothing_running():
                                capture_output=True, env=dict(system.env, SHIPPY_TOKEN="none",
                                                              VESSEL_SERVICE_ADDRESS=f"127.0.0.1:{system.env['SHIPPY_VESSEL_PORT']}"))
         assert plain.returncode == 69 and "TLS_CERTIFICATE" in plain.stderr, f"{plain.returncode}: {plain.stderr}"
+        # MongoDB takes TLS only, as PostgreSQL and NATS do: the services' URL asks for it, and a plaintext client
+        # finds no server.
+        servers = dict(line.split("=", 1) for line in
+                       (ROOT / system.state / "servers" / "env").read_text().splitlines())
+        mongo_url = servers["SHIPPY_MONGO_URL"].strip('"')
+        assert "tls=true" in mongo_url and "tlsCAFile=" in mongo_url, mongo_url
+        plaintext_mongo = pymongo.MongoClient(mongo_url.split("/?")[0], serverSelectionTimeoutMS=2000)
+        with pytest.raises(pymongo.errors.ServerSelectionTimeoutError):
+            plaintext_mongo.admin.command("ping")
+        plaintext_mongo.close()
         services = ("vessel-service", "user-service", "consignment-service", "email-service", "api-gateway")
         logs = {name: (ROOT / system.state / "logs" / f"{name}.log").read_text() for name in services}
         plaintext = [name for name, text in logs.items() if "plaintext" in text]
