@@ -30,8 +30,10 @@ export SHIPPY_SERVERS_DIR=${SHIPPY_SERVERS_DIR:-$run/servers}
 export SWIFT_DETERMINISTIC_HASHING=1
 # No libmongoc counters in /dev/shm: a file per process, which one that is killed leaves behind.
 export MONGOC_DISABLE_SHM=1
+# Whether every hop is plaintext, as SHIPPY_PLAINTEXT=1 asks explicitly.
+plaintext() { [ "${SHIPPY_PLAINTEXT:-}" = 1 ]; }
 # MongoDB takes TLS only, as PostgreSQL and NATS do (scripts/servers.sh), unless every hop is plaintext.
-[ "${SHIPPY_PLAINTEXT:-}" = 1 ] || export SHIPPY_MONGO_TLS=1
+plaintext || export SHIPPY_MONGO_TLS=1
 consignment_port=${SHIPPY_CONSIGNMENT_PORT:-50051}
 vessel_port=${SHIPPY_VESSEL_PORT:-50052}
 user_port=${SHIPPY_USER_PORT:-50053}
@@ -72,7 +74,7 @@ variable() { local name=${1%-service}; name=${name#api-}; printf 'SHIPPY_%s' "${
 # PLAINTEXT=true instead with SHIPPY_PLAINTEXT=1 (the benchmarks' baseline: each service then warns that it runs in
 # plaintext; a service given neither does not start).
 identity() {
-    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && { echo PLAINTEXT=true; return 0; }
+    plaintext && { echo PLAINTEXT=true; return 0; }
     printf '%s\n' "TLS_CERTIFICATE=$run/tls/$1.pem" "TLS_KEY=$run/tls/$1-key.pem" "TLS_CA=$run/tls/ca.pem"
 }
 
@@ -80,7 +82,7 @@ identity() {
 # No Strict-Transport-Security: a browser would keep every port of localhost to HTTPS for a year. None with
 # SHIPPY_PLAINTEXT=1 (plain HTTP, as every other hop).
 gateway_https() {
-    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && return 0
+    plaintext && return 0
     printf '%s\n' "HTTPS_CERTIFICATE=$run/tls/api-gateway.pem" "HTTPS_KEY=$run/tls/api-gateway-key.pem" \
         HTTPS_HSTS_MAX_AGE=0
 }
@@ -88,7 +90,7 @@ gateway_https() {
 # The gateway's address, as a browser or curl takes it.
 gateway_url() {
     local scheme=https
-    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] && scheme=http
+    plaintext && scheme=http
     printf '%s://127.0.0.1:%s' "$scheme" "$gateway_port"
 }
 
@@ -232,7 +234,7 @@ start() {
         say "  prometheus           http://127.0.0.1:$prometheus_port (targets: /targets, alerts: /alerts)"
     fi
     say "  logs                 $run/logs/"
-    if [ "${SHIPPY_PLAINTEXT:-}" = 1 ]; then
+    if plaintext; then
         say "Every gRPC hop is plaintext (SHIPPY_PLAINTEXT=1): calls and tokens travel unencrypted."
     else
         say "Every gRPC hop is mutual TLS; for the CLIs: . $run/tls/cli.env"
@@ -306,7 +308,7 @@ demo() {
     VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" "$cli/vessel-cli" list "$token"
     say ""
     local trust=()
-    [ "${SHIPPY_PLAINTEXT:-}" = 1 ] || trust=(--cacert "$run/tls/ca.pem")
+    plaintext || trust=(--cacert "$run/tls/ca.pem")
     say "\$ curl ${trust[*]} -H \"Authorization: Bearer \$TOKEN\" $(gateway_url)/v1/consignments   # the same, through the HTTP API"
     curl -sS "${trust[@]}" -H "Authorization: Bearer $token" "$(gateway_url)/v1/consignments?page_size=1"
     say ""
