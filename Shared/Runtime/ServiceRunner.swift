@@ -60,14 +60,30 @@ public enum ServiceRunner {
         if server.certificates == nil {
             logger.warning("plaintext (PLAINTEXT=true): calls and tokens travel unencrypted")
         }
-        try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
+        do {
+            try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
+        } catch {
+            await tracing?.stop(within: TraceExporter.flushLimit)
+            // What ArgumentParser would print and return for it, but through `end`.
+            FileHandle.standardError.write(Data((ServeCommand<Identity>.fullMessage(for: error) + "\n").utf8))
+            withExtendedLifetime(services) { end(status: ServeCommand<Identity>.exitCode(for: error).rawValue) }
+        }
         await tracing?.stop(within: TraceExporter.flushLimit)
-        // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still held. Releasing
-        // them (which Swift may do right after their last use, before the end of the scope) would destroy the
-        // MongoDB client, and libmongoc's pool teardown sends endSessions and joins its monitor thread, which can
-        // sit for half a minute on a server that is gone (a stopped compose container): the engine then kills the
-        // process (137) although its shutdown was complete. What is left is memory the OS takes back.
-        withExtendedLifetime(services) { exit(0) }
+        // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still
+        // held. Releasing them (which Swift may do right after their last use, before the end of the scope) would
+        // destroy the MongoDB client, and libmongoc's pool teardown sends endSessions and joins its monitor thread,
+        // which can sit for half a minute on a server that is gone (a stopped compose container): the engine then
+        // kills the process (137) although its shutdown was complete. What is left is memory the OS takes back.
+        withExtendedLifetime(services) { end(status: 0) }
+    }
+
+    /// Ends the process once its output is flushed, without the exit handlers of the C libraries. libmongoc's
+    /// monitor threads (its pool is never destroyed, above) and the NATS C client's own threads may be inside
+    /// OpenSSL at this instant, and OpenSSL's exit handler frees the locks they take: the process would die of
+    /// a segfault (in `pthread_rwlock_wrlock`) instead of exiting, as it once did at `make up`'s Ctrl-C.
+    static func end(status: Int32) -> Never {
+        fflush(nil)
+        _exit(status)
     }
 
     /// The group `run` runs; tests trigger its graceful shutdown instead of sending a signal.
