@@ -66,6 +66,11 @@ def inspect(name, template):
     return run(["podman", "inspect", "--format", template, name], check=False).stdout.strip()
 
 
+def address(name):
+    """A container's address on compose's network, where its unpublished ports are."""
+    return inspect(name, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+
+
 def prometheus_targets(count):
     result = run([sys.executable, str(ROOT / "scripts/prometheus_targets.py"), "http://127.0.0.1:9090", str(count),
                   "60"], check=False)
@@ -227,10 +232,10 @@ def test_the_gateway_lists_the_consignment(project):
     print(f"the gateway (https://127.0.0.1:8080) lists: {', '.join(listed)}")
 
 
-def metric(address, port, pattern):
+def metric(host, port, pattern):
     """The sum of the samples matching `pattern` (a regular expression of the sample's name and labels) in a
     service's /metrics."""
-    with urllib.request.urlopen(f"http://{address}:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     return sum(float(n) for n in re.findall(rf"^{pattern} (\S+)", text, re.M))
 
@@ -247,9 +252,9 @@ def test_every_grpc_hop_is_mutual_tls_and_a_plaintext_client_is_refused(project)
         assert re.search(rf"subject=CN={identity} .*certificate loaded", text), \
             f"{service} logged no certificate of {identity}:\n{text[-2000:]}"
     # A plaintext HTTP/2 client at user-service's published port: no HTTP/2 answer, counted as not TLS.
-    address = inspect(container("user"), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    user = address(container("user"))
     refusals = r'tls_handshake_refusals_total\{reason="not_tls"\}'
-    before = metric(address, 9053, refusals)
+    before = metric(user, 9053, refusals)
     with socket.create_connection(("127.0.0.1", 50053), timeout=10) as plaintext:
         plaintext.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
         answer = b""
@@ -260,7 +265,7 @@ def test_every_grpc_hop_is_mutual_tls_and_a_plaintext_client_is_refused(project)
             pass
     # A TLS server answers bytes it cannot read with at most an alert record (0x15), never an HTTP/2 frame.
     assert not answer or answer[0] == 0x15, f"a plaintext client was answered: {answer[:40]!r}"
-    wait_until(lambda: metric(address, 9053, refusals) > before, 10, "the refusal counted as not_tls")
+    wait_until(lambda: metric(user, 9053, refusals) > before, 10, "the refusal counted as not_tls")
     print(f"every service over mutual TLS with its own identity; a plaintext client refused ({len(answer)} bytes "
           "back) and counted as not_tls")
 
@@ -279,8 +284,8 @@ def test_user_service_talks_to_postgresql_over_verified_tls(project):
     print(f"PostgreSQL: ssl on; user-service's {encrypted} sessions all over TLS")
 
 
-def mongo_command(address, command, collection, tls=None):
-    """The reply to one MongoDB command ({command: collection, $db: "shippy"}, an OP_MSG) at address:27017, over TLS
+def mongo_command(host, command, collection, tls=None):
+    """The reply to one MongoDB command ({command: collection, $db: "shippy"}, an OP_MSG) at host:27017, over TLS
     when given a context (verified for the name mongo); the raw reply, or what the connection did instead."""
     def text(name, value):
         encoded = value.encode() + b"\x00"
@@ -290,7 +295,7 @@ def mongo_command(address, command, collection, tls=None):
     payload = struct.pack("<I", 0) + b"\x00" + document
     message = struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload
     try:
-        with socket.create_connection((address, 27017), timeout=10) as plain:
+        with socket.create_connection((host, 27017), timeout=10) as plain:
             connection = tls.wrap_socket(plain, server_hostname="mongo") if tls else plain
             connection.sendall(message)
             reply = connection.recv(65536)
@@ -302,11 +307,11 @@ def mongo_command(address, command, collection, tls=None):
 def test_mongodb_takes_tls_only_and_a_password(project):
     # The services' URLs log in over TLS, which the user story above used. A client in plaintext gets nothing; one
     # over TLS without credentials is told to log in.
-    address = inspect(container("mongo"), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
-    plaintext = mongo_command(address, "count", "vessels")
+    mongo = address(container("mongo"))
+    plaintext = mongo_command(mongo, "count", "vessels")
     answered = len(plaintext) >= 16 and struct.unpack("<i", plaintext[12:16])[0] == 2013  # an OP_MSG reply
     assert not answered, f"MongoDB answered plaintext: {plaintext[:80]!r}"
-    anonymous = mongo_command(address, "count", "vessels", tls=authority())
+    anonymous = mongo_command(mongo, "count", "vessels", tls=authority())
     assert b"requires authentication" in anonymous, f"MongoDB answered without a login: {anonymous[:200]!r}"
     print(f"MongoDB: plaintext refused ({plaintext[:40]!r}); over TLS without a password: requires authentication")
 
@@ -330,11 +335,10 @@ def test_after_down_and_up_with_three_vessels_everything_is_kept(project):
     # The gateway's one client balances over the three replicas, each counted by its own /metrics. The gateway
     # looks the name up every 5 s, so a replica started after it is called once it is known: list until each
     # replica has answered some and at least 30 were made, within 60 s.
-    addresses = [inspect(container("vessel", r), "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
-                 for r in (1, 2, 3)]
+    addresses = [address(container("vessel", r)) for r in (1, 2, 3)]
 
-    def listed(address):
-        return metric(address, 9052, r'grpc_server_handled_total\{[^}]*grpc_method="List"[^}]*\}')
+    def listed(host):
+        return metric(host, 9052, r'grpc_server_handled_total\{[^}]*grpc_method="List"[^}]*\}')
     before = [listed(a) for a in addresses]
     calls = 0
 
