@@ -27,8 +27,9 @@ public enum ServiceRunner {
 
     /// The body of every service's `serve` command: reads the settings (flags, environment, the
     /// configuration file), sets up logging, builds the services with the process's logger, and runs them
-    /// after the file watch. After a graceful shutdown it ends the process with status 0.
-    /// - Throws: `ConfigurationError` for a bad setting (one line, exit 1), or what `run` throws.
+    /// after the file watch. After a graceful shutdown it ends the process with status 0; when a service fails (a
+    /// port in use, a dependency that never came up), with the error as ArgumentParser prints it, and status 1.
+    /// - Throws: `ConfigurationError` for a bad setting (one line, exit 1).
     public static func serve<Identity: ServiceIdentity>(
         _ identity: Identity.Type,
         flags: SettingFlags
