@@ -61,13 +61,13 @@ public enum ServiceRunner {
         if server.certificates == nil {
             logger.warning("plaintext (PLAINTEXT=true): calls and tokens travel unencrypted")
         }
+        var status: Int32 = 0
         do {
             try await run(services, shutdownGrace: server.shutdownGrace, logger: logger)
         } catch {
-            await tracing?.stop(within: TraceExporter.flushLimit)
-            // What ArgumentParser would print and return for it, but through `end`.
+            // What ArgumentParser would print and return for it, but ending through `end`.
             FileHandle.standardError.write(Data((ServeCommand<Identity>.fullMessage(for: error) + "\n").utf8))
-            withExtendedLifetime(services) { end(status: ServeCommand<Identity>.exitCode(for: error).rawValue) }
+            status = ServeCommand<Identity>.exitCode(for: error).rawValue
         }
         await tracing?.stop(within: TraceExporter.flushLimit)
         // Every service has stopped and the exporter has flushed (or given up): exit now, with the services still
@@ -75,7 +75,7 @@ public enum ServiceRunner {
         // destroy the MongoDB client, and libmongoc's pool teardown sends endSessions and joins its monitor thread,
         // which can sit for half a minute on a server that is gone (a stopped compose container): the engine then
         // kills the process (137) although its shutdown was complete. What is left is memory the OS takes back.
-        withExtendedLifetime(services) { end(status: 0) }
+        withExtendedLifetime(services) { end(status: status) }
     }
 
     /// Ends the process once its output is flushed, without the exit handlers of the C libraries. libmongoc's
