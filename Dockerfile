@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image holding every Shippy executable; docker-compose.yml picks the command of each container.
+# One image holding every Shippy command; docker-compose.yml picks the command of each container.
 
 # Build: the official Swift image (the Swift the native build uses), release mode, the Swift runtime linked
 # statically so that the runtime image needs only the C libraries below.
@@ -15,18 +15,16 @@ COPY Package.swift ./
 COPY Shared ./Shared
 COPY Services ./Services
 COPY Tests ./Tests
-# One product per `swift build` (given several `--product` flags, SwiftPM builds only the last); the modules
-# they share are built once.
+# One executable, `shippy`, holds every server and CLI and runs the one named by the link it runs under (below):
+# one copy of the Swift runtime and of the libraries instead of nine.
 # api-gateway's web app and OpenAPI document are its resource bundle, which must sit beside the executable.
-RUN for product in vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench api-gateway; do \
-        swift build -c release --static-swift-stdlib --product "$product" || exit 1; \
-    done \
+RUN swift build -c release --static-swift-stdlib --product shippy \
     && mkdir /out /resources \
     && cd "$(swift build -c release --show-bin-path)" \
-    && cp vessel-service user-service consignment-service email-service user-cli consignment-cli vessel-cli shippy-bench api-gateway /out/ \
+    && cp shippy /out/ \
     && cp -r Shippy_APIGateway.resources /resources/
 # Symbols and debug information stay in the build stage; the runtime image gets stripped executables.
-RUN strip /out/*
+RUN strip /out/shippy
 
 # Run: Debian slim with only the libraries the binaries link (their ELF NEEDED entries, Swift's own
 # libraries excluded as they are static). Tests/System/test_deployment.py checks this list against `readelf -d`
@@ -48,7 +46,9 @@ RUN apt-get update \
         /certificates/mongo \
     && chown shippy: /keys/private /keys/public /tls /certificates/* \
     && chmod 700 /keys/private /certificates/*
-COPY --from=build /out/vessel-service /out/user-service /out/consignment-service /out/email-service /out/user-cli /out/consignment-cli /out/vessel-cli /out/shippy-bench /out/api-gateway /usr/local/bin/
+COPY --from=build /out/shippy /usr/local/bin/
+RUN for command in vessel-service user-service consignment-service email-service api-gateway user-cli consignment-cli \
+        vessel-cli shippy-bench; do ln -s shippy "/usr/local/bin/$command"; done
 COPY --from=build /resources/ /usr/local/bin/
 COPY scripts/certificates.sh /usr/local/bin/shippy-certificates
 USER shippy

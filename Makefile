@@ -14,7 +14,9 @@ build:
 release:
 	swift build -c release
 
-## Release build, the system started natively on its own ports, every shippy-bench scenario, BENCHMARKS.md.
+## Release build, the system started natively on its own ports, every shippy-bench scenario, a perf profile of each
+## call scenario, the MongoDB driver's floor, BENCHMARKS.md and BENCHMARKS.svg; exit 1 when a ratio is more than
+## 25 % worse than the committed report's.
 bench:
 	scripts/bench.sh
 

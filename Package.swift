@@ -22,19 +22,25 @@ let tracing = Target.Dependency.product(name: "Tracing", package: "swift-distrib
 let semanticConventions = Target.Dependency.product(
     name: "OTelSemanticConventions", package: "swift-otel-semantic-conventions")
 
+/// Each command: its executable's name and the library target with its code. Each executable is one line calling
+/// the library's entry, and `shippy` is all of them in one binary (the image's), chosen by the name it runs under.
+let commands = [
+    ("vessel-service", "VesselService"), ("user-service", "UserService"), ("consignment-service", "ConsignmentService"),
+    ("email-service", "EmailService"), ("api-gateway", "APIGateway"), ("user-cli", "UserCLI"),
+    ("consignment-cli", "ConsignmentCLI"), ("vessel-cli", "VesselCLI"), ("shippy-bench", "ShippyBench"),
+]
+let executables: [Target] =
+    commands.map { name, library in
+        .executableTarget(name: name, dependencies: [.target(name: library)], path: "Services/executables/\(name)")
+    } + [
+        .executableTarget(
+            name: "shippy", dependencies: commands.map { .target(name: $0.1) }, path: "Services/executables/shippy")
+    ]
+
 let package = Package(
     name: "Shippy",
     platforms: [.macOS(.v15)],
-    products: [
-        .executable(name: "vessel-service", targets: ["VesselService"]),
-        .executable(name: "user-service", targets: ["UserService"]),
-        .executable(name: "user-cli", targets: ["UserCLI"]),
-        .executable(name: "consignment-service", targets: ["ConsignmentService"]),
-        .executable(name: "consignment-cli", targets: ["ConsignmentCLI"]),
-        .executable(name: "email-service", targets: ["EmailService"]),
-        .executable(name: "vessel-cli", targets: ["VesselCLI"]),
-        .executable(name: "shippy-bench", targets: ["ShippyBench"]),
-        .executable(name: "api-gateway", targets: ["APIGateway"]),
+    products: (commands.map(\.0) + ["shippy"]).map { .executable(name: $0, targets: [$0]) } + [
         // For the in-process benchmarks of the hot paths (Benchmarks/), not for other projects.
         .library(name: "ShippyIdentity", targets: ["ShippyIdentity"]),
         .library(name: "ShippyRuntime", targets: ["ShippyRuntime"]),
@@ -165,7 +171,7 @@ let package = Package(
             ],
             path: "Shared/Runtime"
         ),
-        .executableTarget(
+        .target(
             name: "VesselService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyRuntime", "ShippyIdentity",
@@ -173,7 +179,7 @@ let package = Package(
             ],
             path: "Services/vessel-service"
         ),
-        .executableTarget(
+        .target(
             name: "UserService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyPostgres", "ShippyIdentity", "ShippyRuntime",
@@ -182,14 +188,14 @@ let package = Package(
             ],
             path: "Services/user-service"
         ),
-        .executableTarget(
+        .target(
             name: "UserCLI",
             dependencies: [
                 "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Services/user-cli"
         ),
-        .executableTarget(
+        .target(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
@@ -198,14 +204,14 @@ let package = Package(
             ],
             path: "Services/consignment-service"
         ),
-        .executableTarget(
+        .target(
             name: "ConsignmentCLI",
             dependencies: [
                 "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
             ],
             path: "Services/consignment-cli"
         ),
-        .executableTarget(
+        .target(
             name: "VesselCLI",
             dependencies: [
                 "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
@@ -213,7 +219,7 @@ let package = Package(
             path: "Services/vessel-cli"
         ),
         // Load and figures: scenarios over real gRPC, latency histograms, CPU per call read from /proc.
-        .executableTarget(
+        .target(
             name: "ShippyBench",
             dependencies: [
                 "ShippyContracts", "ShippyCLI", "ShippyConfiguration", "ShippyDiscovery", grpcCore, argumentParser,
@@ -223,7 +229,7 @@ let package = Package(
         ),
         // The HTTP/JSON edge: routing and types generated from its OpenAPI document (`make openapi`), served by
         // Hummingbird, calling the services over gRPC.
-        .executableTarget(
+        .target(
             name: "APIGateway",
             dependencies: [
                 "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", "ShippyDomain",
@@ -240,7 +246,7 @@ let package = Package(
             exclude: ["openapi-generator-config.yaml"],
             resources: [.copy("Public"), .copy("openapi.yaml")]
         ),
-        .executableTarget(
+        .target(
             name: "EmailService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMessaging", "ShippyRuntime",
@@ -249,7 +255,7 @@ let package = Package(
             path: "Services/email-service"
         ),
         // What the test targets share: servers and processes started and stopped by scoped helpers, keys,
-        // fixtures, the in-process runner. No service's code: the targets below import the executables.
+        // fixtures, the in-process runner. No service's code: the targets below import the services' libraries.
         .target(
             name: "ShippyTestSupport",
             dependencies: [
@@ -290,6 +296,6 @@ let package = Package(
             ],
             path: "Tests/ShippyEndToEndTests"
         ),
-    ],
+    ] + executables,
     swiftLanguageModes: [.v6]
 )

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make bench`: a release build of Shippy started natively on its own ports, each shippy-bench scenario run
-# against it (beside a bare grpc-go greeter when ../shared/perf-reference is there), then BENCHMARKS.md
-# written from the figures. Everything it starts lives under .local/bench and is stopped at the end.
+# against it (beside a bare grpc-go greeter when ../shared/perf-reference is there), the call scenarios profiled
+# with perf, FindAvailable's query timed through libmongoc alone, then BENCHMARKS.md and BENCHMARKS.svg written from
+# the figures, and each ratio compared with the committed report's (exit 1 when one is more than 25 % worse).
+# Everything it starts lives under .local/bench and is stopped at the end.
 #
 #   SHIPPY_BENCH_DURATION   seconds each scenario is measured (10)
 #   SHIPPY_BENCH_ARGS       more shippy-bench arguments (e.g. "find-available auth" to run only those)
@@ -22,7 +24,7 @@ export SHIPPY_PLAINTEXT=1
 export SHIPPY_CONSIGNMENT_PORT=50151 SHIPPY_VESSEL_PORT=50152 SHIPPY_USER_PORT=50153 SHIPPY_EMAIL_PORT=50154
 export SHIPPY_CONSIGNMENT_METRICS_PORT=9151 SHIPPY_VESSEL_METRICS_PORT=9152 SHIPPY_USER_METRICS_PORT=9153 \
     SHIPPY_EMAIL_METRICS_PORT=9154 SHIPPY_PROMETHEUS_PORT=0 SHIPPY_GATEWAY_PORT=8151 SHIPPY_GATEWAY_METRICS_PORT=9155
-greeter_port=50159 tls_vessel_port=50162 openssl_port=50163
+greeter_port=50159 tls_vessel_port=50162 openssl_port=50163 swift_greeter_port=50164
 prefix="bench-$(date +%s)-"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
@@ -38,9 +40,9 @@ environment_of() {
     done
 }
 
-greeter_pid="" tls_vessel_pid="" openssl_pid=""
+greeter_pid="" tls_vessel_pid="" openssl_pid="" swift_greeter_pid=""
 finish() {
-    for pid in "$greeter_pid" "$tls_vessel_pid" "$openssl_pid"; do
+    for pid in "$greeter_pid" "$tls_vessel_pid" "$openssl_pid" "$swift_greeter_pid"; do
         if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; fi
     done
     "$root/scripts/system.sh" stop quiet
@@ -69,6 +71,25 @@ else
     say "== No reference greeters at $reference: the table goes without them"
 fi
 
+# The bare grpc-swift-2 greeter: our framework's own floor, beside which Health/Check is set. Built once, outside
+# the run's folder (about 14 minutes cold on 2 cores; seconds after).
+swift_greeter=$root/.local/perf-reference/swift-greeter
+if [ -d "$reference/swift-greeter" ]; then
+    say "== Building the bare grpc-swift-2 greeter from $reference (once: about 14 minutes)"
+    if [ ! -f "$swift_greeter/Package.swift" ]; then
+        mkdir -p "$swift_greeter" && cp -r "$reference/swift-greeter/." "$swift_greeter" && chmod -R u+w "$swift_greeter"
+    fi
+    if (cd "$swift_greeter" && swift build -c release --product GreeterServer) >"$run/logs/swift-greeter-build.log" 2>&1
+    then
+        "$(cd "$swift_greeter" && swift build -c release --show-bin-path)/GreeterServer" "$swift_greeter_port" \
+            >"$run/logs/swift-greeter.log" 2>&1 &
+        swift_greeter_pid=$!
+        wait_port "the grpc-swift-2 greeter" "$swift_greeter_port" "$run/logs/swift-greeter.log"
+    else
+        say "   the grpc-swift-2 greeter did not build (see $run/logs/swift-greeter-build.log); the table goes without it"
+    fi
+fi
+
 # Each service restarted as it runs (same command, same environment), timed from its process's start to
 # SERVING while its database already answers; then its memory after five idle seconds.
 declare -A ports=([vessel-service]=$SHIPPY_VESSEL_PORT [user-service]=$SHIPPY_USER_PORT
@@ -91,7 +112,7 @@ for service in vessel-service user-service consignment-service email-service; do
 done
 
 # The floor under a C load generator (h2load, from Debian's nghttp2-client): Health/Check on each service beside
-# the grpc-go greeter, interleaved, three rounds; calls/s that shippy-bench's own client does not cap.
+# the grpc-go and grpc-swift-2 greeters, interleaved, three rounds; calls/s that shippy-bench's own client does not cap.
 : >"$run/results/h2load.txt"
 if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/null 2>&1; then
     say "== Health/Check and the greeter under h2load (3 rounds, 60,000 calls each)"
@@ -101,6 +122,9 @@ if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/nu
         "user-service $SHIPPY_USER_PORT grpc.health.v1.Health/Check health-request.bin"
         "consignment-service $SHIPPY_CONSIGNMENT_PORT grpc.health.v1.Health/Check health-request.bin")
     if [ -n "$greeter_pid" ]; then targets+=("go-greeter $greeter_port helloworld.Greeter/SayHello hello-request.bin"); fi
+    if [ -n "$swift_greeter_pid" ]; then
+        targets+=("swift-greeter $swift_greeter_port helloworld.Greeter/SayHello hello-request.bin")
+    fi
     for round in 1 2 3; do
         for target in "${targets[@]}"; do
             read -r name port path body <<<"$target"
@@ -124,13 +148,53 @@ say "== Scenarios"
 # The run's admin registers a vessel of its own, so that bookings never fill the fleet's.
 SHIPPY_TOKEN=$(admin_token "$root/scripts/system.sh" "$bin" "${prefix}admin@bench.example.com")
 export SHIPPY_TOKEN
+shippy_bench() {
+    USER_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_USER_PORT VESSEL_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_VESSEL_PORT \
+    CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT "$bin/shippy-bench" "$@"
+}
 # shellcheck disable=SC2086
-USER_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_USER_PORT VESSEL_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_VESSEL_PORT \
-CONSIGNMENT_SERVICE_ADDRESS=127.0.0.1:$SHIPPY_CONSIGNMENT_PORT \
-    "$bin/shippy-bench" --prefix "$prefix" --duration "${SHIPPY_BENCH_DURATION:-10}" "${processes[@]}" \
-    "${greeter_args[@]}" --json "$run/results/scenarios.json" ${SHIPPY_BENCH_ARGS:-} \
-    | tee "$run/results/scenarios.txt" \
+shippy_bench --prefix "$prefix" --duration "${SHIPPY_BENCH_DURATION:-10}" "${processes[@]}" "${greeter_args[@]}" \
+    --json "$run/results/scenarios.json" ${SHIPPY_BENCH_ARGS:-} | tee "$run/results/scenarios.txt" \
     || say "   some calls failed: the table counts them"
+
+# Where each call's CPU goes: the call scenarios again, briefly, under perf (sampling our four services only), the
+# symbols that take the most of it. A pass of its own, so that sampling does not weigh on the figures above.
+if command -v perf >/dev/null; then
+    say "== Profiles: each call scenario for 3 s under perf record"
+    mkdir -p "$run/profiles"
+    services=$(for service in vessel-service user-service consignment-service email-service; do
+        cat "$run/$service.pid"; done | paste -sd,)
+    for scenario in health-vessel validate-token find-available get-consignments token-check forged-token \
+        create-consignment; do
+        perf record -q -F 999 -p "$services" -o "$run/profiles/$scenario.data" 2>>"$run/logs/perf.log" &
+        perf_pid=$!
+        shippy_bench "$scenario" --prefix "${prefix}profile-$scenario-" --duration 3 --warm-up 1 >/dev/null \
+            || say "   $scenario: some calls failed while profiled"
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        perf report -i "$run/profiles/$scenario.data" --stdio --no-children --sort dso,sym -q --percent-limit 1 \
+            2>>"$run/logs/perf.log" | head -n 15 | swift demangle --simplified >"$run/results/profile-$scenario.txt"
+        say "   $scenario: $(wc -l <"$run/results/profile-$scenario.txt") symbols above 1 %"
+    done
+fi
+
+# The MongoDB driver's own floor: FindAvailable's query through libmongoc alone, on the same server
+# (Benchmarks/mongo-floor.c), for the CPU a MongoDB operation costs in vessel-service against the driver's.
+say "== FindAvailable's query through libmongoc alone (Benchmarks/mongo-floor.c)"
+# shellcheck disable=SC2046
+if cc -O2 "$root/Benchmarks/mongo-floor.c" $(pkg-config --cflags --libs libmongoc-1.0) -o "$run/mongo-floor" \
+    2>"$run/logs/mongo-floor-build.log"; then
+    # shellcheck disable=SC1091
+    SHIPPY_MONGO_URL=$(. "$SHIPPY_SERVERS_DIR/env" && echo "$SHIPPY_MONGO_URL")
+    "$run/mongo-floor" "$SHIPPY_MONGO_URL" shippy 5000 >"$run/results/mongo-floor.json" \
+        || say "   the floor was not measured (see above)"
+else
+    say "   Benchmarks/mongo-floor.c did not build (see $run/logs/mongo-floor-build.log)"
+fi
+
+# The image and its executables, when make test-containers has built localhost/shippy:latest on this machine.
+"$root/scripts/containers.sh" sizes >"$run/results/image.txt" 2>>"$run/logs/image-sizes.log" \
+    || say "   no image sizes: make test-containers builds localhost/shippy:latest"
 
 # What mutual TLS costs per call: Health/Check on the plaintext vessel-service and on a second one that takes mutual
 # TLS only (same settings and database; the development identities system.sh made), interleaved, three rounds.
@@ -180,6 +244,11 @@ openssl_pid=$!
 wait_port "openssl s_server" "$openssl_port" "$run/logs/openssl-s_server.log"
 handshakes openssl-s_server "$openssl_pid" "$openssl_port"
 
+# The committed report's ratios are what this run is compared with: any more than 25 % worse is named, and the
+# exit status is 1 (the figures move by up to ±25 % between runs here, so only ratios within a run compare).
+git show HEAD:BENCHMARKS.md >"$run/committed-BENCHMARKS.md" 2>/dev/null || : >"$run/committed-BENCHMARKS.md"
+status=0
 python3 "$root/scripts/bench_report.py" --results "$run/results" --commit "$(git rev-parse --short HEAD)" \
-    >"$root/BENCHMARKS.md"
-say "== Wrote BENCHMARKS.md"
+    --committed "$run/committed-BENCHMARKS.md" --picture "$root/BENCHMARKS.svg" >"$root/BENCHMARKS.md" || status=$?
+say "== Wrote BENCHMARKS.md and BENCHMARKS.svg"
+[ "$status" -eq 0 ]  # the report's status: 1 when a ratio is more than 25 % worse than the committed one

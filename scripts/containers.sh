@@ -12,6 +12,7 @@
 #                                       package mirror mounted where the swift stand-in's git looks for it
 #   scripts/containers.sh test          the user story on the unchanged docker-compose.yml (podman-compose),
 #                                       Tests/Containers under pytest
+#   scripts/containers.sh sizes         the size of shippy:latest and of each executable in it (make bench)
 #
 # State (the root file system, the configuration) lives under .local/containers.
 set -euo pipefail
@@ -137,6 +138,14 @@ build_image() {
     log "shippy:latest is $(podman image inspect localhost/shippy:latest --format '{{.Size}}' | awk '{printf "%d MB", $1 / 1e6}')"
 }
 
+# The image's size and each executable's in it, in bytes (make bench sets them against their targets).
+sizes() {
+    podman image exists localhost/shippy:latest || die "no localhost/shippy:latest here: make test-containers builds it"
+    echo "image $(podman image inspect localhost/shippy:latest --format '{{.Size}}')"
+    podman run --rm --entrypoint /bin/sh localhost/shippy:latest -c \
+        'stat -c "executable %n %s" /usr/local/bin/*-service /usr/local/bin/*-cli /usr/local/bin/api-gateway'
+}
+
 # The compose tests (Tests/Containers) under pytest, with podman-compose, both pinned, in a venv of their own.
 test_containers() {
     local venv=$state/venv
@@ -145,6 +154,8 @@ test_containers() {
     "$venv/bin/python" -m pytest -v -s -p no:cacheprovider "$root/Tests/Containers"
 }
 
+# Sizes are read where the image is; nothing is installed for them.
+if [ "${1:-}" = sizes ] && ! command -v podman >/dev/null; then die "no podman here, so no image to measure"; fi
 setup
 case "${1:-}" in
     base) base ;;
@@ -152,5 +163,6 @@ case "${1:-}" in
     images) images ;;
     build) build_image ;;
     test) build_image && test_containers ;;
-    *) echo "usage: $0 base|test-install|images|build|test" >&2; exit 64 ;;
+    sizes) sizes ;;
+    *) echo "usage: $0 base|test-install|images|build|test|sizes" >&2; exit 64 ;;
 esac

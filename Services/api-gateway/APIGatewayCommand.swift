@@ -4,9 +4,11 @@ import ServiceLifecycle
 import ShippyConfiguration
 import ShippyRuntime
 
+/// The entry of `api-gateway`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func apiGatewayMain(_ arguments: [String]? = nil) async { await APIGatewayCommand.main(arguments) }
+
 /// `api-gateway`: Shippy over HTTP and JSON (the OpenAPI document at /openapi.yaml) and the web app at /,
 /// calling user-, consignment- and vessel-service over gRPC.
-@main
 struct APIGatewayCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "api-gateway"
     static let defaultPort = 8080

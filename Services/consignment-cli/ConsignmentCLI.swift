@@ -6,8 +6,10 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDiscovery
 
+/// The entry of `consignment-cli`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func consignmentCLIMain(_ arguments: [String]? = nil) async { await ConsignmentCLI.main(arguments) }
+
 /// `consignment-cli [FILE] [TOKEN]`: create a consignment from a JSON file, then list the caller's consignments.
-@main
 struct ConsignmentCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "consignment-cli",

@@ -5,8 +5,12 @@ import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
 
+/// The entry of `consignment-service`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func consignmentServiceMain(_ arguments: [String]? = nil) async {
+    await ConsignmentServiceCommand.main(arguments)
+}
+
 /// `consignment-service`: the gRPC service `consignment.ShippingService` over MongoDB.
-@main
 struct ConsignmentServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "consignment-service"
     static let defaultPort = 50051

@@ -6,8 +6,10 @@ import ShippyContracts
 import ShippyMessaging
 import ShippyRuntime
 
+/// The entry of `email-service`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func emailServiceMain(_ arguments: [String]? = nil) async { await EmailServiceCommand.main(arguments) }
+
 /// `email-service`: welcomes new users, from the `user.created` events on NATS.
-@main
 struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "email-service"
     static let defaultPort = 50054

@@ -7,8 +7,10 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDiscovery
 
+/// The entry of `shippy-bench`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func shippyBenchMain(_ arguments: [String]? = nil) async { await ShippyBench.main(arguments) }
+
 /// `shippy-bench`: load for a running Shippy, with latency percentiles and the CPU each call costs.
-@main
 struct ShippyBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "shippy-bench",

@@ -6,8 +6,10 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDiscovery
 
+/// The entry of `user-cli`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func userCLIMain(_ arguments: [String]? = nil) async { await UserCLI.main(arguments) }
+
 /// `user-cli`: create a user and log in, as the original shippy CLI did, or only log in.
-@main
 struct UserCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "user-cli",

@@ -4,8 +4,10 @@ import ServiceLifecycle
 import ShippyConfiguration
 import ShippyRuntime
 
+/// The entry of `user-service`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func userServiceMain(_ arguments: [String]? = nil) async { await UserServiceCommand.main(arguments) }
+
 /// `user-service`: the gRPC service `user.UserService` over PostgreSQL.
-@main
 struct UserServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "user-service"
     static let defaultPort = 50053

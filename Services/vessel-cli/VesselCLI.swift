@@ -6,8 +6,10 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDiscovery
 
+/// The entry of `vessel-cli`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func vesselCLIMain(_ arguments: [String]? = nil) async { await VesselCLI.main(arguments) }
+
 /// `vessel-cli`: list the fleet with the room each vessel has left, or (an admin) add a vessel.
-@main
 struct VesselCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "vessel-cli",

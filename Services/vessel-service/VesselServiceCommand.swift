@@ -5,8 +5,10 @@ import ShippyConfiguration
 import ShippyMongo
 import ShippyRuntime
 
+/// The entry of `vessel-service`, for its executable and for `shippy`: nil runs it with the process's arguments.
+public func vesselServiceMain(_ arguments: [String]? = nil) async { await VesselServiceCommand.main(arguments) }
+
 /// `vessel-service`: the gRPC service `vessel.VesselService` over MongoDB.
-@main
 struct VesselServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "vessel-service"
     static let defaultPort = 50052

@@ -14,7 +14,9 @@ from support import ROOT, SCRIPTS, bin_dir, free_port, run, wait_until
 
 PACKAGE = (ROOT / "Package.swift").read_text()
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-PRODUCTS = sorted(re.findall(r'\.executable\(name: "([^"]*)"', PACKAGE))
+# Package.swift's `commands`: each executable's name beside the library with its code; `shippy` is all of them.
+COMMANDS = sorted(re.findall(r'\("([a-z-]+)", "[A-Za-z]+"\)', PACKAGE))
+PRODUCTS = COMMANDS + ["shippy"]
 
 
 def linked_libraries(executable):
@@ -28,10 +30,13 @@ def test_the_compose_file_is_valid_and_waits_for_health():
     print(run([sys.executable, "scripts/check_compose.py", "docker-compose.yml"]).stdout)
 
 
-def test_the_dockerfile_copies_every_executable_the_package_builds():
+def test_the_image_has_every_command_the_package_builds():
     copied = sorted(path.removeprefix("/out/") for line in DOCKERFILE.splitlines()
                     if line.startswith("COPY --from=build") for path in line.split() if path.startswith("/out/"))
-    assert copied == PRODUCTS, f"the Dockerfile copies {copied} but Package.swift builds {PRODUCTS}"
+    assert copied == ["shippy"], f"the Dockerfile copies {copied}: the image holds `shippy` alone, linked by name"
+    linked = sorted(re.search(r"for command in ([a-z\s\\-]+); do ln -s shippy", DOCKERFILE).group(1).replace("\\", "")
+                    .split())
+    assert linked == COMMANDS, f"the Dockerfile links {linked} to shippy but Package.swift builds {COMMANDS}"
 
 
 def test_the_image_installs_every_library_the_executables_link():

@@ -1,0 +1,3 @@
+import APIGateway
+
+await apiGatewayMain()

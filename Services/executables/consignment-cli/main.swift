@@ -1,0 +1,3 @@
+import ConsignmentCLI
+
+await consignmentCLIMain()

@@ -1,0 +1,3 @@
+import ConsignmentService
+
+await consignmentServiceMain()

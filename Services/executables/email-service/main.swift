@@ -1,0 +1,3 @@
+import EmailService
+
+await emailServiceMain()

@@ -1,0 +1,3 @@
+import ShippyBench
+
+await shippyBenchMain()

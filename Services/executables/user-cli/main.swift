@@ -1,0 +1,3 @@
+import UserCLI
+
+await userCLIMain()

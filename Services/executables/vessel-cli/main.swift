@@ -1,0 +1,3 @@
+import VesselCLI
+
+await vesselCLIMain()

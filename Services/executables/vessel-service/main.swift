@@ -1,0 +1,3 @@
+import VesselService
+
+await vesselServiceMain()
