@@ -157,21 +157,26 @@ shippy_bench --prefix "$prefix" --duration "${SHIPPY_BENCH_DURATION:-10}" "${pro
     --json "$run/results/scenarios.json" ${SHIPPY_BENCH_ARGS:-} | tee "$run/results/scenarios.txt" \
     || say "   some calls failed: the table counts them"
 
-# Where each call's CPU goes: the call scenarios again, briefly, under perf (sampling our four services only), the
-# symbols that take the most of it. A pass of its own, so that sampling does not weigh on the figures above.
+# Where each call's CPU goes: the call scenarios again under perf (sampling our four services only), the symbols
+# that take the most of it. A pass of its own, so that sampling does not weigh on the figures above; perf starts once
+# the scenario measures (its first progress line), so that the run's sign-ups (bcrypt) and warm-up are left out.
 if command -v perf >/dev/null; then
-    say "== Profiles: each call scenario for 3 s under perf record"
+    say "== Profiles: each call scenario for 3 s of its calls under perf record"
     mkdir -p "$run/profiles"
     services=$(for service in vessel-service user-service consignment-service email-service; do
         cat "$run/$service.pid"; done | paste -sd,)
     for scenario in health-vessel validate-token find-available get-consignments token-check forged-token \
         create-consignment; do
-        perf record -q -F 999 -p "$services" -o "$run/profiles/$scenario.data" 2>>"$run/logs/perf.log" &
-        perf_pid=$!
-        shippy_bench "$scenario" --prefix "${prefix}profile-$scenario-" --duration 3 --warm-up 1 >/dev/null \
-            || say "   $scenario: some calls failed while profiled"
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
+        progress=$run/profiles/$scenario.progress
+        shippy_bench "$scenario" --prefix "${prefix}profile-$scenario-" --duration 5 --warm-up 1 >"$progress" 2>&1 &
+        bench_pid=$!
+        for _ in $(seq 1 300); do
+            if grep -q "^  *$scenario: 1 s," "$progress" || ! kill -0 "$bench_pid" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        perf record -q -F 999 -p "$services" -o "$run/profiles/$scenario.data" -- sleep 3 2>>"$run/logs/perf.log" \
+            || say "   $scenario: perf record failed (see $run/logs/perf.log)"
+        wait "$bench_pid" || say "   $scenario: some calls failed while profiled"
         perf report -i "$run/profiles/$scenario.data" --stdio --no-children --sort dso,sym -q --percent-limit 1 \
             2>>"$run/logs/perf.log" | head -n 15 | swift demangle --simplified >"$run/results/profile-$scenario.txt"
         say "   $scenario: $(wc -l <"$run/results/profile-$scenario.txt") symbols above 1 %"
