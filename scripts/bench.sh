@@ -29,6 +29,11 @@ prefix="bench-$(date +%s)-"
 run=$SHIPPY_RUN_DIR
 reference=${SHIPPY_PERF_REFERENCE:-$root/../shared/perf-reference}
 say() { printf '%s\n' "$*" >&2; }
+# top_symbols DATA OUT: the symbols with 1 % or more of perf's samples in DATA, by self time, demangled, into OUT.
+top_symbols() {
+    perf report -i "$1" --stdio --no-children --sort dso,sym -q --percent-limit 1 2>>"$run/logs/perf.log" \
+        | head -n 15 | swift demangle --simplified >"$2"
+}
 # Sets the array `environment` to the environment process PID runs with, less the settings named after PID.
 environment_of() {
     local pid=$1 setting all
@@ -134,6 +139,27 @@ if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/nu
             echo "$name ${rate:-0}" >>"$run/results/h2load.txt"
         done
     done
+    # The floor's profile: vessel-service's Health/Check and the bare grpc-swift-2 greeter, each under the same h2load
+    # while perf samples that process for 3 s: what the framework costs, beside what we add to it.
+    if command -v perf >/dev/null && [ -n "$swift_greeter_pid" ]; then
+        say "== The floor's profile: vessel-service and the grpc-swift-2 greeter under h2load, 3 s each under perf"
+        mkdir -p "$run/profiles"
+        for target in "vessel-service $SHIPPY_VESSEL_PORT grpc.health.v1.Health/Check health-request.bin" \
+            "swift-greeter $swift_greeter_port helloworld.Greeter/SayHello hello-request.bin"; do
+            read -r name port path body <<<"$target"
+            pid=$swift_greeter_pid
+            if [ "$name" = vessel-service ]; then pid=$(cat "$run/vessel-service.pid"); fi
+            h2load -n 10000000 -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
+                -d "$run/$body" "http://127.0.0.1:$port/$path" >/dev/null 2>&1 &
+            load_pid=$!
+            sleep 1
+            perf record -q -F 999 -p "$pid" -o "$run/profiles/floor-$name.data" -- sleep 3 2>>"$run/logs/perf.log" \
+                || say "   $name: perf record failed (see $run/logs/perf.log)"
+            kill "$load_pid" 2>/dev/null || true
+            wait "$load_pid" 2>/dev/null || true
+            top_symbols "$run/profiles/floor-$name.data" "$run/results/profile-floor-$name.txt"
+        done
+    fi
 fi
 
 processes=()
@@ -177,8 +203,7 @@ if command -v perf >/dev/null; then
         perf record -q -F 999 -p "$services" -o "$run/profiles/$scenario.data" -- sleep 3 2>>"$run/logs/perf.log" \
             || say "   $scenario: perf record failed (see $run/logs/perf.log)"
         wait "$bench_pid" || say "   $scenario: some calls failed while profiled"
-        perf report -i "$run/profiles/$scenario.data" --stdio --no-children --sort dso,sym -q --percent-limit 1 \
-            2>>"$run/logs/perf.log" | head -n 15 | swift demangle --simplified >"$run/results/profile-$scenario.txt"
+        top_symbols "$run/profiles/$scenario.data" "$run/results/profile-$scenario.txt"
         say "   $scenario: $(wc -l <"$run/results/profile-$scenario.txt") symbols above 1 %"
     done
 fi

@@ -312,8 +312,9 @@ if mongo_floor:
 
 if sizes:
     lines += ["## The image", "", "`scripts/containers.sh sizes` on the `localhost/shippy:latest` that `make "
-              "test-containers` built on this machine", "(not necessarily from this commit). Its executables are "
-              "static (`--static-swift-stdlib`) and stripped.", "", "| | MB |", "|---|---|",
+              "test-containers` built on this machine", "(not necessarily from this commit): one static (`--static-swift-stdlib`), stripped "
+              "executable, `shippy`,", "and each command a link to it (its size is what it runs).", "",
+              "| | MB |", "|---|---|",
               f"| the image | {sizes.get('image', 0) / MB:,.0f} |"]
     lines += [f"| {os.path.basename(path)} | {size / MB:,.1f} |" for path, size in sorted(sizes.items())
               if path != "image"]
@@ -322,9 +323,11 @@ if sizes:
 profiles = sorted(args.results.glob("profile-*.txt"))
 if profiles:
     lines += ["## Where the CPU goes: a profile of each call scenario", "",
-              "Each call scenario again for 3 s, after the figures above, with `perf record -F 999` on our four "
-              "services", "(not MongoDB, PostgreSQL or NATS); the symbols with 1 % or more of those samples, by "
-              "self time, where", "each is (the executable, a library, the kernel).", ""]
+              "Each call scenario again for 3 s of its calls, after the figures above, with `perf record -F 999` on "
+              "our four", "services (not MongoDB, PostgreSQL or NATS); the symbols with 1 % or more of those samples, "
+              "by self time, where", "each is (the executable, a library, the kernel). `floor-vessel-service` and "
+              "`floor-swift-greeter`: Health/Check on", "vessel-service and the bare grpc-swift-2 greeter's SayHello, "
+              "each under h2load, that process alone: the framework's", "cost beside ours.", ""]
     for path in profiles:
         rows = []
         for line in path.read_text().splitlines():

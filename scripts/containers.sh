@@ -138,12 +138,13 @@ build_image() {
     log "shippy:latest is $(podman image inspect localhost/shippy:latest --format '{{.Size}}' | awk '{printf "%d MB", $1 / 1e6}')"
 }
 
-# The image's size and each executable's in it, in bytes (make bench sets them against their targets).
+# The image's size and each command's in it, in bytes (a link's: what it runs); make bench sets them against targets.
 sizes() {
     podman image exists localhost/shippy:latest || die "no localhost/shippy:latest here: make test-containers builds it"
     echo "image $(podman image inspect localhost/shippy:latest --format '{{.Size}}')"
     podman run --rm --entrypoint /bin/sh localhost/shippy:latest -c \
-        'stat -c "executable %n %s" /usr/local/bin/*-service /usr/local/bin/*-cli /usr/local/bin/api-gateway'
+        'stat -L -c "executable %n %s" /usr/local/bin/shippy /usr/local/bin/*-service /usr/local/bin/*-cli \
+            /usr/local/bin/api-gateway'
 }
 
 # The compose tests (Tests/Containers) under pytest, with podman-compose, both pinned, in a venv of their own.
