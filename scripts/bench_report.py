@@ -312,8 +312,9 @@ if mongo_floor:
 
 if sizes:
     lines += ["## The image", "", "`scripts/containers.sh sizes` on the `localhost/shippy:latest` that `make "
-              "test-containers` built on this machine", "(not necessarily from this commit): one static (`--static-swift-stdlib`), stripped "
-              "executable, `shippy`,", "and each command a link to it (its size is what it runs).", "",
+              "test-containers` built on this machine", "(not necessarily from this commit): one static "
+              "(`--static-swift-stdlib`), stripped executable, `shippy`,",
+              "and each command a link to it (its size is what it runs).", "",
               "| | MB |", "|---|---|",
               f"| the image | {sizes.get('image', 0) / MB:,.0f} |"]
     lines += [f"| {os.path.basename(path)} | {size / MB:,.1f} |" for path, size in sorted(sizes.items())
