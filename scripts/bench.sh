@@ -34,6 +34,12 @@ top_symbols() {
     perf report -i "$1" --stdio --no-children --sort dso,sym -q --percent-limit 1 2>>"$run/logs/perf.log" \
         | head -n 15 | swift demangle --simplified >"$2"
 }
+# grpc_load CALLS PORT PATH BODY: h2load sending CALLS unary gRPC calls of the framed request in $run/BODY to PATH
+# on 127.0.0.1:PORT, over 16 connections of 10 streams each.
+grpc_load() {
+    h2load -n "$1" -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$run/$4" \
+        "http://127.0.0.1:$2/$3"
+}
 # Sets the array `environment` to the environment process PID runs with, less the settings named after PID.
 environment_of() {
     local pid=$1 setting all
@@ -133,8 +139,7 @@ if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/nu
     for round in 1 2 3; do
         for target in "${targets[@]}"; do
             read -r name port path body <<<"$target"
-            rate=$(h2load -n 60000 -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
-                -d "$run/$body" "http://127.0.0.1:$port/$path" | awk '/^finished in/ { print $4 }')
+            rate=$(grpc_load 60000 "$port" "$path" "$body" | awk '/^finished in/ { print $4 }')
             say "   round $round, $name: ${rate:-?} calls/s"
             echo "$name ${rate:-0}" >>"$run/results/h2load.txt"
         done
@@ -149,8 +154,7 @@ if command -v h2load >/dev/null || apt-get install -y -q nghttp2-client >/dev/nu
             read -r name port path body <<<"$target"
             pid=$swift_greeter_pid
             if [ "$name" = vessel-service ]; then pid=$(cat "$run/vessel-service.pid"); fi
-            h2load -n 10000000 -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' \
-                -d "$run/$body" "http://127.0.0.1:$port/$path" >/dev/null 2>&1 &
+            grpc_load 10000000 "$port" "$path" "$body" >/dev/null 2>&1 &
             load_pid=$!
             sleep 1
             perf record -q -F 999 -p "$pid" -o "$run/profiles/floor-$name.data" -- sleep 3 2>>"$run/logs/perf.log" \

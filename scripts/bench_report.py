@@ -378,7 +378,7 @@ print("\n".join(lines))
 def chart(path):
     """A stacked bar per scenario: its CPU per call in each of our processes (and the greeter), so that where a
     call's cost lies shows. The servers beside them are left out: MongoDB's stand-in alone would set the scale."""
-    ours = ("vessel-service", "user-service", "consignment-service", "email-service", "go-greeter")
+    ours = {*SERVICE.values(), "email-service"}
     rows = [(name, {p: v for p, v in run["cpuMicrosecondsPerCall"].items() if v >= 0.5 and p in ours})
             for name, run in runs.items()
             if not run.get("bcryptCeilingPerSecond") and name not in ("signup-burst", "login-flood", "shippers")]

@@ -37,6 +37,8 @@ def test_the_image_has_every_command_the_package_builds():
     linked = sorted(re.search(r"for command in ([a-z\s\\-]+); do ln -s shippy", DOCKERFILE).group(1).replace("\\", "")
                     .split())
     assert linked == COMMANDS, f"the Dockerfile links {linked} to shippy but Package.swift builds {COMMANDS}"
+    chosen = sorted(re.findall(r'"([a-z-]+)": \w+Main', (ROOT / "Services/executables/shippy/main.swift").read_text()))
+    assert chosen == COMMANDS, f"shippy runs {chosen} but Package.swift builds {COMMANDS}"
 
 
 def test_the_image_installs_every_library_the_executables_link():
