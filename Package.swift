@@ -165,7 +165,7 @@ let package = Package(
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
                 "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
-                lifecycle, x509, metrics, nioCore, .product(name: "NIOTLS", package: "swift-nio"),
+                lifecycle, x509, metrics, nioCore, nioPosix, .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
             ],

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCInProcessTransport
 import GRPCNIOTransportHTTP2
 import Logging
+import NIOPosix
 import ServiceLifecycle
 import ShippyContracts
 import ShippyDomain
@@ -50,6 +51,9 @@ public struct GRPCServerService: Service {
     }
 
     private let server: any GRPCServing
+    /// Where the server's tasks run: NIO's event loops for a socket (see `EventLoopTaskExecutor`), the global
+    /// executor in process.
+    private let executor: EventLoopTaskExecutor?
     private let health: HealthService
     private let logger: Logger
 
@@ -95,11 +99,15 @@ public struct GRPCServerService: Service {
                     config.channelDebuggingCallbacks.onAcceptTCPConnection = { refusals.watch($0) }
                 }
             }
+            let loops = MultiThreadedEventLoopGroup.singleton
+            executor = EventLoopTaskExecutor(loops)
             server = GRPCServer(
                 transport: .http2NIOPosix(
-                    address: address, transportSecurity: tls?.server ?? .plaintext, config: config),
+                    address: address, transportSecurity: tls?.server ?? .plaintext, config: config,
+                    eventLoopGroup: loops),
                 services: services, interceptors: interceptors)
         case .inProcess(let transport):
+            executor = nil
             server = GRPCServer(transport: transport, services: services, interceptors: interceptors)
         }
         self.health = health
@@ -117,7 +125,7 @@ public struct GRPCServerService: Service {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask {
                     do {
-                        try await server.serve()
+                        try await withTaskExecutorPreference(executor) { try await server.serve() }
                     } catch {
                         throw ServerStartError(reason: "\(error)")
                     }
