@@ -35,9 +35,10 @@ top_symbols() {
         | head -n 15 | swift demangle --simplified >"$2"
 }
 # grpc_load CALLS PORT PATH BODY: h2load sending CALLS unary gRPC calls of the framed request in $run/BODY to PATH
-# on 127.0.0.1:PORT, over 16 connections of 10 streams each.
+# on 127.0.0.1:PORT, over 16 connections of 10 streams each. Call it in a subshell (a pipeline, `&`): it becomes
+# h2load (exec), so that killing the background job's PID stops the load rather than leave h2load running.
 grpc_load() {
-    h2load -n "$1" -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$run/$4" \
+    exec h2load -n "$1" -c 16 -m 10 -t 1 -H 'content-type: application/grpc' -H 'te: trailers' -d "$run/$4" \
         "http://127.0.0.1:$2/$3"
 }
 # Sets the array `environment` to the environment process PID runs with, less the settings named after PID.
