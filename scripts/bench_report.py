@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes BENCHMARKS.md (to stdout) from one `make bench` run: shippy-bench's JSON (scenarios.json), the
 start-up figures of scripts/bench.sh (startup.txt), its profiles, the driver's floor and the image's sizes. Each
-call's CPU is set beside Health/Check on the same server at the same rate (matched.json), and each target of the performance work
-is said to be met or missed, by how much. --picture writes the CPU per call by process as an SVG bar chart;
---committed compares each ratio with the committed report's and exits 1 when one is more than 25 % worse."""
+call's CPU is set beside Health/Check on the same server at the same rate (matched.json, matched-booking.json), and
+each target of the performance work is said to be met or missed, by how much. --picture writes the CPU per call by
+process as an SVG bar chart; --committed compares each ratio with the committed report's and exits 1 when one is
+more than 25 % worse."""
 import argparse
 import datetime
 import json

@@ -125,6 +125,12 @@ struct Run: AsyncParsableCommand {
                         prefix: prefix, users: connections["user"]!.client(0),
                         vessels: connections["vessel"]!.client(0),
                         adminToken: adminToken ?? ProcessInfo.processInfo.environment["SHIPPY_TOKEN"], options: options)
+                } catch let refused as Fixtures.AdminTokenRefused {
+                    FileHandle.standardError.write(
+                        Data(
+                            ("shippy-bench: vessel-service refused the admin's token (--admin-token or SHIPPY_TOKEN): "
+                                + "\(refused.reason); log in again as an admin, or leave the token out\n").utf8))
+                    throw ExitCode(64)
                 } catch let error as RPCError where error.code == .unauthenticated {
                     // Sign-up answers a taken address like a new one; the log-in with this run's password tells.
                     FileHandle.standardError.write(

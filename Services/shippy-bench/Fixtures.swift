@@ -38,15 +38,24 @@ struct Fixtures: Sendable {
         let shipper = try await signUp(email(prefix, "shipper"), users: users, options: options)
         var ownVessel: String?
         if let adminToken {
-            let created = try await Vessel_VesselService.Client(wrapping: vessels).create(
-                .with {
-                    $0.name = "\(prefix)freighter"
-                    $0.capacity = Int32.max
-                    $0.maxWeight = Int32.max
-                }, metadata: ["authorization": "Bearer \(adminToken)"], options: options)
-            ownVessel = created.vessel.id
+            do {
+                let created = try await Vessel_VesselService.Client(wrapping: vessels).create(
+                    .with {
+                        $0.name = "\(prefix)freighter"
+                        $0.capacity = Int32.max
+                        $0.maxWeight = Int32.max
+                    }, metadata: ["authorization": "Bearer \(adminToken)"], options: options)
+                ownVessel = created.vessel.id
+            } catch let error as RPCError where [.unauthenticated, .permissionDenied].contains(error.code) {
+                throw AdminTokenRefused(reason: error.message)
+            }
         }
         return Fixtures(reader: reader, shipper: shipper, ownVessel: ownVessel)
+    }
+
+    /// vessel-service refused the admin's token the run was given (expired, not an admin's, not genuine).
+    struct AdminTokenRefused: Error {
+        var reason: String
     }
 
     /// Signs up and logs in, waiting out a busy user-service (`unavailable`) as a patient client would.

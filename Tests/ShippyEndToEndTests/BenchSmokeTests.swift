@@ -66,6 +66,33 @@ import Testing
         }
     }
 
+    /// A token that vessel-service refuses for registering the run's vessel (here a shipper's, not an admin's) is named
+    /// as such: it once read "users with --prefix … exist already", the message for a refused log-in.
+    @Test func aRefusedAdminTokenIsNamedAsTheAdminToken() async throws {
+        let system = try ShippySystem()
+        let vessel = try system.startVessel()
+        let user = try await system.startUser(extra: ["BCRYPT_COST": "4"])
+        let shipper = User(id: UUID().uuidString.lowercased(), name: "Shipper", company: "", email: "s@example.com")
+        let notAnAdmin = try await system.keys.signer().sign(shipper)
+        let consignment = try system.startConsignment(vessel: vessel)
+        let services = [vessel, user, consignment]
+        try await cleaningUp({ await ShippySystem.stopAll(services) }) {
+            for service in services { try await service.waitUntilServing() }
+            let process = try ChildProcess(
+                try TestEnvironment.executable("shippy-bench"),
+                arguments: ["validate-token", "--count", "10", "--prefix", "refused-", "--admin-token", notAnAdmin],
+                environment: [
+                    "USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)",
+                    "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
+                    "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)",
+                ])
+            let status = await process.waitForExit(timeout: .seconds(60))
+            await process.stop()
+            #expect(status == 64)
+            #expect(process.errorOutput.contains("vessel-service refused the admin's token"), "\(process.errorOutput)")
+        }
+    }
+
     /// Runs shippy-bench against `services`, accounting their CPU; returns its JSON results.
     func bench(_ services: [String: ServiceProcess], _ arguments: [String]) async throws -> [Result] {
         let json = FileManager.default.temporaryDirectory.appendingPathComponent(
