@@ -128,6 +128,16 @@ def at_rate(results, scenario, server):
             rate)
 
 
+def booking_cost():
+    """A booking's CPU µs in consignment-service and vessel-service together, consignment-service's Health/Check at
+    the same rate, and that rate; (None, None, None) when any was not measured."""
+    consignment, floor, rate = at_rate(booking, "create-consignment", "consignment")
+    vessel = booking.get("create-consignment", {}).get("cpuMicrosecondsPerCall", {}).get("vessel-service")
+    if consignment is None or vessel is None:
+        return None, None, None
+    return consignment + vessel, floor, rate
+
+
 if matched:
     lines += ["## Each call beside Health/Check at the same rate", "",
               "Open loop: each call sent at a fixed rate, and Health/Check on the same server at that rate just before,",
@@ -138,11 +148,10 @@ if matched:
     for name, run in [*matched.items(), *booking.items()]:
         if name.startswith("health-"):
             continue
-        results = booking if name in booking else matched
-        own, floor, rate = at_rate(results, name, run["server"])
+        own, floor, rate = at_rate(matched, name, run["server"])
         server = SERVICE[run["server"]]
         if name == "create-consignment":
-            own = own and own + (run["cpuMicrosecondsPerCall"].get("vessel-service") or 0)
+            own, floor, rate = booking_cost()
             server = "consignment-service + vessel-service"
         if own is None or not floor:
             continue
@@ -191,10 +200,8 @@ else:
 if not mongo_floor:
     target("A MongoDB operation in our process against the driver's own floor", "not measured", "≤ 1.5×", False,
            "(not measured: Benchmarks/mongo-floor.c did not build or run; see .local/bench/logs)")
-consignment, floor, rate = at_rate(booking, "create-consignment", "consignment")
-vessel = booking.get("create-consignment", {}).get("cpuMicrosecondsPerCall", {}).get("vessel-service")
-if consignment is not None and vessel is not None and floor:
-    total = consignment + vessel
+total, floor, rate = booking_cost()
+if total is not None and floor:
     target("CreateConsignment, summed over consignment-service and vessel-service",
            f"{total:,.0f} µs = {total / floor:.2f}× Health/Check of consignment-service, both at {rate:,.0f}/s", "≤ 5×",
            total / floor <= 5, f"by {total / floor / 5 - 1:.0%}")
