@@ -8,10 +8,10 @@ import ShippyStorage
 /// The booking of consignments: validation, the idempotency key, Book, Confirm, compensation and recovery,
 /// built from the consignment store and the vessel-booking port. The protocol (docs/bookings.md):
 ///
-///     begin (record pending, attempt n) ─▶ Book(n) ─▶ Confirm(n) ─▶ record booked ─▶ OK
-///                                          │ refused    │ not found, lapsed or released
-///                                          ▼            ▼
-///                                  Release(n) ─▶ record abandoned ─▶ the error
+///     begin (record pending, attempt n) ─▶ quota ─▶ Book(n) ─▶ Confirm(n) ─▶ record booked ─▶ OK
+///                                            │ over     │ refused    │ not found, lapsed or released
+///                                            ▼          ▼            ▼
+///                              record abandoned    Release(n) ─▶ record abandoned ─▶ the error
 ///
 /// The invariant, at every quiescent point: the room taken on each vessel equals what the booked records on it
 /// hold, and every consignment answered OK is booked. It holds whatever dies when, because each step is
@@ -28,6 +28,8 @@ struct ConsignmentBooking: Sendable {
     let logger: Logger
     /// Milliseconds since 1970.
     var now: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    /// The room one user's open consignments may hold; read at each booking, so it follows the configuration file.
+    var quota: @Sendable () -> ConsignmentQuota = { .standard }
 
     /// `shippy_consignments_created_total` and `shippy_containers_booked_total` (a retry answered from the store
     /// counts once).
@@ -43,7 +45,8 @@ struct ConsignmentBooking: Sendable {
     /// Books a vessel for the consignment and stores it, owned by the caller. With a key, a retry (or a
     /// concurrent call) answers the first attempt's outcome once it is final and never books twice. The work runs
     /// to its end even when the caller goes away.
-    /// - Throws: `.invalidArgument` (a rule broken), `.resourceExhausted` (no vessel has room), `.unavailable` /
+    /// - Throws: `.invalidArgument` (a rule broken), `.resourceExhausted` (no vessel has room, or the caller's
+    ///   quota is full), `.unavailable` /
     ///   `.deadlineExceeded` (a dependency down or slow: the outcome may be unknown, retry with the same key),
     ///   `.permissionDenied`, `.unauthenticated` (vessel-service refused the token).
     func create(
@@ -105,10 +108,33 @@ struct ConsignmentBooking: Sendable {
         // A few rounds: each either starts an attempt, or waits for one under way that then ends abandoned.
         for _ in 0..<3 {
             let (record, started) = try await consignments.begin(consignment, credential: credential, now: now())
-            if started { return try await run(record, specification: specification) }
+            if started {
+                try await checkQuota(record)
+                return try await run(record, specification: specification)
+            }
             if case .booked(let booked) = try await outcome(of: record, credential: credential) { return booked }
         }
         throw .unavailable("consignment \(consignment.id) could not be booked after several attempts; retry")
+    }
+
+    /// Ends a new attempt that would take its owner's open consignments over the quota. Its record is stored
+    /// (pending) before the sum is read, so two racing calls each count the other: both may be refused, never both
+    /// taken beyond the quota. Nothing is booked for the attempt yet, and only this call books it, so marking it
+    /// abandoned ends it; a crash before that leaves it to recovery, which finds no booking and abandons it.
+    private func checkQuota(_ record: ConsignmentRecord) async throws(ShippyError) {
+        let held = try await consignments.held(by: record.consignment.userID)
+        do {
+            try quota().check(held: held, adding: record.consignment.load)
+        } catch {
+            try await consignments.markAbandoned(id: record.id, attempt: record.attempt)
+            logger.notice(
+                "booking refused: over the owner's quota",
+                metadata: [
+                    "consignment_id": "\(record.id)", "user_id": "\(record.consignment.userID)",
+                    "held_containers": "\(held.containers)", "held_kg": "\(held.weight)",
+                ])
+            throw error
+        }
     }
 
     /// Runs a new attempt: Book, then Confirm decides.

@@ -26,6 +26,9 @@ struct ConsignmentServiceConfiguration: Sendable {
     var vesselCanaryPercent: LiveSetting<Int>
     /// How long a booking attempt may be under way before recovery finishes it.
     var bookingRecoveryAfter: Duration
+    /// The room one user's open consignments may hold (follows the configuration file).
+    var quotaContainers: LiveSetting<Int>
+    var quotaWeight: LiveSetting<Int>
 
     static let vesselTimeout = Setting.seconds(
         "vessel.timeout", default: .seconds(5), in: 0.1...300, reloads: true,
@@ -43,10 +46,23 @@ struct ConsignmentServiceConfiguration: Sendable {
         "booking.recovery.after", default: .seconds(30), in: 1...3600,
         "Seconds a booking may be under way before recovery (every 5 s, in every replica) finishes it from what is stored."
     )
+    static let quotaContainers = Setting.integer(
+        "quota.containers", default: ConsignmentQuota.standard.limit.containers, in: 1...1_000_000_000, reloads: true,
+        "Containers one user's open consignments may hold at once; a booking beyond it is refused.")
+    static let quotaWeight = Setting.integer(
+        "quota.weight", default: ConsignmentQuota.standard.limit.weight, in: 1...1_000_000_000_000, reloads: true,
+        "Kilograms one user's open consignments may hold at once; a booking beyond it is refused.")
     static let settings: [any SettingDescription] = [
         SharedSettings.vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
-        bookingRecoveryAfter,
+        bookingRecoveryAfter, quotaContainers, quotaWeight,
     ]
+
+    /// The quota as configured now.
+    var quota: @Sendable () -> ConsignmentQuota {
+        { [quotaContainers, quotaWeight] in
+            ConsignmentQuota(containers: quotaContainers.value, weight: quotaWeight.value)
+        }
+    }
 }
 
 extension ConsignmentServiceConfiguration {
@@ -58,7 +74,8 @@ extension ConsignmentServiceConfiguration {
             vesselZoneAddress: try settings.value(Self.vesselZoneAddress),
             vesselCanaryAddress: try settings.value(Self.vesselCanaryAddress),
             vesselCanaryPercent: try settings.live(Self.vesselCanaryPercent),
-            bookingRecoveryAfter: try settings.value(Self.bookingRecoveryAfter))
+            bookingRecoveryAfter: try settings.value(Self.bookingRecoveryAfter),
+            quotaContainers: try settings.live(Self.quotaContainers), quotaWeight: try settings.live(Self.quotaWeight))
     }
 }
 
@@ -101,7 +118,8 @@ struct ConsignmentServiceApp {
         let booker = GRPCVesselBooker(
             client: vesselClient.client, timeout: configuration.vesselTimeout)
         let booking = ConsignmentBooking(
-            consignments: repository, vessels: booker, staleAfter: configuration.bookingRecoveryAfter, logger: logger)
+            consignments: repository, vessels: booker, staleAfter: configuration.bookingRecoveryAfter, logger: logger,
+            quota: configuration.quota)
         let app = build(
             configuration: configuration.server, booking: booking, verifier: verifier, dependencies: dependencies,
             logger: logger)

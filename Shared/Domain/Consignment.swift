@@ -45,6 +45,12 @@ public struct Consignment: Sendable, Hashable {
     public static let maximumDescriptionLength = 1_000
     /// Customer ids and origins.
     public static let maximumFieldLength = 200
+    /// The most a loaded container may weigh, in kg: the maximum gross mass of a 40-foot ISO container
+    /// (ISO 668). A consignment weighs at most this per container; more is a typo or an attempt to take a
+    /// vessel's room without cargo.
+    public static let maximumGrossMassPerContainer: Int32 = 30_480
+    /// The heaviest consignment there can be: every container at its maximum gross mass.
+    public static let maximumWeight = Int32(maximumContainers) * maximumGrossMassPerContainer
 
     /// Checks the rules of a new consignment.
     /// - Throws: `ShippyError` `.invalidArgument` naming the first field that breaks a rule.
@@ -56,6 +62,12 @@ public struct Consignment: Sendable, Hashable {
             throw .invalidArgument(
                 "a consignment holds at most \(Self.maximumContainers) containers (got \(containers.count))")
         }
+        let heaviest = Int32(containers.count) * Self.maximumGrossMassPerContainer
+        if weight > heaviest {
+            throw .invalidArgument(
+                "weight must be at most \(Self.maximumGrossMassPerContainer) kg per container (an ISO container's "
+                    + "maximum gross mass), so at most \(heaviest) kg for \(containers.count) (got \(weight))")
+        }
         for (index, container) in containers.enumerated() {
             try TextRules.check(
                 container.customerID, field: "containers[\(index)].customer_id", maximumLength: Self.maximumFieldLength)
@@ -66,7 +78,6 @@ public struct Consignment: Sendable, Hashable {
         }
     }
 
-    /// What the consignment needs from a vessel: a slot per container, and its weight.
     /// About the bytes it takes in an answer (its text, and a little for each field's framing): what bounds a
     /// page of consignments.
     public var approximateBytes: Int {
@@ -79,6 +90,7 @@ public struct Consignment: Sendable, Hashable {
         }
     }
 
+    /// What the consignment needs from a vessel: a slot per container, and its weight.
     public var specification: VesselSpecification {
         get throws(ShippyError) {
             try VesselSpecification(capacity: Int32(clamping: containers.count), maxWeight: weight)

@@ -86,6 +86,18 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         return records
     }
 
+    /// Only each record's weight and one short field per container travel.
+    public func held(by userID: String) async throws(ShippyError) -> Load {
+        let open = try await client.find(
+            in: Self.collection,
+            filter: ["user_id": .string(userID), "status": ["$in": .array(["pending", "booked"])]],
+            projection: ["weight": .int32(1), "containers.user_id": .int32(1)])
+        return open.reduce(.zero) { held, document in
+            guard case .array(let containers)? = document["containers"] else { return held }
+            return held + Load(containers: containers.count, weight: Int(document["weight"]?.int32Value ?? 0))
+        }
+    }
+
     /// Keyset pagination on (`seq`, `_id`): a page token holds the last pair seen.
     public func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
         var filter: BSONFields = ["user_id": .string(userID), "status": "booked"]

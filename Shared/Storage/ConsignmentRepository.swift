@@ -25,6 +25,9 @@ public protocol ConsignmentRepository: Sendable {
     /// Pending records whose attempt started before `startedBefore` (ms since 1970), oldest first.
     func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord]
 
+    /// The room that `userID`'s open records hold: pending and booked ones (what a user's quota counts).
+    func held(by userID: String) async throws(ShippyError) -> Load
+
     /// The booked consignments owned by `userID`, oldest first, a page at a time.
     func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment>
 }

@@ -222,13 +222,24 @@ import Glibc
             #expect(retried.status == 201 && retried.json["id"] as? String == shipped.json["id"] as? String)
             #expect(room(try await http("GET", "\(base)/v1/vessels?page_size=500", headers: bearer), "vessel003") == 9)
             try await http("POST", "\(base)/v1/consignments", headers: bearer, json: sample).status.expect(201)
+            // Fair use: a container weighs what a container can, and one user holds at most the quota (by default
+            // 10,000,000 kg; the two bookings above hold 110,000).
             expectProblem(
                 try await http(
                     "POST", "\(base)/v1/consignments", headers: bearer,
                     json: [
-                        "description": "too heavy", "weight": 2_000_000_000,
+                        "description": "too heavy", "weight": 49_000_000,
                         "containers": [["customer_id": "c", "origin": "o"]],
-                    ]), 409, "no vessel")
+                    ]), 422, "weight must be at most 30480 kg per container")
+            let container = ["customer_id": "c", "origin": "o"]
+            expectProblem(
+                try await http(
+                    "POST", "\(base)/v1/consignments", headers: bearer,
+                    json: [
+                        "description": "more than my share", "weight": 10_000_000,
+                        "containers": Array(repeating: container, count: 400),
+                    ]), 409,
+                "does not fit your quota: your open consignments hold 6 of 1000 containers and 110000 of 10000000 kg")
             expectProblem(
                 try await http(
                     "POST", "\(base)/v1/consignments", headers: bearer,

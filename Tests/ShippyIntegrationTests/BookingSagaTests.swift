@@ -178,6 +178,9 @@ final class FaultyConsignmentRepository: ConsignmentRepository {
     func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
         try await base.pending(startedBefore: startedBefore, limit: limit)
     }
+    func held(by userID: String) async throws(ShippyError) -> Load {
+        try await base.held(by: userID)
+    }
     func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
         try await base.consignments(ownedBy: userID, page: page)
     }

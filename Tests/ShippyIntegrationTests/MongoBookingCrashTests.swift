@@ -20,7 +20,7 @@ import Testing
         let (token, claims) = try await signer.signed(
             User(id: "a0000000-0000-4000-8000-00000000000a", name: "Ann", company: "Acme", email: "ann@example.com"))
         let caller = Caller(claims: claims, token: token)
-        for crashAt in 1...5 {
+        for crashAt in 1...6 {
             try await withMongoClient(database: TestEnvironment.uniqueDatabase("crash"), threads: 2) { mongo in
                 let vessels = MongoVesselRepository(client: mongo)
                 let consignments = MongoConsignmentRepository(client: mongo)
@@ -37,7 +37,7 @@ import Testing
                     make: { consignments, vessels, clock in
                         let booking = ConsignmentBooking(
                             consignments: consignments, vessels: vessels, staleAfter: .seconds(30),
-                            logger: Logger(label: "booking"), now: { clock.now })
+                            logger: Logger(label: "booking"), now: { clock.now }, quota: { crashScenarioQuota })
                         return BookingProcess(
                             create: {
                                 try await booking.create(

@@ -49,6 +49,35 @@ import Testing
         }
     }
 
+    /// What a user's quota counts: their pending and booked records, not abandoned ones, nor anyone else's.
+    @Test func theRoomAUserHoldsSumsTheirPendingAndBookedRecords() async throws {
+        try await withRepository { repository, client in
+            func consignment(_ id: String, owner: String, containers: Int, weight: Int32) -> Consignment {
+                Consignment(
+                    id: id, description: "d", weight: weight,
+                    containers: Array(
+                        repeating: Container(customerID: "c", origin: "o", userID: owner), count: containers),
+                    userID: owner)
+            }
+            #expect(try await repository.held(by: "ann") == .zero)
+            _ = try await Self.book(consignment("booked", owner: "ann", containers: 3, weight: 300), in: repository)
+            _ = try await repository.begin(
+                consignment("pending", owner: "ann", containers: 2, weight: 20), credential: "t", now: 1)
+            _ = try await repository.begin(
+                consignment("abandoned", owner: "ann", containers: 7, weight: 7_000), credential: "t", now: 1)
+            try await repository.markAbandoned(id: "abandoned", attempt: 1)
+            _ = try await Self.book(consignment("bobs", owner: "bob", containers: 5, weight: 5), in: repository)
+            // A consignment stored before containers carried their owner still counts each container.
+            try await client.insertOne(
+                [
+                    "_id": "legacy", "description": "Old", "weight": .int32(9), "user_id": "ann", "status": "booked",
+                    "containers": .array([["customer_id": "c", "origin": "o"]]),
+                ], into: MongoConsignmentRepository.collection)
+            #expect(try await repository.held(by: "ann") == Load(containers: 6, weight: 329))
+            #expect(try await repository.held(by: "bob") == Load(containers: 5, weight: 5))
+        }
+    }
+
     @Test func anAttemptIsBookedOrAbandonedOnceAndTheNextOneBeginsOnlyAfterAnAbandonedOne() async throws {
         try await withRepository { repository, _ in
             let consignment = Self.consignment("c", owner: "ann")

@@ -149,6 +149,10 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
         }
     }
 
+    package func held(by userID: String) async throws(ShippyError) -> Load {
+        try await plan.step { () async throws(ShippyError) in try await base.held(by: userID) }
+    }
+
     package func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment>
     {
         try await plan.step { () async throws(ShippyError) in try await base.consignments(ownedBy: userID, page: page) }
@@ -248,6 +252,10 @@ package struct BookingStores: Sendable {
         self.records = records
     }
 }
+
+/// A quota exactly the size of a crash scenario's consignment: counting its own record twice, or another attempt's
+/// left pending, refuses it.
+package let crashScenarioQuota = ConsignmentQuota(containers: 3, weight: 30_000)
 
 /// One crash scenario: a process books three containers with a key and dies at step `crashAt` (`moment`), or stops
 /// there; time passes beyond the reservation's lifetime and the recovery threshold; the sweep and recovery run (in

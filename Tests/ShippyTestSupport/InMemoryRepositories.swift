@@ -53,6 +53,12 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
                 .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
     }
 
+    public func held(by userID: String) -> Load {
+        records.filter { $0.consignment.userID == userID && $0.status != .abandoned }.reduce(.zero) {
+            $0 + $1.consignment.load
+        }
+    }
+
     public func consignments(ownedBy userID: String, page: PageRequest) -> Page<Consignment> {
         let owned = records.enumerated().filter {
             $0.element.consignment.userID == userID && $0.element.status == .booked

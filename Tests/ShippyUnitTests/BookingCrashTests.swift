@@ -40,8 +40,9 @@ import Testing
             containers: (1...3).map { Container(customerID: "cust\($0)", origin: "Derby") })
     }
 
-    /// Steps of an attempt: begin, Book, Confirm (or Release), then marking the record; one more reaches no step.
-    static let steps = Array(1...5)
+    /// Steps of an attempt: begin, the quota's sum, Book, Confirm (or Release), then marking the record; one more
+    /// reaches no step.
+    static let steps = Array(1...6)
 
     @Test(arguments: Path.allCases, CrashPlan.Moment.allCases)
     func theInvariantHoldsAfterACrashAtEveryStep(path: Path, moment: CrashPlan.Moment) async throws {
@@ -65,8 +66,8 @@ import Testing
         let vessels = InMemoryVesselRepository(Self.fleet(for: .booked))
         let store = InMemoryConsignmentRepository()
         let clock = TestClock()
-        // Dies as Confirm is sent: the reservation holds, the record is pending.
-        let plan = CrashPlan(crashAt: 3, .before)
+        // Dies as Confirm is sent (after begin, the quota's sum and Book): the reservation holds, the record is pending.
+        let plan = CrashPlan(crashAt: 4, .before)
         let dying = ConsignmentBooking(
             consignments: CrashingConsignmentRepository(store, plan),
             vessels: CrashingVesselBooker(RepositoryVesselBooker(vessels, clock: clock), plan),
@@ -113,13 +114,14 @@ import Testing
 }
 
 extension ConsignmentBooking {
-    /// The use case of a crash scenario: key `order-1`, recovery after 30 s, time from the scenario's clock.
+    /// The use case of a crash scenario: key `order-1`, recovery after 30 s, time from the scenario's clock, and a
+    /// quota exactly the size of the scenario's consignment (so that its own record is counted once, not twice).
     static func process(
         _ consignments: any ConsignmentRepository, _ vessels: any VesselBooker, _ clock: TestClock
     ) -> BookingProcess {
         let booking = ConsignmentBooking(
             consignments: consignments, vessels: vessels, staleAfter: .seconds(30), logger: Logger(label: "booking"),
-            now: { clock.now })
+            now: { clock.now }, quota: { crashScenarioQuota })
         return BookingProcess(
             create: {
                 try await booking.create($0, key: try IdempotencyKey(["idempotency-key": "order-1"]), caller: $1)

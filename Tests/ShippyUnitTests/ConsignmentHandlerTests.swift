@@ -160,6 +160,7 @@ actor ScriptedVesselBooker: VesselBooker {
     @Test(arguments: [
         ("description", "description must not be empty"),
         ("weight", "weight must be greater than 0"),
+        ("heavy", "weight must be at most 30480 kg per container"),
         ("containers", "at least one container"),
         ("customer", "containers[1].customer_id must not be empty"),
         ("origin", "containers[2].origin must not be empty"),
@@ -169,6 +170,7 @@ actor ScriptedVesselBooker: VesselBooker {
         switch broken {
         case "description": request.description_p = "   "
         case "weight": request.weight = -1
+        case "heavy": request.weight = 3 * 30_480 + 1
         case "containers": request.containers = []
         case "customer": request.containers[1].customerID = ""
         default: request.containers[2].origin = ""

@@ -98,6 +98,10 @@ import Yams
         let containers = try #require(Self.property("NewConsignment", "containers"))
         #expect(containers["minItems"] as? Int == 1)
         #expect(containers["maxItems"] as? Int == Consignment.maximumContainers)
+        let weight = try #require(Self.property("NewConsignment", "weight"))
+        #expect(weight["maximum"] as? Int == Int(Consignment.maximumWeight))
+        #expect(Consignment.maximumGrossMassPerContainer == 30_480)
+        #expect((weight["description"] as? String)?.contains("at most 30,480 kg per container") == true)
         for (schema, property) in [
             ("NewConsignment", "weight"), ("NewVessel", "capacity"), ("NewVessel", "max_weight"),
         ] {

@@ -330,7 +330,7 @@ extension Components {
         internal struct NewConsignment: Codable, Hashable, Sendable {
             /// - Remark: Generated from `#/components/schemas/NewConsignment/description`.
             internal var description: Swift.String
-            /// Total weight in kg.
+            /// Total weight in kg: at most 30,480 kg per container (an ISO container's maximum gross mass), so at most 30,480,000 kg for the 1,000 containers a consignment may hold. A heavier one is a 422.
             ///
             /// - Remark: Generated from `#/components/schemas/NewConsignment/weight`.
             internal var weight: Swift.Int32
@@ -340,7 +340,7 @@ extension Components {
             ///
             /// - Parameters:
             ///   - description:
-            ///   - weight: Total weight in kg.
+            ///   - weight: Total weight in kg: at most 30,480 kg per container (an ISO container's maximum gross mass), so at most 30,480,000 kg for the 1,000 containers a consignment may hold. A heavier one is a 422.
             ///   - containers:
             internal init(
                 description: Swift.String,

@@ -1591,6 +1591,8 @@ internal enum Operations {
     /// Ship a consignment.
     ///
     /// Books a vessel with room for every container and the weight, and stores the consignment as yours.
+    /// Your open consignments together may hold at most your quota of room (by default 1,000 containers and
+    /// 10,000,000 kg); one that does not fit is a 409 that takes nothing.
     /// Send an `Idempotency-Key` to retry safely: a retry with the same key books once and answers the same.
     ///
     ///
@@ -1737,7 +1739,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// It exists already (a vessel id used), or no vessel has room for it now.
+            /// It exists already (a vessel id used), no vessel has room for it now, or it does not fit your quota (the room your open consignments may hold; the detail says what they hold and what the quota is).
             ///
             /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)/responses/409`.
             ///
@@ -2308,7 +2310,7 @@ internal enum Operations {
                     }
                 }
             }
-            /// It exists already (a vessel id used), or no vessel has room for it now.
+            /// It exists already (a vessel id used), no vessel has room for it now, or it does not fit your quota (the room your open consignments may hold; the detail says what they hold and what the quota is).
             ///
             /// - Remark: Generated from `#/paths//v1/vessels/post(createVessel)/responses/409`.
             ///

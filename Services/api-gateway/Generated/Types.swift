@@ -46,6 +46,8 @@ internal protocol APIProtocol: Sendable {
     /// Ship a consignment.
     ///
     /// Books a vessel with room for every container and the weight, and stores the consignment as yours.
+    /// Your open consignments together may hold at most your quota of room (by default 1,000 containers and
+    /// 10,000,000 kg); one that does not fit is a 409 that takes nothing.
     /// Send an `Idempotency-Key` to retry safely: a retry with the same key books once and answers the same.
     ///
     ///
@@ -159,6 +161,8 @@ extension APIProtocol {
     /// Ship a consignment.
     ///
     /// Books a vessel with room for every container and the weight, and stores the consignment as yours.
+    /// Your open consignments together may hold at most your quota of room (by default 1,000 containers and
+    /// 10,000,000 kg); one that does not fit is a 409 that takes nothing.
     /// Send an `Idempotency-Key` to retry safely: a retry with the same key books once and answers the same.
     ///
     ///
