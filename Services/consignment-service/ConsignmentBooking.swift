@@ -70,30 +70,67 @@ struct ConsignmentBooking: Sendable {
         return try outcome.get()
     }
 
-    /// The caller's booked consignments, oldest first, a page at a time.
-    func consignments(of caller: Caller, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
+    /// The caller's consignments (booked, and cancelled ones), oldest first, a page at a time.
+    func consignments(of caller: Caller, page: PageRequest) async throws(ShippyError) -> Page<ConsignmentRecord> {
         try await consignments.consignments(ownedBy: caller.userID, page: page)
     }
 
-    /// One recovery pass: settles at most `limit` attempts that have been pending longer than `staleAfter`.
-    /// Every replica runs it at start and periodically; racing passes are safe. Returns how many it settled.
+    /// One consignment, its owner's or, for an admin, anyone's.
+    /// - Throws: `.notFound` for anyone else, as for an id that is no consignment (an attempt pending or
+    ///   abandoned, or none), so that ids cannot be probed; `.unavailable`.
+    func consignment(id: String, for caller: Caller) async throws(ShippyError) -> ConsignmentRecord {
+        guard let record = try await consignments.record(id: id), record.status.isConsignment,
+            record.consignment.userID == caller.userID || caller.claims.isAdmin
+        else { throw .notFound("no consignment \(id) of yours") }
+        return record
+    }
+
+    /// Cancels a booked consignment and gives its room back: its owner's or, forced, an admin's (logged, and
+    /// the record keeps who cancelled it). Idempotent: a cancelled consignment is answered as it is. The record
+    /// becomes `cancelling` first, so that whatever dies after, the cancel is finished (by a retry or by
+    /// recovery), never undone; the work runs to its end even when the caller goes away.
+    /// - Throws: `.notFound` (see `consignment(id:for:)`), `.unavailable` / `.deadlineExceeded` (retry: the
+    ///   cancel, once begun, is finished either way).
+    func cancel(id: String, caller: Caller) async throws(ShippyError) -> ConsignmentRecord {
+        let found = try await consignment(id: id, for: caller)
+        let outcome = await Task { () async -> Result<ConsignmentRecord, ShippyError> in
+            await CallDeadline.$current.withValue(nil) {
+                do throws(ShippyError) {
+                    return .success(try await cancel(found, caller: caller))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        }.value
+        return try outcome.get()
+    }
+
+    /// One recovery pass: settles at most `limit` attempts, and finishes cancels, that have been under way longer
+    /// than `staleAfter`. Every replica runs it at start and periodically; racing passes are safe. Returns how
+    /// many it settled.
     @discardableResult
     func recoverStalled(limit: Int = 100) async throws(ShippyError) -> Int {
-        let stalled = try await consignments.pending(startedBefore: now() - staleAfter.milliseconds, limit: limit)
+        let stalled = try await consignments.unsettled(startedBefore: now() - staleAfter.milliseconds, limit: limit)
         var settled = 0
         for record in stalled {
             do {
-                let outcome = try await settle(record, credential: record.credential)
+                let outcome: String
+                if record.status == .cancelling {
+                    _ = try await finishCancel(record, credential: record.credential)
+                    outcome = "cancelled"
+                } else {
+                    outcome =
+                        try await settle(record, credential: record.credential) == .abandoned ? "abandoned" : "booked"
+                }
                 settled += 1
                 logger.notice(
-                    "recovered a stalled booking",
+                    "recovered a stalled \(record.status == .cancelling ? "cancel" : "booking")",
                     metadata: [
-                        "consignment_id": "\(record.id)", "attempt": "\(record.attempt)",
-                        "outcome": "\(outcome == .abandoned ? "abandoned" : "booked")",
+                        "consignment_id": "\(record.id)", "attempt": "\(record.attempt)", "outcome": "\(outcome)",
                     ])
             } catch {
                 logger.warning(
-                    "a stalled booking could not be settled yet; the next pass tries again",
+                    "a stalled booking or cancel could not be settled yet; the next pass tries again",
                     metadata: ["consignment_id": "\(record.id)", "attempt": "\(record.attempt)", "error": "\(error)"])
             }
         }
@@ -188,7 +225,15 @@ struct ConsignmentBooking: Sendable {
             guard let reread = try await consignments.record(id: record.id) else { return .abandoned }
             current = reread
         }
-        return current.status == .booked ? .booked(current.consignment) : .abandoned
+        switch current.status {
+        case .booked: return .booked(current.consignment)
+        case .abandoned, .pending: return .abandoned
+        case .cancelling, .cancelled:
+            throw ShippyError(
+                .failedPrecondition,
+                "consignment \(record.id) was booked with this idempotency-key and then cancelled; to ship again, "
+                    + "use a new key")
+        }
     }
 
     /// Ends a pending attempt from vessel-service's answer to Confirm: booked when it holds a reservation,
@@ -236,6 +281,55 @@ struct ConsignmentBooking: Sendable {
 }
 
 extension ConsignmentBooking {
+    // MARK: Cancelling
+
+    /// Marks a booked record cancelling (durable first), then finishes the cancel; a record already cancelling
+    /// (another call's, or one a crash left) is finished with this caller's token.
+    private func cancel(_ found: ConsignmentRecord, caller: Caller) async throws(ShippyError) -> ConsignmentRecord {
+        var record = found
+        if record.status == .booked {
+            if let marked = try await consignments.markCancelling(
+                id: record.id, cancelledBy: caller.userID, credential: caller.token, now: now())
+            {
+                record = marked
+                Self.cancelled.increment()
+                if caller.userID != record.consignment.userID {
+                    logger.notice(
+                        "consignment cancelled by an admin (forced)",
+                        metadata: [
+                            "consignment_id": "\(record.id)", "owner_id": "\(record.consignment.userID)",
+                            "admin_id": "\(caller.userID)",
+                        ])
+                }
+            } else if let reread = try await consignments.record(id: record.id) {
+                record = reread  // Another call marked it first: go on from what is stored.
+            }
+        }
+        guard record.status == .cancelling else { return record }
+        return try await finishCancel(record, credential: caller.token)
+    }
+
+    /// Gives a cancelling record's room back through vessel-service's `Cancel` (idempotent), then marks the record
+    /// cancelled. An unknown outcome throws and leaves it cancelling for the next try.
+    func finishCancel(_ record: ConsignmentRecord, credential: String) async throws(ShippyError) -> ConsignmentRecord {
+        do {
+            _ = try await vessels.cancel(consignmentID: record.id, credential: credential)
+        } catch  where error.code == .notFound {
+            // vessel-service has no booking for it (a consignment stored before bookings existed): it holds no room.
+        }
+        try await consignments.markCancelled(id: record.id)
+        logger.info(
+            "consignment cancelled",
+            metadata: ["consignment_id": "\(record.id)", "cancelled_by": "\(record.cancelledBy)"])
+        var cancelled = record
+        cancelled.status = .cancelled
+        cancelled.credential = ""
+        return cancelled
+    }
+
+    /// `shippy_consignments_cancelled_total`: cancels begun (a retry of one counts once).
+    static let cancelled = Counter(label: "shippy_consignments_cancelled_total")
+
     /// The error of an attempt that vessel-service no longer takes (recovery gave it up while the call was slow).
     static func givenUp(_ record: ConsignmentRecord) -> ShippyError {
         ShippyError(

@@ -28,10 +28,11 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
             message: .with {
                 $0.created = true
                 $0.consignment = Consignment_Consignment(booked)
+                $0.consignment.status = .booked
             })
     }
 
-    /// The caller's consignments, oldest first, a page at a time.
+    /// The caller's consignments (booked, and cancelled ones with their status), oldest first, a page at a time.
     /// - Throws: `unauthenticated`, `invalidArgument` (page_size or page_token), `unavailable`.
     func getConsignments(
         request: ServerRequest<Consignment_GetRequest>,
@@ -45,6 +46,38 @@ struct ConsignmentServiceHandler: Consignment_ShippingService.ServiceProtocol {
                 $0.consignments = consignments.items.map(Consignment_Consignment.init)
                 $0.nextPageToken = consignments.nextToken
             })
+    }
+
+    /// One consignment by id: the caller's, or anyone's for an admin.
+    /// - Throws: `unauthenticated`, `invalidArgument` (a malformed id), `notFound` (no such consignment, or
+    ///   another user's), `unavailable`.
+    func getConsignment(
+        request: ServerRequest<Consignment_ConsignmentRef>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Consignment_Response> {
+        let caller = try AuthInterceptor.requireCaller()
+        let record = try await booking.consignment(id: try Self.id(request.message), for: caller)
+        return ServerResponse(message: .with { $0.consignment = Consignment_Consignment(record) })
+    }
+
+    /// Cancels a booked consignment and gives its room back (see `ConsignmentBooking.cancel`); idempotent.
+    /// - Throws: `unauthenticated`, `invalidArgument` (a malformed id), `notFound` (no such consignment, or
+    ///   another user's and the caller is no admin), `unavailable` / `deadlineExceeded` (retry: a cancel once
+    ///   begun is finished).
+    func cancelConsignment(
+        request: ServerRequest<Consignment_ConsignmentRef>,
+        context: ServerContext
+    ) async throws -> ServerResponse<Consignment_Response> {
+        let caller = try AuthInterceptor.requireCaller()
+        let record = try await booking.cancel(id: try Self.id(request.message), caller: caller)
+        return ServerResponse(message: .with { $0.consignment = Consignment_Consignment(record) })
+    }
+
+    /// A consignment id as a request names it.
+    /// - Throws: `ShippyError` `.invalidArgument` for an empty, over-long or control-character id.
+    static func id(_ ref: Consignment_ConsignmentRef) throws(ShippyError) -> String {
+        try TextRules.check(ref.id, field: "id", maximumLength: BookingRequest.maximumIDLength)
+        return ref.id
     }
 }
 
@@ -66,6 +99,18 @@ extension Consignment {
 }
 
 extension Consignment_Consignment {
+    /// A consignment as its owner sees it, with where it stands.
+    init(_ record: ConsignmentRecord) {
+        self.init(record.consignment)
+        status =
+            switch record.status {
+            case .cancelling: .cancelling
+            case .cancelled: .cancelled
+            case .booked, .pending, .abandoned: .booked
+            }
+        cancelledBy = record.cancelledBy
+    }
+
     init(_ consignment: Consignment) {
         self.init()
         id = consignment.id

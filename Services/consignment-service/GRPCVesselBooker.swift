@@ -6,7 +6,7 @@ import ShippyDomain
 import ShippyStorage
 
 /// The gRPC implementation of the vessel-booking port (`VesselBooker`): calls `vessel.VesselService` with a
-/// deadline per call. `Book`, `Confirm` and `Release` are idempotent by consignment id and attempt, so they are
+/// deadline per call. `Book`, `Confirm`, `Release` and `Cancel` are idempotent by consignment id and attempt, so they are
 /// retried on `unavailable` like the read-only `FindAvailable` (see `serviceConfig`). Its errors name
 /// vessel-service but never its address: they reach clients, and where a service runs is the operator's to know.
 struct GRPCVesselBooker: VesselBooker {
@@ -53,6 +53,13 @@ struct GRPCVesselBooker: VesselBooker {
                     $0.attempt = attempt
                 }, metadata: metadata)
         }
+    }
+
+    func cancel(consignmentID: String, credential: String) async throws(ShippyError) -> Booking {
+        let booking = try await call(credential) { vessels, metadata in
+            try await vessels.cancel(.with { $0.consignmentID = consignmentID }, metadata: metadata)
+        }
+        return try Booking(booking)
     }
 
     /// Runs one call with the caller's token and our deadline; vessel-service's errors become ours.
@@ -108,6 +115,7 @@ extension Booking {
             switch proto.state {
             case .confirmed: .confirmed
             case .released: .released
+            case .cancelled: .cancelled
             default: .reserved
             }
         guard state == .released || !proto.vesselID.isEmpty else {

@@ -25,6 +25,7 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         Vessel_VesselService.Method.Book.descriptor: ["consignment-service"],
         Vessel_VesselService.Method.Confirm.descriptor: ["consignment-service"],
         Vessel_VesselService.Method.Release.descriptor: ["consignment-service"],
+        Vessel_VesselService.Method.Cancel.descriptor: ["consignment-service"],
     ]
 
     /// Returns the smallest available vessel with room left for the specification. Public; reads only.
@@ -106,6 +107,22 @@ struct VesselServiceHandler: Vessel_VesselService.SimpleServiceProtocol {
         return Vessel_Booking(booking)
     }
 
+    /// Cancels the confirmed booking of a cancelled consignment and gives its room back. Idempotent. An admin may
+    /// cancel anyone's (a forced cancel, which consignment-service audits).
+    /// - Throws: `unauthenticated`, `permissionDenied` (another user's booking), `notFound`, `failedPrecondition`
+    ///   (not confirmed), `unavailable`.
+    func cancel(request: Vessel_BookingRef, context: ServerContext) async throws -> Vessel_Booking {
+        let claims = try await requireOwnBooking(request.consignmentID, attempt: 0)
+        let booking = try await repository.cancel(consignmentID: request.consignmentID)
+        logger.info(
+            "booking cancelled",
+            metadata: [
+                "consignment_id": "\(booking.consignmentID)", "vessel_id": "\(booking.vesselID)",
+                "user_id": "\(claims.userID)",
+            ])
+        return Vessel_Booking(booking)
+    }
+
     /// The fleet with the room each vessel has left, in id order, a page at a time.
     /// - Throws: `unauthenticated`, `invalidArgument` (page_size or page_token), `unavailable`.
     func list(request: Vessel_ListRequest, context: ServerContext) async throws -> Vessel_Response {
@@ -167,6 +184,7 @@ extension Vessel_Booking {
             case .reserved: .reserved
             case .confirmed: .confirmed
             case .released: .released
+            case .cancelled: .cancelled
             }
     }
 }

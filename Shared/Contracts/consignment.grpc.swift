@@ -50,10 +50,38 @@ public enum Consignment_ShippingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetConsignment" metadata.
+        public enum GetConsignment: Sendable {
+            /// Request type for "GetConsignment".
+            public typealias Input = Consignment_ConsignmentRef
+            /// Response type for "GetConsignment".
+            public typealias Output = Consignment_Response
+            /// Descriptor for "GetConsignment".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "consignment.ShippingService"),
+                method: "GetConsignment",
+                type: .unary
+            )
+        }
+        /// Namespace for "CancelConsignment" metadata.
+        public enum CancelConsignment: Sendable {
+            /// Request type for "CancelConsignment".
+            public typealias Input = Consignment_ConsignmentRef
+            /// Response type for "CancelConsignment".
+            public typealias Output = Consignment_Response
+            /// Descriptor for "CancelConsignment".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "consignment.ShippingService"),
+                method: "CancelConsignment",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "consignment.ShippingService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateConsignment.descriptor,
-            GetConsignments.descriptor
+            GetConsignments.descriptor,
+            GetConsignment.descriptor,
+            CancelConsignment.descriptor
         ]
     }
 }
@@ -107,7 +135,8 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments, oldest first, a page at a time.
+        /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+        /// > their status.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Consignment_GetRequest` messages.
@@ -118,6 +147,44 @@ extension Consignment_ShippingService {
         /// - Returns: A streaming response of `Consignment_Response` messages.
         func getConsignments(
             request: GRPCCore.StreamingServerRequest<Consignment_GetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response>
+
+        /// Handle the "GetConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+        /// > is answered NOT_FOUND, as for an id that does not exist.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Consignment_ConsignmentRef` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Consignment_Response` messages.
+        func getConsignment(
+            request: GRPCCore.StreamingServerRequest<Consignment_ConsignmentRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response>
+
+        /// Handle the "CancelConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+        /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Consignment_ConsignmentRef` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Consignment_Response` messages.
+        func cancelConsignment(
+            request: GRPCCore.StreamingServerRequest<Consignment_ConsignmentRef>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response>
     }
@@ -157,7 +224,8 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments, oldest first, a page at a time.
+        /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+        /// > their status.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -168,6 +236,44 @@ extension Consignment_ShippingService {
         /// - Returns: A response containing a single `Consignment_Response` message.
         func getConsignments(
             request: GRPCCore.ServerRequest<Consignment_GetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Consignment_Response>
+
+        /// Handle the "GetConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+        /// > is answered NOT_FOUND, as for an id that does not exist.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Consignment_Response` message.
+        func getConsignment(
+            request: GRPCCore.ServerRequest<Consignment_ConsignmentRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Consignment_Response>
+
+        /// Handle the "CancelConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+        /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Consignment_Response` message.
+        func cancelConsignment(
+            request: GRPCCore.ServerRequest<Consignment_ConsignmentRef>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Consignment_Response>
     }
@@ -205,7 +311,8 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments, oldest first, a page at a time.
+        /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+        /// > their status.
         ///
         /// - Parameters:
         ///   - request: A `Consignment_GetRequest` message.
@@ -216,6 +323,44 @@ extension Consignment_ShippingService {
         /// - Returns: A `Consignment_Response` to respond with.
         func getConsignments(
             request: Consignment_GetRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Consignment_Response
+
+        /// Handle the "GetConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+        /// > is answered NOT_FOUND, as for an id that does not exist.
+        ///
+        /// - Parameters:
+        ///   - request: A `Consignment_ConsignmentRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Consignment_Response` to respond with.
+        func getConsignment(
+            request: Consignment_ConsignmentRef,
+            context: GRPCCore.ServerContext
+        ) async throws -> Consignment_Response
+
+        /// Handle the "CancelConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+        /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+        ///
+        /// - Parameters:
+        ///   - request: A `Consignment_ConsignmentRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Consignment_Response` to respond with.
+        func cancelConsignment(
+            request: Consignment_ConsignmentRef,
             context: GRPCCore.ServerContext
         ) async throws -> Consignment_Response
     }
@@ -242,6 +387,28 @@ extension Consignment_ShippingService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Consignment_Response>(),
             handler: { request, context in
                 try await self.getConsignments(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Consignment_ShippingService.Method.GetConsignment.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Consignment_ConsignmentRef>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Consignment_Response>(),
+            handler: { request, context in
+                try await self.getConsignment(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Consignment_ShippingService.Method.CancelConsignment.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Consignment_ConsignmentRef>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Consignment_Response>(),
+            handler: { request, context in
+                try await self.cancelConsignment(
                     request: request,
                     context: context
                 )
@@ -274,6 +441,28 @@ extension Consignment_ShippingService.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func getConsignment(
+        request: GRPCCore.StreamingServerRequest<Consignment_ConsignmentRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response> {
+        let response = try await self.getConsignment(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func cancelConsignment(
+        request: GRPCCore.StreamingServerRequest<Consignment_ConsignmentRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Consignment_Response> {
+        let response = try await self.cancelConsignment(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -298,6 +487,32 @@ extension Consignment_ShippingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Consignment_Response> {
         return GRPCCore.ServerResponse<Consignment_Response>(
             message: try await self.getConsignments(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getConsignment(
+        request: GRPCCore.ServerRequest<Consignment_ConsignmentRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Consignment_Response> {
+        return GRPCCore.ServerResponse<Consignment_Response>(
+            message: try await self.getConsignment(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func cancelConsignment(
+        request: GRPCCore.ServerRequest<Consignment_ConsignmentRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Consignment_Response> {
+        return GRPCCore.ServerResponse<Consignment_Response>(
+            message: try await self.cancelConsignment(
                 request: request.message,
                 context: context
             ),
@@ -347,7 +562,8 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments, oldest first, a page at a time.
+        /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+        /// > their status.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -361,6 +577,54 @@ extension Consignment_ShippingService {
         func getConsignments<Result>(
             request: GRPCCore.ClientRequest<Consignment_GetRequest>,
             serializer: some GRPCCore.MessageSerializer<Consignment_GetRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Consignment_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+        /// > is answered NOT_FOUND, as for an id that does not exist.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - serializer: A serializer for `Consignment_ConsignmentRef` messages.
+        ///   - deserializer: A deserializer for `Consignment_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getConsignment<Result>(
+            request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+            serializer: some GRPCCore.MessageSerializer<Consignment_ConsignmentRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Consignment_Response>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CancelConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+        /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - serializer: A serializer for `Consignment_ConsignmentRef` messages.
+        ///   - deserializer: A deserializer for `Consignment_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func cancelConsignment<Result>(
+            request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+            serializer: some GRPCCore.MessageSerializer<Consignment_ConsignmentRef>,
             deserializer: some GRPCCore.MessageDeserializer<Consignment_Response>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result
@@ -426,7 +690,8 @@ extension Consignment_ShippingService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > The caller's consignments, oldest first, a page at a time.
+        /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+        /// > their status.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -449,6 +714,76 @@ extension Consignment_ShippingService {
             try await self.client.unary(
                 request: request,
                 descriptor: Consignment_ShippingService.Method.GetConsignments.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+        /// > is answered NOT_FOUND, as for an id that does not exist.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - serializer: A serializer for `Consignment_ConsignmentRef` messages.
+        ///   - deserializer: A deserializer for `Consignment_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getConsignment<Result>(
+            request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+            serializer: some GRPCCore.MessageSerializer<Consignment_ConsignmentRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Consignment_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Consignment_ShippingService.Method.GetConsignment.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CancelConsignment" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+        /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+        ///   - serializer: A serializer for `Consignment_ConsignmentRef` messages.
+        ///   - deserializer: A deserializer for `Consignment_Response` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func cancelConsignment<Result>(
+            request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+            serializer: some GRPCCore.MessageSerializer<Consignment_ConsignmentRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Consignment_Response>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Consignment_ShippingService.Method.CancelConsignment.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -495,7 +830,8 @@ extension Consignment_ShippingService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The caller's consignments, oldest first, a page at a time.
+    /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+    /// > their status.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Consignment_GetRequest` message.
@@ -514,6 +850,66 @@ extension Consignment_ShippingService.ClientProtocol {
         try await self.getConsignments(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Consignment_GetRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Consignment_Response>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConsignment" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+    /// > is answered NOT_FOUND, as for an id that does not exist.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConsignment<Result>(
+        request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getConsignment(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Consignment_ConsignmentRef>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Consignment_Response>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CancelConsignment" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+    /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Consignment_ConsignmentRef` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancelConsignment<Result>(
+        request: GRPCCore.ClientRequest<Consignment_ConsignmentRef>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.cancelConsignment(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Consignment_ConsignmentRef>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Consignment_Response>(),
             options: options,
             onResponse: handleResponse
@@ -562,7 +958,8 @@ extension Consignment_ShippingService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > The caller's consignments, oldest first, a page at a time.
+    /// > The caller's consignments, oldest first, a page at a time: booked ones, and (added) cancelled ones with
+    /// > their status.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -585,6 +982,74 @@ extension Consignment_ShippingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getConsignments(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetConsignment" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: one consignment by id, in Response.consignment: its owner's or, for an admin, anyone's. Anyone else
+    /// > is answered NOT_FOUND, as for an id that does not exist.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getConsignment<Result>(
+        _ message: Consignment_ConsignmentRef,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Consignment_ConsignmentRef>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getConsignment(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CancelConsignment" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: cancels a booked consignment and gives its vessel room back; its owner's or, forced, an admin's.
+    /// > Idempotent: cancelling a cancelled consignment answers it as it is. Answers it in Response.consignment.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancelConsignment<Result>(
+        _ message: Consignment_ConsignmentRef,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Consignment_Response>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Consignment_ConsignmentRef>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.cancelConsignment(
             request: request,
             options: options,
             onResponse: handleResponse

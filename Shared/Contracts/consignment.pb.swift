@@ -42,6 +42,73 @@ public nonisolated struct Consignment_Consignment: Sendable {
   /// Added: the owner, stamped by the server from the caller's token whatever the client sent.
   public var userID: String = String()
 
+  public var status: Consignment_Consignment.Status = .unspecified
+
+  /// Added: who cancelled it (its owner, or an admin's user id); empty unless cancelling or cancelled.
+  public var cancelledBy: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  /// Added: where the consignment stands (docs/bookings.md has the state machine); set by the server.
+  public nonisolated enum Status: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case unspecified // = 0
+
+    /// Its room on vessel_id is confirmed.
+    case booked // = 1
+
+    /// A cancel was asked for and is being finished: its room is being given back.
+    case cancelling // = 2
+
+    /// Cancelled: it holds no room.
+    case cancelled // = 3
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .unspecified
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .unspecified
+      case 1: self = .booked
+      case 2: self = .cancelling
+      case 3: self = .cancelled
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .unspecified: return 0
+      case .booked: return 1
+      case .cancelling: return 2
+      case .cancelled: return 3
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Consignment_Consignment.Status] = [
+      .unspecified,
+      .booked,
+      .cancelling,
+      .cancelled,
+    ]
+
+  }
+
+  public init() {}
+}
+
+/// Added: names one consignment.
+public nonisolated struct Consignment_ConsignmentRef: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -115,7 +182,7 @@ fileprivate nonisolated let _protobuf_package = "consignment"
 
 nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Consignment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}description\0\u{1}weight\0\u{1}containers\0\u{3}vessel_id\0\u{3}user_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}description\0\u{1}weight\0\u{1}containers\0\u{3}vessel_id\0\u{3}user_id\0\u{1}status\0\u{3}cancelled_by\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -129,6 +196,8 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.containers) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.vesselID) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 7: try { try decoder.decodeSingularEnumField(value: &self.status) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.cancelledBy) }()
       default: break
       }
     }
@@ -153,6 +222,12 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
     if !self.userID.isEmpty {
       try visitor.visitSingularStringField(value: self.userID, fieldNumber: 6)
     }
+    if self.status != .unspecified {
+      try visitor.visitSingularEnumField(value: self.status, fieldNumber: 7)
+    }
+    if !self.cancelledBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.cancelledBy, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -163,6 +238,42 @@ nonisolated extension Consignment_Consignment: SwiftProtobuf.Message, SwiftProto
     if lhs.containers != rhs.containers {return false}
     if lhs.vesselID != rhs.vesselID {return false}
     if lhs.userID != rhs.userID {return false}
+    if lhs.status != rhs.status {return false}
+    if lhs.cancelledBy != rhs.cancelledBy {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Consignment_Consignment.Status: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATUS_UNSPECIFIED\0\u{1}BOOKED\0\u{1}CANCELLING\0\u{1}CANCELLED\0")
+}
+
+nonisolated extension Consignment_ConsignmentRef: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConsignmentRef"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Consignment_ConsignmentRef, rhs: Consignment_ConsignmentRef) -> Bool {
+    if lhs.id != rhs.id {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

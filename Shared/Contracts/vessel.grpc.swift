@@ -89,6 +89,19 @@ public enum Vessel_VesselService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "Cancel" metadata.
+        public enum Cancel: Sendable {
+            /// Request type for "Cancel".
+            public typealias Input = Vessel_BookingRef
+            /// Response type for "Cancel".
+            public typealias Output = Vessel_Booking
+            /// Descriptor for "Cancel".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "vessel.VesselService"),
+                method: "Cancel",
+                type: .unary
+            )
+        }
         /// Namespace for "List" metadata.
         public enum List: Sendable {
             /// Request type for "List".
@@ -109,6 +122,7 @@ public enum Vessel_VesselService: Sendable {
             Book.descriptor,
             Confirm.descriptor,
             Release.descriptor,
+            Cancel.descriptor,
             List.descriptor
         ]
     }
@@ -216,6 +230,25 @@ extension Vessel_VesselService {
         ///     to an internal error.
         /// - Returns: A streaming response of `Vessel_Booking` messages.
         func release(
+            request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking>
+
+        /// Handle the "Cancel" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+        /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Vessel_BookingRef` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Vessel_Booking` messages.
+        func cancel(
             request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking>
@@ -331,6 +364,25 @@ extension Vessel_VesselService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Vessel_Booking>
 
+        /// Handle the "Cancel" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+        /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Vessel_Booking` message.
+        func cancel(
+            request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Vessel_Booking>
+
         /// Handle the "List" method.
         ///
         /// > Source IDL Documentation:
@@ -440,6 +492,25 @@ extension Vessel_VesselService {
             context: GRPCCore.ServerContext
         ) async throws -> Vessel_Booking
 
+        /// Handle the "Cancel" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+        /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+        ///
+        /// - Parameters:
+        ///   - request: A `Vessel_BookingRef` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Vessel_Booking` to respond with.
+        func cancel(
+            request: Vessel_BookingRef,
+            context: GRPCCore.ServerContext
+        ) async throws -> Vessel_Booking
+
         /// Handle the "List" method.
         ///
         /// > Source IDL Documentation:
@@ -520,6 +591,17 @@ extension Vessel_VesselService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Vessel_VesselService.Method.Cancel.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_BookingRef>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Booking>(),
+            handler: { request, context in
+                try await self.cancel(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Vessel_VesselService.Method.List.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_ListRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Vessel_Response>(),
@@ -585,6 +667,17 @@ extension Vessel_VesselService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking> {
         let response = try await self.release(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func cancel(
+        request: GRPCCore.StreamingServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Vessel_Booking> {
+        let response = try await self.cancel(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -664,6 +757,19 @@ extension Vessel_VesselService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Vessel_Booking> {
         return GRPCCore.ServerResponse<Vessel_Booking>(
             message: try await self.release(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func cancel(
+        request: GRPCCore.ServerRequest<Vessel_BookingRef>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Vessel_Booking> {
+        return GRPCCore.ServerResponse<Vessel_Booking>(
+            message: try await self.cancel(
                 request: request.message,
                 context: context
             ),
@@ -796,6 +902,30 @@ extension Vessel_VesselService {
         ///       already finished.
         /// - Returns: The result of `handleResponse`.
         func release<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Cancel" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+        /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func cancel<Result>(
             request: GRPCCore.ClientRequest<Vessel_BookingRef>,
             serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
             deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
@@ -1007,6 +1137,41 @@ extension Vessel_VesselService {
             )
         }
 
+        /// Call the "Cancel" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+        /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Vessel_BookingRef` message.
+        ///   - serializer: A serializer for `Vessel_BookingRef` messages.
+        ///   - deserializer: A deserializer for `Vessel_Booking` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func cancel<Result>(
+            request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+            serializer: some GRPCCore.MessageSerializer<Vessel_BookingRef>,
+            deserializer: some GRPCCore.MessageDeserializer<Vessel_Booking>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Vessel_VesselService.Method.Cancel.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "List" method.
         ///
         /// > Source IDL Documentation:
@@ -1177,6 +1342,36 @@ extension Vessel_VesselService.ClientProtocol {
         }
     ) async throws -> Result where Result: Sendable {
         try await self.release(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Vessel_BookingRef>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Booking>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Cancel" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+    /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Vessel_BookingRef` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancel<Result>(
+        request: GRPCCore.ClientRequest<Vessel_BookingRef>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.cancel(
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Vessel_BookingRef>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Vessel_Booking>(),
@@ -1371,6 +1566,40 @@ extension Vessel_VesselService.ClientProtocol {
             metadata: metadata
         )
         return try await self.release(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Cancel" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Added: cancels a confirmed booking (its consignment was cancelled) and gives its room back, in the booking's
+    /// > state CANCELLED. Idempotent; the attempt is not needed (only one attempt's booking is ever confirmed).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancel<Result>(
+        _ message: Vessel_BookingRef,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Vessel_Booking>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Vessel_BookingRef>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.cancel(
             request: request,
             options: options,
             onResponse: handleResponse

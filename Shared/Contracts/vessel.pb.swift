@@ -161,6 +161,9 @@ public nonisolated struct Vessel_Booking: Sendable {
     case reserved // = 1
     case confirmed // = 2
     case released // = 3
+
+    /// Added: confirmed, then cancelled; its room is given back and it never takes room again.
+    case cancelled // = 4
     case UNRECOGNIZED(Int)
 
     public init() {
@@ -173,6 +176,7 @@ public nonisolated struct Vessel_Booking: Sendable {
       case 1: self = .reserved
       case 2: self = .confirmed
       case 3: self = .released
+      case 4: self = .cancelled
       default: self = .UNRECOGNIZED(rawValue)
       }
     }
@@ -183,6 +187,7 @@ public nonisolated struct Vessel_Booking: Sendable {
       case .reserved: return 1
       case .confirmed: return 2
       case .released: return 3
+      case .cancelled: return 4
       case .UNRECOGNIZED(let i): return i
       }
     }
@@ -193,6 +198,7 @@ public nonisolated struct Vessel_Booking: Sendable {
       .reserved,
       .confirmed,
       .released,
+      .cancelled,
     ]
 
   }
@@ -514,7 +520,7 @@ nonisolated extension Vessel_Booking: SwiftProtobuf.Message, SwiftProtobuf._Mess
 }
 
 nonisolated extension Vessel_Booking.State: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}RESERVED\0\u{1}CONFIRMED\0\u{1}RELEASED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0STATE_UNSPECIFIED\0\u{1}RESERVED\0\u{1}CONFIRMED\0\u{1}RELEASED\0\u{1}CANCELLED\0")
 }
 
 nonisolated extension Vessel_ListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -4,7 +4,8 @@ import GRPCCore
 /// drains costs its callers a retry rather than an error.
 ///
 /// - Only idempotent methods are listed: reads (`FindAvailable`, `List`, `Get*`, `ValidateToken`), vessel
-///   bookings (`Book`, `Confirm`, `Release` are idempotent by consignment id), and `CreateConsignment`, which
+///   bookings (`Book`, `Confirm`, `Release`, `Cancel` are idempotent by consignment id), `CancelConsignment`
+///   (cancelling a cancelled consignment answers it as it is), and `CreateConsignment`, which
 ///   every Shippy client sends with an `idempotency-key` (the same key, the same consignment). Sign-up and
 ///   `Create` of a vessel are never retried.
 /// - Retried on `unavailable` only (no server had the call, or it refused it while starting or draining), up
@@ -15,11 +16,13 @@ import GRPCCore
 ///   callers stop multiplying the load on it.
 public enum RetryPolicies {
     public static let retryable: [MethodConfig.Name] =
-        ["FindAvailable", "Book", "Confirm", "Release", "List"].map {
+        ["FindAvailable", "Book", "Confirm", "Release", "Cancel", "List"].map {
             .init(service: "vessel.VesselService", method: $0)
         }
         + ["Get", "GetAll", "ValidateToken"].map { .init(service: "user.UserService", method: $0) }
-        + ["GetConsignments", "CreateConsignment"].map { .init(service: "consignment.ShippingService", method: $0) }
+        + ["GetConsignments", "GetConsignment", "CreateConsignment", "CancelConsignment"].map {
+            .init(service: "consignment.ShippingService", method: $0)
+        }
         + [.init(service: "grpc.health.v1.Health", method: "Check")]
 
     public static let policy = RetryPolicy(

@@ -1,5 +1,6 @@
 /// Room on a vessel held for one consignment: reserved by `Book`, made final by `Confirm`, given back by
-/// `Release` or, for a reservation never confirmed, by the sweep once it expires.
+/// `Release` or, for a reservation never confirmed, by the sweep once it expires; a confirmed one is given back
+/// only by `Cancel`, when its consignment is cancelled.
 public struct Booking: Sendable, Hashable {
     public enum State: String, Sendable, Hashable {
         /// The room is taken, until `expiresAt` unless confirmed.
@@ -8,6 +9,9 @@ public struct Booking: Sendable, Hashable {
         case confirmed
         /// The room was given back.
         case released
+        /// It was confirmed, then its consignment was cancelled: the room was given back, and the consignment id
+        /// never takes room again.
+        case cancelled
     }
 
     public var consignmentID: String

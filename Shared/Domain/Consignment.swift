@@ -119,26 +119,40 @@ public struct ConsignmentRecord: Sendable, Hashable {
         case booked
         /// The attempt ended without room (refused, expired or given up); the next attempt may start. Not listed.
         case abandoned
+        /// Its owner or an admin asked to cancel it; its room is being given back (recovery finishes it after a
+        /// crash). Listed; it holds its room until `cancelled`.
+        case cancelling
+        /// Cancelled: its room was given back. Listed, for its owner's history; never booked again.
+        case cancelled
+
+        /// Whether the record is a consignment its owner sees (booked, or cancelled or being cancelled after it).
+        public var isConsignment: Bool { self == .booked || self == .cancelling || self == .cancelled }
+        /// Whether the record holds, or may yet hold, room on a vessel: what a quota counts.
+        public var holdsRoom: Bool { self == .pending || self == .booked || self == .cancelling }
     }
 
     public var consignment: Consignment
     public var status: Status
     /// 1 for the first attempt at booking this id, then 2, 3, … after abandoned ones.
     public var attempt: Int64
-    /// While pending: the token of the user whose call started the attempt, so that whoever finishes it (their
-    /// retry, or recovery after a crash) calls vessel-service on their behalf. Cleared once settled.
+    /// While pending or cancelling: the token of the user whose call started the step, so that whoever finishes it
+    /// (their retry, or recovery after a crash) calls vessel-service on their behalf. Cleared once settled.
     public var credential: String
-    /// When the attempt started, in milliseconds since 1970.
+    /// When the attempt, or the cancel, started, in milliseconds since 1970.
     public var startedAtMilliseconds: Int64
+    /// Who cancelled it (the owner, or an admin's user id): set with `cancelling`, kept as the audit of a forced cancel.
+    public var cancelledBy: String
 
     public init(
-        consignment: Consignment, status: Status, attempt: Int64, credential: String, startedAtMilliseconds: Int64
+        consignment: Consignment, status: Status, attempt: Int64, credential: String, startedAtMilliseconds: Int64,
+        cancelledBy: String = ""
     ) {
         self.consignment = consignment
         self.status = status
         self.attempt = attempt
         self.credential = credential
         self.startedAtMilliseconds = startedAtMilliseconds
+        self.cancelledBy = cancelledBy
     }
 
     public var id: String { consignment.id }

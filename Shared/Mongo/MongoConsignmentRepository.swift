@@ -3,7 +3,8 @@ import ShippyDomain
 import ShippyStorage
 
 /// Consignments in the MongoDB collection `consignments`, one document each with its containers embedded, and
-/// the booking protocol's fields: `status`, `attempt`, `credential` (while pending) and `started_at`.
+/// the booking protocol's fields: `status`, `attempt`, `credential` (while pending or cancelling), `started_at` and
+/// `cancelled_by`.
 public struct MongoConsignmentRepository: ConsignmentRepository {
     public static let collection = "consignments"
     private let client: MongoClient
@@ -12,7 +13,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         self.client = client
     }
 
-    /// Creates the indexes that list a user's consignments and find stalled attempts, and marks consignments
+    /// Creates the indexes that list a user's consignments and find stalled attempts and cancels, and marks consignments
     /// stored before the booking protocol had states as booked. Idempotent.
     public func prepare() async throws(ShippyError) {
         try await client.createIndexes(
@@ -75,10 +76,33 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
             update: ["$set": ["status": "abandoned", "credential": ""]])
     }
 
-    public func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+    public func markCancelling(
+        id: String, cancelledBy: String, credential: String, now: Int64
+    ) async throws(ShippyError) -> ConsignmentRecord? {
+        try await client.findOneAndUpdate(
+            in: Self.collection, filter: ["_id": .string(id), "status": "booked"],
+            update: [
+                "$set": [
+                    "status": "cancelling", "cancelled_by": .string(cancelledBy), "credential": .string(credential),
+                    "started_at": .int64(now),
+                ]
+            ]
+        ).map { document throws(ShippyError) in try ConsignmentRecord(document) }
+    }
+
+    public func markCancelled(id: String) async throws(ShippyError) {
+        try await client.updateOne(
+            in: Self.collection, filter: ["_id": .string(id), "status": "cancelling"],
+            update: ["$set": ["status": "cancelled", "credential": ""]])
+    }
+
+    public func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
         var records: [ConsignmentRecord] = []
         for document in try await client.find(
-            in: Self.collection, filter: ["status": "pending", "started_at": ["$lt": .int64(startedBefore)]],
+            in: Self.collection,
+            filter: [
+                "status": ["$in": .array(["pending", "cancelling"])], "started_at": ["$lt": .int64(startedBefore)],
+            ],
             sort: ["started_at": .int32(1)], limit: Int64(limit))
         {
             records.append(try ConsignmentRecord(document))
@@ -90,7 +114,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     public func held(by userID: String) async throws(ShippyError) -> Load {
         let open = try await client.find(
             in: Self.collection,
-            filter: ["user_id": .string(userID), "status": ["$in": .array(["pending", "booked"])]],
+            filter: ["user_id": .string(userID), "status": ["$in": .array(["pending", "booked", "cancelling"])]],
             projection: ["weight": .int32(1), "containers.user_id": .int32(1)])
         return open.reduce(.zero) { held, document in
             guard case .array(let containers)? = document["containers"] else { return held }
@@ -99,8 +123,12 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     }
 
     /// Keyset pagination on (`seq`, `_id`): a page token holds the last pair seen.
-    public func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
-        var filter: BSONFields = ["user_id": .string(userID), "status": "booked"]
+    public func consignments(
+        ownedBy userID: String, page: PageRequest
+    ) async throws(ShippyError) -> Page<ConsignmentRecord> {
+        var filter: BSONFields = [
+            "user_id": .string(userID), "status": ["$in": .array(["booked", "cancelling", "cancelled"])],
+        ]
         if !page.cursor.isEmpty {
             guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else { throw PageToken.notIssued }
             let after: BSONValue = .array([
@@ -112,13 +140,13 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         let documents = try await client.find(
             in: Self.collection, filter: filter, sort: ["seq": .int32(1), "_id": .int32(1)], limit: Int64(page.size + 1)
         )
-        var fetched: [(seq: Int64, consignment: Consignment)] = []
+        var fetched: [(seq: Int64, record: ConsignmentRecord)] = []
         for document in documents {
-            fetched.append((document["seq"]?.int64Value ?? 0, try Consignment(document)))
+            fetched.append((document["seq"]?.int64Value ?? 0, try ConsignmentRecord(document)))
         }
-        return Page(fetched: fetched, size: page.size, bytes: \.consignment.approximateBytes) {
-            [String($0.seq), $0.consignment.id]
-        }.map(\.consignment)
+        return Page(fetched: fetched, size: page.size, bytes: \.record.consignment.approximateBytes) {
+            [String($0.seq), $0.record.id]
+        }.map(\.record)
     }
 }
 
@@ -146,6 +174,7 @@ extension BSONFields {
             "attempt": .int64(record.attempt),
             "credential": .string(record.credential),
             "started_at": .int64(record.startedAtMilliseconds),
+            "cancelled_by": .string(record.cancelledBy),
         ]
     }
 }
@@ -160,7 +189,8 @@ extension ConsignmentRecord {
         self.init(
             consignment: try Consignment(document), status: status, attempt: document["attempt"]?.int64Value ?? 0,
             credential: document["credential"]?.stringValue ?? "",
-            startedAtMilliseconds: document["started_at"]?.int64Value ?? 0)
+            startedAtMilliseconds: document["started_at"]?.int64Value ?? 0,
+            cancelledBy: document["cancelled_by"]?.stringValue ?? "")
     }
 }
 

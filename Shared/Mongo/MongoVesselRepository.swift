@@ -10,9 +10,9 @@ import ShippyStorage
 /// concurrent bookings through any number of replicas cannot overbook. The booking entry, unique by
 /// consignment id, makes `book` idempotent and records the saga's state:
 ///
-///     pending ──(room taken)──▶ reserved ──confirm──▶ confirmed
-///        │                          │
-///        └──(no room: deleted)      └──release / expired (sweep)──▶ released ──(room given back)──▶ freed
+///     pending ──(room taken)──▶ reserved ──confirm──▶ confirmed ──cancel──▶ cancelled ─┐
+///        │                          │                                                   ├─(room given back)─▶ freed
+///        └──(no room: deleted)      └──release / expired (sweep)──▶ released ──────────┘
 ///
 /// Each hold carries a token of its own, so giving its room back is idempotent too, and a crash between any
 /// two steps leaves an entry that the sweep (`releaseExpired`) finishes. The entry also records the attempt
@@ -188,6 +188,10 @@ public struct MongoVesselRepository: VesselRepository {
                 return try await release(consignmentID: consignmentID, attempt: attempt, ownerID: ownerID)
             }
             return existing.booking
+        case "cancelled":
+            // It holds no room, and never takes any again.
+            if !existing.freed { try await finishRelease(existing) }
+            return existing.booking
         case "confirmed" where existing.attempt == attempt:
             throw BookingErrors.confirmed(consignmentID)
         case "confirmed":
@@ -197,6 +201,24 @@ public struct MongoVesselRepository: VesselRepository {
             guard existing.attempt > attempt else { throw Self.bookingInProgress(consignmentID) }
             return existing.booking
         }
+    }
+
+    public func cancel(consignmentID: String) async throws(ShippyError) -> Booking {
+        // Marked first, then the room given back (the same two steps as a release): a crash between them leaves
+        // `freed: false`, which the next cancel or the sweep finishes.
+        if let cancelled = try await client.findOneAndUpdate(
+            in: Self.bookings, filter: ["_id": .string(consignmentID), "state": "confirmed"],
+            update: ["$set": ["state": "cancelled", "freed": .bool(false)]]
+        ).map({ document throws(ShippyError) in try BookingEntry(document) }) {
+            try await finishRelease(cancelled)
+            return cancelled.booking
+        }
+        guard let existing = try await entry(consignmentID) else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
+        guard existing.state == "cancelled" else { throw BookingErrors.notConfirmed(consignmentID) }
+        if !existing.freed { try await finishRelease(existing) }
+        return existing.booking
     }
 
     public func releaseExpired(now: Int64) async throws(ShippyError) -> Int {
@@ -216,9 +238,10 @@ public struct MongoVesselRepository: VesselRepository {
                 released += 1
             }
         }
-        // Releases that a crash interrupted after the entry was marked.
+        // Releases and cancels that a crash interrupted after the entry was marked.
         let unfinished = try await client.find(
-            in: Self.bookings, filter: ["state": "released", "freed": .bool(false)], limit: 100)
+            in: Self.bookings, filter: ["state": ["$in": .array(["released", "cancelled"])], "freed": .bool(false)],
+            limit: 100)
         for document in unfinished { try await finishRelease(try BookingEntry(document)) }
         return released
     }
@@ -289,7 +312,7 @@ public struct MongoVesselRepository: VesselRepository {
         ).map { document throws(ShippyError) in try BookingEntry(document) }
     }
 
-    /// Gives a released entry's room back to its vessel, then marks the entry freed. Idempotent.
+    /// Gives a released or cancelled entry's room back to its vessel, then marks the entry freed. Idempotent.
     private func finishRelease(_ entry: BookingEntry) async throws(ShippyError) {
         try await giveBack(hold: entry.hold, containers: entry.containers, weight: entry.weight)
         try await client.updateOne(

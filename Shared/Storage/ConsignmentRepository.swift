@@ -22,12 +22,25 @@ public protocol ConsignmentRepository: Sendable {
     /// Marks `attempt` abandoned, when it is still pending. Idempotent.
     func markAbandoned(id: String, attempt: Int64) async throws(ShippyError)
 
-    /// Pending records whose attempt started before `startedBefore` (ms since 1970), oldest first.
-    func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord]
+    /// Marks a booked record `cancelling`, by `cancelledBy` (a user id), with the token that vessel-service's
+    /// `Cancel` is to be called with and the time the cancel started.
+    /// - Returns: the record, when this call marked it; `nil` when it was not booked (already cancelling or
+    ///   cancelled, or not a consignment).
+    func markCancelling(
+        id: String, cancelledBy: String, credential: String, now: Int64
+    ) async throws(ShippyError) -> ConsignmentRecord?
 
-    /// The room that `userID`'s open records hold: pending and booked ones (what a user's quota counts).
+    /// Marks a cancelling record `cancelled` (its room was given back). Idempotent.
+    func markCancelled(id: String) async throws(ShippyError)
+
+    /// Records whose step is unfinished (pending, or cancelling) and began before `startedBefore` (ms since 1970),
+    /// oldest first.
+    func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord]
+
+    /// The room that `userID`'s records hold or may yet hold (`Status.holdsRoom`): what a user's quota counts.
     func held(by userID: String) async throws(ShippyError) -> Load
 
-    /// The booked consignments owned by `userID`, oldest first, a page at a time.
-    func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment>
+    /// The consignments owned by `userID` (`Status.isConsignment`: booked, cancelling, cancelled), oldest first,
+    /// a page at a time.
+    func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<ConsignmentRecord>
 }

@@ -21,4 +21,9 @@ public protocol VesselBooker: Sendable {
     /// Makes sure the attempt holds no room and never will. Idempotent.
     /// - Throws: `ShippyError` `.failedPrecondition` when the attempt's booking is confirmed, `.unavailable`, ….
     func release(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError)
+
+    /// Cancels the confirmed booking of a cancelled consignment, giving its room back. Idempotent.
+    /// - Throws: `ShippyError` `.notFound` (nothing booked), `.failedPrecondition` (not confirmed),
+    ///   `.unavailable` (the outcome is unknown), ….
+    func cancel(consignmentID: String, credential: String) async throws(ShippyError) -> Booking
 }

@@ -41,7 +41,13 @@ public protocol VesselRepository: Sendable {
     /// - Throws: `.notFound` (attempt 0, nothing booked), `.failedPrecondition` when its booking is confirmed.
     func release(consignmentID: String, attempt: Int64, ownerID: String) async throws(ShippyError) -> Booking
 
-    /// Releases the reservations that expired before `now` (ms since 1970) and finishes releases that a
+    /// Cancels the confirmed booking of a consignment that was cancelled: its state becomes `cancelled` and its
+    /// room goes back to its vessel, once. Idempotent: a cancelled booking is answered as it is (and a give-back
+    /// that a crash interrupted is finished).
+    /// - Throws: `.notFound` (nothing booked for the id), `.failedPrecondition` when the booking is not confirmed.
+    func cancel(consignmentID: String) async throws(ShippyError) -> Booking
+
+    /// Releases the reservations that expired before `now` (ms since 1970) and finishes releases and cancels that a
     /// crash interrupted; returns how many bookings it released.
     func releaseExpired(now: Int64) async throws(ShippyError) -> Int
 }
@@ -56,6 +62,7 @@ extension BookingRequest {
         guard existing.ownerID == ownerID else {
             throw .permissionDenied("consignment \(consignmentID) is booked by another user")
         }
+        guard existing.state != .cancelled else { throw BookingErrors.cancelled(consignmentID) }
         guard existing.attempt <= attempt else { throw BookingErrors.superseded(consignmentID, attempt: attempt) }
         // Attempt 0 is a client that predates attempts: it books again after a release, as it always did.
         if existing.state == .released { return existing.attempt < attempt || attempt == 0 }
@@ -87,6 +94,16 @@ public enum BookingErrors {
     public static func notReserved(_ consignmentID: String) -> ShippyError {
         ShippyError(
             .failedPrecondition, "the reservation for consignment \(consignmentID) expired or was released; book again")
+    }
+
+    public static func cancelled(_ consignmentID: String) -> ShippyError {
+        ShippyError(.failedPrecondition, "consignment \(consignmentID) was cancelled; it takes no room again")
+    }
+
+    public static func notConfirmed(_ consignmentID: String) -> ShippyError {
+        ShippyError(
+            .failedPrecondition,
+            "the booking for consignment \(consignmentID) is not confirmed, so it cannot be cancelled")
     }
 
     public static func confirmed(_ consignmentID: String) -> ShippyError {

@@ -49,14 +49,15 @@ import Testing
                 $0.consignmentID = request.consignmentID; $0.attempt = 1
             }
             let gateway = try authority.issue("api-gateway")
-            for method in ["Book", "Confirm", "Release"] {
+            for method in ["Book", "Confirm", "Release", "Cancel"] {
                 await expectStatus(.permissionDenied, "\(method) is for consignment-service only") {
                     try await vessel.withClient(as: gateway) { client in
                         let vessels = Vessel_VesselService.Client(wrapping: client)
                         switch method {
                         case "Book": _ = try await vessels.book(request, metadata: metadata)
                         case "Confirm": _ = try await vessels.confirm(reference, metadata: metadata)
-                        default: _ = try await vessels.release(reference, metadata: metadata)
+                        case "Release": _ = try await vessels.release(reference, metadata: metadata)
+                        default: _ = try await vessels.cancel(reference, metadata: metadata)
                         }
                     }
                 }

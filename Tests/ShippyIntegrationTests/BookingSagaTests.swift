@@ -175,13 +175,19 @@ final class FaultyConsignmentRepository: ConsignmentRepository {
     func markAbandoned(id: String, attempt: Int64) async throws(ShippyError) {
         try await base.markAbandoned(id: id, attempt: attempt)
     }
-    func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
-        try await base.pending(startedBefore: startedBefore, limit: limit)
+    func markCancelling(
+        id: String, cancelledBy: String, credential: String, now: Int64
+    ) async throws(ShippyError) -> ConsignmentRecord? {
+        try await base.markCancelling(id: id, cancelledBy: cancelledBy, credential: credential, now: now)
+    }
+    func markCancelled(id: String) async throws(ShippyError) { try await base.markCancelled(id: id) }
+    func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+        try await base.unsettled(startedBefore: startedBefore, limit: limit)
     }
     func held(by userID: String) async throws(ShippyError) -> Load {
         try await base.held(by: userID)
     }
-    func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment> {
+    func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<ConsignmentRecord> {
         try await base.consignments(ownedBy: userID, page: page)
     }
 }

@@ -100,4 +100,52 @@ import Testing
             (error as? ShippyError)?.code == .invalidArgument
         }
     }
+
+    /// A cancel gives a confirmed booking's room back once, whoever repeats it, and the id never takes room again;
+    /// a cancel that a crash stopped between its two steps is finished by the sweep.
+    @Test func aCancelledBookingGivesItsRoomBackOnceAndNeverTakesRoomAgain() async throws {
+        try await withClient { client in
+            let repository = MongoVesselRepository(client: client)
+            try await repository.prepare()
+            try await repository.create(Vessel(id: "v", name: "V", capacity: 10, maxWeight: 1_000))
+            func book(_ id: String, attempt: Int64 = 1) async throws -> Booking {
+                try await repository.book(
+                    try BookingRequest(
+                        consignmentID: id, specification: try VesselSpecification(capacity: 3, maxWeight: 300),
+                        ownerID: "ann", attempt: attempt),
+                    expiresAt: .max)
+            }
+            func room() async throws -> [Int32] {
+                let vessel = try #require(try await repository.list(PageRequest()).items.first)
+                return [vessel.roomCapacity, vessel.roomWeight]
+            }
+            _ = try await book("c")
+            await #expect(throws: BookingErrors.notConfirmed("c")) { try await repository.cancel(consignmentID: "c") }
+            _ = try await repository.confirm(consignmentID: "c", attempt: 1)
+            #expect(try await room() == [7, 700])
+            #expect(try await repository.cancel(consignmentID: "c").state == .cancelled)
+            #expect(try await repository.cancel(consignmentID: "c").state == .cancelled)
+            #expect(try await room() == [10, 1_000])
+            #expect(try await repository.release(consignmentID: "c", attempt: 1, ownerID: "ann").state == .cancelled)
+            await #expect(throws: BookingErrors.cancelled("c")) { try await book("c", attempt: 2) }
+            await #expect(throws: BookingErrors.notReserved("c")) {
+                try await repository.confirm(consignmentID: "c", attempt: 1)
+            }
+            #expect(try await room() == [10, 1_000])
+            await #expect(throws: ShippyError.self) { try await repository.cancel(consignmentID: "none") }
+
+            // Marked cancelled, the room not yet given back (a crash between the two steps): the sweep finishes it.
+            _ = try await book("d")
+            _ = try await repository.confirm(consignmentID: "d", attempt: 1)
+            try await client.updateOne(
+                in: MongoVesselRepository.bookings, filter: ["_id": "d"],
+                update: ["$set": ["state": "cancelled", "freed": .bool(false)]])
+            #expect(try await room() == [7, 700])
+            _ = try await repository.releaseExpired(now: 0)
+            #expect(try await room() == [10, 1_000])
+            _ = try await repository.releaseExpired(now: 0)
+            #expect(try await repository.cancel(consignmentID: "d").state == .cancelled)
+            #expect(try await room() == [10, 1_000])
+        }
+    }
 }

@@ -47,6 +47,10 @@ package struct RepositoryVesselBooker: VesselBooker {
     package func release(consignmentID: String, attempt: Int64, credential: String) async throws(ShippyError) {
         _ = try await repository.release(consignmentID: consignmentID, attempt: attempt, ownerID: credential)
     }
+
+    package func cancel(consignmentID: String, credential: String) async throws(ShippyError) -> Booking {
+        try await repository.cancel(consignmentID: consignmentID)
+    }
 }
 
 /// One process of the booking protocol, failing on cue: each call it makes to the consignment store or to
@@ -143,9 +147,21 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
         try await plan.step { () async throws(ShippyError) in try await base.markAbandoned(id: id, attempt: attempt) }
     }
 
-    package func pending(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+    package func markCancelling(
+        id: String, cancelledBy: String, credential: String, now: Int64
+    ) async throws(ShippyError) -> ConsignmentRecord? {
         try await plan.step { () async throws(ShippyError) in
-            try await base.pending(startedBefore: startedBefore, limit: limit)
+            try await base.markCancelling(id: id, cancelledBy: cancelledBy, credential: credential, now: now)
+        }
+    }
+
+    package func markCancelled(id: String) async throws(ShippyError) {
+        try await plan.step { () async throws(ShippyError) in try await base.markCancelled(id: id) }
+    }
+
+    package func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
+        try await plan.step { () async throws(ShippyError) in
+            try await base.unsettled(startedBefore: startedBefore, limit: limit)
         }
     }
 
@@ -153,8 +169,9 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
         try await plan.step { () async throws(ShippyError) in try await base.held(by: userID) }
     }
 
-    package func consignments(ownedBy userID: String, page: PageRequest) async throws(ShippyError) -> Page<Consignment>
-    {
+    package func consignments(
+        ownedBy userID: String, page: PageRequest
+    ) async throws(ShippyError) -> Page<ConsignmentRecord> {
         try await plan.step { () async throws(ShippyError) in try await base.consignments(ownedBy: userID, page: page) }
     }
 }
@@ -191,11 +208,17 @@ package struct CrashingVesselBooker: VesselBooker {
             try await base.release(consignmentID: consignmentID, attempt: attempt, credential: credential)
         }
     }
+
+    package func cancel(consignmentID: String, credential: String) async throws(ShippyError) -> Booking {
+        try await plan.step { () async throws(ShippyError) in
+            try await base.cancel(consignmentID: consignmentID, credential: credential)
+        }
+    }
 }
 
 /// The booking invariant at a quiescent point, as violations (none when it holds): on every vessel the room
-/// taken equals the containers and kg of the booked records on it; every consignment answered OK is booked as
-/// answered; no record is left pending.
+/// taken equals the containers and kg of the booked records on it (cancelled ones hold none); every consignment
+/// answered OK is booked as answered; no record is left pending or cancelling.
 package func bookingInvariantViolations(
     vessels: [Vessel], records: [ConsignmentRecord], answeredOK: [Consignment]
 ) -> [String] {
@@ -215,23 +238,26 @@ package func bookingInvariantViolations(
     for consignment in answeredOK where !booked.contains(where: { $0.consignment == consignment }) {
         violations.append("consignment \(consignment.id) was answered OK but is not booked as answered")
     }
-    for record in records where record.status == .pending {
-        violations.append("consignment \(record.id) attempt \(record.attempt) is still pending")
+    for record in records where record.status == .pending || record.status == .cancelling {
+        violations.append("consignment \(record.id) attempt \(record.attempt) is still \(record.status)")
     }
     return violations
 }
 
 /// The booking use case as the crash scenarios drive it (consignment-service's `ConsignmentBooking`, which lives
-/// in its executable): a create with the scenario's idempotency key, and a recovery pass.
+/// in its executable): a create with the scenario's idempotency key, a cancel by id, and a recovery pass.
 package struct BookingProcess: Sendable {
     package var create: @Sendable (Consignment, Caller) async throws -> Consignment
+    package var cancel: @Sendable (String, Caller) async throws -> ConsignmentRecord
     package var recover: @Sendable () async throws -> Void
 
     package init(
         create: @escaping @Sendable (Consignment, Caller) async throws -> Consignment,
+        cancel: @escaping @Sendable (String, Caller) async throws -> ConsignmentRecord,
         recover: @escaping @Sendable () async throws -> Void
     ) {
         self.create = create
+        self.cancel = cancel
         self.recover = recover
     }
 }
@@ -312,4 +338,69 @@ package func crashScenario(
         answeredOK: retry.map { [$0] } ?? []
     ).map { "\(context), after the retry: \($0)" }
     return (violations, retry != nil)
+}
+
+/// One cancel scenario: three containers are booked; a process cancels them as `caller` (their owner, or an admin
+/// forcing it) and dies at step `crashAt` (`moment`), or stops there; time passes beyond the recovery threshold;
+/// the sweep and recovery run; a stopped process goes on to its end. Then the invariant must hold, and a cancel
+/// once begun (the record marked cancelling) must have ended cancelled, never undone; a cancel by the owner
+/// afterwards answers it cancelled, and the vessel has all its room back.
+/// - Returns: the violations, each naming the scenario (none when everything held).
+package func cancelScenario(
+    crashAt: Int, _ moment: CrashPlan.Moment, owner: Caller, caller: Caller, stores: BookingStores,
+    make: (any ConsignmentRepository, any VesselBooker, TestClock) -> BookingProcess
+) async throws -> [String] {
+    let room = Vessel(id: "v1", name: "Only", capacity: 10, maxWeight: 100_000)
+    try await stores.vessels.create(room)
+    let clock = TestClock()
+    let healthy = make(stores.consignments, RepositoryVesselBooker(stores.vessels, clock: clock), clock)
+    let booked = try await healthy.create(
+        Consignment(
+            description: "Three containers", weight: 30_000,
+            containers: (1...3).map { Container(customerID: "cust\($0)", origin: "Derby") }), owner)
+    let plan = CrashPlan(crashAt: crashAt, moment)
+    let dying = make(
+        CrashingConsignmentRepository(stores.consignments, plan),
+        CrashingVesselBooker(RepositoryVesselBooker(stores.vessels, clock: clock), plan), clock)
+    let call = Task {
+        defer { plan.end() }
+        return try? await dying.cancel(booked.id, caller)
+    }
+    while !plan.isStoppedOrEnded { try await Task.sleep(for: .milliseconds(5)) }
+
+    clock.advance(by: .seconds(90))
+    _ = try await stores.vessels.releaseExpired(now: clock.now)
+    try await healthy.recover()
+    plan.resume()
+    let answered = await call.value
+    _ = try await stores.vessels.releaseExpired(now: clock.now)
+    try await healthy.recover()
+
+    var violations = bookingInvariantViolations(
+        vessels: try await stores.vessels.list(PageRequest()).items, records: try await stores.records(),
+        answeredOK: [])
+    let stored = try await stores.records().first { $0.id == booked.id }
+    if let answered, answered.status != .cancelled || stored?.status != .cancelled {
+        violations.append(
+            "the cancel answered \(answered.status), the record is \(String(describing: stored?.status))")
+    }
+    if stored?.status != .booked && stored?.status != .cancelled {
+        violations.append("the record was left \(String(describing: stored?.status))")
+    }
+    if let stored, stored.status == .cancelled, stored.cancelledBy != caller.userID {
+        violations.append("cancelled by \(stored.cancelledBy), not by \(caller.userID)")
+    }
+
+    let again = try? await healthy.cancel(booked.id, owner)
+    if again?.status != .cancelled {
+        violations.append("the owner's cancel afterwards answered \(String(describing: again?.status))")
+    }
+    let vessels = try await stores.vessels.list(PageRequest()).items
+    violations += bookingInvariantViolations(
+        vessels: vessels, records: try await stores.records(), answeredOK: []
+    ).map { "after the owner's cancel: \($0)" }
+    if let vessel = vessels.first, vessel.roomCapacity != room.capacity || vessel.roomWeight != room.maxWeight {
+        violations.append("the vessel has \(vessel.roomCapacity) containers \(vessel.roomWeight) kg of room left")
+    }
+    return violations.map { "cancel, crash \(moment) step \(crashAt): \($0)" }
 }

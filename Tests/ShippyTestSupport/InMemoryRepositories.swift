@@ -30,7 +30,7 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
     public func markBooked(id: String, attempt: Int64, vesselID: String) -> ConsignmentRecord? {
         guard let index = records.firstIndex(where: { $0.id == id && $0.attempt == attempt }) else { return nil }
         switch records[index].status {
-        case .abandoned: return nil
+        case .abandoned, .cancelling, .cancelled: return nil
         case .booked: return records[index]
         case .pending:
             records[index].status = .booked
@@ -47,27 +47,44 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
         records[index].credential = ""
     }
 
-    public func pending(startedBefore: Int64, limit: Int) -> [ConsignmentRecord] {
+    public func markCancelling(id: String, cancelledBy: String, credential: String, now: Int64) -> ConsignmentRecord? {
+        guard let index = records.firstIndex(where: { $0.id == id && $0.status == .booked }) else { return nil }
+        records[index].status = .cancelling
+        records[index].cancelledBy = cancelledBy
+        records[index].credential = credential
+        records[index].startedAtMilliseconds = now
+        return records[index]
+    }
+
+    public func markCancelled(id: String) {
+        guard let index = records.firstIndex(where: { $0.id == id && $0.status == .cancelling }) else { return }
+        records[index].status = .cancelled
+        records[index].credential = ""
+    }
+
+    public func unsettled(startedBefore: Int64, limit: Int) -> [ConsignmentRecord] {
         Array(
-            records.filter { $0.status == .pending && $0.startedAtMilliseconds < startedBefore }
-                .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
+            records.filter {
+                ($0.status == .pending || $0.status == .cancelling) && $0.startedAtMilliseconds < startedBefore
+            }
+            .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
     }
 
     public func held(by userID: String) -> Load {
-        records.filter { $0.consignment.userID == userID && $0.status != .abandoned }.reduce(.zero) {
+        records.filter { $0.consignment.userID == userID && $0.status.holdsRoom }.reduce(.zero) {
             $0 + $1.consignment.load
         }
     }
 
-    public func consignments(ownedBy userID: String, page: PageRequest) -> Page<Consignment> {
+    public func consignments(ownedBy userID: String, page: PageRequest) -> Page<ConsignmentRecord> {
         let owned = records.enumerated().filter {
-            $0.element.consignment.userID == userID && $0.element.status == .booked
+            $0.element.consignment.userID == userID && $0.element.status.isConsignment
         }
         let after = page.cursor.first.flatMap(Int.init) ?? -1
         let fetched = owned.filter { $0.offset > after }.prefix(page.size + 1)
         return Page(fetched: Array(fetched), size: page.size, bytes: \.element.consignment.approximateBytes) {
             [String($0.offset)]
-        }.map(\.element.consignment)
+        }.map(\.element)
     }
 
     /// Every record, for tests that check the store's invariant.
@@ -229,7 +246,7 @@ public actor InMemoryVesselRepository: VesselRepository {
         guard var booking = bookings[consignmentID] else {
             throw .notFound("no booking for consignment \(consignmentID)")
         }
-        guard booking.attempt == attempt, booking.state != .released else {
+        guard booking.attempt == attempt, booking.state == .reserved || booking.state == .confirmed else {
             throw BookingErrors.notReserved(consignmentID)
         }
         booking.state = .confirmed
@@ -250,6 +267,7 @@ public actor InMemoryVesselRepository: VesselRepository {
         case .confirmed:
             if booking.attempt == attempt { throw BookingErrors.confirmed(consignmentID) }
             return booking
+        case .cancelled: return booking
         case .released: break
         case .reserved:
             booking.state = .released
@@ -259,6 +277,22 @@ public actor InMemoryVesselRepository: VesselRepository {
         booking.attempt = attempt
         bookings[consignmentID] = booking
         return booking
+    }
+
+    public func cancel(consignmentID: String) throws(ShippyError) -> Booking {
+        guard var booking = bookings[consignmentID] else {
+            throw .notFound("no booking for consignment \(consignmentID)")
+        }
+        switch booking.state {
+        case .cancelled: return booking
+        case .confirmed:
+            booking.state = .cancelled
+            vessels[booking.vesselID]?.roomCapacity += booking.containers
+            vessels[booking.vesselID]?.roomWeight += booking.weight
+            bookings[consignmentID] = booking
+            return booking
+        case .reserved, .released: throw BookingErrors.notConfirmed(consignmentID)
+        }
     }
 
     public func releaseExpired(now: Int64) throws(ShippyError) -> Int {

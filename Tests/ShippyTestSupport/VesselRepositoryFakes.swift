@@ -18,6 +18,7 @@ package extension PartialVesselRepositoryFake {
     package func release(consignmentID: String, attempt: Int64, ownerID: String) async throws(ShippyError) -> Booking {
         throw Self.notFaked
     }
+    package func cancel(consignmentID: String) async throws(ShippyError) -> Booking { throw Self.notFaked }
     package func releaseExpired(now: Int64) async throws(ShippyError) -> Int { 0 }
 
     private static var notFaked: ShippyError { ShippyError(.internal, "\(Self.self) does not fake this method") }

@@ -100,6 +100,13 @@ import Testing
                 consignmentID: "ann-1", specification: try VesselSpecification(capacity: 1, maxWeight: 1),
                 ownerID: Self.ann.id),
             expiresAt: .max)
+        // A confirmed one, for Cancel.
+        _ = try await repository.book(
+            try BookingRequest(
+                consignmentID: "ann-2", specification: try VesselSpecification(capacity: 1, maxWeight: 1),
+                ownerID: Self.ann.id),
+            expiresAt: .max)
+        _ = try await repository.confirm(consignmentID: "ann-2", attempt: 0)
         let verifier = await keys.signer().verifier
         return try await withRunningApp({ configuration in
             VesselServiceApp.build(
@@ -158,6 +165,17 @@ import Testing
         ) { metadata in
             try await withVessels {
                 "\(try await $0.release(.with { $0.consignmentID = "ann-1" }, metadata: metadata))"
+            }
+        }
+        responses += try await check(
+            "vessel.Cancel",
+            [
+                .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: Self.denied,
+                .admin: Self.ok,
+            ]
+        ) { metadata in
+            try await withVessels {
+                "\(try await $0.cancel(.with { $0.consignmentID = "ann-2" }, metadata: metadata))"
             }
         }
         responses += try await check(
@@ -345,6 +363,21 @@ import Testing
         ) { metadata in
             try await withConsignments {
                 "\(try await $0.getConsignments(Consignment_GetRequest(), metadata: metadata))"
+            }
+        }
+        // One consignment: its owner's or an admin's to see and to cancel; to anyone else it does not exist.
+        let oneConsignment: Row = [
+            .none: Self.unauthenticated, .forged: Self.unauthenticated, .user: Self.ok, .anotherUser: .notFound,
+            .admin: Self.ok,
+        ]
+        _ = try await check("consignment.GetConsignment", oneConsignment) { metadata in
+            try await withConsignments {
+                "\(try await $0.getConsignment(.with { $0.id = "ann-1" }, metadata: metadata))"
+            }
+        }
+        _ = try await check("consignment.CancelConsignment", oneConsignment) { metadata in
+            try await withConsignments {
+                "\(try await $0.cancelConsignment(.with { $0.id = "ann-1" }, metadata: metadata))"
             }
         }
         // Everyone sees only their own: Ann her one consignment, another user and the admin none of hers.

@@ -30,6 +30,31 @@ import Testing
         return Caller(claims: claims, token: token)
     }
 
+    static func admin() async throws -> Caller {
+        let signer = await TokenSigner(
+            privateKey: ES256PrivateKey(), issuer: "shippy-user-service", audience: "shippy", lifetime: .seconds(600))
+        let user = User(id: "d0000000-0000-4000-8000-00000000000d", name: "Ada", company: "Shippy", email: "ada@x.org")
+        let (token, claims) = try await signer.signed(user, roles: [.user, .admin])
+        return Caller(claims: claims, token: token)
+    }
+
+    /// Steps of a cancel: reading the record, marking it cancelling, vessel-service's Cancel, marking it cancelled;
+    /// one more reaches no step.
+    @Test(arguments: CrashPlan.Moment.allCases, [false, true])
+    func aCancelIsFinishedNeverUndoneAfterACrashAtEveryStep(moment: CrashPlan.Moment, forced: Bool) async throws {
+        let owner = try await Self.caller()
+        let caller = forced ? try await Self.admin() : owner
+        for crashAt in 1...5 {
+            let store = InMemoryConsignmentRepository()
+            let violations = try await cancelScenario(
+                crashAt: crashAt, moment, owner: owner, caller: caller,
+                stores: BookingStores(
+                    vessels: InMemoryVesselRepository(), consignments: store, records: { await store.all() }),
+                make: ConsignmentBooking.process)
+            #expect(violations.isEmpty, "\(violations)")
+        }
+    }
+
     static func fleet(for path: Path) -> [Vessel] {
         [Vessel(id: "v1", name: "Small", capacity: path == .booked ? 10 : 2, maxWeight: 100_000)]
     }
@@ -126,6 +151,7 @@ extension ConsignmentBooking {
             create: {
                 try await booking.create($0, key: try IdempotencyKey(["idempotency-key": "order-1"]), caller: $1)
             },
+            cancel: { try await booking.cancel(id: $0, caller: $1) },
             recover: { try await booking.recoverStalled() })
     }
 }

@@ -107,6 +107,18 @@ import Testing
         #expect(try await fixture.taken() == Load(containers: 21, weight: 21))
     }
 
+    @Test func aCancelledConsignmentHoldsNoneOfTheQuota() async throws {
+        let fixture = Fixture()
+        let ann = try await Self.caller("a0000000-0000-4000-8000-00000000000a")
+        let full = try await fixture.booking.create(Self.consignment(containers: 10, weight: 10), key: nil, caller: ann)
+        await #expect(throws: ShippyError.self) {
+            _ = try await fixture.booking.create(Self.consignment(containers: 1, weight: 1), key: nil, caller: ann)
+        }
+        _ = try await fixture.booking.cancel(id: full.id, caller: ann)
+        #expect(try await fixture.taken() == .zero)
+        _ = try await fixture.booking.create(Self.consignment(containers: 10, weight: 10), key: nil, caller: ann)
+    }
+
     /// The invariant: whatever calls race, the booked records of a user never hold more than the quota, and the
     /// room taken is what the booked records hold. Racing calls near the quota may all be refused (each counts
     /// the others in flight); afterwards the user can still book up to the quota exactly, as nothing refused holds
