@@ -79,7 +79,7 @@ import Testing
             #expect(lines.contains("  vessel:      vessel003"))
             #expect(lines.contains("  weight:      55000 kg"))
             #expect(lines.contains("Your consignments (1):"))
-            #expect(lines.last?.hasPrefix("  \(consignmentID)  vessel vessel003") == true)
+            #expect(lines.last?.hasPrefix("  \(consignmentID)  booked  vessel vessel003") == true)
 
             // A second user, logging in with `user-cli login`, sees only their own.
             let bob = try await run(
@@ -98,6 +98,29 @@ import Testing
             let bobsList = try #require(bobReport["consignments"] as? [[String: Any]])
             #expect(bobsList.count == 1)
             #expect(!bobShips.output.contains(consignmentID))
+
+            // One consignment: its owner's to see and to cancel; to another user it does not exist.
+            let got = try await run("consignment-cli", ["get", consignmentID, annToken], environment: shipping)
+            #expect(got.status == 0 && got.output.contains("  status:      booked"), "\(got.output)\(got.error)")
+            let hidden = try await run("consignment-cli", ["get", consignmentID, bobToken], environment: shipping)
+            #expect(hidden.status == 65, "\(hidden.error)")
+            #expect(hidden.error == "consignment-cli: no consignment \(consignmentID) of yours\n", "\(hidden.error)")
+            let fleet = ["VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)"]
+            func vessel003() async throws -> String {
+                let listed = try await run("vessel-cli", ["list", annToken], environment: fleet)
+                return listed.output.split(separator: "\n").first { $0.contains("vessel003") }.map(String.init) ?? ""
+            }
+            #expect(try await vessel003().contains("9/12 containers  25000/80000 kg"))
+            for _ in 0..<2 {
+                let cancelled = try await run("consignment-cli", ["cancel", consignmentID, annToken], environment: shipping)
+                #expect(cancelled.status == 0, "\(cancelled.error)")
+                #expect(cancelled.output.hasPrefix("Cancelled consignment \(consignmentID)\n"), "\(cancelled.output)")
+                #expect(cancelled.output.contains("  status:      cancelled"), "\(cancelled.output)")
+                // The room comes back once, whoever repeats the cancel.
+                #expect(try await vessel003().contains("12/12 containers  80000/80000 kg"))
+            }
+            let bobCancels = try await run("consignment-cli", ["cancel", consignmentID, bobToken], environment: shipping)
+            #expect(bobCancels.status == 65 && bobCancels.error.contains("no consignment"), "\(bobCancels.error)")
 
             // Bad tokens: a clear error and exit 77, and every service keeps serving.
             let signingKey = try ES256PrivateKey(pem: String(contentsOfFile: "\(keys)/signing.pem", encoding: .utf8))
