@@ -134,6 +134,20 @@ struct APIHandler: APIProtocol {
         }
     }
 
+    func getConsignment(_ input: Operations.GetConsignment.Input) async throws -> Operations.GetConsignment.Output {
+        let response = try await consignments.getConsignment(
+            .with { $0.id = input.path.id }, metadata: try authorized(), options: options)
+        return .ok(.init(body: .json(.init(response.consignment))))
+    }
+
+    func cancelConsignment(
+        _ input: Operations.CancelConsignment.Input
+    ) async throws -> Operations.CancelConsignment.Output {
+        let response = try await consignments.cancelConsignment(
+            .with { $0.id = input.path.id }, metadata: try authorized(), options: options)
+        return .ok(.init(body: .json(.init(response.consignment))))
+    }
+
     func listVessels(_ input: Operations.ListVessels.Input) async throws -> Operations.ListVessels.Output {
         let metadata = try authorized()
         let response = try await paging {
@@ -203,7 +217,19 @@ extension Components.Schemas.Consignment {
             containers: consignment.containers.map {
                 .init(id: $0.id.isEmpty ? nil : $0.id, customerId: $0.customerID, origin: $0.origin)
             },
-            vesselId: consignment.vesselID)
+            vesselId: consignment.vesselID, status: StatusPayload(consignment.status),
+            cancelledBy: consignment.cancelledBy.isEmpty ? nil : consignment.cancelledBy)
+    }
+}
+
+extension Components.Schemas.Consignment.StatusPayload {
+    init(_ status: Consignment_Consignment.Status) {
+        self =
+            switch status {
+            case .cancelling: .cancelling
+            case .cancelled: .cancelled
+            default: .booked
+            }
     }
 }
 

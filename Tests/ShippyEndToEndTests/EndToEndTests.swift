@@ -112,14 +112,16 @@ import Testing
             }
             #expect(try await vessel003().contains("9/12 containers  25000/80000 kg"))
             for _ in 0..<2 {
-                let cancelled = try await run("consignment-cli", ["cancel", consignmentID, annToken], environment: shipping)
+                let cancelled = try await run(
+                    "consignment-cli", ["cancel", consignmentID, annToken], environment: shipping)
                 #expect(cancelled.status == 0, "\(cancelled.error)")
                 #expect(cancelled.output.hasPrefix("Cancelled consignment \(consignmentID)\n"), "\(cancelled.output)")
                 #expect(cancelled.output.contains("  status:      cancelled"), "\(cancelled.output)")
                 // The room comes back once, whoever repeats the cancel.
                 #expect(try await vessel003().contains("12/12 containers  80000/80000 kg"))
             }
-            let bobCancels = try await run("consignment-cli", ["cancel", consignmentID, bobToken], environment: shipping)
+            let bobCancels = try await run(
+                "consignment-cli", ["cancel", consignmentID, bobToken], environment: shipping)
             #expect(bobCancels.status == 65 && bobCancels.error.contains("no consignment"), "\(bobCancels.error)")
 
             // Bad tokens: a clear error and exit 77, and every service keeps serving.

@@ -271,6 +271,32 @@ import Glibc
             #expect(
                 detail.hasSuffix("retry in \(limited.headers["retry-after"] ?? "?") s"), "\(detail) \(limited.headers)")
 
+            // One consignment: yours (or an admin's to see), with its status; to anyone else it does not exist.
+            let id = try #require(shipped.json["id"] as? String)
+            #expect(shipped.json["status"] as? String == "booked")
+            let one = try await http("GET", "\(base)/v1/consignments/\(id)", headers: bearer)
+            #expect(one.status == 200 && one.json["id"] as? String == id && one.json["status"] as? String == "booked")
+            let admin = ["Authorization": "Bearer \(adminToken)"]
+            #expect(try await http("GET", "\(base)/v1/consignments/\(id)", headers: admin).status == 200)
+            expectProblem(try await http("GET", "\(base)/v1/consignments/\(id)"), 401, "token")
+            expectProblem(
+                try await http("GET", "\(base)/v1/consignments/no-such-thing", headers: bearer), 404,
+                "no consignment no-such-thing of yours")
+            // Cancelled, by an admin for the shipper (forced): the room comes back, once.
+            for _ in 0..<2 {
+                let cancelled = try await http("POST", "\(base)/v1/consignments/\(id)/cancel", headers: admin)
+                #expect(cancelled.status == 200 && cancelled.json["status"] as? String == "cancelled", "\(cancelled)")
+                #expect(cancelled.json["cancelled_by"] as? String != nil)
+                #expect(
+                    room(try await http("GET", "\(base)/v1/vessels?page_size=500", headers: bearer), "vessel003") == 12)
+            }
+            #expect(
+                try await http("GET", "\(base)/v1/consignments/\(id)", headers: bearer).json["status"] as? String
+                    == "cancelled")
+            expectProblem(
+                try await http("DELETE", "\(base)/v1/consignments/\(id)", headers: bearer), 405,
+                "takes GET, HEAD, not DELETE")
+
             // Your consignments, a page at a time.
             let first = try await http("GET", "\(base)/v1/consignments?page_size=1", headers: bearer)
             #expect((first.json["consignments"] as? [Any])?.count == 1, "\(first)")

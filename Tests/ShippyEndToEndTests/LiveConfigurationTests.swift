@@ -60,7 +60,8 @@ import Testing
                 }, "both changes are applied and logged within 2 s:\n\(log())")
             let shortened = try await ship(deadline: .seconds(4.5))
             #expect(
-                shortened == .unavailable, "the service's own 0.3 s vessel timeout ends the call, not the 4.5 s deadline")
+                shortened == .unavailable,
+                "the service's own 0.3 s vessel timeout ends the call, not the 4.5 s deadline")
             #expect(await eventually(within: .seconds(1)) { log().contains(callLine) }, "debug lines now appear")
 
             try configure(#"{"log": {"level": "loud"}, "vessel": {"timeout": "soon"}}"#)

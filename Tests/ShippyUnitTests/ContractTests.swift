@@ -109,6 +109,11 @@ import Yams
             #expect(number["minimum"] as? Int == 1, "\(schema).\(property)")
             #expect(number["format"] as? String == "int32", "\(schema).\(property)")
         }
+        let components = Self.document["components"] as? [String: Any]
+        let id = try #require((components?["parameters"] as? [String: Any])?["ConsignmentId"] as? [String: Any])
+        let idSchema = try #require(id["schema"] as? [String: Any])
+        #expect(idSchema["maxLength"] as? Int == BookingRequest.maximumIDLength && idSchema["minLength"] as? Int == 1)
+        #expect(idSchema["pattern"] as? String == Self.required)
         let paths = Self.document["paths"] as? [String: Any]
         let create = (paths?["/v1/consignments"] as? [String: Any])?["post"] as? [String: Any]
         let header = try #require(

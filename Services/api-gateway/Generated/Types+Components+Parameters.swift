@@ -10,6 +10,10 @@ extension Components {
         ///
         /// - Remark: Generated from `#/components/parameters/PageSize`.
         internal typealias PageSize = Swift.Int32
+        /// The consignment's id, as its creation answered it.
+        ///
+        /// - Remark: Generated from `#/components/parameters/ConsignmentId`.
+        internal typealias ConsignmentId = Swift.String
         /// The `next_page_token` of the page before.
         ///
         /// - Remark: Generated from `#/components/parameters/PageToken`.

@@ -418,6 +418,22 @@ extension Components {
             internal var containers: [Components.Schemas.Container]
             /// - Remark: Generated from `#/components/schemas/Consignment/vessel_id`.
             internal var vesselId: Swift.String
+            /// `booked`: its room on the vessel is confirmed. `cancelling`: a cancel was asked for and is being finished (its room is still held). `cancelled`: it holds no room.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Consignment/status`.
+            internal enum StatusPayload: String, Codable, Hashable, Sendable, CaseIterable {
+                case booked = "booked"
+                case cancelling = "cancelling"
+                case cancelled = "cancelled"
+            }
+            /// `booked`: its room on the vessel is confirmed. `cancelling`: a cancel was asked for and is being finished (its room is still held). `cancelled`: it holds no room.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Consignment/status`.
+            internal var status: Components.Schemas.Consignment.StatusPayload
+            /// The user id of who cancelled it (its owner, or an admin); absent unless cancelling or cancelled.
+            ///
+            /// - Remark: Generated from `#/components/schemas/Consignment/cancelled_by`.
+            internal var cancelledBy: Swift.String?
             /// Creates a new `Consignment`.
             ///
             /// - Parameters:
@@ -426,18 +442,24 @@ extension Components {
             ///   - weight:
             ///   - containers:
             ///   - vesselId:
+            ///   - status: `booked`: its room on the vessel is confirmed. `cancelling`: a cancel was asked for and is being finished (its room is still held). `cancelled`: it holds no room.
+            ///   - cancelledBy: The user id of who cancelled it (its owner, or an admin); absent unless cancelling or cancelled.
             internal init(
                 id: Swift.String,
                 description: Swift.String,
                 weight: Swift.Int32,
                 containers: [Components.Schemas.Container],
-                vesselId: Swift.String
+                vesselId: Swift.String,
+                status: Components.Schemas.Consignment.StatusPayload,
+                cancelledBy: Swift.String? = nil
             ) {
                 self.id = id
                 self.description = description
                 self.weight = weight
                 self.containers = containers
                 self.vesselId = vesselId
+                self.status = status
+                self.cancelledBy = cancelledBy
             }
             internal enum CodingKeys: String, CodingKey {
                 case id
@@ -445,6 +467,8 @@ extension Components {
                 case weight
                 case containers
                 case vesselId = "vessel_id"
+                case status
+                case cancelledBy = "cancelled_by"
             }
         }
         /// - Remark: Generated from `#/components/schemas/ConsignmentPage`.

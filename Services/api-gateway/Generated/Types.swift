@@ -54,6 +54,20 @@ internal protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /v1/consignments`.
     /// - Remark: Generated from `#/paths//v1/consignments/post(createConsignment)`.
     func createConsignment(_ input: Operations.CreateConsignment.Input) async throws -> Operations.CreateConsignment.Output
+    /// One of your consignments, with its status.
+    ///
+    /// Yours, or for an admin anyone's. Another user's consignment is a 404, as an id that does not exist is: ids cannot be probed.
+    ///
+    /// - Remark: HTTP `GET /v1/consignments/{id}`.
+    /// - Remark: Generated from `#/paths//v1/consignments/{id}/get(getConsignment)`.
+    func getConsignment(_ input: Operations.GetConsignment.Input) async throws -> Operations.GetConsignment.Output
+    /// Cancel a consignment and give its vessel room back.
+    ///
+    /// Yours, or for an admin anyone's (a forced cancel: `cancelled_by` names the admin). The consignment stays, with status `cancelled`, and holds no room; cancelling it again answers it as it is. Once begun, a cancel is finished even if the service fails midway: after a 503 or 504, send it again. Another user's consignment is a 404.
+    ///
+    /// - Remark: HTTP `POST /v1/consignments/{id}/cancel`.
+    /// - Remark: Generated from `#/paths//v1/consignments/{id}/cancel/post(cancelConsignment)`.
+    func cancelConsignment(_ input: Operations.CancelConsignment.Input) async throws -> Operations.CancelConsignment.Output
     /// The fleet, with the room each vessel has left.
     ///
     /// - Remark: HTTP `GET /v1/vessels`.
@@ -175,6 +189,36 @@ extension APIProtocol {
         try await createConsignment(Operations.CreateConsignment.Input(
             headers: headers,
             body: body
+        ))
+    }
+    /// One of your consignments, with its status.
+    ///
+    /// Yours, or for an admin anyone's. Another user's consignment is a 404, as an id that does not exist is: ids cannot be probed.
+    ///
+    /// - Remark: HTTP `GET /v1/consignments/{id}`.
+    /// - Remark: Generated from `#/paths//v1/consignments/{id}/get(getConsignment)`.
+    internal func getConsignment(
+        path: Operations.GetConsignment.Input.Path,
+        headers: Operations.GetConsignment.Input.Headers = .init()
+    ) async throws -> Operations.GetConsignment.Output {
+        try await getConsignment(Operations.GetConsignment.Input(
+            path: path,
+            headers: headers
+        ))
+    }
+    /// Cancel a consignment and give its vessel room back.
+    ///
+    /// Yours, or for an admin anyone's (a forced cancel: `cancelled_by` names the admin). The consignment stays, with status `cancelled`, and holds no room; cancelling it again answers it as it is. Once begun, a cancel is finished even if the service fails midway: after a 503 or 504, send it again. Another user's consignment is a 404.
+    ///
+    /// - Remark: HTTP `POST /v1/consignments/{id}/cancel`.
+    /// - Remark: Generated from `#/paths//v1/consignments/{id}/cancel/post(cancelConsignment)`.
+    internal func cancelConsignment(
+        path: Operations.CancelConsignment.Input.Path,
+        headers: Operations.CancelConsignment.Input.Headers = .init()
+    ) async throws -> Operations.CancelConsignment.Output {
+        try await cancelConsignment(Operations.CancelConsignment.Input(
+            path: path,
+            headers: headers
         ))
     }
     /// The fleet, with the room each vessel has left.
