@@ -28,7 +28,7 @@ if [ $# -eq 0 ]; then
     swift test --skip-build --filter ShippyIntegrationTests
     # The crash test kills and starts services and stops MongoDB under load: alone, so that its load does not
     # push the other end-to-end tests' health probes past their bounds. The login flood (300 calls with 10 s
-    # deadlines) and the live vessel timeout (0.3 s inside a 3 s deadline) bound a time too, and on two cores the
+    # deadlines) and the live vessel timeout (0.3 s inside a 4.5 s deadline) bound a time too, and on two cores the
     # other end-to-end tests beside them pushed calls past it (deadlineExceeded): they run after, together. The
     # sign-up burst (40 hashes queued within their deadlines) runs alone: hashing threads yield to all else.
     after="LoginFloodTests|LiveConfigurationTests"

@@ -96,6 +96,23 @@ def test_the_web_app_in_a_browser(running_system):
         field.clear()
         field.send_keys(text)
 
+    # Read in one script, as the app may replace the rows between two WebDriver calls.
+    def vessel_row(vessel_id):
+        """The booked figures of a vessel's row in the fleet: containers, then kg ("3 / 12")."""
+        return driver.execute_script(
+            "return [...document.querySelectorAll(`#vessel-rows tr[data-id='${arguments[0]}'] td span`)]"
+            ".map((figures) => figures.textContent)", vessel_id)
+
+    def first_consignment():
+        """The first row of the consignments: its cells' texts, and whether it offers Cancel."""
+        return driver.execute_script(
+            "const row = document.querySelector('#consignment-rows tr');"
+            "return {cells: [...row.cells].map((cell) => cell.textContent),"
+            " cancellable: Boolean(row.querySelector('button.cancel'))}")
+
+    def cancel_first():
+        driver.execute_script("document.querySelector('#consignment-rows tr button.cancel').click()")
+
     def message_says(text):
         try:
             WebDriverWait(driver, 20).until(expected_conditions.text_to_be_present_in_element((By.ID, "message"), text))
@@ -118,6 +135,10 @@ def test_the_web_app_in_a_browser(running_system):
         driver.find_element(By.CSS_SELECTOR, "#signup-form button[type=submit]").click()
         message_says("your account is ready")
         shot("signed-up")
+
+        # The operator makes this user an admin (as `make start`'s `shippy user-service grant-admin` does), so that the
+        # app shows it the form that adds a vessel.
+        running_system.system("grant-admin", email)
 
         type_into("login-email", email)
         type_into("login-password", "not my password")
@@ -145,9 +166,8 @@ def test_the_web_app_in_a_browser(running_system):
         listed = driver.find_element(By.ID, "consignment-rows").text
         if sample["description"] not in listed or "vessel003" not in listed:
             raise AssertionError(f"the consignment is not listed with its vessel: {listed!r}")
-        fleet = driver.find_element(By.ID, "vessel-rows").text
-        if "9 of 12" not in fleet:
-            raise AssertionError(f"the fleet does not show vessel003's room taken: {fleet!r}")
+        if vessel_row("vessel003") != ["3 / 12", "55,000 / 80,000"]:
+            raise AssertionError(f"the fleet does not show vessel003's room taken: {vessel_row('vessel003')!r}")
         driver.execute_script("document.getElementById('consignments').scrollIntoView()")
         shot("shipped")
 
@@ -172,6 +192,45 @@ def test_the_web_app_in_a_browser(running_system):
         driver.find_element(By.CSS_SELECTOR, "#ship-form button[type=submit]").click()
         message_says("weight must be at most 30480 kg per container")
         shot("too-heavy")
+
+        # Cancel the first consignment: the app asks first, and "Keep it" changes nothing.
+        def dialog_open():
+            return driver.execute_script("return document.getElementById('cancel-dialog').open")
+
+        cancel_first()
+        WebDriverWait(driver, 10).until(lambda d: dialog_open())
+        shot("cancel-asked")
+        driver.find_element(By.ID, "cancel-keep").click()
+        WebDriverWait(driver, 10).until(lambda d: not dialog_open())
+        if first_consignment()["cells"][4] != "booked":
+            raise AssertionError(f"'Keep it' changed the consignment: {first_consignment()!r}")
+        cancel_first()
+        WebDriverWait(driver, 10).until(lambda d: dialog_open())
+        driver.find_element(By.ID, "cancel-confirm").click()
+        message_says("its room on vessel vessel003 is free again")
+        try:
+            WebDriverWait(driver, 20).until(lambda d: first_consignment()["cells"][4] == "cancelled"
+                                            and vessel_row("vessel003") == ["0 / 12", "0 / 80,000"])
+        except Exception:
+            raise AssertionError(f"after the cancel: {first_consignment()!r}, vessel003 {vessel_row('vessel003')!r}")
+        if first_consignment()["cancellable"]:
+            raise AssertionError("a cancelled consignment still offers Cancel")
+        driver.execute_script("document.getElementById('consignments').scrollIntoView()")
+        shot("cancelled")
+
+        # An admin adds a vessel: listed at once, nothing booked on it.
+        type_into("vessel-name", "Browser Trader")
+        type_into("vessel-capacity", "5")
+        type_into("vessel-max-weight", "100000")
+        driver.find_element(By.CSS_SELECTOR, "#vessel-form button[type=submit]").click()
+        message_says("Added vessel Browser Trader")
+        added = driver.execute_script(
+            "return [...document.querySelectorAll('#vessel-rows tr')].map((row) => row.textContent)"
+            ".filter((text) => text.includes('Browser Trader'))")
+        if len(added) != 1 or "0 / 5" not in added[0]:
+            raise AssertionError(f"the new vessel is not listed once, empty: {added!r}")
+        driver.execute_script("document.getElementById('fleet').scrollIntoView()")
+        shot("vessel-added")
 
         # An access token that no longer counts (as one past its 15 minutes): the app refreshes and goes on.
         refresh_before = driver.execute_script("return sessionStorage.getItem('shippy.refresh')")
@@ -201,7 +260,8 @@ def test_the_web_app_in_a_browser(running_system):
             raise AssertionError(f"the browser's console has errors: {errors}")
         print(f"browser: signed up, a wrong password refused, logged in, shipped the sample on vessel003 "
               f"(the form) and again (the file), "
-              f"a consignment no vessel can take refused, a refused token refreshed, logged out for real, "
+              f"a consignment heavier than its containers can be refused, one cancelled after a confirmation (its "
+              f"room back on vessel003), a vessel added by an admin, a refused token refreshed, logged out for real, "
               f"no console errors; {step} screenshots in {output}")
     finally:
         driver.quit()

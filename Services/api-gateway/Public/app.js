@@ -1,5 +1,6 @@
-// The Shippy web app: sign up, log in, ship a consignment (a form or a file), your consignments page by page,
-// and the fleet with the room each vessel has left. No build step: plain modules the gateway serves.
+// The Shippy web app: sign up, log in, ship a consignment (a form or a file), your consignments page by page with
+// their status and a Cancel button, the fleet with how full each vessel is, and (admins) a form to add a vessel.
+// No build step: plain modules the gateway serves.
 import { call, APIError } from './api.js';
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +41,7 @@ async function authed(method, path, options = {}) {
   }
 }
 let pageTokens = [''];
+let currentPage = 0;
 
 function say(text, kind = 'info') {
   const box = $('message');
@@ -78,6 +80,7 @@ async function show(me) {
   $('logout').hidden = !loggedIn;
   $('account').hidden = loggedIn;
   for (const id of ['ship', 'consignments', 'fleet']) $(id).hidden = !loggedIn;
+  $('vessel-form').hidden = !(me?.roles ?? []).includes('admin');
   if (loggedIn) await Promise.all([loadConsignments(0), loadFleet()]);
 }
 
@@ -90,10 +93,24 @@ async function loadConsignments(index) {
   rows.replaceChildren();
   for (const consignment of page.consignments) {
     const row = document.createElement('tr');
+    row.className = `status-${consignment.status}`;
+    row.dataset.id = consignment.id;
     cell(row, consignment.description);
     cell(row, consignment.weight.toLocaleString());
     cell(row, String(consignment.containers.length));
     cell(row, consignment.vessel_id);
+    cell(row, consignment.status);
+    const actions = document.createElement('td');
+    if (consignment.status === 'booked') {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.className = 'cancel';
+      button.textContent = 'Cancel';
+      button.setAttribute('aria-label', `Cancel "${consignment.description}"`);
+      button.addEventListener('click', () => askToCancel(consignment));
+      actions.append(button);
+    }
+    row.append(actions);
     rows.append(row);
   }
   if (page.consignments.length === 0) {
@@ -101,6 +118,7 @@ async function loadConsignments(index) {
     cell(row, 'None yet.');
     rows.append(row);
   }
+  currentPage = index;
   pageTokens = pageTokens.slice(0, index + 1);
   if (page.next_page_token) pageTokens.push(page.next_page_token);
   $('consignments-next').disabled = !page.next_page_token;
@@ -113,12 +131,51 @@ async function loadFleet() {
   rows.replaceChildren();
   for (const vessel of page.vessels) {
     const row = document.createElement('tr');
+    row.dataset.id = vessel.id;
     cell(row, vessel.id);
     cell(row, vessel.name);
-    cell(row, `${vessel.room_capacity} of ${vessel.capacity}`);
-    cell(row, `${vessel.room_weight.toLocaleString()} of ${vessel.max_weight.toLocaleString()}`);
+    row.append(bar(vessel.capacity - vessel.room_capacity, vessel.capacity, 'containers'));
+    row.append(bar(vessel.max_weight - vessel.room_weight, vessel.max_weight, 'kg'));
     rows.append(row);
   }
+}
+
+// A cell with how much of a vessel's room is booked: a bar, and the figures beside it.
+function bar(booked, total, unit) {
+  const td = document.createElement('td');
+  const meter = document.createElement('meter');
+  meter.min = 0;
+  meter.max = total;
+  meter.value = booked;
+  meter.high = total * 0.9;
+  meter.optimum = 0;
+  const text = `${booked.toLocaleString()} of ${total.toLocaleString()} ${unit} booked`;
+  meter.setAttribute('aria-label', text);
+  meter.textContent = text;
+  const figures = document.createElement('span');
+  figures.textContent = `${booked.toLocaleString()} / ${total.toLocaleString()}`;
+  td.append(meter, figures);
+  return td;
+}
+
+// Asks before cancelling: the dialog's buttons close it with their value.
+function askToCancel(consignment) {
+  const dialog = $('cancel-dialog');
+  $('cancel-what').textContent =
+    `"${consignment.description}": ${consignment.containers.length} containers on vessel ${consignment.vessel_id}.`;
+  dialog.returnValue = '';
+  dialog.onclose = async () => {
+    if (dialog.returnValue !== 'cancel') return;
+    try {
+      const cancelled = await authed('POST', `/v1/consignments/${encodeURIComponent(consignment.id)}/cancel`);
+      await Promise.all([loadConsignments(currentPage), loadFleet()]);
+      say(`Cancelled: "${cancelled.description}"; its room on vessel ${cancelled.vessel_id} is free again.`,
+        'success');
+    } catch (error) {
+      failed(error);
+    }
+  };
+  dialog.showModal();
 }
 
 async function ship(body) {
@@ -169,6 +226,15 @@ handle('ship-form', async (data, form) => {
   form.reset();
   $('containers').replaceChildren();
   addContainerRow();
+});
+
+handle('vessel-form', async (data, form) => {
+  const vessel = await authed('POST', '/v1/vessels', {
+    body: { name: data.get('name'), capacity: Number(data.get('capacity')), max_weight: Number(data.get('max_weight')) },
+  });
+  say(`Added vessel ${vessel.name} (${vessel.id}).`, 'success');
+  form.reset();
+  await loadFleet();
 });
 
 handle('file-form', async (data, form) => {
