@@ -223,8 +223,8 @@ def http_call(method, address, path, body=None, token=None, headers=None, timeou
 # --- the load ------------------------------------------------------------------------------------------------
 
 class Load:
-    """Sign-ups with logins, bookings with idempotency keys (retried with the same key until answered), reads.
-    Every call is recorded: (time, kind, status)."""
+    """Sign-ups with logins, bookings with idempotency keys (retried with the same key until answered), a cancel of
+    every fourth booking (retried until answered), reads. Every call is recorded: (time, kind, status)."""
 
     def __init__(self, gateway, bookers=3, readers=1):
         self.gateway = gateway
@@ -235,6 +235,8 @@ class Load:
         self.signed_up = {}  # email -> password, answered 201
         self.booked = collections.defaultdict(set)  # idempotency key -> consignment ids answered 201
         self.booked_owner = {}  # consignment id -> (email, consignment as answered)
+        self.cancel_asked = set()  # consignment ids a cancel was sent for (it may or may not have begun)
+        self.cancelled = set()  # consignment ids answered 200, cancelled
         self.threads = ([threading.Thread(target=self.sign_ups, daemon=True)]
                         + [threading.Thread(target=self.bookings, args=(n,), daemon=True) for n in range(bookers)]
                         + [threading.Thread(target=self.reads, daemon=True) for _ in range(readers)])
@@ -294,6 +296,8 @@ class Load:
                     with self.lock:
                         self.booked[key].add(answer["id"])
                         self.booked_owner[answer["id"]] = (email, answer)
+                    if random.random() < 0.25:
+                        self.cancel(answer["id"], token)
                     break
                 if status not in (0, 500, 502, 503, 504) or not self.running.is_set():
                     break
@@ -301,6 +305,20 @@ class Load:
             # A steady pace, not a saturation: the figures are about faults, and the MongoDB-compatible server
             # slows down on large collections.
             time.sleep(0.3)
+
+    def cancel(self, consignment_id, token):
+        """Cancels until answered (a cancel once begun is finished, and another answers it as it is)."""
+        with self.lock:
+            self.cancel_asked.add(consignment_id)
+        for _ in range(20):
+            status, answer = self.call("cancel", "POST", f"/v1/consignments/{consignment_id}/cancel", None, token)
+            if status == 200 and answer.get("status") == "cancelled":
+                with self.lock:
+                    self.cancelled.add(consignment_id)
+                return
+            if status not in (0, 500, 502, 503, 504) or not self.running.is_set():
+                return
+            time.sleep(0.5)
 
     def reads(self):
         while self.running.is_set():
@@ -415,9 +433,10 @@ def psql(system, query):
 def check_bookings(system, load):
     violations = []
     database = mongo_database(system)
-    wait_for(lambda: database.consignments.count_documents({"status": "pending"}) == 0
-             and database.bookings.count_documents({"state": {"$in": ["pending", "reserved"]}}) == 0,
-             120, "every pending booking settled and every reservation swept")
+    wait_for(lambda: database.consignments.count_documents({"status": {"$in": ["pending", "cancelling"]}}) == 0
+             and database.bookings.count_documents({"state": {"$in": ["pending", "reserved"]}}) == 0
+             and database.bookings.count_documents({"freed": False, "state": {"$in": ["released", "cancelled"]}}) == 0,
+             120, "every pending booking and begun cancel settled, every reservation swept, every release finished")
     records = list(database.consignments.find({}))
     booked = [r for r in records if r.get("status") == "booked"]
     for vessel in database.vessels.find({}):
@@ -428,7 +447,7 @@ def check_bookings(system, load):
         if taken != (containers, weight):
             violations.append(f"vessel {vessel['_id']}: room taken {taken[0]} containers {taken[1]} kg, its booked "
                               f"consignments hold {containers} containers {weight} kg")
-    stored = {r["_id"]: r for r in booked}
+    stored = {r["_id"]: r for r in records if r.get("status") in ("booked", "cancelled")}
     for key, ids in load.booked.items():
         if len(ids) > 1:
             violations.append(f"idempotency key {key} was answered with {len(ids)} consignments: {sorted(ids)}")
@@ -436,6 +455,10 @@ def check_bookings(system, load):
         record = stored.get(consignment_id)
         if record is None:
             violations.append(f"consignment {consignment_id} of {email} was answered 201 but is not stored booked")
+        elif consignment_id in load.cancelled and record.get("status") != "cancelled":
+            violations.append(f"consignment {consignment_id} was answered cancelled but is stored {record.get('status')}")
+        elif consignment_id not in load.cancel_asked and record.get("status") != "booked":
+            violations.append(f"consignment {consignment_id} was never cancelled but is stored {record.get('status')}")
         elif record.get("vessel_id") != answer.get("vessel_id"):
             violations.append(f"consignment {consignment_id} is on {record.get('vessel_id')}, answered "
                               f"{answer.get('vessel_id')}")
@@ -458,7 +481,8 @@ def check_bookings(system, load):
                 break
         if not ids <= listed:
             violations.append(f"{email}: {len(ids - listed)} consignment(s) answered 201 are not listed")
-    return violations, {"booked": len(booked), "records": len(records), "answered 201": len(load.booked_owner)}
+    return violations, {"booked": len(booked), "records": len(records), "answered 201": len(load.booked_owner),
+                        "cancels answered": len(load.cancelled)}
 
 
 def check_users(system, load):
