@@ -65,7 +65,8 @@ trap finish EXIT
 "$root/scripts/system.sh" stop quiet
 rm -rf "$run" && mkdir -p "$run/results"
 say "== Starting Shippy (release build) under $run"
-# The run's one shipper books thousands of 1 kg containers: beyond the default fair-use quota (1,000 containers).
+# The run's one shipper books a 1 kg container per call, hundreds in a 10 s run and more in longer ones: the default
+# fair-use quota (1,000 containers) would refuse some, and the figures would be of refusals.
 QUOTA_CONTAINERS=1000000000 "$root/scripts/system.sh" start >&2
 bin=$(swift build -c release --show-bin-path)
 

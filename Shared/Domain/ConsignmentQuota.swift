@@ -20,8 +20,8 @@ extension Consignment {
     public var load: Load { Load(containers: containers.count, weight: Int(weight)) }
 }
 
-/// Fair use of the fleet: the most room one user's open consignments (being booked, or booked) may hold at once,
-/// so that no account can take every vessel's room.
+/// Fair use of the fleet: the most room one user's open consignments (being booked, booked, or being cancelled) may
+/// hold at once, so that no account can take every vessel's room.
 public struct ConsignmentQuota: Sendable, Hashable {
     public var limit: Load
 
