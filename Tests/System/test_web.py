@@ -224,11 +224,16 @@ def test_the_web_app_in_a_browser(running_system):
         type_into("vessel-max-weight", "100000")
         driver.find_element(By.CSS_SELECTOR, "#vessel-form button[type=submit]").click()
         message_says("Added vessel Browser Trader")
-        added = driver.execute_script(
-            "return [...document.querySelectorAll('#vessel-rows tr')].map((row) => row.textContent)"
-            ".filter((text) => text.includes('Browser Trader'))")
-        if len(added) != 1 or "0 / 5" not in added[0]:
-            raise AssertionError(f"the new vessel is not listed once, empty: {added!r}")
+
+        def added():
+            return driver.execute_script(
+                "return [...document.querySelectorAll('#vessel-rows tr')].map((row) => row.textContent)"
+                ".filter((text) => text.includes('Browser Trader'))")
+
+        try:
+            WebDriverWait(driver, 20).until(lambda d: len(added()) == 1 and "0 / 5" in added()[0])
+        except Exception:
+            raise AssertionError(f"the new vessel is not listed once, empty: {added()!r}")
         driver.execute_script("document.getElementById('fleet').scrollIntoView()")
         shot("vessel-added")
 

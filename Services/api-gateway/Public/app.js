@@ -183,8 +183,9 @@ async function ship(body) {
   const consignment = await authed('POST', '/v1/consignments', {
     body, headers: { 'Idempotency-Key': crypto.randomUUID() },
   });
-  say(`Shipped: "${consignment.description}" on vessel ${consignment.vessel_id}.`, 'success');
+  // The lists first, then the message: what it says is on the page when it appears.
   await Promise.all([loadConsignments(0), loadFleet()]);
+  say(`Shipped: "${consignment.description}" on vessel ${consignment.vessel_id}.`, 'success');
 }
 
 function handle(form, action) {
@@ -232,9 +233,9 @@ handle('vessel-form', async (data, form) => {
   const vessel = await authed('POST', '/v1/vessels', {
     body: { name: data.get('name'), capacity: Number(data.get('capacity')), max_weight: Number(data.get('max_weight')) },
   });
-  say(`Added vessel ${vessel.name} (${vessel.id}).`, 'success');
   form.reset();
   await loadFleet();
+  say(`Added vessel ${vessel.name} (${vessel.id}).`, 'success');
 });
 
 handle('file-form', async (data, form) => {
