@@ -164,7 +164,7 @@ let package = Package(
             name: "ShippyRuntime",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
-                "ShippyTelemetry", "ShippyDiscovery", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
+                "ShippyTelemetry", "ShippyDiscovery", "ShippyMessaging", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
                 lifecycle, x509, metrics, nioCore, nioPosix, .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),
@@ -199,8 +199,8 @@ let package = Package(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
-                "ShippyConfiguration", "ShippyDiscovery", grpcCore, grpcHTTP2, argumentParser, logging, lifecycle,
-                metrics, crypto,
+                "ShippyConfiguration", "ShippyDiscovery", "ShippyMessaging", "ShippyTelemetry", grpcCore, grpcHTTP2,
+                argumentParser, logging, lifecycle, metrics, crypto,
             ],
             path: "Services/consignment-service"
         ),
@@ -233,7 +233,7 @@ let package = Package(
             name: "APIGateway",
             dependencies: [
                 "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", "ShippyDomain",
-                grpcCore, argumentParser, logging, lifecycle, nioCore, nioPosix,
+                "ShippyMessaging", grpcCore, argumentParser, logging, lifecycle, nioCore, nioPosix,
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -207,12 +207,13 @@ start() {
         TRUSTED_GATEWAYS="${TRUSTED_GATEWAYS:-127.0.0.1}" \
         JWT_PRIVATE_KEY_FILE="$run/keys/signing.pem" JWT_PUBLIC_KEY_FILE="$run/keys/public.pem"
     start_service consignment-service "$consignment_port" MONGO_URL="$SHIPPY_MONGO_URL" \
-        JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port"
+        JWT_PUBLIC_KEY_FILE="$run/keys/public.pem" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" \
+        NATS_URL="$SHIPPY_NATS_URL" NATS_CA="$SHIPPY_NATS_CA"
     local https
     mapfile -t https < <(gateway_https)
     start_service api-gateway "$gateway_port" USER_SERVICE_ADDRESS="127.0.0.1:$user_port" \
         CONSIGNMENT_SERVICE_ADDRESS="127.0.0.1:$consignment_port" VESSEL_SERVICE_ADDRESS="127.0.0.1:$vessel_port" \
-        "${https[@]}"
+        NATS_URL="$SHIPPY_NATS_URL" NATS_CA="$SHIPPY_NATS_CA" "${https[@]}"
     start_prometheus
     wait_serving vessel-service "$vessel_port"
     wait_serving user-service "$user_port"

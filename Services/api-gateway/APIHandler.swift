@@ -1,5 +1,6 @@
 import Foundation
 import GRPCCore
+import OpenAPIRuntime
 import ShippyContracts
 import ShippyDiscovery
 
@@ -13,8 +14,10 @@ struct APIHandler: APIProtocol {
     let health: [(name: String, client: Grpc_Health_V1_Health.Client<ServiceTransport>)]
     /// Deadline of each call to a service.
     let timeout: Duration
+    /// The live streams of consignment events.
+    let live: LiveConsignmentEvents
 
-    init(users: Client, consignments: Client, vessels: Client, timeout: Duration) {
+    init(users: Client, consignments: Client, vessels: Client, timeout: Duration, live: LiveConsignmentEvents) {
         self.users = .init(wrapping: users)
         self.consignments = .init(wrapping: consignments)
         self.vessels = .init(wrapping: vessels)
@@ -23,6 +26,7 @@ struct APIHandler: APIProtocol {
             ("vessel-service", .init(wrapping: vessels)),
         ]
         self.timeout = timeout
+        self.live = live
     }
 
     private var options: CallOptions {
@@ -138,6 +142,17 @@ struct APIHandler: APIProtocol {
         let response = try await consignments.getConsignment(
             .with { $0.id = input.path.id }, metadata: try authorized(), options: options)
         return .ok(.init(body: .json(.init(response.consignment))))
+    }
+
+    func streamConsignmentEvents(
+        _ input: Operations.StreamConsignmentEvents.Input
+    ) async throws -> Operations.StreamConsignmentEvents.Output {
+        // user-service verifies the token and names its user; the stream ends when the token expires.
+        let metadata = try authorized()
+        let me = try await users.get(User_User(), metadata: metadata, options: options)
+        let expiry = BearerToken.current.flatMap(TokenExpiry.of) ?? Date().addingTimeInterval(900)
+        let events = try live.open(userID: me.user.id, until: expiry)
+        return .ok(.init(body: .textEventStream(HTTPBody(events, length: .unknown))))
     }
 
     func cancelConsignment(

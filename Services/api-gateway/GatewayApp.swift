@@ -9,6 +9,7 @@ import OpenAPIRuntime
 import ServiceLifecycle
 import ShippyConfiguration
 import ShippyDiscovery
+import ShippyMessaging
 import ShippyRuntime
 
 /// The gateway's configuration, resolved from flags, environment and the configuration file.
@@ -35,6 +36,9 @@ struct GatewayConfiguration: Sendable {
     var https: (certificate: String, key: String)?
     /// How long browsers keep to HTTPS once answered over it (`Strict-Transport-Security`); 0: no header.
     var strictTransportSecurity: Int
+    /// Where the consignment events of the live streams come from, and how many one user may hold open.
+    var nats: NATSEndpoint
+    var liveStreamsPerUser: Int
 
     static let timeout = Setting.seconds(
         "request.timeout", default: .seconds(10), in: 0.1...300, "Seconds each call to a service may take.")
@@ -64,10 +68,15 @@ struct GatewayConfiguration: Sendable {
     static let strictTransportSecurity = Setting.integer(
         "https.hsts.max.age", default: 31_536_000, in: 0...63_072_000,
         "Seconds browsers keep to HTTPS once answered over it (Strict-Transport-Security); 0 sends none.")
+    static let liveStreamsPerUser = Setting.integer(
+        "live.streams.per.user", default: 8, in: 1...1_000,
+        "Live streams of consignment events (GET /v1/consignment-events, one per browser tab) one user may hold "
+            + "open at once; 429 past it.")
     static let settings: [any SettingDescription] = [
         SharedSettings.userServiceAddress, SharedSettings.consignmentServiceAddress,
         SharedSettings.vesselServiceAddress, timeout, authenticationsPerMinute,
         bodyLimit, idleTimeout, readTimeout, trustedProxies, httpsCertificate, httpsKey, strictTransportSecurity,
+        SharedSettings.natsURL, SharedSettings.natsAuthorities, liveStreamsPerUser,
     ]
 
     init(_ settings: Settings, server: ServerConfiguration) throws(ConfigurationError) {
@@ -88,6 +97,10 @@ struct GatewayConfiguration: Sendable {
         case (nil, _): throw Self.needed(Self.httpsCertificate)
         }
         strictTransportSecurity = try settings.value(Self.strictTransportSecurity)
+        nats = NATSEndpoint(
+            url: try settings.value(SharedSettings.natsURL),
+            authorities: try settings.value(SharedSettings.natsAuthorities))
+        liveStreamsPerUser = try settings.value(Self.liveStreamsPerUser)
     }
 
     private static func needed(_ setting: Setting<String?>) -> ConfigurationError {
@@ -133,9 +146,11 @@ struct GatewayApp {
         let consignments = try client(
             configuration.consignmentServiceAddress, SharedSettings.consignmentServiceAddress)
         let vessels = try client(configuration.vesselServiceAddress, SharedSettings.vesselServiceAddress)
+        let live = LiveConsignmentEvents(
+            nats: configuration.nats, perUser: configuration.liveStreamsPerUser, logger: logger)
         let handler = APIHandler(
             users: users.client, consignments: consignments.client, vessels: vessels.client,
-            timeout: configuration.timeout)
+            timeout: configuration.timeout, live: live)
         var services: [(name: String, service: any Service)] = [
             ("user-client", users), ("consignment-client", consignments), ("vessel-client", vessels),
         ]
@@ -162,7 +177,9 @@ struct GatewayApp {
                 address: .hostname(configuration.server.host, port: configuration.server.port),
                 serverName: "shippy-api-gateway"),
             logger: logger)
-        return GatewayApp(services: services + [("http", app)])
+        // The live streams last: shut down first, they end every stream, so that the HTTP server's drain is not
+        // held by them.
+        return GatewayApp(services: services + [("http", app), ("live-events", live)])
     }
 
     /// The routes: the generated API, /openapi.yaml, and the web app's files at /.

@@ -61,7 +61,9 @@ struct ConsignmentBooking: Sendable {
         let outcome = await Task { () async -> Result<Consignment, ShippyError> in
             await CallDeadline.$current.withValue(nil) {
                 do throws(ShippyError) {
-                    return .success(try await book(proposed, specification: specification, credential: caller.token))
+                    return .success(
+                        try await book(
+                            proposed, specification: specification, contact: caller.contact, credential: caller.token))
                 } catch {
                     return .failure(error)
                 }
@@ -140,11 +142,12 @@ struct ConsignmentBooking: Sendable {
     // MARK: Steps
 
     private func book(
-        _ consignment: Consignment, specification: VesselSpecification, credential: String
+        _ consignment: Consignment, specification: VesselSpecification, contact: Contact, credential: String
     ) async throws(ShippyError) -> Consignment {
         // A few rounds: each either starts an attempt, or waits for one under way that then ends abandoned.
         for _ in 0..<3 {
-            let (record, started) = try await consignments.begin(consignment, credential: credential, now: now())
+            let (record, started) = try await consignments.begin(
+                consignment, contact: contact, credential: credential, now: now())
             if started {
                 try await checkQuota(record)
                 return try await run(record, specification: specification)
@@ -253,7 +256,8 @@ struct ConsignmentBooking: Sendable {
             consignmentID: record.id, attempt: record.attempt, credential: credential)
         guard
             let booked = try await consignments.markBooked(
-                id: record.id, attempt: record.attempt, vesselID: booking.vesselID)
+                id: record.id, attempt: record.attempt, vesselID: booking.vesselID,
+                event: try record.bookedEvent(vesselID: booking.vesselID, at: now()))
         else {
             // Cannot happen under the protocol (a record is abandoned only after its attempt was released, and a
             // confirmed booking is never released); said loudly, since the room is then held by no consignment.
@@ -317,7 +321,7 @@ extension ConsignmentBooking {
         } catch  where error.code == .notFound {
             // vessel-service has no booking for it (a consignment stored before bookings existed): it holds no room.
         }
-        try await consignments.markCancelled(id: record.id)
+        try await consignments.markCancelled(id: record.id, event: try record.cancelledEvent(at: now()))
         logger.info(
             "consignment cancelled",
             metadata: ["consignment_id": "\(record.id)", "cancelled_by": "\(record.cancelledBy)"])

@@ -6,6 +6,7 @@ import ShippyConfiguration
 import ShippyContracts
 import ShippyDiscovery
 import ShippyDomain
+import ShippyMessaging
 import ShippyMongo
 import ShippyRuntime
 import ShippyStorage
@@ -29,6 +30,8 @@ struct ConsignmentServiceConfiguration: Sendable {
     /// The room one user's open consignments may hold (follows the configuration file).
     var quotaContainers: LiveSetting<Int>
     var quotaWeight: LiveSetting<Int>
+    /// Where the consignment events go (`consignment.booked`, `consignment.cancelled`).
+    var nats: NATSEndpoint
 
     static let vesselTimeout = Setting.seconds(
         "vessel.timeout", default: .seconds(5), in: 0.1...300, reloads: true,
@@ -54,7 +57,7 @@ struct ConsignmentServiceConfiguration: Sendable {
         "Kilograms one user's open consignments may hold at once; a booking beyond it is refused.")
     static let settings: [any SettingDescription] = [
         SharedSettings.vesselServiceAddress, vesselTimeout, vesselZoneAddress, vesselCanaryAddress, vesselCanaryPercent,
-        bookingRecoveryAfter, quotaContainers, quotaWeight,
+        bookingRecoveryAfter, quotaContainers, quotaWeight, SharedSettings.natsURL, SharedSettings.natsAuthorities,
     ]
 
     /// The quota as configured now.
@@ -75,7 +78,10 @@ extension ConsignmentServiceConfiguration {
             vesselCanaryAddress: try settings.value(Self.vesselCanaryAddress),
             vesselCanaryPercent: try settings.live(Self.vesselCanaryPercent),
             bookingRecoveryAfter: try settings.value(Self.bookingRecoveryAfter),
-            quotaContainers: try settings.live(Self.quotaContainers), quotaWeight: try settings.live(Self.quotaWeight))
+            quotaContainers: try settings.live(Self.quotaContainers), quotaWeight: try settings.live(Self.quotaWeight),
+            nats: NATSEndpoint(
+                url: try settings.value(SharedSettings.natsURL),
+                authorities: try settings.value(SharedSettings.natsAuthorities)))
     }
 }
 
@@ -103,7 +109,10 @@ extension ConsignmentServiceConfiguration {
 struct ConsignmentServiceApp {
     let health: HealthService
     let server: GRPCServerService
-    /// In start order: the vessel-service client, readiness (MongoDB, token keys), the gRPC server, then recovery.
+    /// Opens once every dependency is connected.
+    let ready: ReadinessSignal
+    /// In start order: the vessel-service client, readiness (MongoDB, token keys), the gRPC server, recovery, then
+    /// the outbox's publisher (which waits for MongoDB and retries NATS for as long as it runs).
     let services: [(name: String, service: any Service)]
 
     /// - Throws: `ConfigurationError` for a bad MongoDB URL, vessel-service address or missing key file.
@@ -123,8 +132,15 @@ struct ConsignmentServiceApp {
         let app = build(
             configuration: configuration.server, booking: booking, verifier: verifier, dependencies: dependencies,
             logger: logger)
+        let publisher = OutboxPublisher(
+            nats: configuration.nats, stream: ConsignmentEvents.stream, outbox: repository, ready: app.ready,
+            client: "consignment-service", logger: logger)
         return ConsignmentServiceApp(
-            health: app.health, server: app.server, services: [("vessel-client", vesselClient)] + app.services)
+            health: app.health, server: app.server, ready: app.ready,
+            services: [("vessel-client", vesselClient)] + app.services + [
+                ("outbox-publisher", publisher),
+                ("outbox-gauges", OutboxPublisher.gauges(of: repository, logger: logger)),
+            ])
     }
 
     /// Builds the service over any booking use case (its store and vessel booker) and verifier; tests pass
@@ -145,7 +161,7 @@ struct ConsignmentServiceApp {
             try await booking.recoverStalled()
         }
         return ConsignmentServiceApp(
-            health: assembly.health, server: assembly.server,
+            health: assembly.health, server: assembly.server, ready: assembly.readiness.ready,
             services: assembly.services(last: [("booking-recovery", recovery)]))
     }
 }

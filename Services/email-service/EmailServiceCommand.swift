@@ -9,7 +9,7 @@ import ShippyRuntime
 /// The entry of `email-service`, for its executable and for `shippy`: nil runs it with the process's arguments.
 public func emailServiceMain(_ arguments: [String]? = nil) async { await EmailServiceCommand.main(arguments) }
 
-/// `email-service`: welcomes new users, from the `user.created` events on NATS.
+/// `email-service`: mails users for their events on NATS (`user.*`, `consignment.*`).
 struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let name = "email-service"
     static let defaultPort = 50054
@@ -19,7 +19,8 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
         + [SharedSettings.natsURL, SharedSettings.natsAuthorities, mailer, mailDir, mailMaxDeliveries, mailRetryDelay]
 
     static let configuration = serviceCommand(
-        abstract: "Sends the welcome mail for each user.created event (NATS JetStream); serves only grpc.health.v1.")
+        abstract: "Mails users for their events on NATS JetStream (welcome, sign-up notice, booking confirmation, "
+            + "cancellation notice); serves only grpc.health.v1.")
 
     enum MailerKind: String, CaseIterable {
         case log, files
@@ -30,7 +31,7 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
     static let mailDir = Setting<String?>.optionalText(
         "mail.dir", "Folder for .eml files; required when MAILER is files.")
     static let mailMaxDeliveries = Setting.integer(
-        "mail.max.deliveries", default: 5, in: 1...1_000, "Deliveries of a failing welcome mail before it is given up.")
+        "mail.max.deliveries", default: 5, in: 1...1_000, "Deliveries of a failing mail before it is given up.")
     static let mailRetryDelay = Setting.seconds(
         "mail.retry.delay", default: .seconds(2), in: 0.01...3_600,
         "Seconds before a failed mail is tried again, doubling each time.")
@@ -53,7 +54,7 @@ struct EmailServiceCommand: AsyncParsableCommand, ServiceIdentity {
             if let mailDirectory { FileMailer(directory: mailDirectory, logger: logger) } else {
                 LogMailer(logger: logger)
             }
-        return WelcomeMailService.services(
+        return EventMailService.services(
             nats: NATSEndpoint(
                 url: try settings.value(SharedSettings.natsURL),
                 authorities: try settings.value(SharedSettings.natsAuthorities)),

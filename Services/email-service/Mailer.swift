@@ -1,17 +1,37 @@
 import Foundation
 import Logging
 
-/// A mail to a user, answering one event: the welcome mail of a new user, or the notice that someone signed up
-/// again with an existing user's address.
-struct WelcomeMail: Sendable, Equatable {
+/// A mail to a user, answering one event: the welcome mail of a new user, the notice that someone signed up
+/// again with an existing user's address, a consignment's booking confirmation or its cancellation notice.
+struct EventMail: Sendable, Equatable {
+    /// What a consignment's mails say of it.
+    struct Shipment: Sendable, Equatable {
+        var consignmentID: String
+        var vesselID: String
+        var description = ""
+        var containers = 0
+        var weight = 0
+    }
+
     enum Kind: Sendable, Equatable {
         /// `user.created`.
         case welcome
         /// `user.signup_repeated`: the sign-up's answer did not tell its sender, so the owner is told here.
         case signUpRepeated
+        /// `consignment.booked`.
+        case booked(Shipment)
+        /// `consignment.cancelled`; `forced` when an admin cancelled it.
+        case cancelled(Shipment, forced: Bool)
 
         /// How the log names it ("welcome mail written" is what tests and the chaos campaign count).
-        var logName: String { self == .welcome ? "welcome mail" : "sign-up notice" }
+        var logName: String {
+            switch self {
+            case .welcome: "welcome mail"
+            case .signUpRepeated: "sign-up notice"
+            case .booked: "booking confirmation"
+            case .cancelled: "cancellation notice"
+            }
+        }
     }
 
     /// The event it answers; a mail is sent once per event id.
@@ -24,6 +44,8 @@ struct WelcomeMail: Sendable, Equatable {
         switch kind {
         case .welcome: "Welcome to Shippy, \(name)!"
         case .signUpRepeated: "Someone tried to sign up to Shippy with your address"
+        case .booked(let shipment): "Consignment \(shipment.consignmentID) is booked on \(shipment.vesselID)"
+        case .cancelled(let shipment, _): "Consignment \(shipment.consignmentID) is cancelled"
         }
     }
 
@@ -48,20 +70,42 @@ struct WelcomeMail: Sendable, Equatable {
 
             The Shippy team
             """
+        case .booked(let shipment):
+            """
+            Hello \(name),
+
+            Your consignment \(shipment.consignmentID) is booked on vessel \(shipment.vesselID): \(shipment.containers) \
+            container(s), \(shipment.weight) kg.
+            Description: \(shipment.description)
+
+            See it with `consignment-cli get \(shipment.consignmentID)`; cancel it, while it is booked, with
+            `consignment-cli cancel \(shipment.consignmentID)`.
+
+            The Shippy team
+            """
+        case .cancelled(let shipment, let forced):
+            """
+            Hello \(name),
+
+            Your consignment \(shipment.consignmentID) is cancelled\(forced ? " by a Shippy administrator" : ""), and \
+            its room on vessel \(shipment.vesselID) is given back.\(forced ? " If you did not expect this, reply to ask why." : "")
+
+            The Shippy team
+            """
         }
     }
 }
 
 /// Sends mail. The email service's only side effect goes through here.
 protocol Mailer: Sendable {
-    func send(_ mail: WelcomeMail) async throws
+    func send(_ mail: EventMail) async throws
 }
 
 /// The default mailer: one structured log line per mail (recipient, subject), no mail server needed.
 struct LogMailer: Mailer {
     let logger: Logger
 
-    func send(_ mail: WelcomeMail) async throws {
+    func send(_ mail: EventMail) async throws {
         logger.info(
             "\(mail.kind.logName) sent",
             metadata: ["event_id": "\(mail.eventID)", "recipient": "\(mail.recipient)", "subject": "\(mail.subject)"])
@@ -74,7 +118,7 @@ struct FileMailer: Mailer {
     let directory: String
     let logger: Logger
 
-    func send(_ mail: WelcomeMail) async throws {
+    func send(_ mail: EventMail) async throws {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = "\(directory)/\(mail.eventID).eml"
         let message = """

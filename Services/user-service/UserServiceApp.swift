@@ -140,13 +140,11 @@ struct UserServiceApp {
         var app = try await build(
             configuration: configuration, repository: repository, dependencies: [database], logger: logger)
         let publisher = OutboxPublisher(
-            nats: configuration.nats, outbox: repository, ready: app.ready, logger: logger)
-        let backlog = PeriodicWork("the outbox's backlog", logger: logger) {
-            let backlog = try await repository.backlog()
-            Gauge(label: "outbox_pending_events").record(backlog.pending)
-            Gauge(label: "outbox_oldest_pending_age_seconds").record(Double(backlog.oldestAge.milliseconds) / 1000)
-            Gauge(label: "outbox_dead_letters").record(backlog.deadLettered)
-            _ = try await repository.prunePublished(olderThan: OutboxPublisher.retention)
+            nats: configuration.nats, stream: UserEvents.jetStream, outbox: repository, ready: app.ready,
+            client: "user-service", logger: logger)
+        // Published events are deleted after the stream's retention, as the stream forgets them.
+        let backlog = OutboxPublisher.gauges(of: repository, logger: logger) {
+            _ = try await repository.prunePublished(olderThan: UserEvents.retention)
             _ = try await repository.pruneEndedSessions()
         }
         app = UserServiceApp(

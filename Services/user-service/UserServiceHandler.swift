@@ -285,17 +285,6 @@ struct UserServiceHandler: User_UserService.SimpleServiceProtocol {
     }
 }
 
-extension OutboxEvent {
-    /// A new event of `subject`: a fresh id (also the payload's `event_id`, which `payload` is given) and the
-    /// trace context of the change it announces.
-    static func new(_ subject: String, payload: (_ eventID: String) throws -> [UInt8]) rethrows -> OutboxEvent {
-        let id = UUID()
-        return OutboxEvent(
-            id: id, subject: subject, payload: try payload(id.uuidString.lowercased()),
-            traceContext: currentTraceHeaders())
-    }
-}
-
 /// The `user.created` event: the user's public details, never a password or hash.
 enum UserCreatedEvent {
     static func make(for user: User, at date: Date = Date()) throws -> OutboxEvent {

@@ -15,7 +15,8 @@ public enum SharedSettings {
             + "from any other peer, the peer is the client.")
     public static let natsURL = Setting.text(
         "nats.url", default: "nats://127.0.0.1:4222",
-        "NATS server with JetStream: user-service publishes its events there, email-service reads them.")
+        "NATS server with JetStream: user- and consignment-service publish their events there; email-service and "
+            + "the gateway's live streams read them.")
     public static let natsAuthorities = Setting<String?>.optionalText(
         "nats.ca",
         "PEM file of the authorities NATS' certificate must come from; with it (or a tls:// URL) the connection is "

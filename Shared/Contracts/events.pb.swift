@@ -70,6 +70,69 @@ public nonisolated struct Shippy_Events_SignUpRepeated: Sendable {
   public init() {}
 }
 
+/// Subject "consignment.booked", stream "CONSIGNMENTS": a consignment's room was confirmed and its record marked
+/// booked. Published (at least once) from the outbox in consignment-service's store, written in the same update as
+/// the status; `event_id` as above. The owner's address and name are those of the token that booked it.
+public nonisolated struct Shippy_Events_ConsignmentBooked: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var eventID: String = String()
+
+  public var consignmentID: String = String()
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var name: String = String()
+
+  public var vesselID: String = String()
+
+  public var description_p: String = String()
+
+  public var weight: Int32 = 0
+
+  public var containers: Int32 = 0
+
+  public var bookedAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// Subject "consignment.cancelled", stream "CONSIGNMENTS": a consignment's room was given back and its record marked
+/// cancelled; from the same outbox. `forced` when an admin cancelled another user's consignment (`cancelled_by`).
+public nonisolated struct Shippy_Events_ConsignmentCancelled: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var eventID: String = String()
+
+  public var consignmentID: String = String()
+
+  public var userID: String = String()
+
+  public var email: String = String()
+
+  public var name: String = String()
+
+  public var vesselID: String = String()
+
+  public var cancelledBy: String = String()
+
+  public var forced: Bool = false
+
+  public var cancelledAtUnixMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "shippy.events"
@@ -174,6 +237,151 @@ nonisolated extension Shippy_Events_SignUpRepeated: SwiftProtobuf.Message, Swift
     if lhs.name != rhs.name {return false}
     if lhs.email != rhs.email {return false}
     if lhs.attemptedAtUnixMs != rhs.attemptedAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shippy_Events_ConsignmentBooked: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConsignmentBooked"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}event_id\0\u{3}consignment_id\0\u{3}user_id\0\u{1}email\0\u{1}name\0\u{3}vessel_id\0\u{1}description\0\u{1}weight\0\u{1}containers\0\u{3}booked_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.vesselID) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.weight) }()
+      case 9: try { try decoder.decodeSingularInt32Field(value: &self.containers) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.bookedAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.eventID.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 1)
+    }
+    if !self.consignmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 2)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 3)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 4)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 5)
+    }
+    if !self.vesselID.isEmpty {
+      try visitor.visitSingularStringField(value: self.vesselID, fieldNumber: 6)
+    }
+    if !self.description_p.isEmpty {
+      try visitor.visitSingularStringField(value: self.description_p, fieldNumber: 7)
+    }
+    if self.weight != 0 {
+      try visitor.visitSingularInt32Field(value: self.weight, fieldNumber: 8)
+    }
+    if self.containers != 0 {
+      try visitor.visitSingularInt32Field(value: self.containers, fieldNumber: 9)
+    }
+    if self.bookedAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.bookedAtUnixMs, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shippy_Events_ConsignmentBooked, rhs: Shippy_Events_ConsignmentBooked) -> Bool {
+    if lhs.eventID != rhs.eventID {return false}
+    if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.vesselID != rhs.vesselID {return false}
+    if lhs.description_p != rhs.description_p {return false}
+    if lhs.weight != rhs.weight {return false}
+    if lhs.containers != rhs.containers {return false}
+    if lhs.bookedAtUnixMs != rhs.bookedAtUnixMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Shippy_Events_ConsignmentCancelled: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConsignmentCancelled"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}event_id\0\u{3}consignment_id\0\u{3}user_id\0\u{1}email\0\u{1}name\0\u{3}vessel_id\0\u{3}cancelled_by\0\u{1}forced\0\u{3}cancelled_at_unix_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.eventID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.consignmentID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.email) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.vesselID) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.cancelledBy) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.forced) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.cancelledAtUnixMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.eventID.isEmpty {
+      try visitor.visitSingularStringField(value: self.eventID, fieldNumber: 1)
+    }
+    if !self.consignmentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.consignmentID, fieldNumber: 2)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 3)
+    }
+    if !self.email.isEmpty {
+      try visitor.visitSingularStringField(value: self.email, fieldNumber: 4)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 5)
+    }
+    if !self.vesselID.isEmpty {
+      try visitor.visitSingularStringField(value: self.vesselID, fieldNumber: 6)
+    }
+    if !self.cancelledBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.cancelledBy, fieldNumber: 7)
+    }
+    if self.forced != false {
+      try visitor.visitSingularBoolField(value: self.forced, fieldNumber: 8)
+    }
+    if self.cancelledAtUnixMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.cancelledAtUnixMs, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Shippy_Events_ConsignmentCancelled, rhs: Shippy_Events_ConsignmentCancelled) -> Bool {
+    if lhs.eventID != rhs.eventID {return false}
+    if lhs.consignmentID != rhs.consignmentID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.email != rhs.email {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.vesselID != rhs.vesselID {return false}
+    if lhs.cancelledBy != rhs.cancelledBy {return false}
+    if lhs.forced != rhs.forced {return false}
+    if lhs.cancelledAtUnixMs != rhs.cancelledAtUnixMs {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -109,10 +109,21 @@ public struct Consignment: Sendable, Hashable {
     }
 }
 
+/// Whom a user's mail goes to: their address and name.
+public struct Contact: Sendable, Hashable {
+    public var email: String
+    public var name: String
+
+    public init(email: String = "", name: String = "") {
+        self.email = email
+        self.name = name
+    }
+}
+
 /// A consignment as the booking protocol stores it: the consignment, the attempt at booking it, and where that
 /// attempt stands. Only a booked record is a consignment its owner sees; see `ConsignmentBooking`.
 public struct ConsignmentRecord: Sendable, Hashable {
-    public enum Status: String, Sendable, Hashable {
+    public enum Status: String, Sendable, Hashable, CaseIterable {
         /// An attempt is under way: room may be reserved, nothing is promised. Not listed.
         case pending
         /// Its room is confirmed on `consignment.vesselID`. Listed; never given back by a sweep.
@@ -129,6 +140,8 @@ public struct ConsignmentRecord: Sendable, Hashable {
         public var isConsignment: Bool { self == .booked || self == .cancelling || self == .cancelled }
         /// Whether the record holds, or may yet hold, room on a vessel: what a quota counts.
         public var holdsRoom: Bool { self == .pending || self == .booked || self == .cancelling }
+        /// Whether a step is under way (an attempt, or a cancel) that a retry or recovery finishes.
+        public var isUnsettled: Bool { self == .pending || self == .cancelling }
     }
 
     public var consignment: Consignment
@@ -142,10 +155,13 @@ public struct ConsignmentRecord: Sendable, Hashable {
     public var startedAtMilliseconds: Int64
     /// Who cancelled it (the owner, or an admin's user id): set with `cancelling`, kept as the audit of a forced cancel.
     public var cancelledBy: String
+    /// Where the owner is told of its events (booked, cancelled): the address and name of the token that booked it,
+    /// kept so that whoever finishes a step (recovery included) can write its event. Empty for records stored before.
+    public var contact: Contact
 
     public init(
         consignment: Consignment, status: Status, attempt: Int64, credential: String, startedAtMilliseconds: Int64,
-        cancelledBy: String = ""
+        cancelledBy: String = "", contact: Contact = Contact()
     ) {
         self.consignment = consignment
         self.status = status
@@ -153,6 +169,7 @@ public struct ConsignmentRecord: Sendable, Hashable {
         self.credential = credential
         self.startedAtMilliseconds = startedAtMilliseconds
         self.cancelledBy = cancelledBy
+        self.contact = contact
     }
 
     public var id: String { consignment.id }

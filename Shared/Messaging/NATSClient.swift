@@ -179,6 +179,17 @@ public final class NATSClient: Sendable {
         return NATSPullSubscription(subscription: subscription, threads: threads)
     }
 
+    /// A plain (core NATS) subscription to `subject`: every message published on it while the connection is up,
+    /// none kept for later (JetStream's publications included, as they are published on their subjects).
+    public func subscribe(subject: String) async throws(ShippyError) -> NATSSubscription {
+        let subscription = try await run("subscribe to \(subject)") { [connection] () throws(ShippyError) -> CHandle in
+            var subscription: OpaquePointer?
+            try check(natsConnection_SubscribeSync(&subscription, connection.raw, subject), "NATS subscription")
+            return CHandle(subscription!)
+        }
+        return NATSSubscription(subscription: subscription, threads: threads)
+    }
+
     /// How far a durable consumer is behind: messages not yet delivered, delivered but not acknowledged, and
     /// redelivered ones.
     public struct ConsumerState: Sendable, Hashable {
@@ -370,6 +381,36 @@ public final class NATSPullSubscription: Sendable {
     }
 
     /// Stops the subscription without deleting the durable consumer, so that replicas and restarts resume it.
+    public func close() async {
+        await runToCompletion(threads) { [subscription] in natsSubscription_Destroy(subscription.raw) }
+    }
+}
+
+/// A plain subscription: messages as they are published, none acknowledged or kept.
+public final class NATSSubscription: Sendable {
+    private let subscription: CHandle
+    private let threads: NIOThreadPool
+
+    init(subscription: CHandle, threads: NIOThreadPool) {
+        self.subscription = subscription
+        self.threads = threads
+    }
+
+    /// The next message, waiting up to `wait`; `nil` when none came. Survives a server restart (the C client
+    /// reconnects and subscribes again); what was published meanwhile is missed.
+    /// - Throws: `ShippyError` `.unavailable` when the subscription or the client is closed.
+    public func next(wait: Duration = .seconds(1)) async throws(ShippyError) -> NATSMessage? {
+        let milliseconds = wait.milliseconds
+        return try await runOnPool(threads, "NATS next message") {
+            [subscription, threads] () throws(ShippyError) -> NATSMessage? in
+            var message: OpaquePointer?
+            let status = natsSubscription_NextMsg(&message, subscription.raw, milliseconds)
+            if status == NATS_TIMEOUT { return nil }
+            try check(status, "NATS subscription")
+            return message.map { NATSMessage($0, threads: threads) }
+        }
+    }
+
     public func close() async {
         await runToCompletion(threads) { [subscription] in natsSubscription_Destroy(subscription.raw) }
     }

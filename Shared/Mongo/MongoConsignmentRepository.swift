@@ -1,10 +1,16 @@
 import Foundation
+import Metrics
 import ShippyDomain
 import ShippyStorage
 
 /// Consignments in the MongoDB collection `consignments`, one document each with its containers embedded, and
-/// the booking protocol's fields: `status`, `attempt`, `credential` (while pending or cancelling), `started_at` and
-/// `cancelled_by`.
+/// the booking protocol's fields: `status`, `attempt`, `credential` (while pending or cancelling), `started_at`,
+/// `cancelled_by` and the owner's `contact`.
+///
+/// The outbox lives in the same documents: the update that marks a record booked or cancelled pushes its event
+/// onto the record's `outbox` array and sets `outbox_at` (one document's update is atomic, so the change and its
+/// event are stored together or not at all). The publisher finds records by `outbox_at`, pulls each event once
+/// NATS took it, and clears `outbox_at` when none is left. An event NATS refuses for good moves to `outbox_dead`.
 public struct MongoConsignmentRepository: ConsignmentRepository {
     public static let collection = "consignments"
     private let client: MongoClient
@@ -20,6 +26,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
             [
                 .init(name: "user_id_seq", keys: ["user_id": .int32(1), "seq": .int32(1)]),
                 .init(name: "status_started_at", keys: ["status": .int32(1), "started_at": .int32(1)]),
+                .init(name: "outbox_at", keys: ["outbox_at": .int32(1)]),
             ], on: Self.collection)
         try await client.updateMany(
             in: Self.collection, filter: ["status": ["$exists": .bool(false)]],
@@ -27,10 +34,11 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     }
 
     public func begin(
-        _ consignment: Consignment, credential: String, now: Int64
+        _ consignment: Consignment, contact: Contact, credential: String, now: Int64
     ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool) {
         var record = ConsignmentRecord(
-            consignment: consignment, status: .pending, attempt: 1, credential: credential, startedAtMilliseconds: now)
+            consignment: consignment, status: .pending, attempt: 1, credential: credential, startedAtMilliseconds: now,
+            contact: contact)
         // Each round either starts an attempt or reads a record that a racing call changed: a few rounds settle it.
         for _ in 0..<5 {
             do {
@@ -57,11 +65,11 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     }
 
     public func markBooked(
-        id: String, attempt: Int64, vesselID: String
+        id: String, attempt: Int64, vesselID: String, event: OutboxEvent
     ) async throws(ShippyError) -> ConsignmentRecord? {
         if let document = try await client.findOneAndUpdate(
             in: Self.collection, filter: ["_id": .string(id), "attempt": .int64(attempt), "status": "pending"],
-            update: ["$set": ["status": "booked", "vessel_id": .string(vesselID), "credential": ""]])
+            update: Self.storing(event, ["status": "booked", "vessel_id": .string(vesselID), "credential": ""]))
         {
             return try ConsignmentRecord(document)
         }
@@ -90,19 +98,30 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         ).map { document throws(ShippyError) in try ConsignmentRecord(document) }
     }
 
-    public func markCancelled(id: String) async throws(ShippyError) {
+    public func markCancelled(id: String, event: OutboxEvent) async throws(ShippyError) {
         try await client.updateOne(
             in: Self.collection, filter: ["_id": .string(id), "status": "cancelling"],
-            update: ["$set": ["status": "cancelled", "credential": ""]])
+            update: Self.storing(event, ["status": "cancelled", "credential": ""]))
+    }
+
+    /// An update that sets `fields` and stores `event` in the record's outbox, in one write.
+    private static func storing(_ event: OutboxEvent, _ fields: BSONFields) -> BSONFields {
+        [
+            "$set": .document(fields), "$push": ["outbox": .document(BSONFields(event))],
+            "$min": ["outbox_at": .int64(Int64(Date().timeIntervalSince1970 * 1000))],
+        ]
+    }
+
+    /// The `$in` filter of the statuses for which `predicate` holds.
+    private static func statuses(_ predicate: (ConsignmentRecord.Status) -> Bool) -> BSONValue {
+        ["$in": .array(ConsignmentRecord.Status.allCases.filter(predicate).map { .string($0.rawValue) })]
     }
 
     public func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
         var records: [ConsignmentRecord] = []
         for document in try await client.find(
             in: Self.collection,
-            filter: [
-                "status": ["$in": .array(["pending", "cancelling"])], "started_at": ["$lt": .int64(startedBefore)],
-            ],
+            filter: ["status": Self.statuses(\.isUnsettled), "started_at": ["$lt": .int64(startedBefore)]],
             sort: ["started_at": .int32(1)], limit: Int64(limit))
         {
             records.append(try ConsignmentRecord(document))
@@ -114,7 +133,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     public func held(by userID: String) async throws(ShippyError) -> Load {
         let open = try await client.find(
             in: Self.collection,
-            filter: ["user_id": .string(userID), "status": ["$in": .array(["pending", "booked", "cancelling"])]],
+            filter: ["user_id": .string(userID), "status": Self.statuses(\.holdsRoom)],
             projection: ["weight": .int32(1), "containers.user_id": .int32(1)])
         return open.reduce(.zero) { held, document in
             guard case .array(let containers)? = document["containers"] else { return held }
@@ -126,9 +145,7 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
     public func consignments(
         ownedBy userID: String, page: PageRequest
     ) async throws(ShippyError) -> Page<ConsignmentRecord> {
-        var filter: BSONFields = [
-            "user_id": .string(userID), "status": ["$in": .array(["booked", "cancelling", "cancelled"])],
-        ]
+        var filter: BSONFields = ["user_id": .string(userID), "status": Self.statuses(\.isConsignment)]
         if !page.cursor.isEmpty {
             guard page.cursor.count == 2, let seq = Int64(page.cursor[0]) else { throw PageToken.notIssued }
             let after: BSONValue = .array([
@@ -147,6 +164,98 @@ public struct MongoConsignmentRepository: ConsignmentRepository {
         return Page(fetched: fetched, size: page.size, bytes: \.record.consignment.approximateBytes) {
             [String($0.seq), $0.record.id]
         }.map(\.record)
+    }
+}
+
+// MARK: The outbox
+
+extension MongoConsignmentRepository {
+    /// Records whose outbox holds events, oldest first; each event is pulled once `publish` returned.
+    public func publishPending(
+        limit: Int,
+        _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> Int {
+        let waiting = try await client.find(
+            in: Self.collection, filter: ["outbox_at": ["$gt": .int64(0)]], sort: ["outbox_at": .int32(1)],
+            limit: Int64(limit), projection: ["outbox": .int32(1)])
+        var published = 0
+        for document in waiting {
+            guard let id = document["_id"]?.stringValue else { continue }
+            let events: [BSONValue] = if case .array(let events)? = document["outbox"] { events } else { [] }
+            for case .document(let stored) in events {
+                guard let event = try? OutboxEvent(stored) else {
+                    try await setAside(stored, of: id, reason: "malformed")
+                    continue
+                }
+                do {
+                    try await publish(event)
+                } catch let error as ShippyError where error.code == .invalidArgument {
+                    try await setAside(stored, of: id, reason: error.message)
+                    continue
+                } catch {
+                    return published  // NATS is away: keep this event and the rest for the next round, in order.
+                }
+                try await client.updateOne(
+                    in: Self.collection, filter: ["_id": .string(id)],
+                    update: ["$pull": ["outbox": ["id": stored["id"] ?? .null]]])
+                published += 1
+            }
+            // Nothing left to publish: the record no longer waits (unless a new event came meanwhile).
+            try await client.updateOne(
+                in: Self.collection, filter: ["_id": .string(id), "outbox.0": ["$exists": .bool(false)]],
+                update: ["$unset": ["outbox_at": "", "outbox": ""]])
+        }
+        return published
+    }
+
+    /// Moves an event the broker will never take (or that cannot be read) to the record's `outbox_dead`, so that
+    /// the rest flow; counted in `outbox_dead_lettered_total` and in the backlog's dead letters.
+    private func setAside(_ stored: BSONFields, of id: String, reason: String) async throws(ShippyError) {
+        Counter(label: "outbox_dead_lettered_total").increment()
+        var dead = stored
+        dead.fields.append((key: "reason", value: .string(reason)))
+        try await client.updateOne(
+            in: Self.collection, filter: ["_id": .string(id)],
+            update: ["$pull": ["outbox": ["id": stored["id"] ?? .null]], "$push": ["outbox_dead": .document(dead)]])
+    }
+
+    /// Records with events waiting (counted as events only for the oldest's age), and records with dead letters.
+    public func backlog() async throws(ShippyError) -> OutboxBacklog {
+        let oldest = try await client.find(
+            in: Self.collection, filter: ["outbox_at": ["$gt": .int64(0)]], sort: ["outbox_at": .int32(1)], limit: 1,
+            projection: ["outbox_at": .int32(1)]
+        ).first?["outbox_at"]?.int64Value
+        let pending = try await client.count(in: Self.collection, filter: ["outbox_at": ["$gt": .int64(0)]])
+        let dead = try await client.count(in: Self.collection, filter: ["outbox_dead.0": ["$exists": .bool(true)]])
+        let age = oldest.map { Int64(Date().timeIntervalSince1970 * 1000) - $0 } ?? 0
+        return OutboxBacklog(pending: Int(pending), oldestAge: .milliseconds(max(0, age)), deadLettered: Int(dead))
+    }
+}
+
+extension BSONFields {
+    /// The stored form of an event: its payload as base64 text.
+    init(_ event: OutboxEvent) {
+        self = [
+            "id": .string(event.id.uuidString), "subject": .string(event.subject),
+            "payload": .string(Data(event.payload).base64EncodedString()),
+            "trace": .document(BSONFields(event.traceContext.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+        ]
+    }
+}
+
+extension OutboxEvent {
+    /// Reads a stored event.
+    /// - Throws: `ShippyError` `.internal` when it is malformed.
+    init(_ document: BSONFields) throws(ShippyError) {
+        guard let id = document["id"]?.stringValue.flatMap(UUID.init(uuidString:)),
+            let subject = document["subject"]?.stringValue,
+            let payload = document["payload"]?.stringValue.flatMap({ Data(base64Encoded: $0) })
+        else { throw ShippyError(.internal, "a stored consignment event is malformed") }
+        var trace: [String: String] = [:]
+        if case .document(let fields)? = document["trace"] {
+            for (key, value) in fields.fields { trace[key] = value.stringValue }
+        }
+        self.init(id: id, subject: subject, payload: Array(payload), traceContext: trace)
     }
 }
 
@@ -175,6 +284,7 @@ extension BSONFields {
             "credential": .string(record.credential),
             "started_at": .int64(record.startedAtMilliseconds),
             "cancelled_by": .string(record.cancelledBy),
+            "contact": ["email": .string(record.contact.email), "name": .string(record.contact.name)],
         ]
     }
 }
@@ -190,7 +300,14 @@ extension ConsignmentRecord {
             consignment: try Consignment(document), status: status, attempt: document["attempt"]?.int64Value ?? 0,
             credential: document["credential"]?.stringValue ?? "",
             startedAtMilliseconds: document["started_at"]?.int64Value ?? 0,
-            cancelledBy: document["cancelled_by"]?.stringValue ?? "")
+            cancelledBy: document["cancelled_by"]?.stringValue ?? "", contact: Contact(document["contact"]))
+    }
+}
+
+extension Contact {
+    init(_ value: BSONValue?) {
+        guard case .document(let fields)? = value else { self.init(); return }
+        self.init(email: fields["email"]?.stringValue ?? "", name: fields["name"]?.stringValue ?? "")
     }
 }
 

@@ -2,22 +2,27 @@ import ShippyDomain
 
 /// Where consignments are kept, as records of the booking protocol (`ConsignmentRecord`). Services depend on
 /// this protocol, never on a driver. Every change of a record is conditional on its attempt and status, so that
-/// the call that books, a retry with the same key and recovery in any replica can race safely.
-public protocol ConsignmentRepository: Sendable {
+/// the call that books, a retry with the same key and recovery in any replica can race safely. The changes that
+/// announce themselves (booked, cancelled) store their event in the same atomic write: the store is the outbox.
+public protocol ConsignmentRepository: EventOutbox {
     /// Starts an attempt at booking `consignment` (id and owner set): attempt 1 for a new id, the next one after
     /// an abandoned attempt. When the id's record is pending or booked, it is answered as it is, not started.
+    /// `contact` is kept for the owner's mails.
     /// - Returns: the record, and whether this call started its attempt.
     /// - Throws: `ShippyError` `.unavailable`.
     func begin(
-        _ consignment: Consignment, credential: String, now: Int64
+        _ consignment: Consignment, contact: Contact, credential: String, now: Int64
     ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool)
 
     /// The record with this id, or `nil`.
     func record(id: String) async throws(ShippyError) -> ConsignmentRecord?
 
-    /// Marks `attempt` booked on `vesselID` (its room is confirmed). Idempotent.
+    /// Marks `attempt` booked on `vesselID` (its room is confirmed), storing `event` to publish in the same write.
+    /// Idempotent: only the call that changes the record stores its event.
     /// - Returns: the booked record, or `nil` when the attempt is no longer this record's or was abandoned.
-    func markBooked(id: String, attempt: Int64, vesselID: String) async throws(ShippyError) -> ConsignmentRecord?
+    func markBooked(
+        id: String, attempt: Int64, vesselID: String, event: OutboxEvent
+    ) async throws(ShippyError) -> ConsignmentRecord?
 
     /// Marks `attempt` abandoned, when it is still pending. Idempotent.
     func markAbandoned(id: String, attempt: Int64) async throws(ShippyError)
@@ -30,8 +35,9 @@ public protocol ConsignmentRepository: Sendable {
         id: String, cancelledBy: String, credential: String, now: Int64
     ) async throws(ShippyError) -> ConsignmentRecord?
 
-    /// Marks a cancelling record `cancelled` (its room was given back). Idempotent.
-    func markCancelled(id: String) async throws(ShippyError)
+    /// Marks a cancelling record `cancelled` (its room was given back), storing `event` in the same write.
+    /// Idempotent: only the call that changes the record stores its event.
+    func markCancelled(id: String, event: OutboxEvent) async throws(ShippyError)
 
     /// Records whose step is unfinished (pending, or cancelling) and began before `startedBefore` (ms since 1970),
     /// oldest first.

@@ -25,7 +25,7 @@ import Glibc
                 "USER_SERVICE_ADDRESS": "127.0.0.1:\(user.port)",
                 "CONSIGNMENT_SERVICE_ADDRESS": "127.0.0.1:\(consignment.port)",
                 "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
-            ].merging(extra) { $1 })
+            ].merging(try ShippySystem.harnessNATS(unless: extra)) { $1 }.merging(extra) { $1 })
         let ready = await eventually(within: .seconds(30)) {
             (try? await http("GET", "http://127.0.0.1:\(gateway.port)/readyz"))?.status == 200
         }

@@ -24,7 +24,8 @@ import Testing
             let vessel = try system.startVessel(extra: extra)
             let user = try await system.startUser(
                 extra: extra.merging(["BCRYPT_COST": "4", "NATS_URL": nats.url]) { $1 })
-            let consignment = try system.startConsignment(vessel: vessel, extra: extra)
+            let consignment = try system.startConsignment(
+                vessel: vessel, extra: extra.merging(["NATS_URL": nats.url]) { $1 })
             let email = try ServiceProcess.start(
                 "email-service",
                 environment: extra.merging(["NATS_URL": nats.url, "MAILER": "files", "MAIL_DIR": mail]) { $1 })

@@ -157,19 +157,21 @@ final class FaultyConsignmentRepository: ConsignmentRepository {
         self.failures = Mutex(failures)
     }
 
-    func markBooked(id: String, attempt: Int64, vesselID: String) async throws(ShippyError) -> ConsignmentRecord? {
+    func markBooked(
+        id: String, attempt: Int64, vesselID: String, event: OutboxEvent
+    ) async throws(ShippyError) -> ConsignmentRecord? {
         let fail = failures.withLock { count in
             defer { count -= 1 }
             return count > 0
         }
         if fail { throw .unavailable("MongoDB is unavailable; try again shortly") }
-        return try await base.markBooked(id: id, attempt: attempt, vesselID: vesselID)
+        return try await base.markBooked(id: id, attempt: attempt, vesselID: vesselID, event: event)
     }
 
     func begin(
-        _ consignment: Consignment, credential: String, now: Int64
+        _ consignment: Consignment, contact: Contact, credential: String, now: Int64
     ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool) {
-        try await base.begin(consignment, credential: credential, now: now)
+        try await base.begin(consignment, contact: contact, credential: credential, now: now)
     }
     func record(id: String) async throws(ShippyError) -> ConsignmentRecord? { try await base.record(id: id) }
     func markAbandoned(id: String, attempt: Int64) async throws(ShippyError) {
@@ -180,7 +182,15 @@ final class FaultyConsignmentRepository: ConsignmentRepository {
     ) async throws(ShippyError) -> ConsignmentRecord? {
         try await base.markCancelling(id: id, cancelledBy: cancelledBy, credential: credential, now: now)
     }
-    func markCancelled(id: String) async throws(ShippyError) { try await base.markCancelled(id: id) }
+    func markCancelled(id: String, event: OutboxEvent) async throws(ShippyError) {
+        try await base.markCancelled(id: id, event: event)
+    }
+    func publishPending(
+        limit: Int, _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> Int {
+        try await base.publishPending(limit: limit, publish)
+    }
+    func backlog() async throws(ShippyError) -> OutboxBacklog { try await base.backlog() }
     func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {
         try await base.unsettled(startedBefore: startedBefore, limit: limit)
     }

@@ -335,7 +335,7 @@ import Testing
             // The production mailer, writing where no file can be: every send fails.
             let logs = LogCapture()
             let mailer = FileMailer(directory: "/dev/null/mail", logger: logs.logger())
-            let email = WelcomeMailService.services(
+            let email = EventMailService.services(
                 nats: .init(url: nats.url), mailer: mailer,
                 policy: DeliveryPolicy(maxDeliveries: 3, retryDelay: .milliseconds(200)),
                 server: ServerConfiguration(port: 0, startupTimeout: .seconds(10)), logger: logs.logger())
@@ -349,12 +349,12 @@ import Testing
                 try await publisher.publish(
                     subject: UserEvents.created, payload: try event.serializedBytes(), messageID: "doomed")
                 let gaveUp = await eventually(within: .seconds(20)) {
-                    logs.all.contains { $0.contains("giving up on a welcome mail") }
+                    logs.all.contains { $0.contains("giving up on a mail") }
                 }
                 #expect(gaveUp, "\(logs.all.joined(separator: "\n"))")
                 // Terminated: no delivery can follow, so the attempts counted now are all there will be.
                 #expect(await eventually(within: .seconds(10)) { await everyEventAcknowledged(nats) })
-                let attempts = logs.all.filter { $0.contains("welcome mail failed") }.count
+                let attempts = logs.all.filter { $0.contains("a mail failed") }.count
                 #expect(attempts == 3, "tried once per delivery, three deliveries")
                 let state = try await publisher.consumerState(stream: UserEvents.stream, durable: "email-service-users")
                 #expect(

@@ -25,9 +25,9 @@ import Testing
     /// Begins and books `consignment` on vessel003; returns it as booked.
     static func book(_ consignment: Consignment, in repository: MongoConsignmentRepository) async throws -> Consignment
     {
-        let (record, started) = try await repository.begin(consignment, credential: "token", now: 1)
+        let (record, started) = try await repository.begin(consignment, contact: Contact(), credential: "token", now: 1)
         #expect(started && record.status == .pending && record.attempt == 1)
-        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003"))
+        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003", event: .sample()))
             .consignment
     }
 
@@ -35,7 +35,7 @@ import Testing
         try await withRepository { repository, _ in
             let first = try await Self.book(Self.consignment("first", owner: "ann"), in: repository)
             _ = try await Self.book(Self.consignment("bobs", owner: "bob"), in: repository)
-            _ = try await repository.begin(Self.consignment("pending", owner: "ann"), credential: "t", now: 2)
+            _ = try await repository.begin(Self.consignment("pending", owner: "ann"), contact: Contact(), credential: "t", now: 2)
             let second = try await Self.book(Self.consignment("second", owner: "ann"), in: repository)
             #expect(first.vesselID == "vessel003")
             #expect(
@@ -65,9 +65,9 @@ import Testing
             #expect(try await repository.held(by: "ann") == .zero)
             _ = try await Self.book(consignment("booked", owner: "ann", containers: 3, weight: 300), in: repository)
             _ = try await repository.begin(
-                consignment("pending", owner: "ann", containers: 2, weight: 20), credential: "t", now: 1)
+                consignment("pending", owner: "ann", containers: 2, weight: 20), contact: Contact(), credential: "t", now: 1)
             _ = try await repository.begin(
-                consignment("abandoned", owner: "ann", containers: 7, weight: 7_000), credential: "t", now: 1)
+                consignment("abandoned", owner: "ann", containers: 7, weight: 7_000), contact: Contact(), credential: "t", now: 1)
             try await repository.markAbandoned(id: "abandoned", attempt: 1)
             _ = try await Self.book(consignment("bobs", owner: "bob", containers: 5, weight: 5), in: repository)
             // A consignment stored before containers carried their owner still counts each container.
@@ -84,25 +84,25 @@ import Testing
     @Test func anAttemptIsBookedOrAbandonedOnceAndTheNextOneBeginsOnlyAfterAnAbandonedOne() async throws {
         try await withRepository { repository, _ in
             let consignment = Self.consignment("c", owner: "ann")
-            _ = try await repository.begin(consignment, credential: "token", now: 10)
-            let again = try await repository.begin(consignment, credential: "other", now: 20)
+            _ = try await repository.begin(consignment, contact: Contact(), credential: "token", now: 10)
+            let again = try await repository.begin(consignment, contact: Contact(), credential: "other", now: 20)
             #expect(!again.started && again.record.attempt == 1 && again.record.credential == "token")
             #expect(try await repository.unsettled(startedBefore: 10, limit: 10).isEmpty)
             #expect(try await repository.unsettled(startedBefore: 11, limit: 10).map(\.id) == ["c"])
 
             try await repository.markAbandoned(id: "c", attempt: 1)
-            #expect(try await repository.markBooked(id: "c", attempt: 1, vesselID: "v") == nil, "abandoned stays so")
-            let next = try await repository.begin(consignment, credential: "token2", now: 30)
+            #expect(try await repository.markBooked(id: "c", attempt: 1, vesselID: "v", event: .sample()) == nil, "abandoned stays so")
+            let next = try await repository.begin(consignment, contact: Contact(), credential: "token2", now: 30)
             #expect(next.started && next.record.attempt == 2 && next.record.status == .pending)
             try await repository.markAbandoned(id: "c", attempt: 1)
             #expect(try await repository.record(id: "c")?.status == .pending, "an old attempt changes nothing")
 
-            let booked = try await repository.markBooked(id: "c", attempt: 2, vesselID: "v")
+            let booked = try await repository.markBooked(id: "c", attempt: 2, vesselID: "v", event: .sample())
             #expect(booked?.status == .booked && booked?.credential == "", "booked, and the token is forgotten")
-            #expect(try await repository.markBooked(id: "c", attempt: 2, vesselID: "v") == booked, "idempotent")
+            #expect(try await repository.markBooked(id: "c", attempt: 2, vesselID: "v", event: .sample()) == booked, "idempotent")
             try await repository.markAbandoned(id: "c", attempt: 2)
             #expect(try await repository.record(id: "c")?.status == .booked, "a booked record is never abandoned")
-            #expect(try await !repository.begin(consignment, credential: "t", now: 40).started)
+            #expect(try await !repository.begin(consignment, contact: Contact(), credential: "t", now: 40).started)
         }
     }
 

@@ -124,10 +124,10 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
     }
 
     package func begin(
-        _ consignment: Consignment, credential: String, now: Int64
+        _ consignment: Consignment, contact: Contact, credential: String, now: Int64
     ) async throws(ShippyError) -> (record: ConsignmentRecord, started: Bool) {
         try await plan.step { () async throws(ShippyError) in
-            try await base.begin(consignment, credential: credential, now: now)
+            try await base.begin(consignment, contact: contact, credential: credential, now: now)
         }
     }
 
@@ -136,10 +136,10 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
     }
 
     package func markBooked(
-        id: String, attempt: Int64, vesselID: String
+        id: String, attempt: Int64, vesselID: String, event: OutboxEvent
     ) async throws(ShippyError) -> ConsignmentRecord? {
         try await plan.step { () async throws(ShippyError) in
-            try await base.markBooked(id: id, attempt: attempt, vesselID: vesselID)
+            try await base.markBooked(id: id, attempt: attempt, vesselID: vesselID, event: event)
         }
     }
 
@@ -155,8 +155,18 @@ package struct CrashingConsignmentRepository: ConsignmentRepository {
         }
     }
 
-    package func markCancelled(id: String) async throws(ShippyError) {
-        try await plan.step { () async throws(ShippyError) in try await base.markCancelled(id: id) }
+    package func markCancelled(id: String, event: OutboxEvent) async throws(ShippyError) {
+        try await plan.step { () async throws(ShippyError) in try await base.markCancelled(id: id, event: event) }
+    }
+
+    package func publishPending(
+        limit: Int, _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async throws(ShippyError) -> Int {
+        try await plan.step { () async throws(ShippyError) in try await base.publishPending(limit: limit, publish) }
+    }
+
+    package func backlog() async throws(ShippyError) -> OutboxBacklog {
+        try await plan.step { () async throws(ShippyError) in try await base.backlog() }
     }
 
     package func unsettled(startedBefore: Int64, limit: Int) async throws(ShippyError) -> [ConsignmentRecord] {

@@ -8,17 +8,20 @@ import ShippyStorage
 public actor InMemoryConsignmentRepository: ConsignmentRepository {
     /// In the order attempts began, as a store's creation order.
     private var records: [ConsignmentRecord] = []
+    /// Events stored with the changes, in order, until published; and those set aside.
+    public private(set) var outbox: [OutboxEvent] = []
+    public private(set) var deadLetters: [OutboxEvent] = []
 
     public init() {}
 
     public func begin(
-        _ consignment: Consignment, credential: String, now: Int64
+        _ consignment: Consignment, contact: Contact, credential: String, now: Int64
     ) -> (record: ConsignmentRecord, started: Bool) {
         let index = records.firstIndex { $0.id == consignment.id }
         if let index, records[index].status != .abandoned { return (records[index], false) }
         let record = ConsignmentRecord(
             consignment: consignment, status: .pending, attempt: index.map { records[$0].attempt + 1 } ?? 1,
-            credential: credential, startedAtMilliseconds: now)
+            credential: credential, startedAtMilliseconds: now, contact: contact)
         if let index { records[index] = record } else { records.append(record) }
         return (record, true)
     }
@@ -27,7 +30,7 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
         records.first { $0.id == id }
     }
 
-    public func markBooked(id: String, attempt: Int64, vesselID: String) -> ConsignmentRecord? {
+    public func markBooked(id: String, attempt: Int64, vesselID: String, event: OutboxEvent) -> ConsignmentRecord? {
         guard let index = records.firstIndex(where: { $0.id == id && $0.attempt == attempt }) else { return nil }
         switch records[index].status {
         case .abandoned, .cancelling, .cancelled: return nil
@@ -36,6 +39,7 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
             records[index].status = .booked
             records[index].consignment.vesselID = vesselID
             records[index].credential = ""
+            outbox.append(event)
             return records[index]
         }
     }
@@ -56,17 +60,39 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
         return records[index]
     }
 
-    public func markCancelled(id: String) {
+    public func markCancelled(id: String, event: OutboxEvent) {
         guard let index = records.firstIndex(where: { $0.id == id && $0.status == .cancelling }) else { return }
         records[index].status = .cancelled
         records[index].credential = ""
+        outbox.append(event)
+    }
+
+    public func publishPending(
+        limit: Int, _ publish: @escaping @Sendable (OutboxEvent) async throws -> Void
+    ) async -> Int {
+        var published = 0
+        while published < limit, let event = outbox.first {
+            do {
+                try await publish(event)
+            } catch let error as ShippyError where error.code == .invalidArgument {
+                deadLetters.append(outbox.removeFirst())
+                continue
+            } catch {
+                return published
+            }
+            outbox.removeFirst()
+            published += 1
+        }
+        return published
+    }
+
+    public func backlog() -> OutboxBacklog {
+        OutboxBacklog(pending: outbox.count, oldestAge: .zero, deadLettered: deadLetters.count)
     }
 
     public func unsettled(startedBefore: Int64, limit: Int) -> [ConsignmentRecord] {
         Array(
-            records.filter {
-                ($0.status == .pending || $0.status == .cancelling) && $0.startedAtMilliseconds < startedBefore
-            }
+            records.filter { $0.status.isUnsettled && $0.startedAtMilliseconds < startedBefore }
             .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
     }
 
@@ -301,5 +327,12 @@ public actor InMemoryVesselRepository: VesselRepository {
             _ = try release(consignmentID: booking.consignmentID, attempt: booking.attempt, ownerID: booking.ownerID)
         }
         return expired.count
+    }
+}
+
+extension OutboxEvent {
+    /// An event for tests of a store, whose content does not matter to them.
+    package static func sample(_ subject: String = "consignment.test") -> OutboxEvent {
+        OutboxEvent(id: UUID(), subject: subject, payload: Array(subject.utf8))
     }
 }

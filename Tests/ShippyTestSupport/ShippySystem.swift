@@ -49,7 +49,16 @@ package struct ShippySystem {
             environment: [
                 "MONGO_URL": mongoURL, "MONGO_DATABASE": database,
                 "JWT_PUBLIC_KEY_FILE": keys.publicKeyFile, "VESSEL_SERVICE_ADDRESS": "127.0.0.1:\(vessel.port)",
-            ].merging(extra) { $1 }, port: port)
+            ].merging(try Self.harnessNATS(unless: extra)) { $1 }.merging(extra) { $1 }, port: port)
+    }
+
+    /// The harness's NATS (TLS, its authority), unless `extra` names a NATS of the test's own.
+    package static func harnessNATS(unless extra: [String: String]) throws -> [String: String] {
+        guard extra["NATS_URL"] == nil else { return [:] }
+        return [
+            "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
+            "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
+        ]
     }
 
     /// user-service signing with the test's key, so tokens it issues and tokens the test mints both verify;
@@ -60,13 +69,7 @@ package struct ShippySystem {
         if !FileManager.default.fileExists(atPath: privateKeyFile) {
             try keys.privateKey.pemRepresentation.write(toFile: privateKeyFile, atomically: true, encoding: .utf8)
         }
-        // The harness's NATS (TLS, its authority), unless `extra` names a NATS of the test's own.
-        let nats =
-            extra["NATS_URL"] == nil
-            ? [
-                "NATS_URL": try TestEnvironment.value("SHIPPY_NATS_URL"),
-                "NATS_CA": try TestEnvironment.value("SHIPPY_NATS_CA"),
-            ] : [:]
+        let nats = try Self.harnessNATS(unless: extra)
         return try ServiceProcess.start(
             "user-service",
             environment: [

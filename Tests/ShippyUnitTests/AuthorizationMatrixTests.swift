@@ -330,8 +330,8 @@ import Testing
             Consignment(
                 id: "ann-1", description: "Ann's", weight: 1,
                 containers: [Container(customerID: "c", origin: "o", userID: Self.ann.id)], userID: Self.ann.id),
-            credential: "", now: 0)
-        _ = await repository.markBooked(id: "ann-1", attempt: 1, vesselID: "vessel001")
+            contact: Contact(), credential: "", now: 0)
+        _ = await repository.markBooked(id: "ann-1", attempt: 1, vesselID: "vessel001", event: .sample())
         let verifier = await keys.signer().verifier
         let booking = ConsignmentBooking(
             consignments: repository, vessels: ScriptedVesselBooker(), staleAfter: .seconds(30), logger: logs.logger())

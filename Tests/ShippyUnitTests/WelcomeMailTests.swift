@@ -12,13 +12,13 @@ import Testing
 
 /// A mailer that records what it sends, and fails while told to.
 final class RecordingMailer: Mailer {
-    let sent = Mutex<[WelcomeMail]>([])
+    let sent = Mutex<[EventMail]>([])
     let failing = Mutex(false)
     let attempts = Mutex(0)
 
     struct Down: Error {}
 
-    func send(_ mail: WelcomeMail) async throws {
+    func send(_ mail: EventMail) async throws {
         attempts.withLock { $0 += 1 }
         if failing.withLock({ $0 }) { throw Down() }
         sent.withLock { $0.append(mail) }
@@ -55,8 +55,8 @@ actor MailedEventsInMemory: MailedEvents {
     let mailer = RecordingMailer()
     let mailed = MailedEventsInMemory()
 
-    var service: WelcomeMailService {
-        WelcomeMailService(
+    var service: EventMailService {
+        EventMailService(
             connection: MailConsumerConnection(nats: .init(url: "nats://127.0.0.1:1"), logger: Logger(label: "test")),
             ready: ReadinessSignal(), mailer: mailer, policy: DeliveryPolicy(), logger: Logger(label: "test"))
     }
@@ -87,7 +87,7 @@ actor MailedEventsInMemory: MailedEvents {
     @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
         #expect(await service.handle(try event("e1"), messageID: "m1", mailed: mailed) == .done)
         #expect(await service.handle(try event("e1"), messageID: "m2", mailed: mailed) == .done)
-        #expect(mailer.sent.withLock { $0 } == [WelcomeMail(eventID: "e1", recipient: "ann@example.com", name: "Ann")])
+        #expect(mailer.sent.withLock { $0 } == [EventMail(eventID: "e1", recipient: "ann@example.com", name: "Ann")])
         #expect(await mailed.ids == ["e1"])
     }
 
@@ -142,7 +142,7 @@ actor MailedEventsInMemory: MailedEvents {
     func welcomeMailHeadersAreEncodedWhateverTheNameHolds(name: String) async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)")
             .path
-        let mail = WelcomeMail(eventID: "e-\(UUID().uuidString)", recipient: "eve@example.com", name: name)
+        let mail = EventMail(eventID: "e-\(UUID().uuidString)", recipient: "eve@example.com", name: name)
         try await FileMailer(directory: folder, logger: Logger(label: "test")).send(mail)
         let text = try String(contentsOfFile: "\(folder)/\(mail.eventID).eml", encoding: .utf8)
         let header = text.components(separatedBy: "\r\n\r\n")[0]

@@ -68,6 +68,13 @@ internal protocol APIProtocol: Sendable {
     /// - Remark: HTTP `POST /v1/consignments/{id}/cancel`.
     /// - Remark: Generated from `#/paths//v1/consignments/{id}/cancel/post(cancelConsignment)`.
     func cancelConsignment(_ input: Operations.CancelConsignment.Input) async throws -> Operations.CancelConsignment.Output
+    /// Your consignments' changes, live, as server-sent events.
+    ///
+    /// A stream that stays open (`text/event-stream`): first an `open` event, then a `consignment.booked` or `consignment.cancelled` event as each of your consignments changes (from any client), with `data` a JSON object (`id`, `status`, `vessel_id`, `cancelled_by`, `forced`), and a comment every 15 s to keep proxies from closing it. One stream per browser tab; at most a few open per user at once (429 past them: close a tab). The stream ends with an `expired` event when the token expires: reconnect with a fresh token. Events published while you are not connected are not replayed: list your consignments on connecting.
+    ///
+    /// - Remark: HTTP `GET /v1/consignment-events`.
+    /// - Remark: Generated from `#/paths//v1/consignment-events/get(streamConsignmentEvents)`.
+    func streamConsignmentEvents(_ input: Operations.StreamConsignmentEvents.Input) async throws -> Operations.StreamConsignmentEvents.Output
     /// The fleet, with the room each vessel has left.
     ///
     /// - Remark: HTTP `GET /v1/vessels`.
@@ -220,6 +227,15 @@ extension APIProtocol {
             path: path,
             headers: headers
         ))
+    }
+    /// Your consignments' changes, live, as server-sent events.
+    ///
+    /// A stream that stays open (`text/event-stream`): first an `open` event, then a `consignment.booked` or `consignment.cancelled` event as each of your consignments changes (from any client), with `data` a JSON object (`id`, `status`, `vessel_id`, `cancelled_by`, `forced`), and a comment every 15 s to keep proxies from closing it. One stream per browser tab; at most a few open per user at once (429 past them: close a tab). The stream ends with an `expired` event when the token expires: reconnect with a fresh token. Events published while you are not connected are not replayed: list your consignments on connecting.
+    ///
+    /// - Remark: HTTP `GET /v1/consignment-events`.
+    /// - Remark: Generated from `#/paths//v1/consignment-events/get(streamConsignmentEvents)`.
+    internal func streamConsignmentEvents(headers: Operations.StreamConsignmentEvents.Input.Headers = .init()) async throws -> Operations.StreamConsignmentEvents.Output {
+        try await streamConsignmentEvents(Operations.StreamConsignmentEvents.Input(headers: headers))
     }
     /// The fleet, with the room each vessel has left.
     ///

@@ -64,7 +64,7 @@ extension NATSKeyValue: MailedEvents {
     func release(_ eventID: String) async { try? await delete(eventID) }
 }
 
-/// How a welcome mail that fails is tried again: after `retryDelay`, doubling with each delivery (at most five
+/// How a mail that fails is tried again: after `retryDelay`, doubling with each delivery (at most five
 /// minutes), until `maxDeliveries` deliveries; then the message is terminated and the failure logged.
 struct DeliveryPolicy: Sendable {
     var maxDeliveries = 5
@@ -77,14 +77,25 @@ struct DeliveryPolicy: Sendable {
     }
 }
 
-/// The email service's link to NATS: the connection, the bucket of mailed event ids and the subscription.
-/// The readiness path connects it (health is SERVING once it is subscribed); the consumer uses it; it is
-/// closed after the consumer stopped.
-final class MailConsumerConnection: Sendable {
+/// A stream whose events email-service mails, and its durable consumer there (replicas share it).
+struct MailFeed: Sendable, Hashable {
+    var stream: EventStream
+    var subject: String
+    var durable: String
+
     /// Every user event (`user.>`); the consumer of only `user.created` was `email-service`, and a durable
     /// consumer's subject cannot change, so this one has a name of its own (mails already sent are known by
     /// their event ids, so the events it delivers again are not mailed twice).
-    static let durable = "email-service-users"
+    static let users = MailFeed(stream: UserEvents.jetStream, subject: UserEvents.all, durable: "email-service-users")
+    /// Every consignment event (`consignment.>`).
+    static let consignments = MailFeed(
+        stream: ConsignmentEvents.stream, subject: ConsignmentEvents.all, durable: "email-service-consignments")
+}
+
+/// The email service's link to NATS for one feed: the connection, the bucket of mailed event ids and the
+/// subscription. The readiness path connects it (health is SERVING once every feed is subscribed); the consumer
+/// uses it; it is closed after the consumer stopped.
+final class MailConsumerConnection: Sendable {
     static let mailedBucket = "EMAIL_MAILED"
     static let mailedMemory: Duration = .seconds(7 * 86_400)
 
@@ -95,17 +106,19 @@ final class MailConsumerConnection: Sendable {
     }
     private let parts = Mutex<Parts?>(nil)
     let nats: NATSEndpoint
+    let feed: MailFeed
     let logger: Logger
 
-    init(nats: NATSEndpoint, logger: Logger) {
+    init(nats: NATSEndpoint, feed: MailFeed = .users, logger: Logger) {
         self.nats = nats
+        self.feed = feed
         self.logger = logger
     }
 
     /// One attempt; the startup retry repeats it. Idempotent: a second call after success does nothing.
     func connect() async throws {
         guard parts.withLock({ $0 == nil }) else { return }
-        let nats = try await UserEvents.connect(self.nats, name: "email-service")
+        let nats = try await feed.stream.connect(self.nats, name: "email-service")
         do {
             let mailed = try await nats.keyValue(bucket: Self.mailedBucket, ttl: Self.mailedMemory)
             let subscription = try await subscribe(nats)
@@ -134,7 +147,7 @@ final class MailConsumerConnection: Sendable {
     /// The durable consumer's backlog on the server: messages not yet delivered, and delivered but unacknowledged.
     func consumerState() async throws(ShippyError) -> NATSClient.ConsumerState {
         guard let nats = parts.withLock({ $0?.nats }) else { throw .unavailable("not connected") }
-        return try await nats.consumerState(stream: UserEvents.stream, durable: Self.durable)
+        return try await nats.consumerState(stream: feed.stream.name, durable: feed.durable)
     }
 
     /// Replaces a subscription whose consumer was deleted on the server.
@@ -158,18 +171,19 @@ final class MailConsumerConnection: Sendable {
     }
 
     private func subscribe(_ nats: NATSClient) async throws(ShippyError) -> NATSPullSubscription {
-        let subscription = try await nats.pullSubscription(subject: UserEvents.all, durable: Self.durable)
-        logger.info("subscribed", metadata: ["subject": "\(UserEvents.all)", "durable": "\(Self.durable)"])
+        let subscription = try await nats.pullSubscription(subject: feed.subject, durable: feed.durable)
+        logger.info("subscribed", metadata: ["subject": "\(feed.subject)", "durable": "\(feed.durable)"])
         return subscription
     }
 }
 
-/// Consumes `user.created` from the durable JetStream consumer `email-service` (replicas share it, so each
-/// event goes to one of them) and sends each new user the welcome mail. A message is acknowledged once its
+/// Consumes one feed's events from its durable JetStream consumer (replicas share it, so each event goes to one of
+/// them) and sends the mail each asks for: the welcome mail and the sign-up notice of `user.*`, the booking
+/// confirmation and the cancellation notice of `consignment.*`. A message is acknowledged once its
 /// mail is sent (or its event was mailed before: the ids live in the JetStream bucket `EMAIL_MAILED` for a
 /// week); a failed mail is delivered again with back-off, and terminated after the last delivery. Every
 /// message is released exactly once, and the acknowledgements complete during shutdown.
-struct WelcomeMailService: Service {
+struct EventMailService: Service {
     let connection: MailConsumerConnection
     let ready: ReadinessSignal
     let mailer: any Mailer
@@ -177,29 +191,40 @@ struct WelcomeMailService: Service {
     let logger: Logger
 
     /// The email service's services, in start order, for `main` and the tests alike: readiness (NATS, the
-    /// bucket, the subscription), the consumer, and the gRPC server that answers health.
+    /// bucket, a subscription per feed), a consumer per feed with its lag gauges, and the gRPC server that answers
+    /// health.
     static func services(
         nats: NATSEndpoint,
+        feeds: [MailFeed] = [.users, .consignments],
         mailer: any Mailer,
         policy: DeliveryPolicy,
         server: ServerConfiguration,
         logger: Logger
     ) -> (health: HealthService, services: [(name: String, service: any Service)]) {
-        let connection = MailConsumerConnection(nats: nats, logger: logger)
-        let broker = Dependency(
-            name: "NATS at \(nats.redacted)", connect: { try await connection.connect() },
-            close: { await connection.close() }, probe: { try connection.probe() })
-        let assembly = ServiceAssembly(
-            serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: [broker],
-            configuration: server, logger: logger)
-        let consumer = WelcomeMailService(
-            connection: connection, ready: assembly.readiness.ready, mailer: mailer, policy: policy, logger: logger)
-        let lag = PeriodicWork("the consumer's lag", logger: logger) {
-            let state = try await connection.consumerState()
-            Gauge(label: "email_consumer_pending").record(Int(clamping: state.pending))
-            Gauge(label: "email_consumer_ack_pending").record(Int(state.acknowledgementsPending))
+        let connections = feeds.map { MailConsumerConnection(nats: nats, feed: $0, logger: logger) }
+        let brokers = connections.map { connection in
+            Dependency(
+                name: "NATS at \(nats.redacted) (\(connection.feed.stream.name))",
+                connect: { try await connection.connect() },
+                close: { await connection.close() }, probe: { try connection.probe() })
         }
-        return (assembly.health, assembly.services([("welcome-mail", consumer), ("consumer-gauges", lag)]))
+        let assembly = ServiceAssembly(
+            serving: nil, healthName: "shippy.EmailService", handler: nil, verifier: nil, dependencies: brokers,
+            configuration: server, logger: logger)
+        let consumers = connections.flatMap { connection -> [(name: String, service: any Service)] in
+            let consumer = EventMailService(
+                connection: connection, ready: assembly.readiness.ready, mailer: mailer, policy: policy, logger: logger)
+            let durable = connection.feed.durable
+            let lag = PeriodicWork("the consumer's lag (\(durable))", logger: logger) {
+                let state = try await connection.consumerState()
+                Gauge(label: "email_consumer_pending", dimensions: [("durable", durable)])
+                    .record(Int(clamping: state.pending))
+                Gauge(label: "email_consumer_ack_pending", dimensions: [("durable", durable)])
+                    .record(Int(state.acknowledgementsPending))
+            }
+            return [("mail \(durable)", consumer), ("consumer-gauges \(durable)", lag)]
+        }
+        return (assembly.health, assembly.services(consumers))
     }
 
     /// Unacknowledged messages are redelivered to a replica or the next start when the service stops.
@@ -260,14 +285,14 @@ struct WelcomeMailService: Service {
             await message.nak(delay: delay)
         case .retry(let eventID) where message.deliveries >= UInt64(policy.maxDeliveries):
             logger.error(
-                "giving up on a welcome mail",
+                "giving up on a mail",
                 metadata: ["event_id": "\(eventID)", "deliveries": "\(message.deliveries)"])
             consumed("terminated")
             await message.term()
         case .retry(let eventID):
             let delay = policy.delay(afterDelivery: message.deliveries)
             logger.info(
-                "welcome mail will be tried again",
+                "a mail will be tried again",
                 metadata: [
                     "event_id": "\(eventID)", "delivery": "\(message.deliveries)", "in_ms": "\(delay.milliseconds)",
                 ])
@@ -286,16 +311,30 @@ struct WelcomeMailService: Service {
     }
 
     /// The mail an event asks for, or `nil` for a message that is not one (logged, and acknowledged).
-    func mail(for payload: [UInt8], subject: String, messageID: String?) -> WelcomeMail? {
-        let mail: WelcomeMail?
+    func mail(for payload: [UInt8], subject: String, messageID: String?) -> EventMail? {
+        let mail: EventMail?
         switch subject {
         case UserEvents.created:
             mail = (try? Shippy_Events_UserCreated(serializedBytes: payload)).map {
-                WelcomeMail(eventID: $0.eventID, recipient: $0.email, name: $0.name)
+                EventMail(eventID: $0.eventID, recipient: $0.email, name: $0.name)
             }
         case UserEvents.signUpRepeated:
             mail = (try? Shippy_Events_SignUpRepeated(serializedBytes: payload)).map {
-                WelcomeMail(eventID: $0.eventID, recipient: $0.email, name: $0.name, kind: .signUpRepeated)
+                EventMail(eventID: $0.eventID, recipient: $0.email, name: $0.name, kind: .signUpRepeated)
+            }
+        case ConsignmentEvents.booked:
+            mail = (try? Shippy_Events_ConsignmentBooked(serializedBytes: payload)).map {
+                let shipment = EventMail.Shipment(
+                    consignmentID: $0.consignmentID, vesselID: $0.vesselID, description: $0.description_p,
+                    containers: Int($0.containers), weight: Int($0.weight))
+                return EventMail(eventID: $0.eventID, recipient: $0.email, name: $0.name, kind: .booked(shipment))
+            }
+        case ConsignmentEvents.cancelled:
+            mail = (try? Shippy_Events_ConsignmentCancelled(serializedBytes: payload)).map {
+                let shipment = EventMail.Shipment(consignmentID: $0.consignmentID, vesselID: $0.vesselID)
+                return EventMail(
+                    eventID: $0.eventID, recipient: $0.email, name: $0.name,
+                    kind: .cancelled(shipment, forced: $0.forced))
             }
         default:
             logger.info("no mail for this subject", metadata: ["subject": "\(subject)"])
@@ -305,7 +344,8 @@ struct WelcomeMailService: Service {
             logger.warning("dropping a malformed \(subject) message", metadata: ["message_id": "\(messageID ?? "-")"])
             return nil
         }
-        // user-service stores only canonical addresses; anything else could be a header of its own in `To:`.
+        // user-service stores only canonical addresses (and tokens carry them); anything else could be a header of
+        // its own in `To:`. Consignments booked before their owner's contact was kept have none: no mail.
         guard (try? EmailAddress.canonical(mail.recipient)) != nil else {
             logger.warning("dropping an event whose address is not valid", metadata: ["event_id": "\(mail.eventID)"])
             return nil
@@ -336,7 +376,7 @@ struct WelcomeMailService: Service {
         do {
             try await mailer.send(event)
         } catch {
-            logger.warning("welcome mail failed", metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
+            logger.warning("a mail failed", metadata: ["event_id": "\(event.eventID)", "error": "\(error)"])
             await mailed.release(event.eventID)
             return .retry(eventID: event.eventID)
         }
