@@ -168,6 +168,7 @@ import Testing
                 let complete = await eventually(within: .seconds(30)) {
                     spans = Span.read(spansFile)
                     return spans.contains { $0.service == "email-service" && $0.name == "process user.created" }
+                        && spans.contains { $0.service == "email-service" && $0.name == "process consignment.booked" }
                         && spans.contains { $0.service == "user-service" && $0.name == "publish user.created" }
                         && spans.contains { $0.service == "consignment-service" && $0.name.hasPrefix("insert") }
                         // The server span ends after its children, so it may come in a later batch.
@@ -195,6 +196,7 @@ import Testing
                 let insert = trace.first { $0.service == "consignment-service" && $0.name == "insert consignments" }
                 #expect(insert?.parentID == create.spanID)
                 #expect(trace.contains { $0.name == "vessel.VesselService/Confirm" && $0.service == "vessel-service" })
+                try Self.expectEventJoins(trace, "consignment.booked", publishedBy: "consignment-service")
 
                 // The sign-up: its PostgreSQL insert, the outbox's publication and the welcome mail, one trace.
                 let signUp = try #require(
@@ -253,6 +255,18 @@ import Testing
         }
     }
 
+    /// An event published from an outbox and mailed, in the trace of the change that stored it: the publisher's
+    /// producer span, and email-service's span as its child.
+    static func expectEventJoins(
+        _ trace: [Span], _ subject: String, publishedBy publisher: String,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
+        let publish = try #require(trace.first { $0.name == "publish \(subject)" }, sourceLocation: sourceLocation)
+        #expect(publish.service == publisher && publish.kind == Span.producer, sourceLocation: sourceLocation)
+        let mail = try #require(trace.first { $0.name == "process \(subject)" }, sourceLocation: sourceLocation)
+        #expect(mail.service == "email-service" && mail.parentID == publish.spanID, sourceLocation: sourceLocation)
+    }
+
     static let receiverScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Tools/otlp_receiver.py").path
 
@@ -260,6 +274,7 @@ import Testing
     struct Span: CustomStringConvertible {
         static let server = 2
         static let client = 3
+        static let producer = 4
         var service, name, traceID, spanID, parentID: String
         var kind: Int
         var attributes: [String: String]

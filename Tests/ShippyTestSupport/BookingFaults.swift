@@ -1,3 +1,4 @@
+import ShippyContracts
 import ShippyDomain
 import ShippyIdentity
 import ShippyStorage
@@ -254,6 +255,37 @@ package func bookingInvariantViolations(
     return violations
 }
 
+/// The events invariant, as violations: each consignment ever booked (booked, cancelling or cancelled) has exactly
+/// one `consignment.booked` event, each cancelled one exactly one `consignment.cancelled`, and no other record has
+/// any: whatever died when, a change and its event were stored together. Drains the store's outbox to read them.
+package func eventViolations(in store: any ConsignmentRepository, records: [ConsignmentRecord]) async throws -> [String]
+{
+    let events = Mutex<[(subject: String, consignmentID: String, eventID: String)]>([])
+    _ = try await store.publishPending(limit: 10_000) { event in
+        let consignmentID =
+            switch event.subject {
+            case "consignment.booked": try Shippy_Events_ConsignmentBooked(serializedBytes: event.payload).consignmentID
+            case "consignment.cancelled":
+                try Shippy_Events_ConsignmentCancelled(serializedBytes: event.payload).consignmentID
+            default: "?"
+            }
+        events.withLock { $0.append((event.subject, consignmentID, event.id.uuidString.lowercased())) }
+    }
+    let stored = events.withLock { $0 }
+    var violations: [String] = []
+    for record in records {
+        let booked = stored.filter { $0.subject == "consignment.booked" && $0.consignmentID == record.id }.count
+        let cancelled = stored.filter { $0.subject == "consignment.cancelled" && $0.consignmentID == record.id }.count
+        let expected = (record.status.isConsignment ? 1 : 0, record.status == .cancelled ? 1 : 0)
+        if (booked, cancelled) != expected {
+            violations.append(
+                "consignment \(record.id) (\(record.status)) has \(booked) booked and \(cancelled) cancelled events, "
+                    + "not \(expected.0) and \(expected.1)")
+        }
+    }
+    return violations
+}
+
 /// The booking use case as the crash scenarios drive it (consignment-service's `ConsignmentBooking`, which lives
 /// in its executable): a create with the scenario's idempotency key, a cancel by id, and a recovery pass.
 package struct BookingProcess: Sendable {
@@ -347,6 +379,8 @@ package func crashScenario(
         vessels: try await stores.vessels.list(PageRequest()).items, records: try await stores.records(),
         answeredOK: retry.map { [$0] } ?? []
     ).map { "\(context), after the retry: \($0)" }
+    violations += try await eventViolations(in: stores.consignments, records: try await stores.records())
+        .map { "\(context): \($0)" }
     return (violations, retry != nil)
 }
 
@@ -412,5 +446,6 @@ package func cancelScenario(
     if let vessel = vessels.first, vessel.roomCapacity != room.capacity || vessel.roomWeight != room.maxWeight {
         violations.append("the vessel has \(vessel.roomCapacity) containers \(vessel.roomWeight) kg of room left")
     }
+    violations += try await eventViolations(in: stores.consignments, records: try await stores.records())
     return violations.map { "cancel, crash \(moment) step \(crashAt): \($0)" }
 }

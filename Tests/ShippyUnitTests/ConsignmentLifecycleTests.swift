@@ -71,6 +71,37 @@ extension ConsignmentHandlerTests {
             }
         }
     }
+
+    @Test func eachChangeStoresOneEventForTheOwnersMailWithWhoCancelledIt() async throws {
+        try await withService { client, signer in
+            let ann = try await bearer(signer, Self.ann)
+            let keyed = ann.adding("events-1", forKey: "idempotency-key")
+            let first = try await client.createConsignment(Self.sample, metadata: keyed).consignment
+            #expect(try await client.createConsignment(Self.sample, metadata: keyed).consignment == first)
+            let second = try await client.createConsignment(Self.sample, metadata: ann).consignment
+            for _ in 0..<2 { _ = try await client.cancelConsignment(Self.ref(first.id), metadata: ann) }
+            _ = try await client.cancelConsignment(Self.ref(second.id), metadata: adminBearer(signer))
+
+            // Retries and repeated cancels store nothing more: two bookings, two cancels, in the order they happened.
+            let events = await repository.outbox
+            #expect(events.map(\.subject) == [
+                "consignment.booked", "consignment.booked", "consignment.cancelled", "consignment.cancelled",
+            ])
+            #expect(Set(events.map(\.id)).count == 4, "each event has an id of its own")
+            let booked = try Shippy_Events_ConsignmentBooked(serializedBytes: events[0].payload)
+            #expect(booked.eventID == events[0].id.uuidString.lowercased())
+            #expect(booked.consignmentID == first.id && booked.userID == Self.ann.id)
+            #expect(booked.email == Self.ann.email && booked.name == Self.ann.name, "from the token that booked it")
+            #expect(booked.vesselID == first.vesselID && booked.containers == Self.sample.containers.count && booked.weight == Self.sample.weight)
+            #expect(booked.description_p == Self.sample.description_p)
+            let cancelled = try Shippy_Events_ConsignmentCancelled(serializedBytes: events[2].payload)
+            #expect(cancelled.consignmentID == first.id && cancelled.cancelledBy == Self.ann.id && !cancelled.forced)
+            #expect(cancelled.email == Self.ann.email, "the owner is told, whoever cancelled")
+            let forced = try Shippy_Events_ConsignmentCancelled(serializedBytes: events[3].payload)
+            #expect(forced.consignmentID == second.id && forced.cancelledBy == Self.ada.id && forced.forced)
+            #expect(forced.email == Self.ann.email && forced.userID == Self.ann.id)
+        }
+    }
 }
 
 extension Metadata {

@@ -84,6 +84,58 @@ actor MailedEventsInMemory: MailedEvents {
         #expect(mailer.sent.withLock { $0 }.count == 1, "nothing mailed for another subject or a bad address")
     }
 
+    @Test func aBookingIsConfirmedAndACancelNoticedToTheOwnerOnceEachSayingWhetherAnAdminForcedIt() async throws {
+        let booked: [UInt8] = try Shippy_Events_ConsignmentBooked.with {
+            $0.eventID = "b1"; $0.consignmentID = "c-1"; $0.userID = "u1"; $0.email = "ann@example.com"
+            $0.name = "Ann"; $0.vesselID = "vessel003"; $0.description_p = "Spare parts"; $0.weight = 25_000
+            $0.containers = 3
+        }.serializedBytes()
+        let cancelled = { (id: String, forced: Bool) throws -> [UInt8] in
+            try Shippy_Events_ConsignmentCancelled.with {
+                $0.eventID = id; $0.consignmentID = "c-1"; $0.userID = "u1"; $0.email = "ann@example.com"
+                $0.name = "Ann"; $0.vesselID = "vessel003"; $0.cancelledBy = forced ? "admin-1" : "u1"
+                $0.forced = forced
+            }.serializedBytes()
+        }
+        for _ in 0..<2 {
+            #expect(await service.handle(booked, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done)
+        }
+        let notice = try cancelled("x1", false)
+        #expect(await service.handle(notice, subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed) == .done)
+        #expect(
+            await service.handle(
+                try cancelled("x2", true), subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed) == .done)
+        let sent = mailer.sent.withLock { $0 }
+        let shipment = EventMail.Shipment(
+            consignmentID: "c-1", vesselID: "vessel003", description: "Spare parts", containers: 3, weight: 25_000)
+        #expect(sent.map(\.eventID) == ["b1", "x1", "x2"], "one mail per event, a redelivery none")
+        #expect(sent.first?.kind == .booked(shipment) && sent.allSatisfy { $0.recipient == "ann@example.com" })
+        #expect(sent[0].subject == "Consignment c-1 is booked on vessel003")
+        #expect(sent[0].body.contains("booked on vessel vessel003: 3 container(s), 25000 kg"), "\(sent[0].body)")
+        #expect(sent[0].body.contains("consignment-cli cancel c-1"))
+        #expect(sent[1].subject == "Consignment c-1 is cancelled" && !sent[1].body.contains("administrator"))
+        #expect(sent[2].body.contains("cancelled by a Shippy administrator"), "\(sent[2].body)")
+        // A consignment booked before its owner's contact was kept has no address: no mail, acknowledged.
+        let anonymous: [UInt8] = try Shippy_Events_ConsignmentBooked.with {
+            $0.eventID = "b2"; $0.consignmentID = "c-2"; $0.userID = "u1"
+        }.serializedBytes()
+        #expect(await service.handle(anonymous, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done)
+        #expect(mailer.sent.withLock { $0 }.count == 3)
+    }
+
+    @Test func aConsignmentMailsHeadersStayHeadersWhateverItsIdOrDescriptionHolds() async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("shippy-mail-\(UUID().uuidString)")
+            .path
+        let shipment = EventMail.Shipment(
+            consignmentID: "c\r\nBcc: victim@evil.example", vesselID: "v\r\nX: y", description: "a\r\n\r\nBcc: z")
+        let mail = EventMail(eventID: "e-\(UUID().uuidString)", recipient: "ann@example.com", name: "Ann", kind: .booked(shipment))
+        try await FileMailer(directory: folder, logger: Logger(label: "test")).send(mail)
+        let text = try String(contentsOfFile: "\(folder)/\(mail.eventID).eml", encoding: .utf8)
+        let header = text.components(separatedBy: "\r\n\r\n")[0]
+        #expect(!header.contains("Bcc:") && !header.contains("X: y"), "\(header)")
+        #expect(header.components(separatedBy: "\r\n").allSatisfy { $0.utf8.allSatisfy { (0x20...0x7E).contains($0) } })
+    }
+
     @Test func anEventIsMailedOnceAndItsRedeliveryIsAcknowledgedWithoutMail() async throws {
         #expect(await service.handle(try event("e1"), messageID: "m1", mailed: mailed) == .done)
         #expect(await service.handle(try event("e1"), messageID: "m2", mailed: mailed) == .done)
