@@ -4,9 +4,10 @@ over HTTPS with its own identity, as `make start` serves it; every client verifi
 1. the web app in a real browser (Debian's chromium and chromium-driver, driven by Selenium): sign up, a wrong
    password's message, log in, ship the sample consignment with the form, see it listed with its vessel, ship
    consignment.json as a file, and a consignment no vessel can take; an access token the gateway refuses, which
-   the app refreshes; log out, after which its refresh token is refused; no error in the browser's console (the
-   strict Content-Security-Policy holds for the app's own scripts); a screenshot of each step, and one at a
-   phone's size, under .local/test-output/web;
+   the app refreshes; a second tab of the same user that shows the booking and the cancel made in the first as they
+   happen, without a reload (the gateway's live stream); log out, after which its refresh token is refused; no error
+   in the browser's console (the strict Content-Security-Policy holds for the app's own scripts); a screenshot of
+   each step, and one at a phone's size, under .local/test-output/web;
 2. schemathesis against the running gateway and its own document, with a real token (an admin's), with every
    check it has and every phase (examples, coverage, fuzzing, and the stateful chains the document's links
    declare: sign up, log in, refresh, log out; ship, list): no 5xx, every answer conforms to the document, what
@@ -110,6 +111,11 @@ def test_the_web_app_in_a_browser(running_system):
             "return {cells: [...row.cells].map((cell) => cell.textContent),"
             " cancellable: Boolean(row.querySelector('button.cancel'))}")
 
+    def first_status():
+        """The status of the first consignment listed, or None while none is."""
+        cells = first_consignment()["cells"]
+        return cells[4] if len(cells) > 4 else None
+
     def cancel_first():
         driver.execute_script("document.querySelector('#consignment-rows tr button.cancel').click()")
 
@@ -151,6 +157,36 @@ def test_the_web_app_in_a_browser(running_system):
         message_says("Logged in as Ewan Valentine")
         shot("logged-in")
 
+        # A second tab of the same user, logged in there too (each tab keeps its own session): it follows what the
+        # first tab does, live, without being reloaded (a mark set on its page stays).
+        first_tab = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        second_tab = driver.current_window_handle
+        driver.get(base + "/")
+        type_into("login-email", email)
+        type_into("login-password", password)
+        driver.find_element(By.CSS_SELECTOR, "#login-form button[type=submit]").click()
+        message_says("Logged in as Ewan Valentine")
+        try:
+            WebDriverWait(driver, 20).until(lambda d: d.find_element(By.ID, "live").text.startswith("Live:"))
+        except Exception:
+            raise AssertionError(f"the second tab is not live: {driver.find_element(By.ID, 'live').text!r}")
+        driver.execute_script("window.shippyNotReloaded = true")
+        driver.switch_to.window(first_tab)
+
+        def in_second_tab(condition, what):
+            driver.switch_to.window(second_tab)
+            try:
+                WebDriverWait(driver, 20).until(
+                    lambda d: d.execute_script("return window.shippyNotReloaded === true") and condition())
+            except Exception:
+                raise AssertionError(f"the second tab does not show {what} without a reload: "
+                                     f"{driver.find_element(By.ID, 'consignment-rows').text!r}, "
+                                     f"live: {driver.find_element(By.ID, 'live').text!r}")
+            driver.execute_script("document.getElementById('consignments').scrollIntoView()")
+            shot(f"second-tab-{what.replace(' ', '-')}")
+            driver.switch_to.window(first_tab)
+
         # The sample consignment (consignment.json), typed into the form: three container rows.
         sample = json.loads((ROOT / "consignment.json").read_text())
         type_into("ship-description", sample["description"])
@@ -170,6 +206,8 @@ def test_the_web_app_in_a_browser(running_system):
             raise AssertionError(f"the fleet does not show vessel003's room taken: {vessel_row('vessel003')!r}")
         driver.execute_script("document.getElementById('consignments').scrollIntoView()")
         shot("shipped")
+        in_second_tab(lambda: first_status() == "booked"
+                      and vessel_row("vessel003") == ["3 / 12", "55,000 / 80,000"], "the booking")
 
         # The same file, as the original's users have it: consignment.json, chosen in the file field.
         driver.execute_script("document.getElementById('message').textContent = ''")
@@ -217,6 +255,8 @@ def test_the_web_app_in_a_browser(running_system):
             raise AssertionError("a cancelled consignment still offers Cancel")
         driver.execute_script("document.getElementById('consignments').scrollIntoView()")
         shot("cancelled")
+        in_second_tab(lambda: first_status() == "cancelled" and not first_consignment()["cancellable"]
+                      and vessel_row("vessel003") == ["0 / 12", "0 / 80,000"], "the cancel")
 
         # An admin adds a vessel: listed at once, nothing booked on it.
         type_into("vessel-name", "Browser Trader")
@@ -266,7 +306,8 @@ def test_the_web_app_in_a_browser(running_system):
         print(f"browser: signed up, a wrong password refused, logged in, shipped the sample on vessel003 "
               f"(the form) and again (the file), "
               f"a consignment heavier than its containers can be refused, one cancelled after a confirmation (its "
-              f"room back on vessel003), a vessel added by an admin, a refused token refreshed, logged out for real, "
+              f"room back on vessel003) and both followed live in a second tab, a vessel added by an admin, a refused "
+              f"token refreshed, logged out for real, "
               f"no console errors; {step} screenshots in {output}")
     finally:
         driver.quit()

@@ -1,7 +1,9 @@
 // The Shippy web app: sign up, log in, ship a consignment (a form or a file), your consignments page by page with
-// their status and a Cancel button, the fleet with how full each vessel is, and (admins) a form to add a vessel.
+// their status and a Cancel button, kept up to date live (live.js), the fleet with how full each vessel is, and
+// (admins) a form to add a vessel.
 // No build step: plain modules the gateway serves.
 import { call, APIError } from './api.js';
+import { follow } from './live.js';
 
 const $ = (id) => document.getElementById(id);
 function stored(key) {
@@ -74,8 +76,34 @@ function addContainerRow(values = {}) {
   $('containers').append(row);
 }
 
+// The live stream while logged in: each change (from this tab, another, or the CLI) lists again.
+let stopFollowing = () => {};
+function followChanges() {
+  stopFollowing();
+  stopFollowing = follow({
+    token: () => session.token,
+    renew,
+    onChange: () => relist().catch(failed),
+    onConnect: (again) => { if (again) relist().catch(failed); },
+    onState: (text) => { $('live').textContent = text; },
+  });
+}
+
+// One listing at a time: changes that come while one runs are covered by one more after it.
+let listing = null;
+let listAgain = false;
+async function relist() {
+  if (listing) { listAgain = true; return listing; }
+  listing = Promise.all([loadConsignments(currentPage), loadFleet()]).finally(() => {
+    listing = null;
+    if (listAgain) { listAgain = false; relist().catch(failed); }
+  });
+  return listing;
+}
+
 async function show(me) {
   const loggedIn = Boolean(me);
+  if (loggedIn) followChanges(); else { stopFollowing(); $('live').textContent = ''; }
   $('whoami').textContent = loggedIn ? `Logged in as ${me.name} <${me.email}>` : 'Not logged in.';
   $('logout').hidden = !loggedIn;
   $('account').hidden = loggedIn;
