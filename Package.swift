@@ -164,7 +164,8 @@ let package = Package(
             name: "ShippyRuntime",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyIdentity", "ShippyConfiguration",
-                "ShippyTelemetry", "ShippyDiscovery", "ShippyMessaging", grpcCore, grpcHTTP2, grpcInProcess, argumentParser, logging,
+                "ShippyTelemetry", "ShippyDiscovery", "ShippyMessaging", grpcCore, grpcHTTP2, grpcInProcess,
+                argumentParser, logging,
                 lifecycle, x509, metrics, nioCore, nioPosix, .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCertificateReloading", package: "swift-nio-extras"),

@@ -163,12 +163,13 @@ class System:
         for index in (1, 2):
             service(f"consignment-service-{index}", "consignment-service", ports[f"consignment-{index}"],
                     MONGO_URL=mongo, VESSEL_SERVICE_ADDRESS=vessels, VESSEL_TIMEOUT="2",
-                    BOOKING_RECOVERY_AFTER="5", **public_key)
+                    BOOKING_RECOVERY_AFTER="5", NATS_URL=nats, NATS_CA=nats_ca, **public_key)
         service("email-service", "email-service", ports["email"], NATS_URL=nats, NATS_CA=nats_ca, MAILER="files",
                 MAIL_DIR=self.mail)
         service("api-gateway", "api-gateway", ports["gateway"], grpc=False,
                 USER_SERVICE_ADDRESS=f"127.0.0.1:{ports['user']}", CONSIGNMENT_SERVICE_ADDRESS=consignments,
-                VESSEL_SERVICE_ADDRESS=vessels, REQUEST_TIMEOUT=GATEWAY_TIMEOUT, RATE_LIMIT_AUTH="1000000")
+                VESSEL_SERVICE_ADDRESS=vessels, REQUEST_TIMEOUT=GATEWAY_TIMEOUT, RATE_LIMIT_AUTH="1000000",
+                NATS_URL=nats, NATS_CA=nats_ca)
         self.gateway = f"127.0.0.1:{ports['gateway']}"
         self.addresses = {"user": f"127.0.0.1:{ports['user']}", "vessel": vessels, "consignment": consignments}
         for item in self.services:
@@ -501,14 +502,15 @@ def check_users(system, load):
 
 
 def mails_by_recipient(system):
+    """The welcome mails written, counted by recipient (consignments' mails go to the same people)."""
     found = collections.Counter()
     for name in os.listdir(system.mail) if os.path.isdir(system.mail) else []:
         if name.endswith(".eml"):
-            with open(os.path.join(system.mail, name), encoding="utf-8") as mail:
-                for line in mail:
-                    if line.startswith("To: "):
-                        found[line.split("<")[-1].split(">")[0].lower()] += 1
-                        break
+            with open(os.path.join(system.mail, name), encoding="utf-8", newline="") as mail:
+                headers = mail.read().split("\r\n\r\n")[0].split("\r\n")
+            recipient = next((line for line in headers if line.startswith("To: ")), "")
+            if any(line.startswith("Subject: Welcome to Shippy") for line in headers):
+                found[recipient.split("<")[-1].split(">")[0].lower()] += 1
     return found
 
 
@@ -530,6 +532,44 @@ def check_mails(system):
     violations += [f"{email}: the welcome mail was written {count} times" for email, count in written.items()
                    if count > 1]
     return violations, {"users": len(emails), "mails": sum(mails.values())}
+
+
+def check_consignment_mails(system):
+    """Every consignment's events published from its record and mailed once: one booking confirmation for each
+    consignment stored booked or cancelled, one cancellation notice for each cancelled, whichever process died
+    between a change and its publication (a second event for one change would be a second file: mails are named
+    by event id)."""
+    database = mongo_database(system)
+    wait_for(lambda: database.consignments.count_documents({"outbox_at": {"$gt": 0}}) == 0, 120,
+             "every consignment event published")
+    records = list(database.consignments.find({"status": {"$in": ["booked", "cancelled"]}}, {"status": 1}))
+    expected = collections.Counter()
+    for record in records:
+        expected[(record["_id"], "booked")] = 1
+        if record["status"] == "cancelled":
+            expected[(record["_id"], "cancelled")] = 1
+
+    def found():
+        mails = collections.Counter()
+        for name in os.listdir(system.mail) if os.path.isdir(system.mail) else []:
+            if name.endswith(".eml"):
+                with open(os.path.join(system.mail, name), encoding="utf-8") as mail:
+                    subject = next((line for line in mail if line.startswith("Subject: Consignment ")), None)
+                if subject:
+                    words = subject.split()
+                    mails[(words[2], "cancelled" if words[4].startswith("cancelled") else "booked")] += 1
+        return mails
+
+    try:
+        wait_for(lambda: set(found()) >= set(expected), 120, "every booking and cancel mailed")
+    except SystemExit:
+        pass
+    mails = found()
+    violations = [f"consignment {id}: {mails.get((id, kind), 0)} {kind} mail(s), not 1"
+                  for (id, kind) in sorted(set(expected) | set(mails)) if mails.get((id, kind), 0) != expected[(id, kind)]]
+    return violations, {"consignments booked": len(records),
+                        "cancelled": sum(1 for r in records if r["status"] == "cancelled"),
+                        "their mails": sum(mails.values())}
 
 
 # --- the campaign --------------------------------------------------------------------------------------------
@@ -711,7 +751,7 @@ def main():
                 notes.append(f"{service.name} exited on its own (status {service.process.returncode})")
         rows, late, quiet = harm(load, timeline, load_began, finish)
         checks = {"bookings": check_bookings(system, load), "users": check_users(system, load),
-                  "welcome mails": check_mails(system)}
+                  "welcome mails": check_mails(system), "consignment mails": check_consignment_mails(system)}
         os.makedirs(os.path.dirname(os.path.abspath(args.report)), exist_ok=True)
         picture = os.path.splitext(args.report)[0] + ".svg"
         timeline_svg(load, timeline, load_began, finish, picture)

@@ -114,7 +114,8 @@ final class LiveConsignmentEvents: Service, Sendable {
                             deliver(subject: message.subject, payload: message.payload)
                         }
                     } catch {
-                        logger.warning("reading consignment events failed; trying again", metadata: ["error": "\(error)"])
+                        logger.warning(
+                            "reading consignment events failed; trying again", metadata: ["error": "\(error)"])
                         try await Task.sleep(for: .seconds(1))
                     }
                 }

@@ -12,19 +12,19 @@ extension ConsignmentRecord {
     func bookedEvent(vesselID: String, at now: Int64) throws(ShippyError) -> OutboxEvent {
         try encoded {
             try .new(ConsignmentEvents.booked) { eventID in
-            try Shippy_Events_ConsignmentBooked.with {
-                $0.eventID = eventID
-                $0.consignmentID = id
-                $0.userID = consignment.userID
-                $0.email = contact.email
-                $0.name = contact.name
-                $0.vesselID = vesselID
-                $0.description_p = consignment.description
-                $0.weight = consignment.weight
-                $0.containers = Int32(consignment.containers.count)
-                $0.bookedAtUnixMs = now
-            }.serializedBytes()
-        }
+                try Shippy_Events_ConsignmentBooked.with {
+                    $0.eventID = eventID
+                    $0.consignmentID = id
+                    $0.userID = consignment.userID
+                    $0.email = contact.email
+                    $0.name = contact.name
+                    $0.vesselID = vesselID
+                    $0.description_p = consignment.description
+                    $0.weight = consignment.weight
+                    $0.containers = Int32(consignment.containers.count)
+                    $0.bookedAtUnixMs = now
+                }.serializedBytes()
+            }
         }
     }
 
@@ -32,18 +32,18 @@ extension ConsignmentRecord {
     func cancelledEvent(at now: Int64) throws(ShippyError) -> OutboxEvent {
         try encoded {
             try .new(ConsignmentEvents.cancelled) { eventID in
-            try Shippy_Events_ConsignmentCancelled.with {
-                $0.eventID = eventID
-                $0.consignmentID = id
-                $0.userID = consignment.userID
-                $0.email = contact.email
-                $0.name = contact.name
-                $0.vesselID = consignment.vesselID
-                $0.cancelledBy = cancelledBy
-                $0.forced = !cancelledBy.isEmpty && cancelledBy != consignment.userID
-                $0.cancelledAtUnixMs = now
-            }.serializedBytes()
-        }
+                try Shippy_Events_ConsignmentCancelled.with {
+                    $0.eventID = eventID
+                    $0.consignmentID = id
+                    $0.userID = consignment.userID
+                    $0.email = contact.email
+                    $0.name = contact.name
+                    $0.vesselID = consignment.vesselID
+                    $0.cancelledBy = cancelledBy
+                    $0.forced = !cancelledBy.isEmpty && cancelledBy != consignment.userID
+                    $0.cancelledAtUnixMs = now
+                }.serializedBytes()
+            }
         }
     }
 

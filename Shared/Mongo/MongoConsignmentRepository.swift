@@ -238,7 +238,8 @@ extension BSONFields {
         self = [
             "id": .string(event.id.uuidString), "subject": .string(event.subject),
             "payload": .string(Data(event.payload).base64EncodedString()),
-            "trace": .document(BSONFields(event.traceContext.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+            "trace": .document(
+                BSONFields(event.traceContext.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
         ]
     }
 }

@@ -72,4 +72,3 @@ public protocol UserRepository: Sendable {
     /// Stores a new password hash and revokes every login of the user, in one transaction.
     func changePassword(userID: String, passwordHash: String) async throws(ShippyError)
 }
-

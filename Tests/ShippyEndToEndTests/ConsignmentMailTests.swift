@@ -37,7 +37,9 @@ import Testing
             try await Task.sleep(for: .seconds(2))
             let all = mails()
             #expect(all.count == 4, "no mail twice: \(all)")
-            #expect(all.filter { $0.contains("Subject: Consignment ") && $0.contains(" is booked on vessel") }.count == 2, "\(all)")
+            #expect(
+                all.filter { $0.contains("Subject: Consignment ") && $0.contains(" is booked on vessel") }.count == 2,
+                "\(all)")
             let notices = all.filter { $0.contains("Subject: Consignment \(id) is cancelled\r\n") }
             #expect(notices.count == 1, "\(all)")
             #expect(notices.first?.contains("To: Ann <ann@example.com>") == true)

@@ -42,7 +42,8 @@ import Testing
                 let email = "\(name)-\(UUID().uuidString.prefix(8))@example.com"
                 let credentials = ["email": email, "password": "correct horse battery"]
                 _ = try await http("POST", "\(base)/v1/users", json: credentials.merging(["name": name]) { $1 })
-                let token = try #require(try await http("POST", "\(base)/v1/sessions", json: credentials).json["token"] as? String)
+                let token = try #require(
+                    try await http("POST", "\(base)/v1/sessions", json: credentials).json["token"] as? String)
                 let me = try await http("GET", "\(base)/v1/users/me", headers: ["Authorization": "Bearer \(token)"])
                 return (try #require(me.json["id"] as? String), token)
             }
@@ -104,7 +105,8 @@ import Testing
             let ended = await expiring.waitForExit(timeout: .seconds(15))
             #expect(ended == 0, "the stream did not end with its token: \(expiring.output)")
             #expect(expiring.output.hasPrefix("event: open\n"))
-            #expect(expiring.output.hasSuffix("event: expired\ndata: {\"detail\":\"the token expired; reconnect\"}\n\n"))
+            #expect(
+                expiring.output.hasSuffix("event: expired\ndata: {\"detail\":\"the token expired; reconnect\"}\n\n"))
         }
     }
 
@@ -112,7 +114,10 @@ import Testing
     func status(of url: String, token: String) async throws -> Int {
         let run = try await runCommand(
             URL(fileURLWithPath: "/usr/bin/curl"),
-            ["-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "-H", "Authorization: Bearer \(token)", url])
+            [
+                "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", "-H",
+                "Authorization: Bearer \(token)", url,
+            ])
         return Int(run.output) ?? 0
     }
 

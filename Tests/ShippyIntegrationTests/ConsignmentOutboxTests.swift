@@ -90,7 +90,8 @@ import Testing
                 id: UUID(), subject: ConsignmentEvents.booked, payload: Array(repeating: 7, count: 1_500_000))
             try await bookAndCancel("huge", in: repository, events: (huge, .sample(ConsignmentEvents.cancelled)))
             try await bookAndCancel(
-                "small", in: repository, events: (.sample(ConsignmentEvents.booked), .sample(ConsignmentEvents.cancelled)))
+                "small", in: repository,
+                events: (.sample(ConsignmentEvents.booked), .sample(ConsignmentEvents.cancelled)))
             let publisher = try await ConsignmentEvents.stream.connect(.init(url: nats.url), name: "test-outbox")
             try await cleaningUp({ await publisher.close() }) {
                 let published = try await repository.publishPending(limit: 10) { event in

@@ -27,15 +27,18 @@ import Testing
     {
         let (record, started) = try await repository.begin(consignment, contact: Contact(), credential: "token", now: 1)
         #expect(started && record.status == .pending && record.attempt == 1)
-        return try #require(try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003", event: .sample()))
-            .consignment
+        return try #require(
+            try await repository.markBooked(id: record.id, attempt: 1, vesselID: "vessel003", event: .sample())
+        )
+        .consignment
     }
 
     @Test func bookedConsignmentsAreListedPerOwnerInTheOrderTheyBegan() async throws {
         try await withRepository { repository, _ in
             let first = try await Self.book(Self.consignment("first", owner: "ann"), in: repository)
             _ = try await Self.book(Self.consignment("bobs", owner: "bob"), in: repository)
-            _ = try await repository.begin(Self.consignment("pending", owner: "ann"), contact: Contact(), credential: "t", now: 2)
+            _ = try await repository.begin(
+                Self.consignment("pending", owner: "ann"), contact: Contact(), credential: "t", now: 2)
             let second = try await Self.book(Self.consignment("second", owner: "ann"), in: repository)
             #expect(first.vesselID == "vessel003")
             #expect(
@@ -65,9 +68,11 @@ import Testing
             #expect(try await repository.held(by: "ann") == .zero)
             _ = try await Self.book(consignment("booked", owner: "ann", containers: 3, weight: 300), in: repository)
             _ = try await repository.begin(
-                consignment("pending", owner: "ann", containers: 2, weight: 20), contact: Contact(), credential: "t", now: 1)
+                consignment("pending", owner: "ann", containers: 2, weight: 20), contact: Contact(), credential: "t",
+                now: 1)
             _ = try await repository.begin(
-                consignment("abandoned", owner: "ann", containers: 7, weight: 7_000), contact: Contact(), credential: "t", now: 1)
+                consignment("abandoned", owner: "ann", containers: 7, weight: 7_000), contact: Contact(),
+                credential: "t", now: 1)
             try await repository.markAbandoned(id: "abandoned", attempt: 1)
             _ = try await Self.book(consignment("bobs", owner: "bob", containers: 5, weight: 5), in: repository)
             // A consignment stored before containers carried their owner still counts each container.
@@ -91,7 +96,9 @@ import Testing
             #expect(try await repository.unsettled(startedBefore: 11, limit: 10).map(\.id) == ["c"])
 
             try await repository.markAbandoned(id: "c", attempt: 1)
-            #expect(try await repository.markBooked(id: "c", attempt: 1, vesselID: "v", event: .sample()) == nil, "abandoned stays so")
+            #expect(
+                try await repository.markBooked(id: "c", attempt: 1, vesselID: "v", event: .sample()) == nil,
+                "abandoned stays so")
             let next = try await repository.begin(consignment, contact: Contact(), credential: "token2", now: 30)
             #expect(next.started && next.record.attempt == 2 && next.record.status == .pending)
             try await repository.markAbandoned(id: "c", attempt: 1)
@@ -99,7 +106,9 @@ import Testing
 
             let booked = try await repository.markBooked(id: "c", attempt: 2, vesselID: "v", event: .sample())
             #expect(booked?.status == .booked && booked?.credential == "", "booked, and the token is forgotten")
-            #expect(try await repository.markBooked(id: "c", attempt: 2, vesselID: "v", event: .sample()) == booked, "idempotent")
+            #expect(
+                try await repository.markBooked(id: "c", attempt: 2, vesselID: "v", event: .sample()) == booked,
+                "idempotent")
             try await repository.markAbandoned(id: "c", attempt: 2)
             #expect(try await repository.record(id: "c")?.status == .booked, "a booked record is never abandoned")
             #expect(try await !repository.begin(consignment, contact: Contact(), credential: "t", now: 40).started)

@@ -93,7 +93,7 @@ public actor InMemoryConsignmentRepository: ConsignmentRepository {
     public func unsettled(startedBefore: Int64, limit: Int) -> [ConsignmentRecord] {
         Array(
             records.filter { $0.status.isUnsettled && $0.startedAtMilliseconds < startedBefore }
-            .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
+                .sorted { $0.startedAtMilliseconds < $1.startedAtMilliseconds }.prefix(limit))
     }
 
     public func held(by userID: String) -> Load {

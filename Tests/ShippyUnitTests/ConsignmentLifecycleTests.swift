@@ -84,15 +84,18 @@ extension ConsignmentHandlerTests {
 
             // Retries and repeated cancels store nothing more: two bookings, two cancels, in the order they happened.
             let events = await repository.outbox
-            #expect(events.map(\.subject) == [
-                "consignment.booked", "consignment.booked", "consignment.cancelled", "consignment.cancelled",
-            ])
+            #expect(
+                events.map(\.subject) == [
+                    "consignment.booked", "consignment.booked", "consignment.cancelled", "consignment.cancelled",
+                ])
             #expect(Set(events.map(\.id)).count == 4, "each event has an id of its own")
             let booked = try Shippy_Events_ConsignmentBooked(serializedBytes: events[0].payload)
             #expect(booked.eventID == events[0].id.uuidString.lowercased())
             #expect(booked.consignmentID == first.id && booked.userID == Self.ann.id)
             #expect(booked.email == Self.ann.email && booked.name == Self.ann.name, "from the token that booked it")
-            #expect(booked.vesselID == first.vesselID && booked.containers == Self.sample.containers.count && booked.weight == Self.sample.weight)
+            #expect(
+                booked.vesselID == first.vesselID && booked.containers == Self.sample.containers.count
+                    && booked.weight == Self.sample.weight)
             #expect(booked.description_p == Self.sample.description_p)
             let cancelled = try Shippy_Events_ConsignmentCancelled(serializedBytes: events[2].payload)
             #expect(cancelled.consignmentID == first.id && cancelled.cancelledBy == Self.ann.id && !cancelled.forced)

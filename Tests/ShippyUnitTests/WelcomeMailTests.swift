@@ -98,13 +98,17 @@ actor MailedEventsInMemory: MailedEvents {
             }.serializedBytes()
         }
         for _ in 0..<2 {
-            #expect(await service.handle(booked, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done)
+            #expect(
+                await service.handle(booked, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done
+            )
         }
         let notice = try cancelled("x1", false)
-        #expect(await service.handle(notice, subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed) == .done)
+        #expect(
+            await service.handle(notice, subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed) == .done)
         #expect(
             await service.handle(
-                try cancelled("x2", true), subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed) == .done)
+                try cancelled("x2", true), subject: ConsignmentEvents.cancelled, messageID: nil, mailed: mailed)
+                == .done)
         let sent = mailer.sent.withLock { $0 }
         let shipment = EventMail.Shipment(
             consignmentID: "c-1", vesselID: "vessel003", description: "Spare parts", containers: 3, weight: 25_000)
@@ -119,7 +123,8 @@ actor MailedEventsInMemory: MailedEvents {
         let anonymous: [UInt8] = try Shippy_Events_ConsignmentBooked.with {
             $0.eventID = "b2"; $0.consignmentID = "c-2"; $0.userID = "u1"
         }.serializedBytes()
-        #expect(await service.handle(anonymous, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done)
+        #expect(
+            await service.handle(anonymous, subject: ConsignmentEvents.booked, messageID: nil, mailed: mailed) == .done)
         #expect(mailer.sent.withLock { $0 }.count == 3)
     }
 
@@ -128,7 +133,8 @@ actor MailedEventsInMemory: MailedEvents {
             .path
         let shipment = EventMail.Shipment(
             consignmentID: "c\r\nBcc: victim@evil.example", vesselID: "v\r\nX: y", description: "a\r\n\r\nBcc: z")
-        let mail = EventMail(eventID: "e-\(UUID().uuidString)", recipient: "ann@example.com", name: "Ann", kind: .booked(shipment))
+        let mail = EventMail(
+            eventID: "e-\(UUID().uuidString)", recipient: "ann@example.com", name: "Ann", kind: .booked(shipment))
         try await FileMailer(directory: folder, logger: Logger(label: "test")).send(mail)
         let text = try String(contentsOfFile: "\(folder)/\(mail.eventID).eml", encoding: .utf8)
         let header = text.components(separatedBy: "\r\n\r\n")[0]
