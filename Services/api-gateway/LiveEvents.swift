@@ -59,8 +59,15 @@ final class LiveConsignmentEvents: Service, Sendable {
             Self.open.record(streams.count)
         }
         continuation.yield(ServerSentEvent.event("open", data: "{}"))
+        // However the stream ends (expired, the client gone, shutdown), it stops counting against its user and its
+        // clock stops; set before the clock starts, which may end the stream at once.
+        let clock = ClockTask()
+        continuation.onTermination = { [weak self] _ in
+            clock.cancel()
+            self?.remove(id, of: userID)
+        }
         let keepAlive = self.keepAlive
-        let clock = Task {
+        clock.start {
             while case let left = expiry.timeIntervalSinceNow, left > 0 {
                 try? await Task.sleep(for: min(keepAlive, .milliseconds(Int64(left * 1000) + 1)))
                 if Task.isCancelled { return }
@@ -68,11 +75,6 @@ final class LiveConsignmentEvents: Service, Sendable {
             }
             continuation.yield(ServerSentEvent.event("expired", data: #"{"detail":"the token expired; reconnect"}"#))
             continuation.finish()
-        }
-        // However the stream ends (expired, the client gone, shutdown), it stops counting against its user.
-        continuation.onTermination = { [weak self] _ in
-            clock.cancel()
-            self?.remove(id, of: userID)
         }
         return stream
     }
@@ -84,9 +86,6 @@ final class LiveConsignmentEvents: Service, Sendable {
             Self.open.record(streams.count)
         }
     }
-
-    /// How many streams `userID` has open (for tests).
-    func openStreams(of userID: String) -> Int { streams.withLock { $0.byUser[userID]?.count ?? 0 } }
 
     /// Sends one event to its owner's open streams.
     func deliver(subject: String, payload: [UInt8]) {
@@ -149,6 +148,28 @@ final class LiveConsignmentEvents: Service, Sendable {
             }
         }
         return connected!
+    }
+}
+
+/// A stream's keep-alive and expiry task, which its termination cancels, whichever comes first.
+private final class ClockTask: Sendable {
+    private let task = Mutex<(task: Task<Void, Never>?, cancelled: Bool)>((nil, false))
+
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        let started = Task { await body() }
+        let cancelled = task.withLock { state in
+            state.task = started
+            return state.cancelled
+        }
+        if cancelled { started.cancel() }
+    }
+
+    func cancel() {
+        let running = task.withLock { state in
+            state.cancelled = true
+            return state.task
+        }
+        running?.cancel()
     }
 }
 

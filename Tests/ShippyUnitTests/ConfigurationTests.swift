@@ -221,7 +221,7 @@ import Testing
                 #expect(other.isSecret == first.isSecret && other.reloads == first.reloads, "\(key): two declarations")
             }
         }
-        #expect(byKey["nats.url"]?.count == 2, "user-service and email-service read the one nats.url")
+        #expect(byKey["nats.url"]?.count == 3, "user-, consignment- and email-service read the one nats.url")
     }
 
     @Test(arguments: ["127.0.0.1", "localhost:", ":50052", "host:0", "host:x", "dns:///:1"])
