@@ -200,8 +200,9 @@ let package = Package(
             name: "ConsignmentService",
             dependencies: [
                 "ShippyContracts", "ShippyDomain", "ShippyStorage", "ShippyMongo", "ShippyIdentity", "ShippyRuntime",
-                "ShippyConfiguration", "ShippyDiscovery", "ShippyMessaging", "ShippyTelemetry", grpcCore, grpcHTTP2,
-                argumentParser, logging, lifecycle, metrics, crypto,
+                "ShippyConfiguration", "ShippyDiscovery", "ShippyMessaging", grpcCore, grpcHTTP2, argumentParser,
+                logging,
+                lifecycle, metrics, crypto,
             ],
             path: "Services/consignment-service"
         ),
@@ -234,7 +235,7 @@ let package = Package(
             name: "APIGateway",
             dependencies: [
                 "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", "ShippyDomain",
-                "ShippyMessaging", grpcCore, argumentParser, logging, lifecycle, nioCore, nioPosix,
+                "ShippyMessaging", grpcCore, argumentParser, logging, lifecycle, metrics, nioCore, nioPosix,
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -254,7 +254,8 @@ struct EventMailService: Service {
     }
 
     /// Handles one message and answers the server: acknowledged, delivered again later, or terminated. It runs
-    /// in a consumer span that continues the publisher's trace (the sign-up's), from the message's headers.
+    /// in a consumer span that continues the publisher's trace (the sign-up's, the booking's), from the message's
+    /// headers.
     func process(_ message: NATSMessage, mailed: any MailedEvents) async {
         if message.deliveries > 1 { Self.redeliveries.increment() }
         await traced(

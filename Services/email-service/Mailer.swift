@@ -74,8 +74,8 @@ struct EventMail: Sendable, Equatable {
             """
             Hello \(name),
 
-            Your consignment \(shipment.consignmentID) is booked on vessel \(shipment.vesselID): \(shipment.containers) \
-            container(s), \(shipment.weight) kg.
+            Your consignment \(shipment.consignmentID) is booked on vessel \(shipment.vesselID): \
+            \(shipment.containers) container(s), \(shipment.weight) kg.
             Description: \(shipment.description)
 
             See it with `consignment-cli get \(shipment.consignmentID)`; cancel it, while it is booked, with
@@ -87,8 +87,9 @@ struct EventMail: Sendable, Equatable {
             """
             Hello \(name),
 
-            Your consignment \(shipment.consignmentID) is cancelled\(forced ? " by a Shippy administrator" : ""), and \
-            its room on vessel \(shipment.vesselID) is given back.\(forced ? " If you did not expect this, reply to ask why." : "")
+            Your consignment \(shipment.consignmentID) is cancelled\(forced ? " by a Shippy administrator" : ""), \
+            and its room on vessel \(shipment.vesselID) is given back.\
+            \(forced ? " If you did not expect this, reply to ask why." : "")
 
             The Shippy team
             """
