@@ -262,10 +262,10 @@ public final class NATSClient: Sendable {
     }
 }
 
-/// A message from a pull subscription. Its C message is released exactly once, whatever happens to it:
-/// acknowledged, negatively acknowledged (delivered again after a delay), terminated (never delivered again),
-/// or dropped (released unacknowledged when the last reference goes; the server delivers it again after the
-/// consumer's ack wait).
+/// A message from a pull subscription (or a plain one, which needs no answer). Its C message is released exactly
+/// once, whatever happens to it: acknowledged, negatively acknowledged (delivered again after a delay), terminated
+/// (never delivered again), or dropped (released unacknowledged when the last reference goes; the server delivers
+/// a pull consumer's message again after its ack wait).
 public final class NATSMessage: Sendable {
     /// Messages whose C message is not yet released, in this process: a gauge that returns to zero when
     /// nothing leaks.
