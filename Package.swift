@@ -235,7 +235,8 @@ let package = Package(
             name: "APIGateway",
             dependencies: [
                 "ShippyRuntime", "ShippyContracts", "ShippyConfiguration", "ShippyDiscovery", "ShippyDomain",
-                "ShippyMessaging", grpcCore, argumentParser, logging, lifecycle, metrics, nioCore, nioPosix,
+                "ShippyIdentity", "ShippyMessaging", grpcCore, argumentParser, logging, lifecycle, metrics, nioCore,
+                nioPosix,
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),

@@ -501,16 +501,21 @@ def check_users(system, load):
     return violations, {"users stored": len(emails), "sign-ups answered 201": len(load.signed_up)}
 
 
-def mails_by_recipient(system):
-    """The welcome mails written, counted by recipient (consignments' mails go to the same people)."""
-    found = collections.Counter()
+def mail_headers(system):
+    """The header lines of each mail written (.eml files, CRLF-separated)."""
     for name in os.listdir(system.mail) if os.path.isdir(system.mail) else []:
         if name.endswith(".eml"):
             with open(os.path.join(system.mail, name), encoding="utf-8", newline="") as mail:
-                headers = mail.read().split("\r\n\r\n")[0].split("\r\n")
-            recipient = next((line for line in headers if line.startswith("To: ")), "")
-            if any(line.startswith("Subject: Welcome to Shippy") for line in headers):
-                found[recipient.split("<")[-1].split(">")[0].lower()] += 1
+                yield mail.read().split("\r\n\r\n")[0].split("\r\n")
+
+
+def mails_by_recipient(system):
+    """The welcome mails written, counted by recipient (consignments' mails go to the same people)."""
+    found = collections.Counter()
+    for headers in mail_headers(system):
+        recipient = next((line for line in headers if line.startswith("To: ")), "")
+        if any(line.startswith("Subject: Welcome to Shippy") for line in headers):
+            found[recipient.split("<")[-1].split(">")[0].lower()] += 1
     return found
 
 
@@ -551,13 +556,11 @@ def check_consignment_mails(system):
 
     def found():
         mails = collections.Counter()
-        for name in os.listdir(system.mail) if os.path.isdir(system.mail) else []:
-            if name.endswith(".eml"):
-                with open(os.path.join(system.mail, name), encoding="utf-8") as mail:
-                    subject = next((line for line in mail if line.startswith("Subject: Consignment ")), None)
-                if subject:
-                    words = subject.split()
-                    mails[(words[2], "cancelled" if words[4].startswith("cancelled") else "booked")] += 1
+        for headers in mail_headers(system):
+            subject = next((line for line in headers if line.startswith("Subject: Consignment ")), None)
+            if subject:
+                words = subject.split()
+                mails[(words[2], "cancelled" if words[4].startswith("cancelled") else "booked")] += 1
         return mails
 
     try:

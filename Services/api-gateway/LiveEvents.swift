@@ -4,6 +4,7 @@ import Metrics
 import ServiceLifecycle
 import ShippyContracts
 import ShippyDomain
+import ShippyIdentity
 import ShippyMessaging
 import ShippyRuntime
 import Synchronization
@@ -236,9 +237,7 @@ enum TokenExpiry {
     static func of(_ token: String) -> Date? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3 else { return nil }
-        var base64 = parts[1].replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
-        guard let data = Data(base64Encoded: base64),
+        guard let data = Data(base64URL: parts[1]),
             let claims = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
             let exp = claims["exp"] as? Double
         else { return nil }
